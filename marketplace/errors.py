@@ -1,0 +1,138 @@
+"""The one error family of the domain.
+
+Every expected failure is a `MarketplaceError` carrying an HTTP status and a stable,
+machine-readable code. The node renders it in the envelope of the API dialect that was
+called; clients (SDK, provider daemon) rebuild it from a response with `from_code`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class MarketplaceError(Exception):
+    """Base of all domain errors: `status` is the HTTP status, `code` a stable identifier."""
+
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "BAD_REQUEST"
+
+    def __init__(self, message: str | None = None, *, details: Any = None) -> None:
+        super().__init__(message or self.default_message())
+        self.message = message or self.default_message()
+        self.details = details
+
+    @classmethod
+    def default_message(cls) -> str:
+        return cls.code.replace("_", " ").capitalize()
+
+
+class ValidationFailed(MarketplaceError):
+    status = 422
+    code = "VALIDATION_ERROR"
+
+
+class BadQuery(MarketplaceError):
+    """A query parameter is malformed (seed 002 answers 400 for these)."""
+
+    status = 400
+    code = "INVALID_QUERY"
+
+
+class Unauthorized(MarketplaceError):
+    status = 401
+    code = "UNAUTHORIZED"
+
+
+class Forbidden(MarketplaceError):
+    status = 403
+    code = "FORBIDDEN"
+
+
+class NotFound(MarketplaceError):
+    status = 404
+    code = "NOT_FOUND"
+
+
+class JobNotFound(NotFound):
+    code = "JOB_NOT_FOUND"
+
+    @classmethod
+    def default_message(cls) -> str:
+        return "Job not found"
+
+
+class WorkspaceNotFound(NotFound):
+    code = "WORKSPACE_NOT_FOUND"
+
+    @classmethod
+    def default_message(cls) -> str:
+        return "Workspace not found"
+
+
+class Conflict(MarketplaceError):
+    status = 409
+    code = "CONFLICT"
+
+
+class InvalidTransition(Conflict):
+    code = "INVALID_TRANSITION"
+
+
+class LeaseExpired(Conflict):
+    code = "LEASE_EXPIRED"
+
+
+class StaleAttempt(Conflict):
+    code = "STALE_ATTEMPT"
+
+
+class RetryLimitReached(Conflict):
+    code = "RETRY_LIMIT_REACHED"
+
+
+class PayloadTooLarge(MarketplaceError):
+    status = 413
+    code = "PAYLOAD_TOO_LARGE"
+
+
+class RateLimited(MarketplaceError):
+    status = 429
+    code = "RATE_LIMIT_EXCEEDED"
+
+
+class UpstreamUnavailable(MarketplaceError):
+    """An engine behind an adapter (Kubo, chain RPC, Docker) did not answer."""
+
+    status = 503
+    code = "UPSTREAM_UNAVAILABLE"
+
+
+class ChainError(MarketplaceError):
+    """A contract call reverted; `code` is the contract's custom error name when known."""
+
+    status = 409
+    code = "CHAIN_REVERT"
+
+    def __init__(self, message: str | None = None, *, error_name: str | None = None,
+                 details: Any = None) -> None:
+        super().__init__(message, details=details)
+        self.error_name = error_name
+
+
+def _all_subclasses(cls: type[MarketplaceError]) -> list[type[MarketplaceError]]:
+    out = []
+    for sub in cls.__subclasses__():
+        out.append(sub)
+        out.extend(_all_subclasses(sub))
+    return out
+
+
+def from_code(code: str, message: str, status: int) -> MarketplaceError:
+    """Rebuild the domain error a response described (used by clients)."""
+    for cls in _all_subclasses(MarketplaceError):
+        if cls.code == code:
+            return cls(message)
+    err = MarketplaceError(message)
+    err.status = status  # type: ignore[misc]
+    err.code = code  # type: ignore[misc]
+    return err

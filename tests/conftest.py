@@ -1,0 +1,56 @@
+"""Shared fixtures: node settings on a temp data dir, the app on a fresh database
+(SQLite, or PostgreSQL when DCM_TEST_DATABASE_URL is set) and a test client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from node.app import create_app
+from node.config import NodeSettings
+from tests.fixtures.db import PG_ADMIN_URL, PostgresTemplates
+
+
+@pytest.fixture(scope="session")
+def pg_templates() -> Iterator[PostgresTemplates | None]:
+    if not PG_ADMIN_URL:
+        yield None
+        return
+    templates = PostgresTemplates()
+    yield templates
+    templates.close()
+
+
+@pytest.fixture
+def database_url(pg_templates: PostgresTemplates | None, tmp_path: Path) -> Iterator[str]:
+    if pg_templates is None:
+        yield f"sqlite:///{tmp_path / 'node.sqlite3'}"
+        return
+    url = pg_templates.fresh()
+    yield url
+    pg_templates.drop(url)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> NodeSettings:
+    return NodeSettings(
+        data_dir=tmp_path / "node",
+        database_url=database_url,
+        environment="development",
+        public_url="http://testserver",
+    )
+
+
+@pytest.fixture
+def app(settings: NodeSettings) -> FastAPI:
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as c:
+        yield c
