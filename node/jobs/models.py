@@ -1,0 +1,100 @@
+"""The canonical job and its event log. Every dialect reads and writes these rows.
+
+Ids: one integer sequence. Seed 000 addresses a job by that integer (`/jobs/get-dataset/5`);
+every other dialect shows it as `job_5`. Both spellings are accepted everywhere
+(`marketplace.jobs.ids`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from node.db import Base, UTCDateTime, Wei, utcnow
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_type: Mapped[str] = mapped_column(String(64), nullable=False)
+    status: Mapped[str] = mapped_column(String(32), nullable=False)
+    priority: Mapped[str] = mapped_column(String(16), default="normal", nullable=False)
+    # 0 low .. 3 urgent: sortable form of `priority`.
+    priority_rank: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
+
+    workspace_id: Mapped[int | None] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    requester_address: Mapped[str | None] = mapped_column(String(42), index=True)
+
+    # What to run: the payload/metadata/parameters of the dialect that created it, plus the
+    # normalised executor settings (yolo: model, epochs, imgsz...; container: image, cpu...).
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    result_type: Mapped[str | None] = mapped_column(String(64))
+    result_cid: Mapped[str | None] = mapped_column(String(128))
+    error: Mapped[str | None] = mapped_column(Text)
+    progress_percent: Mapped[int | None] = mapped_column(Integer)
+    progress_message: Mapped[str | None] = mapped_column(Text)
+
+    reward_wei: Mapped[int] = mapped_column(Wei, default=0, nullable=False)
+    folder_cid: Mapped[str | None] = mapped_column(String(128))
+    metadata_cid: Mapped[str | None] = mapped_column(String(128))
+    batch_id: Mapped[str | None] = mapped_column(String(64), index=True)
+
+    retry_count: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    max_retries: Mapped[int] = mapped_column(Integer, default=3, nullable=False)
+    # Fencing token: incremented on every claim; provider writes must carry the current one.
+    attempt: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    lease_id: Mapped[str | None] = mapped_column(String(64))
+    lease_holder: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    estimated_duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(
+        UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False
+    )
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    scheduled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    deadline_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    events: Mapped[list[JobEvent]] = relationship(
+        back_populates="job", order_by="JobEvent.id", cascade="all, delete-orphan",
+        lazy="selectin",
+    )
+
+    __table_args__ = (
+        Index("ix_jobs_status_priority_created", "status", "priority_rank", "created_at"),
+        Index("ix_jobs_created_at_id", "created_at", "id"),
+    )
+
+    @property
+    def public_id(self) -> str:
+        return f"job_{self.id}"
+
+
+class JobEvent(Base):
+    """Append-only log of a job: state changes (`type` = the event word, with from/to
+    status) and log lines (`type` = "log", with level and message)."""
+
+    __tablename__ = "job_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    type: Mapped[str] = mapped_column(String(32), nullable=False)
+    from_status: Mapped[str | None] = mapped_column(String(32))
+    to_status: Mapped[str | None] = mapped_column(String(32))
+    level: Mapped[str] = mapped_column(String(16), default="info", nullable=False)
+    message: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    attempt: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+    job: Mapped[Job] = relationship(back_populates="events")
