@@ -16,8 +16,12 @@ def main() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--data-dir", type=click.Path(file_okay=False), envvar="DCM_DATA_DIR",
-              help="Node data directory (SQLite file, blocks, chain journal).")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    envvar="DCM_DATA_DIR",
+    help="Node data directory (SQLite file, blocks, chain journal).",
+)
 def serve(host: str, port: int, data_dir: str | None) -> None:
     """Run the marketplace node on the embedded defaults unless DCM_* engines are set."""
     import uvicorn

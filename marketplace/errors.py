@@ -113,8 +113,9 @@ class ChainError(MarketplaceError):
     status = 409
     code = "CHAIN_REVERT"
 
-    def __init__(self, message: str | None = None, *, error_name: str | None = None,
-                 details: Any = None) -> None:
+    def __init__(
+        self, message: str | None = None, *, error_name: str | None = None, details: Any = None
+    ) -> None:
         super().__init__(message, details=details)
         self.error_name = error_name
 

@@ -93,19 +93,27 @@ def _install_middleware(app: FastAPI, settings: NodeSettings) -> None:
         started = time.perf_counter()
         ctype = request.headers.get("content-type", "")
         length = request.headers.get("content-length")
-        if ctype.startswith("application/json") and length and length.isdigit() \
-                and int(length) > json_limit:
+        if (
+            ctype.startswith("application/json")
+            and length
+            and length.isdigit()
+            and int(length) > json_limit
+        ):
             response: Response = error_response(
                 request, 413, "PAYLOAD_TOO_LARGE", f"JSON body over {json_limit} bytes"
             )
         else:
             response = await call_next(request)
         response.headers["X-Request-ID"] = request.state.request_id
-        log.info(json.dumps({
-            "request_id": request.state.request_id,
-            "method": request.method,
-            "path": request.url.path,
-            "status": response.status_code,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-        }))
+        log.info(
+            json.dumps(
+                {
+                    "request_id": request.state.request_id,
+                    "method": request.method,
+                    "path": request.url.path,
+                    "status": response.status_code,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                }
+            )
+        )
         return response

@@ -33,18 +33,30 @@ class NodeSettings(BaseSettings):
     environment: Literal["development", "production"] = Field(
         "development", description="Production refuses placeholder secrets and disables the faucet."
     )
-    data_dir: Path = Field(Path(".dcm"), description="Where the SQLite file, blocks and journals live.")
-    database_url: str | None = Field(None, description="SQLAlchemy URL; unset means SQLite in data_dir.")
-    secret_key: SecretStr = Field(SecretStr(DEV_SECRET), description="Signs access and refresh tokens.")
-    public_url: str = Field("http://127.0.0.1:8000", description="Base URL clients use to reach the node.")
+    data_dir: Path = Field(
+        Path(".dcm"), description="Where the SQLite file, blocks and journals live."
+    )
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; unset means SQLite in data_dir."
+    )
+    secret_key: SecretStr = Field(
+        SecretStr(DEV_SECRET), description="Signs access and refresh tokens."
+    )
+    public_url: str = Field(
+        "http://127.0.0.1:8000", description="Base URL clients use to reach the node."
+    )
     siwe_domain: str | None = Field(
         None, description="Domain SIWE messages must name; defaults to the host of public_url."
     )
     access_token_seconds: int = Field(3600, description="Lifetime of an access token.")
     refresh_token_seconds: int = Field(30 * 24 * 3600, description="Lifetime of a refresh token.")
     siwe_nonce_seconds: int = Field(600, description="Lifetime of a sign-in nonce.")
-    ipfs_api_url: str | None = Field(None, description="Kubo RPC URL; unset means the built-in store.")
-    chain_rpc_url: str | None = Field(None, description="EVM JSON-RPC URL; unset means in-process EVM.")
+    ipfs_api_url: str | None = Field(
+        None, description="Kubo RPC URL; unset means the built-in store."
+    )
+    chain_rpc_url: str | None = Field(
+        None, description="EVM JSON-RPC URL; unset means in-process EVM."
+    )
     chain_confirmations: int | None = Field(
         None, description="Blocks the watcher waits; default 0 embedded, 2 on an external chain."
     )
@@ -66,6 +78,6 @@ class NodeSettings(BaseSettings):
         if self.database_url:
             url = self.database_url
             if url.startswith("postgresql://"):
-                url = "postgresql+psycopg://" + url[len("postgresql://"):]
+                url = "postgresql+psycopg://" + url[len("postgresql://") :]
             return url
         return f"sqlite:///{(self.data_dir / 'dcm.sqlite3').resolve()}"

@@ -27,9 +27,16 @@ from marketplace.errors import MarketplaceError
 log = logging.getLogger("dcm.errors")
 
 _HTTP_CODES = {
-    400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED", 409: "CONFLICT", 413: "PAYLOAD_TOO_LARGE",
-    415: "UNSUPPORTED_MEDIA_TYPE", 422: "VALIDATION_ERROR", 429: "RATE_LIMIT_EXCEEDED",
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "VALIDATION_ERROR",
+    429: "RATE_LIMIT_EXCEEDED",
 }
 
 
@@ -51,8 +58,14 @@ def error_body(path: str, code: str, message: str, details: Any = None) -> dict[
     return body
 
 
-def error_response(request: Request, status: int, code: str, message: str,
-                   details: Any = None, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    details: Any = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     hdrs = dict(headers or {})
     request_id = getattr(request.state, "request_id", None)
     if request_id:
@@ -79,8 +92,12 @@ def install_error_handlers(app: FastAPI) -> None:
         details = _validation_details(exc)
         in_query = all(d["loc"] and d["loc"][0] in ("query", "path") for d in details)
         status = 400 if request.url.path.startswith("/v1") and in_query else 422
-        if request.url.path.startswith("/jobs/") or request.url.path.startswith("/workspace") \
-                or request.url.path.startswith("/auth") or request.url.path == "/jobs":
+        if (
+            request.url.path.startswith("/jobs/")
+            or request.url.path.startswith("/workspace")
+            or request.url.path.startswith("/auth")
+            or request.url.path == "/jobs"
+        ):
             return error_response(request, 422, "VALIDATION_ERROR", "Validation error", details)
         code = "INVALID_QUERY" if status == 400 else "VALIDATION_ERROR"
         first = details[0] if details else {"loc": [], "msg": "invalid"}
@@ -90,8 +107,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
-        return error_response(request, exc.status_code, code, str(exc.detail),
-                              headers=getattr(exc, "headers", None))
+        return error_response(
+            request, exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None)
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

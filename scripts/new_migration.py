@@ -24,5 +24,11 @@ with tempfile.TemporaryDirectory() as tmp:
     engine = make_engine(f"sqlite:///{Path(tmp) / 'gen.sqlite'}")
     cfg = alembic_config(engine)
     command.upgrade(cfg, "heads")
-    command.revision(cfg, message=args.message, autogenerate=True, rev_id=args.rev_id,
-                     head=args.down, splice=True)
+    command.revision(
+        cfg,
+        message=args.message,
+        autogenerate=True,
+        rev_id=args.rev_id,
+        head=args.down,
+        splice=True,
+    )

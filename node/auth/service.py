@@ -27,11 +27,17 @@ def issue_token_pair(session: Session, settings: NodeSettings, user: User) -> di
     subject = user.address or user.username or str(user.id)
     secret = settings.secret_key.get_secret_value()
     access, _ = encode_token(
-        secret, user_id=user.id, subject=subject, token_type="access",
+        secret,
+        user_id=user.id,
+        subject=subject,
+        token_type="access",
         ttl_seconds=settings.access_token_seconds,
     )
     refresh, claims = encode_token(
-        secret, user_id=user.id, subject=subject, token_type="refresh",
+        secret,
+        user_id=user.id,
+        subject=subject,
+        token_type="refresh",
         ttl_seconds=settings.refresh_token_seconds,
     )
     session.add(RefreshToken(jti=claims.jti, user_id=user.id, expires_at=claims.expires_at))

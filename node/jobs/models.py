@@ -66,7 +66,9 @@ class Job(Base):
     deadline_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     events: Mapped[list[JobEvent]] = relationship(
-        back_populates="job", order_by="JobEvent.id", cascade="all, delete-orphan",
+        back_populates="job",
+        order_by="JobEvent.id",
+        cascade="all, delete-orphan",
         lazy="selectin",
     )
 

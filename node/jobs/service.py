@@ -33,8 +33,15 @@ def record_event(
 ) -> JobEvent:
     """Append one entry to the job's event log (state change or log line)."""
     event = JobEvent(
-        job_id=job.id, type=type, message=message, level=level, data=data,
-        from_status=from_status, to_status=to_status, attempt=attempt, created_at=utcnow(),
+        job_id=job.id,
+        type=type,
+        message=message,
+        level=level,
+        data=data,
+        from_status=from_status,
+        to_status=to_status,
+        attempt=attempt,
+        created_at=utcnow(),
     )
     session.add(event)
     session.flush()
@@ -63,13 +70,24 @@ def create_job(
     """Insert a job in its first state and log the `created` event."""
     now = utcnow()
     job = Job(
-        job_type=job_type, spec=spec or {}, created_by=created_by, workspace_id=workspace_id,
-        requester_address=requester_address, priority=priority,
-        priority_rank=PRIORITY_RANK.get(priority, 1), reward_wei=reward_wei,
-        status=status.value, max_retries=max_retries,
-        estimated_duration_seconds=estimated_duration_seconds, scheduled_at=scheduled_at,
-        deadline_at=deadline_at, folder_cid=folder_cid, metadata_cid=metadata_cid,
-        batch_id=batch_id, created_at=now, updated_at=now,
+        job_type=job_type,
+        spec=spec or {},
+        created_by=created_by,
+        workspace_id=workspace_id,
+        requester_address=requester_address,
+        priority=priority,
+        priority_rank=PRIORITY_RANK.get(priority, 1),
+        reward_wei=reward_wei,
+        status=status.value,
+        max_retries=max_retries,
+        estimated_duration_seconds=estimated_duration_seconds,
+        scheduled_at=scheduled_at,
+        deadline_at=deadline_at,
+        folder_cid=folder_cid,
+        metadata_cid=metadata_cid,
+        batch_id=batch_id,
+        created_at=now,
+        updated_at=now,
     )
     session.add(job)
     session.flush()
@@ -98,7 +116,13 @@ def transition(
         job.completed_at = now
     session.flush()
     record_event(
-        session, job, event_type or target.value, message, data=data,
-        from_status=previous, to_status=target.value, attempt=job.attempt or None,
+        session,
+        job,
+        event_type or target.value,
+        message,
+        data=data,
+        from_status=previous,
+        to_status=target.value,
+        attempt=job.attempt or None,
     )
     return job
