@@ -2,4 +2,8 @@
 
 from fastapi import APIRouter
 
-ROUTERS: list[APIRouter] = []
+from node.auth.router import router as auth_router
+
+ROUTERS: list[APIRouter] = [
+    auth_router,
+]

@@ -1,0 +1,1 @@
+"""Content addressing: Kubo-identical UnixFS import, CIDs, CAR files, and the store protocol."""
