@@ -3,7 +3,9 @@
 from fastapi import APIRouter
 
 from node.auth.router import router as auth_router
+from node.providers.router import router as providers_router
 
 ROUTERS: list[APIRouter] = [
     auth_router,
+    providers_router,
 ]
