@@ -119,7 +119,11 @@ def _parse_name(requested: str) -> tuple[int, str, str, str | None]:
 
 
 def normalize_model_name(requested: str) -> str:
-    """The canonical name of a requested model (`"YOLO v11"` -> `"yolo11n"`), or ValidationFailed."""
+    """The canonical name of a requested model (`"YOLO v11"` -> `"yolo11n"`).
+
+    Raises:
+        ValidationFailed: not a model Ultralytics defines.
+    """
     _, stem, _, task = _parse_name(requested)
     return f"{stem}-cls" if task == CLASSIFY else stem
 

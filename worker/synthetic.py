@@ -48,7 +48,9 @@ def make_detection_dataset(
                 cx, cy = (x0 + w / 2) / size, (y0 + h / 2) / size
                 lines.append(f"{class_id} {cx:.6f} {cy:.6f} {w / size:.6f} {h / size:.6f}")
             image.save(root / "images" / split / f"{split}_{index:03d}.png")
-            (root / "labels" / split / f"{split}_{index:03d}.txt").write_text("\n".join(lines) + "\n")
+            (root / "labels" / split / f"{split}_{index:03d}.txt").write_text(
+                "\n".join(lines) + "\n"
+            )
     return root
 
 

@@ -139,7 +139,9 @@ def _is_image(path: Path) -> bool:
 
 def _images_under(directory: Path) -> list[Path]:
     return sorted(
-        p for p in directory.rglob("*") if p.is_file() and _is_image(p) and "__MACOSX" not in p.parts
+        p
+        for p in directory.rglob("*")
+        if p.is_file() and _is_image(p) and "__MACOSX" not in p.parts
     )
 
 
@@ -196,7 +198,7 @@ LAYOUT_HELP = (
 
 
 def prepare_dataset(dataset_dir: Path, view_dir: Path, spec: TrainingSpec) -> PreparedDataset:
-    """Build the symlinked view of the dataset Ultralytics trains on; ValidationFailed if unusable."""
+    """Build the linked view of the dataset Ultralytics reads; ValidationFailed if unusable."""
     if not dataset_dir.is_dir():
         raise ValidationFailed(f"dataset directory {dataset_dir} does not exist")
     root = _dataset_root(dataset_dir)
@@ -214,7 +216,9 @@ def prepare_dataset(dataset_dir: Path, view_dir: Path, spec: TrainingSpec) -> Pr
     return _prepare_detect(root, view_dir, spec, roboflow=layout == "detect-roboflow")
 
 
-def _prepare_detect(root: Path, view: Path, spec: TrainingSpec, *, roboflow: bool) -> PreparedDataset:
+def _prepare_detect(
+    root: Path, view: Path, spec: TrainingSpec, *, roboflow: bool
+) -> PreparedDataset:
     if roboflow:
         splits = {"train": (root / "train" / "images", root / "train" / "labels")}
         val_root = _first_dir(root, VAL_SPLIT_NAMES)
@@ -232,39 +236,43 @@ def _prepare_detect(root: Path, view: Path, spec: TrainingSpec, *, roboflow: boo
         else:
             splits["flat"] = (images, labels)
 
-    counts: dict[str, int] = {}
-    label_dirs: list[Path] = []
+    # Per-file links into real directories: Ultralytics resolves the split directories it is
+    # given, so directory links would send its label caches into the dataset itself.
+    plan: dict[str, tuple[Path, Path, list[Path]]] = {}
     if "flat" in splits or "val" not in splits:
-        # No validation split given: split the images deterministically, link file by file.
+        # No validation split given: split the images deterministically.
         src_images, src_labels = splits.get("flat") or splits["train"]
         files = _images_under(src_images)
         if len(files) < 2:
             raise ValidationFailed("a detection dataset needs at least 2 images")
-        for split, chosen in zip(("train", "val"), _split(files), strict=True):
-            counts[split] = len(chosen)
-            for image in chosen:
-                rel = image.relative_to(src_images)
-                _link(image, view / "images" / split / rel)
-                label = (src_labels / rel).with_suffix(".txt")
-                if label.is_file():
-                    _link(label, (view / "labels" / split / rel).with_suffix(".txt"))
-        label_dirs.append(src_labels)
+        train_files, val_files = _split(files)
+        plan["train"] = (src_images, src_labels, train_files)
+        plan["val"] = (src_images, src_labels, val_files)
     else:
         for split in ("train", "val"):
             src_images, src_labels = splits[split]
-            counts[split] = len(_images_under(src_images))
-            _link(src_images, view / "images" / split)
-            (view / "labels").mkdir(parents=True, exist_ok=True)
-            if src_labels.is_dir():
-                _link(src_labels, view / "labels" / split)
-                label_dirs.append(src_labels)
+            plan[split] = (src_images, src_labels, _images_under(src_images))
+    counts: dict[str, int] = {}
+    label_files: list[Path] = []
+    for split, (src_images, src_labels, chosen) in plan.items():
+        counts[split] = len(chosen)
+        (view / "labels" / split).mkdir(parents=True, exist_ok=True)
+        for image in chosen:
+            rel = image.relative_to(src_images)
+            _link(image, view / "images" / split / rel)
+            label = (src_labels / rel).with_suffix(".txt")
+            if label.is_file():
+                _link(label, (view / "labels" / split / rel).with_suffix(".txt"))
+                label_files.append(label)
     if counts["train"] == 0 or counts["val"] == 0:
         raise ValidationFailed("the dataset has no training or no validation images")
 
-    max_id = _max_label_id(label_dirs)
+    max_id = _max_label_id(label_files)
     if max_id < 0:
         raise ValidationFailed("no labels found: a detection dataset needs labels/*.txt files")
-    names = spec.classes or _names_from_dataset(root) or tuple(f"class_{i}" for i in range(max_id + 1))
+    names = (
+        spec.classes or _names_from_dataset(root) or tuple(f"class_{i}" for i in range(max_id + 1))
+    )
     if max_id >= len(names):
         raise ValidationFailed(
             f"labels use class id {max_id} but only {len(names)} classes are named",
@@ -285,26 +293,25 @@ def _prepare_detect(root: Path, view: Path, spec: TrainingSpec, *, roboflow: boo
     return PreparedDataset(DETECT, data_yaml, tuple(names), counts["train"], counts["val"])
 
 
-def _max_label_id(label_dirs: list[Path]) -> int:
+def _max_label_id(label_files: list[Path]) -> int:
+    """The highest class id in the labels (-1 if none); ValidationFailed on a malformed line."""
     max_id = -1
-    for directory in label_dirs:
-        for path in sorted(directory.rglob("*.txt")):
-            if path.name == "classes.txt":
+    for path in label_files:
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            fields = line.split()
+            if not fields:
                 continue
-            for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
-                fields = line.split()
-                if not fields:
-                    continue
-                try:
-                    class_id = int(fields[0])
-                    coords = [float(v) for v in fields[1:]]
-                except ValueError as exc:
-                    raise ValidationFailed(
-                        f"malformed label {path.name}:{number}: {line[:80]!r}"
-                    ) from exc
-                if class_id < 0 or len(coords) < 4:
-                    raise ValidationFailed(f"malformed label {path.name}:{number}: {line[:80]!r}")
-                max_id = max(max_id, class_id)
+            try:
+                class_id = int(fields[0])
+                coords = [float(v) for v in fields[1:]]
+            except ValueError:
+                class_id, coords = -1, []
+            if class_id < 0 or len(coords) < 4:
+                raise ValidationFailed(
+                    f"malformed label {path.name}:{number}: {line[:80]!r}",
+                    details={"file": path.name, "line": number},
+                )
+            max_id = max(max_id, class_id)
     return max_id
 
 
@@ -340,20 +347,24 @@ def _prepare_classify(root: Path, view: Path, spec: TrainingSpec) -> PreparedDat
         )
     val = _first_dir(root, VAL_SPLIT_NAMES)
     counts = {"train": 0, "val": 0}
-    if val is not None:
-        _link(train, view / "train")
-        _link(val, view / "val")
-        counts["train"] = len(_images_under(train))
-        counts["val"] = len(_images_under(val))
-    else:
-        for name in classes:
-            files = _images_under(train / name)
+    for name in classes:
+        files = _images_under(train / name)
+        if val is not None:
+            split_files = {"train": (train / name, files)}
+            split_files["val"] = (
+                val / name,
+                _images_under(val / name) if (val / name).is_dir() else [],
+            )
+        else:
             if len(files) < 2:
                 raise ValidationFailed(f"class {name!r} needs at least 2 images to split off val")
-            for split, chosen in zip(("train", "val"), _split(files), strict=True):
-                counts[split] += len(chosen)
-                for image in chosen:
-                    _link(image, view / split / name / image.relative_to(train / name))
+            train_files, val_files = _split(files)
+            split_files = {"train": (train / name, train_files), "val": (train / name, val_files)}
+        for split, (source, chosen) in split_files.items():
+            counts[split] += len(chosen)
+            (view / split / name).mkdir(parents=True, exist_ok=True)
+            for image in chosen:
+                _link(image, view / split / name / image.relative_to(source))
     if counts["train"] == 0 or counts["val"] == 0:
         raise ValidationFailed("the dataset has no training or no validation images")
     return PreparedDataset(CLASSIFY, view, tuple(classes), counts["train"], counts["val"])
