@@ -57,8 +57,17 @@ def test_name_suffix_sets_the_task():
 def test_every_mapped_definition_exists_in_ultralytics(yolo_config_dir):
     from ultralytics.nn.tasks import yaml_model_load
 
-    for name in ("yolov5", "yolov6s", "yolov8m", "yolov9e", "yolov10x", "yolo11x", "yolo12l",
-                 "yolo26n", "yolov3-spp"):
+    for name in (
+        "yolov5",
+        "yolov6s",
+        "yolov8m",
+        "yolov9e",
+        "yolov10x",
+        "yolo11x",
+        "yolo12l",
+        "yolo26n",
+        "yolov3-spp",
+    ):
         assert yaml_model_load(resolve_model(name).config)["backbone"]
     for name in ("yolov8", "yolo11", "yolo12", "yolo26"):
         assert yaml_model_load(resolve_model(name, "classify").config)["backbone"]
@@ -112,8 +121,13 @@ def test_spec_reads_seed_000_spelling():
 
 def test_spec_reads_json_classes_and_snake_case():
     spec = TrainingSpec.from_mapping(
-        {"model": "yolov8n", "epochs": 2, "export_format": "torchscript", "classes": '["a","b"]',
-         "batch": 4}
+        {
+            "model": "yolov8n",
+            "epochs": 2,
+            "export_format": "torchscript",
+            "classes": '["a","b"]',
+            "batch": 4,
+        }
     )
     assert spec.classes == ("a", "b")
     assert spec.export_format == "torchscript"
