@@ -94,7 +94,7 @@ def _gpus_from_nvml() -> tuple[list[dict[str, Any]], str | None, str | None] | N
         visible = []
         for entry in entries:
             match = by_key.get(entry) or next(
-                (g for g in found if g["uuid"].startswith(entry)), None
+                (g for g in found if str(g["uuid"]).startswith(entry)), None
             )
             if match is None:
                 break

@@ -165,7 +165,16 @@ def test_cancel_stops_training_at_an_epoch_boundary(yolo_config_dir, tmp_path):
     assert any("cancel requested" in line for _, line in reporter.lines)
 
 
-def test_local_weights_are_used_when_present(yolo_config_dir, detection_run, tmp_path):
+class _FailingProgressReporter(RecordingReporter):
+    """A reporter whose node is unreachable for progress reports."""
+
+    def progress(self, percent, message, metrics=None):
+        raise ConnectionError("node unreachable")
+
+
+def test_local_weights_are_used_and_reporter_failures_do_not_stop_training(
+    yolo_config_dir, detection_run, tmp_path
+):
     weights_dir = tmp_path / "weights"
     weights_dir.mkdir()
     (weights_dir / "yolov8n.pt").write_bytes(
@@ -176,9 +185,10 @@ def test_local_weights_are_used_when_present(yolo_config_dir, detection_run, tmp
         "job_10", 1, "yolo_training", {"model": "YOLOv8n", "epochs": 1, "imgsz": 64}, dataset
     )
     result = YoloExecutor(config_dir=yolo_config_dir, weights_dir=weights_dir, device="cpu").run(
-        job, tmp_path / "work", RecordingReporter()
+        job, tmp_path / "work", _FailingProgressReporter()
     )
     metrics = json.loads((result.output_dir / "metrics.json").read_text())
     assert metrics["pretrained_weights"] == "yolov8n.pt"
+    assert "reporter.progress failed" in (result.output_dir / "train.log").read_text()
     assert metrics["batch"] == 4  # default 16, never above the 4 training images
     assert metrics["export"]["file"] is None  # pt: no export

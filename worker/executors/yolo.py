@@ -27,8 +27,15 @@ this executor be the one that imports Ultralytics. If Ultralytics was imported e
 executor still turns auto-install and online checks off on the imported modules.
 
 Multi-GPU runs go through Ultralytics' DDP launcher, which pickles the training callbacks into a
-child process. The callbacks here therefore talk to the executor only through two files in the
-work directory (an events log and a cancel flag), never through the reporter.
+child process (with `cloudpickle`, part of the `[train]` extra; `worker` must be importable
+there, as it is once the package is installed). The callbacks therefore talk to the executor
+only through two files in the work directory (an events log and a cancel flag), never through
+the reporter, and only rank 0 writes events.
+
+One YOLO run at a time per process: Ultralytics' logger and settings and os.environ are process
+globals, so concurrent `run()` calls queue on a lock. A provider that trains several jobs at
+once should run them in separate processes. Reporter calls happen only on the calling thread;
+a reporter that raises is logged to `train.log` and training goes on.
 """
 
 from __future__ import annotations
@@ -60,6 +67,8 @@ TRAIN_PERCENT_SPAN = 95.0  # epochs fill 0-95 %; export and packaging the rest
 POLL_SECONDS = 0.2
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _IMPORT_LOCK = threading.Lock()
+# One training at a time per process: Ultralytics' logger, settings and os.environ are global.
+_RUN_LOCK = threading.Lock()
 
 
 def default_config_dir() -> Path:
@@ -327,11 +336,11 @@ def _names_from_dataset(root: Path) -> tuple[str, ...] | None:
                     names = [names[k] for k in sorted(names)]
                 if isinstance(names, list) and names:
                     return tuple(str(n) for n in names)
-    for candidate in (root / "classes.txt", root / "labels" / "classes.txt"):
-        if candidate.is_file():
-            names = [n.strip() for n in candidate.read_text().splitlines() if n.strip()]
-            if names:
-                return tuple(names)
+    for listing in (root / "classes.txt", root / "labels" / "classes.txt"):
+        if listing.is_file():
+            listed = [n.strip() for n in listing.read_text().splitlines() if n.strip()]
+            if listed:
+                return tuple(listed)
     return None
 
 
@@ -386,6 +395,8 @@ class TrainingHook:
         self._in_final_eval = False
 
     def _emit(self, event: dict[str, Any]) -> None:
+        if os.environ.get("RANK", "-1") not in ("-1", "0"):
+            return  # DDP: every rank runs the callbacks; rank 0 speaks for them
         with open(self.events_path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(event, sort_keys=True) + "\n")
 
@@ -491,7 +502,10 @@ def choose_batch(requested: int | None, train_images: int, device: str) -> int:
 
 
 def choose_workers(cores: int | None = None) -> int:
-    cores = cores or os.cpu_count() or 1
+    """Dataloader workers: none on two cores or fewer (they only compete with training)."""
+    from worker.hardware import cpu_cores
+
+    cores = cores or cpu_cores()
     return 0 if cores <= 2 else min(8, cores - 1)
 
 
@@ -545,7 +559,10 @@ class YoloExecutor:
 
         def log(line: str, level: str = "info") -> None:
             log_file.write(line + "\n")
-            report.log(line, level)
+            try:
+                report.log(line, level)
+            except Exception as exc:  # a reporter failure must not orphan the training thread
+                log_file.write(f"dcm: reporter.log failed: {exc!r}\n")
 
         def drain_logs() -> None:
             while True:
@@ -556,7 +573,7 @@ class YoloExecutor:
                 log(line, level)
 
         try:
-            with offline_environment(self.config_dir):
+            with _RUN_LOCK, offline_environment(self.config_dir):
                 import_ultralytics(self.config_dir)
                 ulogger = logging.getLogger("ultralytics")
                 ulogger.addHandler(capture)
@@ -642,17 +659,21 @@ class YoloExecutor:
         events: list[dict[str, Any]] = []
         offset = 0
         cancel_requested = False
-        while True:
-            alive = thread.is_alive()
-            drain_logs()
-            offset = self._pump_events(events_path, offset, events, report, log)
-            if not cancel_requested and report.should_cancel():
-                cancel_requested = True
-                cancel_path.touch()
-                log("dcm: cancel requested, stopping at the end of this epoch", "warning")
-            if not alive:
-                break
-            thread.join(POLL_SECONDS)
+        try:
+            while True:
+                alive = thread.is_alive()
+                drain_logs()
+                offset = self._pump_events(events_path, offset, events, report, log)
+                if not cancel_requested and report.should_cancel():
+                    cancel_requested = True
+                    cancel_path.touch()
+                    log("dcm: cancel requested, stopping at the end of this epoch", "warning")
+                if not alive:
+                    break
+                thread.join(POLL_SECONDS)
+        except BaseException:
+            cancel_path.touch()  # e.g. KeyboardInterrupt: let the thread stop at the epoch's end
+            raise
         train_seconds = time.monotonic() - started
 
         epoch_events = [e for e in events if e["kind"] == "epoch"]
@@ -674,7 +695,7 @@ class YoloExecutor:
 
         export_info: dict[str, Any] = {"format": spec.export_format, "file": None, "seconds": 0.0}
         if spec.export_format != "pt":
-            report.progress(TRAIN_PERCENT_SPAN + 2, f"Exporting to {spec.export_format}", None)
+            _progress(report, log, TRAIN_PERCENT_SPAN + 2, f"Exporting to {spec.export_format}")
             t0 = time.monotonic()
             exported = YOLO(str(output / "weights" / "best.pt")).export(
                 format=spec.export_format,
@@ -720,7 +741,7 @@ class YoloExecutor:
         (output / "metrics.json").write_text(json.dumps(metrics_doc, indent=2, sort_keys=True))
         drain_logs()
         log(f"dcm: finished {completed} epochs in {train_seconds:.1f} s")
-        report.progress(100.0, "Finished", final)
+        _progress(report, log, 100.0, "Finished", final)
         artifacts = tuple(
             sorted(p.relative_to(output).as_posix() for p in output.rglob("*") if p.is_file())
         )
@@ -757,7 +778,7 @@ class YoloExecutor:
             message = f"Epoch {event['epoch']}/{event['epochs']}"
             log(f"{message}: {summary} ({event['epoch_seconds']:.2f} s)")
             percent = round(TRAIN_PERCENT_SPAN * event["epoch"] / max(event["epochs"], 1), 1)
-            report.progress(percent, message, metrics)
+            _progress(report, log, percent, message, metrics)
         return offset + len(complete)
 
     def _local_weights(self, choice: ModelChoice) -> Path | None:
@@ -765,6 +786,19 @@ class YoloExecutor:
             return None
         path = self.weights_dir / choice.weights_file
         return path if path.is_file() else None
+
+
+def _progress(
+    report: Reporter,
+    log: Any,
+    percent: float,
+    message: str,
+    metrics: Mapping[str, float] | None = None,
+) -> None:
+    try:
+        report.progress(percent, message, metrics)
+    except Exception as exc:  # keep training; the next report may get through
+        log(f"dcm: reporter.progress failed: {exc!r}", "warning")
 
 
 def _device_name(torch: Any, device: str) -> str:
