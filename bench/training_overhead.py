@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -184,4 +185,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        for leftover in Path(tempfile.gettempdir()).glob("dcm-bench-train-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
