@@ -1,0 +1,192 @@
+"""Benchmark: the YOLO executor's overhead over a plain Ultralytics `train()`.
+
+For the same tiny synthetic dataset and the same settings, in the same process, times
+(a) `YOLO("yolov8n.yaml").train(...)` as a user would run it, and
+(b) `YoloExecutor().run(...)`: dataset checks and view, training with progress callbacks,
+    export to the requested format, artifacts and `metrics.json`;
+plus (b') the executor with no export, to separate export time from the executor's own cost.
+Ultralytics is imported and one warm-up training is run before timing; the variants alternate
+order on each repeat. Issue 5's target for claim -> submitted is at most 1.15x plain + 3 s; the
+daemon's part (claim, fetch, upload, submit) is not measured here.
+
+    PYTHONPATH=. .venv/bin/python bench/training_overhead.py --repeats 3
+
+Prints the figures and writes bench/results/training_overhead.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from worker.executors import JobSpec, RecordingReporter  # noqa: E402
+from worker.executors.yolo import (  # noqa: E402
+    YoloExecutor,
+    choose_batch,
+    choose_device,
+    choose_workers,
+    import_ultralytics,
+    offline_environment,
+)
+from worker.hardware import detect_hardware  # noqa: E402
+from worker.synthetic import make_detection_dataset  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "training_overhead.json"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--imgsz", type=int, default=64)
+    parser.add_argument("--train-images", type=int, default=16)
+    parser.add_argument("--val-images", type=int, default=8)
+    parser.add_argument("--model", default="yolov8n")
+    parser.add_argument("--export", default="onnx")
+    parser.add_argument("--device", default=None, help="default: all visible GPUs, else cpu")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    base = Path(tempfile.mkdtemp(prefix="dcm-bench-train-"))
+    config_dir = base / "ultralytics"
+    dataset = make_detection_dataset(
+        base / "dataset", train=args.train_images, val=args.val_images, size=args.imgsz
+    )
+    data_yaml = base / "plain-data.yaml"
+    data_yaml.write_text(
+        json.dumps(
+            {
+                "path": str(dataset),
+                "train": "images/train",
+                "val": "images/val",
+                "names": ["red", "blue"],
+            }
+        )
+    )
+    with offline_environment(config_dir):
+        import_ultralytics(config_dir)
+        from ultralytics import YOLO
+
+        device = choose_device(args.device)
+        settings = {
+            "epochs": args.epochs,
+            "imgsz": args.imgsz,
+            "batch": choose_batch(None, args.train_images, device),
+            "device": device,
+            "workers": choose_workers(),
+            "amp": device != "cpu",
+            "plots": False,
+            "seed": 0,
+        }
+
+        def plain(tag: str) -> float:
+            t0 = time.perf_counter()
+            YOLO(f"{args.model}.yaml").train(
+                data=str(data_yaml), project=str(base), name=tag, exist_ok=True, **settings
+            )
+            return time.perf_counter() - t0
+
+        def executor(tag: str, export: str) -> tuple[float, dict]:
+            job = JobSpec(
+                tag,
+                1,
+                "yolo_training",
+                {
+                    "model": args.model,
+                    "epochs": args.epochs,
+                    "imgsz": args.imgsz,
+                    "export_format": export,
+                    "classes": "red,blue",
+                },
+                dataset,
+            )
+            t0 = time.perf_counter()
+            result = YoloExecutor(config_dir=config_dir, device=device).run(
+                job, base / tag, RecordingReporter()
+            )
+            elapsed = time.perf_counter() - t0
+            return elapsed, json.loads((result.output_dir / "metrics.json").read_text())
+
+        plain("warmup")
+        runs: dict[str, list[float]] = {"plain": [], "executor": [], "executor_no_export": []}
+        epoch_seconds: list[list[float]] = []
+        export_seconds: list[float] = []
+        for i in range(args.repeats):
+            order = ["plain", "executor", "executor_no_export"]
+            if i % 2:
+                order.reverse()
+            for variant in order:
+                if variant == "plain":
+                    runs["plain"].append(plain(f"plain{i}"))
+                elif variant == "executor":
+                    elapsed, metrics = executor(f"exec{i}", args.export)
+                    runs["executor"].append(elapsed)
+                    epoch_seconds.append(metrics["epoch_seconds"])
+                    export_seconds.append(metrics["export"]["seconds"])
+                else:
+                    runs["executor_no_export"].append(executor(f"execpt{i}", "pt")[0])
+
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    ratio = med["executor"] / med["plain"]
+    doc = {
+        "benchmark": "training_overhead",
+        "description": "median wall seconds: plain YOLO(...).train() vs YoloExecutor.run() "
+        "(dataset view, training, export, artifacts) on the same data and settings",
+        "settings": {
+            **settings,
+            "model": args.model,
+            "export": args.export,
+            "train_images": args.train_images,
+            "val_images": args.val_images,
+            "repeats": args.repeats,
+        },
+        "seconds": {k: [round(x, 3) for x in v] for k, v in runs.items()},
+        "median_seconds": {k: round(v, 3) for k, v in med.items()},
+        "ratio_executor_to_plain": round(ratio, 3),
+        "overhead_seconds": round(med["executor"] - med["plain"], 3),
+        "overhead_without_export_seconds": round(med["executor_no_export"] - med["plain"], 3),
+        "export_seconds": [round(x, 3) for x in export_seconds],
+        "executor_epoch_seconds": epoch_seconds,
+        "target": "claim->submitted <= 1.15 x plain + 3 s (daemon part not included here)",
+        "executor_within_target": med["executor"] <= 1.15 * med["plain"] + 3.0,
+        "machine": {
+            k: v
+            for k, v in detect_hardware(base).items()
+            if k in ("cpu_cores", "cpu_model", "memory_bytes", "gpus", "cuda_version", "packages")
+        },
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    print(
+        json.dumps(
+            {
+                k: doc[k]
+                for k in (
+                    "median_seconds",
+                    "ratio_executor_to_plain",
+                    "overhead_seconds",
+                    "overhead_without_export_seconds",
+                    "export_seconds",
+                    "executor_within_target",
+                )
+            },
+            indent=2,
+        )
+    )
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        for leftover in Path(tempfile.gettempdir()).glob("dcm-bench-train-*"):
+            shutil.rmtree(leftover, ignore_errors=True)

@@ -1,0 +1,126 @@
+"""The one small interface between the provider daemon loop and the code that runs a job.
+
+The loop claims a job, prepares a work directory and the verified dataset, then calls
+`executor.run(job, workdir, reporter)`. It knows nothing about YOLO or Docker: an executor
+reports progress and log lines through the `Reporter` it is given, polls
+`reporter.should_cancel()`, and returns an `ExecutionResult` whose `output_dir` the loop pins as
+one UnixFS directory.
+
+How a run ends, and what the loop should do:
+- returns `ExecutionResult`: upload `output_dir`, submit its CID;
+- raises `ExecutionCancelled`: the job was cancelled (acknowledge, release the lease);
+- raises `marketplace.errors.ValidationFailed`: the job itself is unusable (bad parameters,
+  dataset layout or labels): retrying elsewhere cannot help, fail the job with the message;
+- raises anything else: this provider failed (crash, out of memory): hand the job back so
+  another attempt may run.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A claimed job as an executor sees it.
+
+    Attributes:
+        job_id: the node's job id (`job_5`).
+        attempt: the lease's attempt number (fencing token), for the loop's writes.
+        job_type: the job type the executor was chosen for (`yolo_training`...).
+        spec: the job's parameters as submitted (model, epochs, imgsz, export_format...).
+        dataset_dir: the fetched, CID-verified dataset (read-only for the executor), if any.
+    """
+
+    job_id: str
+    attempt: int
+    job_type: str
+    spec: Mapping[str, Any]
+    dataset_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    """What a finished run produced.
+
+    Attributes:
+        output_dir: one directory holding every artifact (pinned as a whole).
+        metrics: final metrics (flat, JSON-serialisable), shown as the job's result.
+        result_type: what the artifacts are (`yolo_model`), for clients.
+        artifacts: relative POSIX paths of the files in `output_dir`, sorted.
+    """
+
+    output_dir: Path
+    metrics: dict[str, Any]
+    result_type: str
+    artifacts: tuple[str, ...] = ()
+
+
+class ExecutionCancelled(Exception):
+    """The run stopped because `reporter.should_cancel()` said so."""
+
+    def __init__(self, message: str = "cancelled", *, completed_epochs: int | None = None):
+        super().__init__(message)
+        self.completed_epochs = completed_epochs
+
+
+@runtime_checkable
+class Reporter(Protocol):
+    """Where an executor sends what happens. Called from the executor's calling thread.
+
+    `should_cancel` is polled several times a second: it must be cheap (return a flag that the
+    heartbeat loop sets, not make a request).
+    """
+
+    def progress(
+        self, percent: float, message: str, metrics: Mapping[str, float] | None = None
+    ) -> None: ...
+
+    def log(self, line: str, level: str = "info") -> None: ...
+
+    def should_cancel(self) -> bool: ...
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Runs one kind of job. `job_types` names the job types it accepts."""
+
+    job_types: ClassVar[frozenset[str]]
+
+    def run(self, job: JobSpec, workdir: Path, report: Reporter) -> ExecutionResult: ...
+
+
+@dataclass
+class RecordingReporter:
+    """A reporter that keeps everything in memory (tests, benchmarks, `dcm demo`'s local runs).
+
+    `cancel_after_progress=N` makes `should_cancel()` true once N progress reports were made.
+    """
+
+    cancel_after_progress: int | None = None
+    progress_calls: list[tuple[float, str, dict[str, float]]] = field(default_factory=list)
+    lines: list[tuple[str, str]] = field(default_factory=list)
+    _cancel: threading.Event = field(default_factory=threading.Event)
+
+    def progress(
+        self, percent: float, message: str, metrics: Mapping[str, float] | None = None
+    ) -> None:
+        self.progress_calls.append((percent, message, dict(metrics or {})))
+        if (
+            self.cancel_after_progress is not None
+            and len(self.progress_calls) >= self.cancel_after_progress
+        ):
+            self._cancel.set()
+
+    def log(self, line: str, level: str = "info") -> None:
+        self.lines.append((level, line))
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def should_cancel(self) -> bool:
+        return self._cancel.is_set()
