@@ -7,6 +7,8 @@ call: a 409 on a job write means the lease is gone).
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,14 +100,14 @@ class NodeAPI:
             timeout=None,
         )
         lines = [ln for ln in resp.text.splitlines() if ln.strip()]
-        import json
-
         entries = [json.loads(ln) for ln in lines]
         top = [e for e in entries if e.get("Name") == root.name]
         return (top or entries)[-1]["Hash"]
 
 
-def _directory_parts(root: Path) -> Iterator[tuple[str, tuple[str, Any, str]]]:
+def _directory_parts(
+    root: Path, stack: contextlib.ExitStack
+) -> Iterator[tuple[str, tuple[str, Any, str]]]:
     """Multipart parts as Kubo's clients send a directory: one per folder and file, names
     relative to the parent of `root`, URL-escaped slashes."""
     from urllib.parse import quote
@@ -117,4 +119,5 @@ def _directory_parts(root: Path) -> Iterator[tuple[str, tuple[str, Any, str]]]:
         if path.is_dir():
             yield ("file", (name, b"", "application/x-directory"))
         else:
-            yield ("file", (name, path.read_bytes(), "application/octet-stream"))
+            handle = stack.enter_context(open(path, "rb"))
+            yield ("file", (name, handle, "application/octet-stream"))

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from marketplace.errors import Conflict, MarketplaceError, UpstreamUnavailable
+from marketplace.errors import Conflict, MarketplaceError, UpstreamUnavailable, ValidationFailed
 from worker.api import NodeAPI
 from worker.datasets import DatasetCache, DatasetMismatch
 
@@ -293,8 +293,9 @@ class ProviderDaemon:
             log.info("job %s attempt %d submitted: %s", job_id, attempt, result_cid)
         except ExecutionCancelled:
             await self._hand_back(job_id, attempt, reporter)
-        except DatasetMismatch as exc:
-            # The bytes served are not what the requester pinned: never train on them.
+        except (DatasetMismatch, ValidationFailed) as exc:
+            # Bytes that are not what the requester pinned, or a spec/dataset the executor
+            # refuses: another attempt cannot do better, so the job fails.
             await self._report_failure(job_id, attempt, exc.message, retryable=False)
         except _JobFailure as exc:
             await self._report_failure(job_id, attempt, str(exc), exc.retryable)
