@@ -2,8 +2,12 @@
 
 from fastapi import APIRouter
 
+from node.auth.router import api_keys_router
 from node.auth.router import router as auth_router
+from node.workspaces.router import router as workspaces_router
 
 ROUTERS: list[APIRouter] = [
     auth_router,
+    api_keys_router,
+    workspaces_router,
 ]
