@@ -67,7 +67,11 @@ def test_build_then_parse_round_trips_every_field() -> None:
         scheme="https",
     )
     msg = parse_message(text)
-    assert (msg.scheme, msg.domain, msg.statement) == ("https", "node.example:8000", "Sign in to dcm")
+    assert (msg.scheme, msg.domain, msg.statement) == (
+        "https",
+        "node.example:8000",
+        "Sign in to dcm",
+    )
     assert (msg.expiration_time, msg.not_before, msg.request_id) == (expires, ISSUED, "req-1")
     assert msg.issued_at == ISSUED
     assert msg.to_text() == text
