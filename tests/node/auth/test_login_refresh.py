@@ -48,7 +48,7 @@ def test_wallet_only_user_cannot_log_in_with_a_password(app: FastAPI, client: Te
     from node.auth.models import User
     from node.db import session_scope
 
-    for session in session_scope(app.state.sessionmaker):
+    with session_scope(app.state.sessionmaker) as session:
         session.add(User(username="walletish", address="0x" + "ab" * 20))
     resp = client.post("/auth/login", json={"username": "walletish", "password": "anything1"})
     assert resp.status_code == 401
@@ -158,7 +158,7 @@ def test_token_of_a_disabled_user_is_refused(app: FastAPI, client: TestClient) -
 
     user = make_user(app, username="alice")
     pair = login(client, "alice")
-    for session in session_scope(app.state.sessionmaker):
+    with session_scope(app.state.sessionmaker) as session:
         session.get(User, user.id).is_active = False  # type: ignore[union-attr]
     assert _me(client, pair["access_token"]).status_code == 401
     assert _refresh(client, pair["refresh_token"]).status_code == 401
