@@ -135,7 +135,11 @@ def test_expired_refresh_token_is_refused(
 def test_token_signed_with_another_secret_is_401(app: FastAPI, client: TestClient) -> None:
     user = make_user(app, username="alice")
     forged, _ = encode_token(
-        "not-the-node-secret", user_id=user.id, subject="alice", token_type="access", ttl_seconds=60
+        "not-the-node-secret-but-32-chars-long",
+        user_id=user.id,
+        subject="alice",
+        token_type="access",
+        ttl_seconds=60,
     )
     assert _me(client, forged).status_code == 401
 
@@ -162,3 +166,30 @@ def test_token_of_a_disabled_user_is_refused(app: FastAPI, client: TestClient) -
         session.get(User, user.id).is_active = False  # type: ignore[union-attr]
     assert _me(client, pair["access_token"]).status_code == 401
     assert _refresh(client, pair["refresh_token"]).status_code == 401
+
+
+def test_login_body_errors_are_422_with_the_field_path(client: TestClient) -> None:
+    cases = [
+        ({"username": "alice", "password": "p" * 100_000}, ["body", "password"]),
+        ({"username": "u" * 65, "password": "whatever1"}, ["body", "username"]),
+        ({"username": 123, "password": "whatever1"}, ["body", "username"]),
+        ({"username": "alice"}, ["body", "password"]),
+        ({"username": "alice", "password": "whatever1", "admin": True}, ["body", "admin"]),
+    ]
+    for body, loc in cases:
+        resp = client.post("/auth/login", json=body)
+        assert resp.status_code == 422, body
+        assert resp.json()["code"] == "VALIDATION_ERROR"
+        assert loc in [d["loc"] for d in resp.json()["detail"]], body
+
+
+def test_malformed_json_login_is_422(client: TestClient) -> None:
+    resp = client.post(
+        "/auth/login", content=b'{"username": "a",', headers={"Content-Type": "application/json"}
+    )
+    assert resp.status_code == 422
+
+
+def test_refresh_with_a_huge_token_is_422(client: TestClient) -> None:
+    resp = client.post("/auth/refresh", json={"refresh_token": "x" * 10_000})
+    assert resp.status_code == 422
