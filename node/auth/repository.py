@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from node.auth.models import ApiKey, RefreshToken, SiweNonce, User
@@ -20,6 +21,22 @@ def user_by_username(session: Session, username: str) -> User | None:
 
 def user_by_address(session: Session, address: str) -> User | None:
     return session.scalars(select(User).where(User.address == address)).first()
+
+
+def get_or_create_wallet_user(session: Session, address: str) -> User:
+    """The user of a checksummed address, created (no username, no password) if new."""
+    user = user_by_address(session, address)
+    if user is not None:
+        return user
+    try:
+        with session.begin_nested():
+            user = User(address=address)
+            session.add(user)
+    except IntegrityError:  # a concurrent first use of the same wallet won
+        user = user_by_address(session, address)
+        if user is None:
+            raise
+    return user
 
 
 def _rowcount(result: object) -> int:

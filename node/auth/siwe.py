@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from marketplace.errors import (
@@ -84,20 +83,6 @@ def _recover(message: str, signature: str) -> str:
         raise InvalidSignature("Signature does not recover to an address") from exc
 
 
-def _user_for_address(session: Session, address: str) -> User:
-    user = repository.user_by_address(session, address)
-    if user is not None:
-        return user
-    try:
-        with session.begin_nested():
-            user = User(address=address, username=None, password_hash=None)
-            session.add(user)
-    except IntegrityError:  # a concurrent first sign-in of the same wallet won
-        user = repository.user_by_address(session, address)
-        assert user is not None
-    return user
-
-
 def sign_in(session: Session, settings: NodeSettings, message: str, signature: str) -> User:
     """Verify a signed EIP-4361 message; return the wallet's user (created if new)."""
     parsed = _parse(message)
@@ -107,7 +92,7 @@ def sign_in(session: Session, settings: NodeSettings, message: str, signature: s
         raise InvalidSignature("Signature was not made by the message's address")
     if not repository.consume_nonce(session, parsed.nonce, now):
         raise NonceInvalid("Nonce unknown, already used or expired")
-    user = _user_for_address(session, parsed.address)
+    user = repository.get_or_create_wallet_user(session, parsed.address)
     if not user.is_active:
         raise InvalidCredentials("Account disabled")
     return user

@@ -102,13 +102,8 @@ def _find_or_create_user(session: Session, username: str | None, address: str | 
             raise UserNotFound(f"No user named {username!r}")
         return user
     assert address is not None
-    user = auth_repository.user_by_address(session, address)
-    if user is None:
-        # The wallet signs in later (SIWE) and finds itself a member already.
-        user = User(address=address)
-        session.add(user)
-        session.flush()
-    return user
+    # The wallet signs in later (SIWE) and finds itself a member already.
+    return auth_repository.get_or_create_wallet_user(session, address)
 
 
 def add_member(
