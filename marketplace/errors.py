@@ -43,6 +43,54 @@ class Unauthorized(MarketplaceError):
     code = "UNAUTHORIZED"
 
 
+class InvalidCredentials(Unauthorized):
+    code = "INVALID_CREDENTIALS"
+
+
+class InvalidToken(Unauthorized):
+    code = "INVALID_TOKEN"
+
+
+class TokenExpired(Unauthorized):
+    code = "TOKEN_EXPIRED"
+
+
+class RefreshTokenReused(Unauthorized):
+    """A revoked refresh token came back: treated as theft, the user's sessions end."""
+
+    code = "REFRESH_TOKEN_REUSED"
+
+
+class InvalidApiKey(Unauthorized):
+    code = "INVALID_API_KEY"
+
+
+class InvalidSignature(Unauthorized):
+    code = "INVALID_SIGNATURE"
+
+
+class NonceInvalid(Unauthorized):
+    """A sign-in nonce that was never issued, is already used, or has expired."""
+
+    code = "NONCE_INVALID"
+
+
+class SiweDomainMismatch(Unauthorized):
+    code = "SIWE_DOMAIN_MISMATCH"
+
+
+class SiweChainMismatch(Unauthorized):
+    code = "SIWE_CHAIN_MISMATCH"
+
+
+class SiweExpired(Unauthorized):
+    code = "SIWE_EXPIRED"
+
+
+class SiweNotYetValid(Unauthorized):
+    code = "SIWE_NOT_YET_VALID"
+
+
 class Forbidden(MarketplaceError):
     status = 403
     code = "FORBIDDEN"
@@ -69,9 +117,43 @@ class WorkspaceNotFound(NotFound):
         return "Workspace not found"
 
 
+class ApiKeyNotFound(NotFound):
+    code = "API_KEY_NOT_FOUND"
+
+    @classmethod
+    def default_message(cls) -> str:
+        return "API key not found"
+
+
+class MemberNotFound(NotFound):
+    code = "MEMBER_NOT_FOUND"
+
+    @classmethod
+    def default_message(cls) -> str:
+        return "Member not found"
+
+
+class UserNotFound(NotFound):
+    code = "USER_NOT_FOUND"
+
+    @classmethod
+    def default_message(cls) -> str:
+        return "User not found"
+
+
 class Conflict(MarketplaceError):
     status = 409
     code = "CONFLICT"
+
+
+class AlreadyMember(Conflict):
+    code = "ALREADY_MEMBER"
+
+
+class LastOwner(Conflict):
+    """A workspace must keep at least one owner."""
+
+    code = "LAST_OWNER"
 
 
 class InvalidTransition(Conflict):

@@ -109,6 +109,7 @@ def _install_middleware(app: FastAPI, settings: NodeSettings) -> None:
         else:
             response = await call_next(request)
         response.headers["X-Request-ID"] = request.state.request_id
+        principal = getattr(request.state, "principal", None)  # set by node.deps
         log.info(
             json.dumps(
                 {
@@ -117,6 +118,8 @@ def _install_middleware(app: FastAPI, settings: NodeSettings) -> None:
                     "path": request.url.path,
                     "status": response.status_code,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "user_id": getattr(principal, "user_id", None),
+                    "api_key_id": getattr(principal, "api_key_id", None),
                 }
             )
         )

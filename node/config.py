@@ -64,6 +64,10 @@ class NodeSettings(BaseSettings):
     siwe_domain: str | None = Field(
         None, description="Domain SIWE messages must name; defaults to the host of public_url."
     )
+    chain_id: int = Field(
+        131277322940537,
+        description="Chain id SIWE messages must name; the embedded EVM's by default.",
+    )
     access_token_seconds: int = Field(3600, description="Lifetime of an access token.")
     refresh_token_seconds: int = Field(30 * 24 * 3600, description="Lifetime of a refresh token.")
     siwe_nonce_seconds: int = Field(600, description="Lifetime of a sign-in nonce.")

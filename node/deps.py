@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from marketplace.errors import Unauthorized
@@ -51,7 +52,19 @@ def bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
-def get_principal(request: Request, session: SessionDep, settings: SettingsDep) -> Principal:
+# Declares the Bearer scheme in the OpenAPI document (the "Authorize" button of /docs);
+# the header itself is read by `bearer_token`, which answers in the domain's 401.
+_bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="An access token (/auth/login, /auth/siwe, /auth/refresh) or a dcm_... API key.",
+)
+BearerDoc = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)]
+
+
+def get_principal(
+    request: Request, session: SessionDep, settings: SettingsDep, _doc: BearerDoc = None
+) -> Principal:
     """Authenticate the Bearer credential (access token or API key); 401 otherwise."""
     from node.auth.service import authenticate_bearer
 
@@ -64,7 +77,7 @@ def get_principal(request: Request, session: SessionDep, settings: SettingsDep) 
 
 
 def get_optional_principal(
-    request: Request, session: SessionDep, settings: SettingsDep
+    request: Request, session: SessionDep, settings: SettingsDep, _doc: BearerDoc = None
 ) -> Principal | None:
     if bearer_token(request) is None:
         return None

@@ -2,10 +2,14 @@
 
 from fastapi import APIRouter
 
+from node.auth.router import api_keys_router
 from node.auth.router import router as auth_router
 from node.providers.router import router as providers_router
+from node.workspaces.router import router as workspaces_router
 
 ROUTERS: list[APIRouter] = [
     auth_router,
     providers_router,
+    api_keys_router,
+    workspaces_router,
 ]

@@ -1,17 +1,21 @@
-"""Authentication rules: password login, token refresh, bearer verification.
+"""Authentication rules: password login, token refresh with rotation, bearer verification.
 
-(Sign-In with Ethereum and API keys are added here by the auth work.)"""
+Sign-In with Ethereum lives in `node/auth/siwe.py`, API keys in `node/auth/api_keys.py`;
+`authenticate_bearer` is the one entry point that tells the credentials apart.
+"""
 
 from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from marketplace.errors import Unauthorized
+from marketplace.errors import InvalidCredentials, InvalidToken, RefreshTokenReused
 from node.auth import repository
+from node.auth.api_keys import API_KEY_PREFIX, authenticate_api_key
 from node.auth.models import RefreshToken, User
 from node.auth.passwords import hash_password, verify_password
 from node.auth.tokens import decode_token, encode_token
 from node.config import NodeSettings
+from node.db import utcnow
 from node.deps import Principal
 
 
@@ -24,7 +28,7 @@ def create_user(session: Session, username: str, password: str) -> User:
 
 def issue_token_pair(session: Session, settings: NodeSettings, user: User) -> dict[str, str]:
     """Access + refresh token for `user`; the subject is the wallet address if it has one."""
-    subject = user.address or user.username or str(user.id)
+    subject = user.subject
     secret = settings.secret_key.get_secret_value()
     access, _ = encode_token(
         secret,
@@ -48,15 +52,44 @@ def issue_token_pair(session: Session, settings: NodeSettings, user: User) -> di
 def login(session: Session, settings: NodeSettings, username: str, password: str) -> dict[str, str]:
     user = repository.user_by_username(session, username)
     if not verify_password(user.password_hash if user else None, password) or user is None:
-        raise Unauthorized("Incorrect username or password")
+        raise InvalidCredentials("Incorrect username or password")
     if not user.is_active:
-        raise Unauthorized("Account disabled")
+        raise InvalidCredentials("Account disabled")
     return issue_token_pair(session, settings, user)
 
 
+def refresh(session: Session, settings: NodeSettings, token: str) -> dict[str, str]:
+    """Trade a refresh token for a new pair; the presented token is revoked (rotation).
+
+    A refresh token that was already revoked means that two parties hold it: the
+    legitimate client and a thief. All of the user's refresh tokens are then revoked,
+    which ends the thief's session too (the user signs in again).
+    """
+    claims = decode_token(settings.secret_key.get_secret_value(), token, "refresh")
+    now = utcnow()
+    if repository.revoke_refresh_token(session, claims.jti, now):
+        user = session.get(User, claims.user_id)
+        if user is None or not user.is_active:
+            raise InvalidToken("Invalid token")
+        return issue_token_pair(session, settings, user)
+    row = session.get(RefreshToken, claims.jti)
+    if row is None or row.user_id != claims.user_id:
+        raise InvalidToken("Invalid token")
+    if row.revoked_at is not None:
+        repository.revoke_user_refresh_tokens(session, row.user_id, now)
+        # The request's transaction rolls back on the error below; the revocation is the
+        # point of this branch, so it is committed first.
+        session.commit()
+        raise RefreshTokenReused("Refresh token already used; all sessions were signed out")
+    raise InvalidToken("Refresh token expired")
+
+
 def authenticate_bearer(session: Session, settings: NodeSettings, token: str) -> Principal:
+    """The caller behind a bearer credential: an access token or a `dcm_...` API key."""
+    if token.startswith(API_KEY_PREFIX):
+        return authenticate_api_key(session, token)
     claims = decode_token(settings.secret_key.get_secret_value(), token, "access")
     user = session.get(User, claims.user_id)
     if user is None or not user.is_active:
-        raise Unauthorized("Invalid token")
+        raise InvalidToken("Invalid token")
     return Principal(user_id=user.id, subject=claims.subject, address=user.address)

@@ -9,7 +9,7 @@ from typing import Literal
 
 import jwt
 
-from marketplace.errors import Unauthorized
+from marketplace.errors import InvalidToken, TokenExpired
 from node.db import utcnow
 
 ALGORITHM = "HS256"
@@ -48,15 +48,21 @@ def encode_token(
 
 
 def decode_token(secret: str, token: str, expected: TokenType) -> TokenClaims:
-    """Verify signature, expiry and type; raise `Unauthorized` otherwise."""
+    """Verify signature, expiry and type; raise `TokenExpired` or `InvalidToken` otherwise.
+
+    The `typ` claim keeps an access token from serving as a refresh token and back."""
     try:
         payload = jwt.decode(token, secret, algorithms=[ALGORITHM], options={"require": ["exp"]})
     except jwt.ExpiredSignatureError as exc:
-        raise Unauthorized("Token expired") from exc
+        raise TokenExpired("Token expired") from exc
     except jwt.PyJWTError as exc:
-        raise Unauthorized("Invalid token") from exc
-    if payload.get("typ") != expected or not isinstance(payload.get("uid"), int):
-        raise Unauthorized("Invalid token")
+        raise InvalidToken("Invalid token") from exc
+    if (
+        payload.get("typ") != expected
+        or not isinstance(payload.get("uid"), int)
+        or not isinstance(payload.get("jti"), str)
+    ):
+        raise InvalidToken("Invalid token")
     return TokenClaims(
         user_id=payload["uid"],
         subject=str(payload.get("sub", "")),

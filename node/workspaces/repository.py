@@ -1,0 +1,48 @@
+"""Every SQL query of the workspaces domain."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from node.auth.models import User
+from node.workspaces.models import Role, Workspace, WorkspaceMember
+
+
+def memberships_of_user(session: Session, user_id: int) -> list[tuple[Workspace, str]]:
+    rows = session.execute(
+        select(Workspace, WorkspaceMember.role)
+        .join(WorkspaceMember, WorkspaceMember.workspace_id == Workspace.id)
+        .where(WorkspaceMember.user_id == user_id)
+        .order_by(Workspace.id)
+    )
+    return [(ws, role) for ws, role in rows.tuples()]
+
+
+def members_of_workspace(session: Session, workspace_id: int) -> list[tuple[WorkspaceMember, User]]:
+    rows = session.execute(
+        select(WorkspaceMember, User)
+        .join(User, User.id == WorkspaceMember.user_id)
+        .where(WorkspaceMember.workspace_id == workspace_id)
+        .order_by(WorkspaceMember.created_at, WorkspaceMember.user_id)
+    )
+    return [(m, u) for m, u in rows.tuples()]
+
+
+def count_owners(session: Session, workspace_id: int) -> int:
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(WorkspaceMember)
+            .where(WorkspaceMember.workspace_id == workspace_id, WorkspaceMember.role == Role.OWNER)
+        )
+        or 0
+    )
+
+
+def lock_workspace(session: Session, workspace_id: int) -> Workspace | None:
+    """The workspace row, locked for this transaction on PostgreSQL (membership changes
+    that check the owner count serialize on it; SQLite serializes writers anyway)."""
+    return session.scalars(
+        select(Workspace).where(Workspace.id == workspace_id).with_for_update()
+    ).first()
