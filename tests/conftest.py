@@ -13,6 +13,14 @@ from fastapi.testclient import TestClient
 from node.app import create_app
 from node.config import NodeSettings
 from tests.fixtures.db import PG_ADMIN_URL, PostgresTemplates
+from tests.fixtures.passwords import use_cheap_password_hashing
+
+
+@pytest.fixture(autouse=True)
+def _cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cheap Argon2 parameters for every test (see tests/fixtures/passwords.py); the
+    production cost keeps its own test."""
+    use_cheap_password_hashing(monkeypatch)
 
 
 @pytest.fixture(scope="session")

@@ -5,20 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import pytest
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
 from fastapi.testclient import TestClient
 
 from marketplace.siwe import build_message
-from tests.fixtures.passwords import use_cheap_password_hashing
-
-
-@pytest.fixture(autouse=True)
-def _cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Cheap Argon2 parameters for these tests (see tests/fixtures/passwords.py)."""
-    use_cheap_password_hashing(monkeypatch)
 
 
 def new_account() -> LocalAccount:
