@@ -194,7 +194,7 @@ def _job_ref(job_id: str | int) -> str:
 
 def _zip_directory(root: Path) -> IO[bytes]:
     """Zip a dataset into an anonymous temp file (never in memory)."""
-    fh = tempfile.TemporaryFile()
+    fh = tempfile.TemporaryFile()  # noqa: SIM115 (returned open; the caller closes it)
     with zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as zf:
         for path in sorted(root.rglob("*")):
             if path.is_file():
