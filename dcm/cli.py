@@ -62,7 +62,7 @@ def user_create(name: str, password_stdin: bool, data_dir: str | None) -> None:
     upgrade_schema(engine)
     from node.auth import repository
 
-    for session in session_scope(make_sessionmaker(engine)):
+    with session_scope(make_sessionmaker(engine)) as session:
         if repository.user_by_username(session, name):
             raise click.ClickException(f"user {name!r} already exists")
         created = create_user(session, name, password)

@@ -61,6 +61,10 @@ def create_app(settings: NodeSettings | None = None) -> FastAPI:
     app.state.on_startup = []
     app.state.on_shutdown = []
 
+    from node.providers import runtime as providers_runtime
+
+    providers_runtime.setup(app)
+
     install_error_handlers(app)
     _install_middleware(app, settings)
     _include_routers(app)

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEV_SECRET = "dev-insecure-secret-change-me"
+DEV_SECRET = "dev-insecure-secret-change-me-not-for-production"
 
 
 class UploadLimits(BaseModel):
@@ -23,6 +23,22 @@ class UploadLimits(BaseModel):
         200.0, description="Largest uncompressed/compressed ratio of one archive entry."
     )
     max_json_bytes: int = Field(1024 * 1024, description="Largest JSON request body, in bytes.")
+
+
+class LeaseSettings(BaseModel):
+    lease_seconds: int = Field(60, ge=5, description="How long a claim lasts without a heartbeat.")
+    reaper_interval_seconds: float = Field(
+        5.0, gt=0, description="How often expired leases are returned to the queue."
+    )
+    claim_wait_max_seconds: float = Field(
+        30.0, ge=0, description="Longest a claim request long-polls for work."
+    )
+    claim_poll_seconds: float = Field(
+        1.0, gt=0, description="Fallback re-check while long-polling (other replicas' jobs)."
+    )
+    provider_online_seconds: int = Field(
+        120, description="A provider seen within this many seconds is shown online."
+    )
 
 
 class NodeSettings(BaseSettings):
@@ -61,12 +77,15 @@ class NodeSettings(BaseSettings):
         None, description="Blocks the watcher waits; default 0 embedded, 2 on an external chain."
     )
     upload: UploadLimits = Field(default_factory=UploadLimits)
+    leases: LeaseSettings = Field(default_factory=LeaseSettings)
     log_level: str = Field("INFO", description="Python logging level.")
 
     @model_validator(mode="after")
     def _enforce_non_default_secrets(self) -> NodeSettings:
         if self.environment == "production" and self.secret_key.get_secret_value() == DEV_SECRET:
             raise ValueError("DCM_SECRET_KEY must be set to a real secret outside development")
+        if len(self.secret_key.get_secret_value()) < 32:
+            raise ValueError("DCM_SECRET_KEY must be at least 32 characters")
         return self
 
     @property

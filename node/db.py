@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,7 @@ def upgrade_schema(engine: Engine) -> None:
     command.upgrade(alembic_config(engine), "heads")
 
 
+@contextmanager
 def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
     """Yield a session that commits on success and rolls back on error."""
     session = factory()

@@ -21,7 +21,8 @@ def get_settings(request: Request) -> NodeSettings:
 
 def get_db_session(request: Request) -> Iterator[Session]:
     """The request's session: commits if the handler returns, rolls back if it raises."""
-    yield from session_scope(request.app.state.sessionmaker)
+    with session_scope(request.app.state.sessionmaker) as session:
+        yield session
 
 
 SettingsDep = Annotated[NodeSettings, Depends(get_settings)]

@@ -3,4 +3,5 @@
 
 from node.auth.models import RefreshToken, User  # noqa: F401
 from node.jobs.models import Job, JobEvent  # noqa: F401
+from node.providers.models import Provider  # noqa: F401
 from node.workspaces.models import Workspace, WorkspaceMember  # noqa: F401

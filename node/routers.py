@@ -5,9 +5,11 @@ from fastapi import APIRouter
 from node.auth.router import router as auth_router
 from node.jobs.router_v1 import router as jobs_v1_router
 from node.jobs.router_workspace import router as jobs_workspace_router
+from node.providers.router import router as providers_router
 
 ROUTERS: list[APIRouter] = [
     auth_router,
+    providers_router,
     jobs_workspace_router,
     jobs_v1_router,
 ]

@@ -42,7 +42,7 @@ def set_job(app: FastAPI) -> Callable[..., None]:
 
     def _set(job_id: str | int, **columns: Any) -> None:
         num = int(str(job_id).removeprefix("job_"))
-        for session in session_scope(app.state.sessionmaker):
+        with session_scope(app.state.sessionmaker) as session:
             job = session.get(Job, num)
             assert job is not None
             for key, value in columns.items():

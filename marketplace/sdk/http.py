@@ -1,0 +1,61 @@
+"""What every client of the node shares: turning an error response of any dialect back into
+the domain error it describes, and signing in with a wallet key (SIWE)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import httpx
+
+from marketplace.errors import MarketplaceError, UpstreamUnavailable, from_code
+
+
+def error_from_response(resp: httpx.Response) -> MarketplaceError:
+    """Rebuild the `MarketplaceError` an error response of any dialect carries."""
+    code, message = "HTTP_ERROR", resp.reason_phrase or f"HTTP {resp.status_code}"
+    try:
+        body: Any = resp.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        err = body.get("error")
+        if isinstance(err, dict):
+            code = str(err.get("code") or code)
+            message = str(err.get("message") or message)
+        elif "detail" in body:
+            code = str(body.get("code") or code)
+            detail = body.get("message") or body["detail"]
+            message = detail if isinstance(detail, str) else str(detail)
+        elif "Message" in body:
+            message = str(body["Message"])
+    if resp.status_code >= 500:
+        return UpstreamUnavailable(f"{resp.request.url.path}: {message}")
+    return from_code(code, message, resp.status_code)
+
+
+def raise_for_error(resp: httpx.Response) -> httpx.Response:
+    if resp.status_code >= 400:
+        raise error_from_response(resp)
+    return resp
+
+
+def siwe_payload(nonce_info: dict[str, Any], account: Any, statement: str) -> dict[str, str]:
+    """Build and sign the EIP-4361 message the node asked for (`GET /auth/nonce`)."""
+    from eth_account.messages import encode_defunct
+
+    from marketplace.siwe import SiweMessage
+
+    message = SiweMessage(
+        domain=nonce_info["domain"],
+        address=account.address,
+        uri=nonce_info["uri"],
+        chain_id=int(nonce_info["chain_id"]),
+        nonce=nonce_info["nonce"],
+        issued_at=dt.datetime.now(dt.UTC),
+        statement=statement,
+    ).to_text()
+    signature = account.sign_message(encode_defunct(text=message)).signature.hex()
+    if not signature.startswith("0x"):
+        signature = "0x" + signature
+    return {"message": message, "signature": signature}

@@ -1,0 +1,103 @@
+"""Wire types of the provider routes (canonical `/v1` dialect)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Gpu(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(max_length=200)
+    memory_mb: int = Field(ge=0, le=10_000_000)
+    cuda: str | None = Field(None, max_length=32)
+
+
+class Capabilities(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    gpus: list[Gpu] = Field(default_factory=list, max_length=64)
+    cpu_cores: int = Field(1, ge=1, le=4096)
+    ram_mb: int = Field(0, ge=0)
+    disk_free_mb: int = Field(0, ge=0)
+
+
+class RegisterProvider(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("provider", min_length=1, max_length=100)
+    capabilities: Capabilities = Field(default_factory=Capabilities)
+    job_types: list[str] = Field(default_factory=lambda: ["image_processing"], max_length=32)
+    max_concurrent: int = Field(1, ge=1, le=256)
+
+
+class ProviderRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    address: str
+    name: str
+    capabilities: dict[str, Any]
+    job_types: list[str]
+    max_concurrent: int
+    created_at: dt.datetime
+    last_seen_at: dt.datetime
+    online: bool = False
+    active_jobs: int = 0
+
+
+class ClaimRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    job_types: list[str] | None = Field(None, max_length=32)
+    wait_seconds: float = Field(0, ge=0, le=300)
+
+
+class Lease(BaseModel):
+    lease_id: str
+    job_id: str
+    attempt: int
+    expires_at: dt.datetime
+
+
+class AttemptBody(BaseModel):
+    """Every provider write carries the attempt (fencing token) it holds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    attempt: int = Field(ge=1)
+
+
+class ProgressBody(AttemptBody):
+    percent: float | None = Field(None, ge=0, le=100)
+    message: str | None = Field(None, max_length=2000)
+    metrics: dict[str, Any] | None = None
+
+
+class LogLine(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    line: str = Field(max_length=8192)
+    level: str = Field("info", pattern="^(debug|info|warning|error)$")
+
+
+class LogsBody(AttemptBody):
+    lines: list[LogLine] = Field(max_length=1000)
+
+
+class ResultBody(AttemptBody):
+    result_cid: str = Field(min_length=46, max_length=128, pattern="^[A-Za-z0-9]+$")
+    result: dict[str, Any] | None = None
+    result_type: str | None = Field(None, max_length=64)
+
+
+class FailBody(AttemptBody):
+    error: str = Field(max_length=4000)
+    retryable: bool = True
+
+
+class ReleaseBody(AttemptBody):
+    reason: str = Field("released by provider", max_length=2000)

@@ -1,0 +1,333 @@
+"""Provider claims, leases, fencing and the reaper, through the HTTP API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+
+import pytest
+from eth_account import Account
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from marketplace.jobs.states import JobStatus
+from node.db import session_scope, utcnow
+from node.jobs.models import Job
+from node.jobs.service import create_job
+from node.providers import service
+from tests.fixtures.factories import auth_headers, make_user
+
+
+def _wallet_headers(app: FastAPI, client: TestClient, name: str) -> dict[str, str]:
+    address = Account.create().address
+    make_user(app, username=name, address=address)
+    return auth_headers(client, name)
+
+
+def _provider(app: FastAPI, client: TestClient, name: str = "prov", **body) -> dict[str, str]:
+    headers = _wallet_headers(app, client, name)
+    payload = {"name": name, "job_types": ["image_processing"], **body}
+    resp = client.post("/v1/providers", json=payload, headers=headers)
+    assert resp.status_code == 201, resp.text
+    return headers
+
+
+def _job(app: FastAPI, **kw) -> int:
+    kw.setdefault("job_type", "image_processing")
+    with session_scope(app.state.sessionmaker) as session:
+        return create_job(session, **kw).id
+
+
+def _get(app: FastAPI, job_id: int) -> Job:
+    with session_scope(app.state.sessionmaker) as session:
+        return session.get(Job, job_id)
+
+
+def _expire_lease(app: FastAPI, job_id: int) -> None:
+    with session_scope(app.state.sessionmaker) as session:
+        session.get(Job, job_id).lease_expires_at = utcnow() - dt.timedelta(seconds=1)
+
+
+def _reap(app: FastAPI) -> list[int]:
+    with session_scope(app.state.sessionmaker) as session:
+        return service.reap_expired(session)
+
+
+def test_password_account_cannot_register_as_provider(app, client):
+    make_user(app, username="alice")
+    resp = client.post("/v1/providers", json={}, headers=auth_headers(client, "alice"))
+    assert resp.status_code == 403
+
+
+def test_unregistered_wallet_cannot_claim(app, client):
+    headers = _wallet_headers(app, client, "w")
+    resp = client.post("/v1/providers/claim", json={}, headers=headers)
+    assert resp.status_code == 403
+    assert resp.json()["error"]["code"] == "PROVIDER_NOT_REGISTERED"
+
+
+def test_claim_hands_out_a_lease_once(app, client):
+    job_id = _job(app)
+    p1 = _provider(app, client, "p1")
+    p2 = _provider(app, client, "p2")
+    first = client.post("/v1/providers/claim", json={}, headers=p1)
+    assert first.status_code == 200, first.text
+    lease = first.json()["lease"]
+    assert lease["job_id"] == f"job_{job_id}" and lease["attempt"] == 1 and lease["lease_id"]
+    assert client.post("/v1/providers/claim", json={}, headers=p2).status_code == 204
+    assert _get(app, job_id).status == "claimed"
+
+
+def test_long_poll_claim_wakes_when_a_job_opens(app, client):
+    p1 = _provider(app, client, "p1")
+    opener = threading.Timer(0.3, lambda: _job(app))
+    opener.start()
+    started = time.monotonic()
+    resp = client.post("/v1/providers/claim", json={"wait_seconds": 10}, headers=p1)
+    opener.join()
+    assert resp.status_code == 200
+    assert time.monotonic() - started < 9  # woke on the job, not on the wait running out
+
+
+def test_claim_waits_at_most_wait_seconds(app, client):
+    p1 = _provider(app, client, "p1")
+    resp = client.post("/v1/providers/claim", json={"wait_seconds": 0.2}, headers=p1)
+    assert resp.status_code == 204
+
+
+def test_stale_attempt_cannot_submit(app, client):
+    job_id = _job(app)
+    dead = _provider(app, client, "dead")
+    successor = _provider(app, client, "succ")
+    assert client.post("/v1/providers/claim", json={}, headers=dead).status_code == 200
+    _expire_lease(app, job_id)
+    assert _reap(app) == [job_id]
+    claim2 = client.post("/v1/providers/claim", json={}, headers=successor).json()
+    assert claim2["lease"]["attempt"] == 2
+    late = client.post(
+        f"/v1/jobs/job_{job_id}/result",
+        headers=dead,
+        json={"attempt": 1, "result_cid": "Qm" + "a" * 44},
+    )
+    assert late.status_code == 409
+    assert late.json()["error"]["code"] == "STALE_ATTEMPT"
+    progress = client.post(
+        f"/v1/jobs/job_{job_id}/progress", headers=dead, json={"attempt": 1, "percent": 50}
+    )
+    assert progress.status_code == 409
+    ok = client.post(
+        f"/v1/jobs/job_{job_id}/result",
+        headers=successor,
+        json={"attempt": 2, "result_cid": "Qm" + "b" * 44},
+    )
+    assert ok.status_code == 200 and ok.json()["status"] == "completed"
+    assert _get(app, job_id).result_cid == "Qm" + "b" * 44
+
+
+def test_another_provider_cannot_write_with_the_current_attempt(app, client):
+    job_id = _job(app)
+    holder = _provider(app, client, "holder")
+    other = _provider(app, client, "other")
+    client.post("/v1/providers/claim", json={}, headers=holder)
+    resp = client.post(f"/v1/jobs/{job_id}/heartbeat", json={"attempt": 1}, headers=other)
+    assert resp.status_code == 409
+    assert resp.json()["error"]["code"] == "NOT_LEASE_HOLDER"
+
+
+def test_expired_lease_refuses_heartbeat(app, client):
+    job_id = _job(app)
+    holder = _provider(app, client, "holder")
+    client.post("/v1/providers/claim", json={}, headers=holder)
+    _expire_lease(app, job_id)
+    resp = client.post(f"/v1/jobs/{job_id}/heartbeat", json={"attempt": 1}, headers=holder)
+    assert resp.status_code == 409
+    assert resp.json()["error"]["code"] == "LEASE_EXPIRED"
+
+
+def test_heartbeat_extends_the_lease(app, client):
+    job_id = _job(app)
+    holder = _provider(app, client, "holder")
+    before = client.post("/v1/providers/claim", json={}, headers=holder).json()["lease"]
+    time.sleep(1.1)
+    after = client.post(f"/v1/jobs/{job_id}/heartbeat", json={"attempt": 1}, headers=holder)
+    assert after.status_code == 200
+    assert after.json()["expires_at"] > before["expires_at"]
+
+
+def test_reaper_fails_job_after_max_retries(app, client):
+    job_id = _job(app, max_retries=1)
+    p = _provider(app, client, "p")
+    for attempt in (1, 2):
+        claim = client.post("/v1/providers/claim", json={}, headers=p).json()
+        assert claim["lease"]["attempt"] == attempt
+        _expire_lease(app, job_id)
+        _reap(app)
+    job = _get(app, job_id)
+    assert job.status == "failed"
+    assert [e.type for e in job.events].count("lease_expired") == 1
+
+
+def test_progress_logs_and_reward_job_waits_in_submitted(app, client):
+    job_id = _job(app, reward_wei=10**16)
+    p = _provider(app, client, "p")
+    client.post("/v1/providers/claim", json={}, headers=p)
+    resp = client.post(
+        f"/v1/jobs/{job_id}/progress",
+        headers=p,
+        json={"attempt": 1, "percent": 40, "message": "Epoch 2/5", "metrics": {"box_loss": 1.2}},
+    )
+    assert resp.status_code == 200 and resp.json()["status"] == "running"
+    logs = client.post(
+        f"/v1/jobs/{job_id}/logs",
+        headers=p,
+        json={"attempt": 1, "lines": [{"line": "hello"}, {"line": "x", "level": "error"}]},
+    )
+    assert logs.json() == {"accepted": 2}
+    done = client.post(
+        f"/v1/jobs/{job_id}/result", headers=p, json={"attempt": 1, "result_cid": "Qm" + "c" * 44}
+    )
+    assert done.json()["status"] == "submitted"
+    job = _get(app, job_id)
+    assert job.progress_percent == 100
+    assert [e.type for e in job.events] == [
+        "created",
+        "claimed",
+        "started",
+        "progress",
+        "log",
+        "log",
+        "submitted",
+    ]
+
+
+def test_release_returns_job_to_queue(app, client):
+    job_id = _job(app)
+    p = _provider(app, client, "p")
+    client.post("/v1/providers/claim", json={}, headers=p)
+    resp = client.post(f"/v1/jobs/{job_id}/release", json={"attempt": 1}, headers=p)
+    assert resp.json()["status"] == "pending"
+    again = client.post("/v1/providers/claim", json={}, headers=p).json()
+    assert again["lease"]["attempt"] == 2
+
+
+def test_non_retryable_failure_fails_the_job(app, client):
+    job_id = _job(app)
+    p = _provider(app, client, "p")
+    client.post("/v1/providers/claim", json={}, headers=p)
+    resp = client.post(
+        f"/v1/jobs/{job_id}/fail",
+        headers=p,
+        json={"attempt": 1, "error": "dataset CID mismatch", "retryable": False},
+    )
+    assert resp.json()["status"] == "failed"
+    assert _get(app, job_id).error == "dataset CID mismatch"
+
+
+def test_scheduled_job_is_not_claimable_until_due(app, client):
+    _job(app, scheduled_at=utcnow() + dt.timedelta(hours=1))
+    p = _provider(app, client, "p")
+    assert client.post("/v1/providers/claim", json={}, headers=p).status_code == 204
+
+
+def test_claim_order_is_priority_then_age(app, client):
+    old_normal = _job(app, priority="normal")
+    urgent = _job(app, priority="urgent")
+    p = _provider(app, client, "p", max_concurrent=2)
+    first = client.post("/v1/providers/claim", json={}, headers=p).json()
+    second = client.post("/v1/providers/claim", json={}, headers=p).json()
+    assert [first["lease"]["job_id"], second["lease"]["job_id"]] == [
+        f"job_{urgent}",
+        f"job_{old_normal}",
+    ]
+
+
+def test_jobs_are_matched_on_gpu_memory_and_type(app, client):
+    big = _job(app, spec={"requirements": {"min_gpu_memory_mb": 40000}})
+    _job(app, job_type="container")
+    small = _provider(
+        app, client, "small", capabilities={"gpus": [{"name": "T4", "memory_mb": 16000}]}
+    )
+    assert client.post("/v1/providers/claim", json={}, headers=small).status_code == 204
+    large = _provider(
+        app, client, "large", capabilities={"gpus": [{"name": "H100", "memory_mb": 81559}]}
+    )
+    resp = client.post("/v1/providers/claim", json={}, headers=large)
+    assert resp.json()["lease"]["job_id"] == f"job_{big}"
+
+
+def test_provider_at_capacity_gets_nothing(app, client):
+    _job(app)
+    _job(app)
+    p = _provider(app, client, "p", max_concurrent=1)
+    assert client.post("/v1/providers/claim", json={}, headers=p).status_code == 200
+    assert client.post("/v1/providers/claim", json={}, headers=p).status_code == 204
+
+
+def test_registry_lists_online_providers(app, client):
+    p = _provider(
+        app,
+        client,
+        "p",
+        capabilities={"gpus": [{"name": "A100", "memory_mb": 40000}], "cpu_cores": 16},
+    )
+    resp = client.get("/v1/providers", headers=p)
+    [entry] = resp.json()["data"]
+    assert entry["online"] is True and entry["capabilities"]["cpu_cores"] == 16
+
+
+@pytest.mark.parametrize("bad", [{"attempt": 0}, {"attempt": "x"}, {}, {"attempt": 1, "z": 1}])
+def test_malformed_provider_writes_are_422(app, client, bad):
+    job_id = _job(app)
+    p = _provider(app, client, "p")
+    client.post("/v1/providers/claim", json={}, headers=p)
+    assert client.post(f"/v1/jobs/{job_id}/heartbeat", json=bad, headers=p).status_code in (
+        400,
+        422,
+    )
+
+
+def test_concurrent_claims_never_hand_a_job_twice(app):
+    """32 providers claim 64 jobs at once through the service (one session each)."""
+    jobs = [_job(app) for _ in range(64)]
+    providers = []
+    for i in range(32):
+        with session_scope(app.state.sessionmaker) as session:
+            from node.providers.models import Provider
+
+            user = make_user(app, username=f"c{i}", address=Account.create().address)
+            prov = Provider(
+                user_id=user.id,
+                address=user.address,
+                name=f"c{i}",
+                job_types=["image_processing"],
+                max_concurrent=64,
+                capabilities={},
+            )
+            session.add(prov)
+            session.flush()
+            providers.append(prov.id)
+    claimed: list[int] = []
+    lock = threading.Lock()
+    settings = app.state.settings
+
+    def worker(provider_id: int) -> None:
+        from node.providers.models import Provider
+
+        while True:
+            with session_scope(app.state.sessionmaker) as session:
+                prov = session.get(Provider, provider_id)
+                got = service.claim(session, settings, prov)
+            if got is None:
+                return
+            with lock:
+                claimed.append(got.job.id)
+
+    threads = [threading.Thread(target=worker, args=(pid,)) for pid in providers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claimed) == sorted(jobs)
+    for job_id in jobs:
+        assert _get(app, job_id).status == JobStatus.CLAIMED.value

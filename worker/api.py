@@ -1,0 +1,120 @@
+"""The provider's view of the node: every HTTP call the daemon makes, in one class.
+
+Transport errors and 5xx raise `UpstreamUnavailable` (the loop backs off and retries);
+4xx raise the domain error the node described (the loop treats them as final for that
+call: a 409 on a job write means the lease is gone).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from marketplace.errors import UpstreamUnavailable
+from marketplace.sdk.http import raise_for_error, siwe_payload
+
+
+class NodeAPI:
+    def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout)
+        self._token: str | None = None
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def _call(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        headers = kw.pop("headers", {})
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        try:
+            resp = await self.http.request(method, path, headers=headers, **kw)
+        except httpx.TransportError as exc:
+            raise UpstreamUnavailable(f"{method} {path}: {exc!r}") from exc
+        return raise_for_error(resp)
+
+    async def sign_in(self, account: Any) -> str:
+        """SIWE sign-in with the provider's wallet; returns the checksummed address."""
+        nonce = (await self._call("GET", "/auth/nonce")).json()
+        body = siwe_payload(nonce, account, "Sign in to the dcm node as a compute provider.")
+        tokens = (await self._call("POST", "/auth/siwe", json=body)).json()
+        self._token = tokens["access_token"]
+        return account.address
+
+    async def register(self, registration: dict[str, Any]) -> dict[str, Any]:
+        return (await self._call("POST", "/v1/providers", json=registration)).json()
+
+    async def claim(
+        self, wait_seconds: float, job_types: list[str] | None = None
+    ) -> dict[str, Any] | None:
+        resp = await self._call(
+            "POST",
+            "/v1/providers/claim",
+            json={"wait_seconds": wait_seconds, "job_types": job_types},
+            timeout=wait_seconds + 30,
+        )
+        return None if resp.status_code == 204 else resp.json()
+
+    async def job_write(
+        self, job_id: str, action: str, attempt: int, **body: Any
+    ) -> dict[str, Any]:
+        resp = await self._call(
+            "POST", f"/v1/jobs/{job_id}/{action}", json={"attempt": attempt, **body}
+        )
+        return resp.json()
+
+    async def download_dataset(self, job_id: str, dest: Path) -> Path:
+        """Stream the dataset zip (seed 000 route) to `dest`."""
+        numeric = job_id.removeprefix("job_")
+        headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
+        try:
+            async with self.http.stream(
+                "GET", f"/jobs/get-dataset/{numeric}", headers=headers, timeout=None
+            ) as resp:
+                if resp.status_code >= 400:
+                    await resp.aread()
+                    raise_for_error(resp)
+                tmp = dest.with_suffix(".part")
+                with open(tmp, "wb") as fh:
+                    async for chunk in resp.aiter_bytes(1 << 20):
+                        fh.write(chunk)
+                os.replace(tmp, dest)
+        except httpx.TransportError as exc:
+            raise UpstreamUnavailable(f"dataset download: {exc!r}") from exc
+        return dest
+
+    async def add_directory(self, root: Path) -> str:
+        """Upload a directory through the node's Kubo-compatible `add`; return its CID."""
+        files = list(_directory_parts(root))
+        resp = await self._call(
+            "POST",
+            "/api/v0/add",
+            params={"pin": "true", "cid-version": "0", "wrap-with-directory": "false"},
+            files=files,
+            timeout=None,
+        )
+        lines = [ln for ln in resp.text.splitlines() if ln.strip()]
+        import json
+
+        entries = [json.loads(ln) for ln in lines]
+        top = [e for e in entries if e.get("Name") == root.name]
+        return (top or entries)[-1]["Hash"]
+
+
+def _directory_parts(root: Path) -> Iterator[tuple[str, tuple[str, Any, str]]]:
+    """Multipart parts as Kubo's clients send a directory: one per folder and file, names
+    relative to the parent of `root`, URL-escaped slashes."""
+    from urllib.parse import quote
+
+    yield ("file", (quote(root.name, safe=""), b"", "application/x-directory"))
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root.parent).as_posix()
+        name = quote(rel, safe="")
+        if path.is_dir():
+            yield ("file", (name, b"", "application/x-directory"))
+        else:
+            yield ("file", (name, path.read_bytes(), "application/octet-stream"))
