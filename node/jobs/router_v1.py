@@ -140,7 +140,7 @@ def create_job(body: JobCreateV1, principal: PrincipalDep, session: SessionDep) 
 
 @router.get("/{jobId}", response_model=JobEnvelopeV1)
 def get_job(
-    job_id: Annotated[str, Path(alias="jobId", max_length=64, description="e.g. job_5")],
+    job_id: Annotated[str, Path(alias="jobId", description="e.g. job_5")],
     principal: PrincipalDep,
     session: SessionDep,
 ) -> JobEnvelopeV1:

@@ -71,7 +71,7 @@ StatusWord = Literal[
 ]
 SortField = Literal["created_at", "updated_at", "priority", "status"]
 WorkspaceIdPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="Workspace id")]
-JobIdPath = Annotated[str, Path(max_length=64, description="Job id, e.g. `job_5` (or `5`)")]
+JobIdPath = Annotated[str, Path(description="Job id, e.g. `job_5` (or `5`)")]
 
 
 def _reader(workspace_id: WorkspaceIdPath, principal: PrincipalDep, session: SessionDep) -> int:
