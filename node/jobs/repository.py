@@ -182,13 +182,15 @@ def _typed_literal(col: ColumnElement, value: object) -> ColumnElement:
 
 
 def claimable_clause(now: dt.datetime) -> ColumnElement[bool]:
-    """The predicate of a job a provider may claim now: open to providers and due.
+    """The predicate of a job a provider may claim now: open to providers, due, and not
+    past its deadline.
 
     A job with `scheduled_at` in the future stays invisible to providers until then.
     """
     return and_(
         Job.status.in_([s.value for s in OPEN_TO_PROVIDERS]),
         or_(Job.scheduled_at.is_(None), Job.scheduled_at <= now),
+        or_(Job.deadline_at.is_(None), Job.deadline_at > now),
     )
 
 

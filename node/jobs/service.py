@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from marketplace.errors import JobNotFound, RetryLimitReached
 from marketplace.jobs.ids import parse_job_id
-from marketplace.jobs.states import JobStatus, check_transition
+from marketplace.jobs.states import OPEN_TO_PROVIDERS, JobStatus, check_transition
 from node.db import utcnow
 from node.deps import Principal
 from node.jobs import repository
@@ -229,9 +229,11 @@ def list_owned_jobs(
 
 
 def is_claimable(job: Job, now: dt.datetime) -> bool:
-    """Python twin of `repository.claimable_clause`: open to providers and due."""
-    return job.status == JobStatus.PENDING.value and (
-        job.scheduled_at is None or job.scheduled_at <= now
+    """Python twin of `repository.claimable_clause`: open to providers, due, in time."""
+    return (
+        job.status in {s.value for s in OPEN_TO_PROVIDERS}
+        and (job.scheduled_at is None or job.scheduled_at <= now)
+        and (job.deadline_at is None or job.deadline_at > now)
     )
 
 
