@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from marketplace.errors import InvalidCursor
+from marketplace.jobs.ids import MAX_JOB_ID
 
 DATETIME_FIELDS = frozenset({"created_at", "updated_at"})
 INT_FIELDS = frozenset({"priority"})
@@ -62,7 +63,7 @@ def decode_cursor(token: str, *, sort: str, order: str) -> Cursor:
             details={"cursor_sort": str(obj["s"])[:32], "cursor_order": str(obj["o"])[:8]},
         )
     last_id = obj["i"]
-    if isinstance(last_id, bool) or not isinstance(last_id, int) or not 0 < last_id < 2**63:
+    if isinstance(last_id, bool) or not isinstance(last_id, int) or not 0 < last_id <= MAX_JOB_ID:
         raise InvalidCursor("Malformed cursor")
     return Cursor(sort=sort, order=order, value=_parse_value(sort, obj["v"]), id=last_id)
 

@@ -268,6 +268,9 @@ def test_forged_or_mismatched_cursors_are_400(client: TestClient, seed: Seed) ->
         {"s": "created_at", "o": "desc", "v": "2024-01-15T10:00:00", "i": 1},  # naive
         {"s": "created_at", "o": "desc", "v": "2024-01-15T10:00:00+00:00", "i": "1"},
         {"s": "created_at", "o": "desc", "v": "2024-01-15T10:00:00+00:00", "i": 2**70},
+        {"s": "created_at", "o": "desc", "v": "2024-01-15T10:00:00+00:00", "i": 2**40},
+        {"s": "priority", "o": "desc", "v": 7, "i": 1},
+        {"s": "created_at", "o": "desc", "v": "0001-01-01T00:00:00+00:00", "i": 0},
         {"s": "created_at", "o": "desc", "v": "2024-01-15T10:00:00+00:00", "i": 1, "x": 0},
     ):
         resp = client.get(f"/v1/jobs?limit=1&cursor={forge(obj)}", headers=seed.headers)
