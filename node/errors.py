@@ -100,7 +100,9 @@ def install_error_handlers(app: FastAPI) -> None:
             or request.url.path == "/jobs"
         ):
             return error_response(request, 422, "VALIDATION_ERROR", "Validation error", details)
-        code = "VALIDATION_ERROR" if status == 422 else "INVALID_QUERY" if in_query else "INVALID_BODY"
+        code = (
+            "VALIDATION_ERROR" if status == 422 else "INVALID_QUERY" if in_query else "INVALID_BODY"
+        )
         first = details[0] if details else {"loc": [], "msg": "invalid"}
         message = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
         return error_response(request, status, code, message, details)

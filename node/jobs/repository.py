@@ -10,9 +10,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, false, func, literal, or_, select, tuple_
-from sqlalchemy.orm import Session, raiseload, selectinload
+from sqlalchemy.orm import InstrumentedAttribute, Session, raiseload, selectinload
 
 from marketplace.jobs.states import OPEN_TO_PROVIDERS
 from node.jobs.cursor import Cursor
@@ -20,7 +21,7 @@ from node.jobs.models import Job
 from node.workspaces.models import WorkspaceMember
 
 # Sort keys shared by both dialects; each is non-null, and ties are broken by id.
-SORT_COLUMNS: dict[str, ColumnElement] = {
+SORT_COLUMNS: dict[str, InstrumentedAttribute[Any]] = {
     "created_at": Job.created_at,
     "updated_at": Job.updated_at,
     "priority": Job.priority_rank,
@@ -57,7 +58,7 @@ class JobFilters:
         return out
 
 
-def member_workspace_ids(user_id: int) -> Select[tuple[int]]:
+def member_workspace_ids(user_id: int) -> Select[Any]:
     """Subquery: the workspaces `user_id` belongs to (any role)."""
     return select(WorkspaceMember.workspace_id).where(WorkspaceMember.user_id == user_id)
 
@@ -124,7 +125,7 @@ def get_owned_job(
     return session.scalars(stmt).first()
 
 
-def _ordered(stmt: Select[tuple[Job]], sort: str, order: str) -> Select[tuple[Job]]:
+def _ordered(stmt: Select[Any], sort: str, order: str) -> Select[Any]:
     col = SORT_COLUMNS[sort]
     if order == "asc":
         return stmt.order_by(col.asc(), Job.id.asc())
@@ -146,7 +147,8 @@ def page_of_jobs(
     total = session.scalar(select(func.count()).select_from(Job).where(*where)) or 0
     stmt = _ordered(select(Job).where(*where), sort, order)
     stmt = stmt.offset((page - 1) * limit).limit(limit).options(raiseload(Job.events))
-    return session.scalars(stmt).all(), total
+    rows: Sequence[Job] = session.scalars(stmt).all()
+    return rows, total
 
 
 def keyset_jobs(
@@ -165,7 +167,7 @@ def keyset_jobs(
     seek straight into the (key, id) order instead of counting past skipped rows.
     """
     col = SORT_COLUMNS[sort]
-    stmt = select(Job).where(scope, *filters.clauses())
+    stmt: Select[Any] = select(Job).where(scope, *filters.clauses())
     if after is not None:
         key = tuple_(col, Job.id)
         bound = tuple_(
@@ -177,7 +179,7 @@ def keyset_jobs(
     return session.scalars(stmt).all()
 
 
-def _typed_literal(col: ColumnElement, value: object) -> ColumnElement:
+def _typed_literal(col: InstrumentedAttribute[Any], value: object) -> ColumnElement[Any]:
     return literal(value, type_=col.type)
 
 

@@ -60,7 +60,9 @@ SORT_FIELDS = {
     "status": "status",
     "type": "type",
 }
-SortParam = Literal["createdAt", "created_at", "updatedAt", "updated_at", "priority", "status", "type"]
+SortParam = Literal[
+    "createdAt", "created_at", "updatedAt", "updated_at", "priority", "status", "type"
+]
 MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 
 

@@ -329,9 +329,7 @@ class JobDetailV1(JobV1):
 
     @classmethod
     def from_job(cls, job: Job) -> JobDetailV1:
-        return cls(
-            **cls.fields_from(job), events=[JobEventV1.from_event(e) for e in job.events]
-        )
+        return cls(**cls.fields_from(job), events=[JobEventV1.from_event(e) for e in job.events])
 
 
 class CursorPagination(_Camel):

@@ -14,8 +14,24 @@ def test_both_spellings_round_trip() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    ["", "job_", "job_0", "0", "-1", "job_-1", "job_05", "abc", "job_abc123", "5.0", "job_5x",
-     f"job_{MAX_JOB_ID + 1}", "9" * 40, 0, -3, MAX_JOB_ID + 1],
+    [
+        "",
+        "job_",
+        "job_0",
+        "0",
+        "-1",
+        "job_-1",
+        "job_05",
+        "abc",
+        "job_abc123",
+        "5.0",
+        "job_5x",
+        f"job_{MAX_JOB_ID + 1}",
+        "9" * 40,
+        0,
+        -3,
+        MAX_JOB_ID + 1,
+    ],
 )
 def test_anything_else_is_not_found(bad: object) -> None:
     with pytest.raises(JobNotFound):

@@ -22,5 +22,15 @@ def test_docs_render_with_job_routes(client: TestClient) -> None:
         assert methods <= set(paths[path]), path
     assert paths["/jobs"]["get"]["deprecated"] is True
     v1_params = {p["name"] for p in paths["/v1/jobs"]["get"]["parameters"]}
-    assert {"limit", "cursor", "type", "status", "resultType", "from", "to", "sort", "order"} <= v1_params
+    assert {
+        "limit",
+        "cursor",
+        "type",
+        "status",
+        "resultType",
+        "from",
+        "to",
+        "sort",
+        "order",
+    } <= v1_params
     assert "Job001" in spec["components"]["schemas"]

@@ -41,7 +41,11 @@ def served(tmp_path: Path, database_url: str) -> Iterator[str]:
     dcm = [sys.executable, "-m", "dcm.cli"]
     subprocess.run(
         [*dcm, "user", "create", "your_username", "--password-stdin"],
-        input="your_password\n", text=True, env=env, check=True, capture_output=True,
+        input="your_password\n",
+        text=True,
+        env=env,
+        check=True,
+        capture_output=True,
     )
     settings = NodeSettings(data_dir=tmp_path / "data", database_url=database_url)
     engine = make_engine(settings.sqlalchemy_url)
@@ -60,7 +64,9 @@ def served(tmp_path: Path, database_url: str) -> Iterator[str]:
     log = (tmp_path / "serve.log").open("w")
     proc = subprocess.Popen(
         [*dcm, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:

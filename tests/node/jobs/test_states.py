@@ -34,9 +34,7 @@ def test_every_pair_of_states_through_transition(app: FastAPI) -> None:
             job = create_job(session, job_type="walk")
             job.status = current.value  # setup: place the job in `current`
             session.flush()
-            events_before = session.scalar(
-                select(func.count()).where(JobEvent.job_id == job.id)
-            )
+            events_before = session.scalar(select(func.count()).where(JobEvent.job_id == job.id))
             if can_transition(current, target):
                 legal += 1
                 transition(session, job, target, message="walk")

@@ -214,8 +214,12 @@ def test_cursor_walk_with_ties_on_every_sort_field(
     made = []
     for i in range(13):
         job = post(client, seed.headers, type=f"t{i % 3}", priority=["low", "high"][i % 2])["id"]
-        set_job(job, created_at=same, updated_at=same + dt.timedelta(seconds=i % 4),
-                status=["pending", "running", "completed"][i % 3])
+        set_job(
+            job,
+            created_at=same,
+            updated_at=same + dt.timedelta(seconds=i % 4),
+            status=["pending", "running", "completed"][i % 3],
+        )
         made.append(job)
     for sort in ("createdAt", "updatedAt", "priority", "status", "type", "created_at"):
         for order in ("asc", "desc"):
@@ -251,9 +255,7 @@ def test_missing_limit_and_bad_queries_are_400(client: TestClient, seed: Seed) -
 def test_forged_or_mismatched_cursors_are_400(client: TestClient, seed: Seed) -> None:
     for _ in range(3):
         post(client, seed.headers)
-    cursor = client.get("/v1/jobs?limit=1", headers=seed.headers).json()["pagination"][
-        "nextCursor"
-    ]
+    cursor = client.get("/v1/jobs?limit=1", headers=seed.headers).json()["pagination"]["nextCursor"]
     # Issued for createdAt/desc: not valid for another sort or order.
     for query in ("sort=priority", "order=asc"):
         resp = client.get(f"/v1/jobs?limit=1&{query}&cursor={cursor}", headers=seed.headers)

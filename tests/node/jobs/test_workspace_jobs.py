@@ -15,9 +15,7 @@ from tests.fixtures.factories import auth_headers, make_user, make_workspace
 from tests.node.jobs.conftest import Seed
 
 
-def create(
-    client: TestClient, seed: Seed, ws: int | None = None, **body: Any
-) -> dict[str, Any]:
+def create(client: TestClient, seed: Seed, ws: int | None = None, **body: Any) -> dict[str, Any]:
     ws = ws or seed.workspace_id
     payload = {"job_type": "data_analysis", "workspace_id": ws, **body}
     resp = client.post(f"/workspace/{ws}/jobs", json=payload, headers=seed.headers)
@@ -80,8 +78,12 @@ def test_type_and_priority_filters_or_repeated_values(client: TestClient, seed: 
 
 
 @pytest.mark.parametrize("order", ["asc", "desc"])
-def test_sort_by_priority_uses_rank_not_alphabet(client: TestClient, seed: Seed, order: str) -> None:
-    made = {p: create(client, seed, priority=p)["job_id"] for p in ("normal", "urgent", "low", "high")}
+def test_sort_by_priority_uses_rank_not_alphabet(
+    client: TestClient, seed: Seed, order: str
+) -> None:
+    made = {
+        p: create(client, seed, priority=p)["job_id"] for p in ("normal", "urgent", "low", "high")
+    }
     rank = ["low", "normal", "high", "urgent"]
     expected = [made[p] for p in (rank if order == "asc" else reversed(rank))]
     assert ids(listing(client, seed, f"sort=priority&order={order}")) == expected
@@ -186,9 +188,15 @@ def test_workspaces_are_isolated(app: FastAPI, client: TestClient, seed: Seed) -
     # Their job through my workspace: 404, same as a job that does not exist.
     resp = client.get(f"/workspace/1/jobs/{theirs}", headers=seed.headers)
     assert resp.status_code == 404
-    assert resp.json() == {"detail": "Job not found in specified workspace", "code": "JOB_NOT_FOUND"}
+    assert resp.json() == {
+        "detail": "Job not found in specified workspace",
+        "code": "JOB_NOT_FOUND",
+    }
     for action in ("cancel", "retry"):
-        assert client.post(f"/workspace/1/jobs/{theirs}/{action}", headers=seed.headers).status_code == 404
+        assert (
+            client.post(f"/workspace/1/jobs/{theirs}/{action}", headers=seed.headers).status_code
+            == 404
+        )
     # Legacy list: each sees only their own workspaces.
     assert ids(client.get("/jobs", headers=seed.headers)) == [mine]
     assert ids(client.get("/jobs", headers=other_headers)) == [theirs]
@@ -283,7 +291,9 @@ def test_malformed_ids_on_actions(client: TestClient, seed: Seed) -> None:
         ("POST", "/workspace/1/jobs/abc/cancel"),
         ("POST", "/workspace/1/jobs/job_x/retry"),
     ):
-        resp = client.request(method, path, json={} if method == "PATCH" else None, headers=seed.headers)
+        resp = client.request(
+            method, path, json={} if method == "PATCH" else None, headers=seed.headers
+        )
         assert resp.status_code == 404
         assert resp.json()["detail"] == "Job not found in specified workspace"
 
@@ -358,7 +368,9 @@ def test_cancel_rules(client: TestClient, seed: Seed) -> None:
     client.patch(f"/workspace/1/jobs/{done}", json={"status": "success"}, headers=seed.headers)
     resp = client.post(f"/workspace/1/jobs/{done}/cancel", headers=seed.headers)
     assert resp.status_code == 409
-    assert client.get(f"/workspace/1/jobs/{done}", headers=seed.headers).json()["status"] == "success"
+    assert (
+        client.get(f"/workspace/1/jobs/{done}", headers=seed.headers).json()["status"] == "success"
+    )
 
 
 def test_retry_counts_and_stops_at_max_retries(client: TestClient, seed: Seed) -> None:
