@@ -202,6 +202,19 @@ class ChainError(MarketplaceError):
         self.error_name = error_name
 
 
+class InvalidCursor(BadQuery):
+    """A pagination cursor that this node did not issue for this sort (seed 002: 400)."""
+
+    code = "INVALID_CURSOR"
+
+
+class WorkspaceMismatch(MarketplaceError):
+    """A body's `workspace_id` names another workspace than the URL (seed 001: 400)."""
+
+    status = 400
+    code = "WORKSPACE_MISMATCH"
+
+
 def _all_subclasses(cls: type[MarketplaceError]) -> list[type[MarketplaceError]]:
     out = []
     for sub in cls.__subclasses__():

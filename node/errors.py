@@ -8,8 +8,8 @@
 | /api/v0 (Kubo RPC)  | {"Message", "Code": 0, "Type": "error"}                      |
 | everything else     | {"detail": message, "code": code}  (seed 000/001 style)      |
 
-Validation failures are 422 with the field path; on `/v1` a bad *query* parameter is 400,
-as seed 002 documents.
+Validation failures are 422 with the field path; on `/v1` they are 400 (`INVALID_QUERY` for
+a query/path parameter, `INVALID_BODY` for the body), as seed 002 documents.
 """
 
 from __future__ import annotations
@@ -91,7 +91,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         details = _validation_details(exc)
         in_query = all(d["loc"] and d["loc"][0] in ("query", "path") for d in details)
-        status = 400 if request.url.path.startswith("/v1") and in_query else 422
+        # Seed 002 documents 400 for bad query parameters and for invalid input bodies.
+        status = 400 if request.url.path.startswith("/v1") else 422
         if (
             request.url.path.startswith("/jobs/")
             or request.url.path.startswith("/workspace")
@@ -99,7 +100,9 @@ def install_error_handlers(app: FastAPI) -> None:
             or request.url.path == "/jobs"
         ):
             return error_response(request, 422, "VALIDATION_ERROR", "Validation error", details)
-        code = "INVALID_QUERY" if status == 400 else "VALIDATION_ERROR"
+        code = (
+            "VALIDATION_ERROR" if status == 422 else "INVALID_QUERY" if in_query else "INVALID_BODY"
+        )
         first = details[0] if details else {"loc": [], "msg": "invalid"}
         message = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
         return error_response(request, status, code, message, details)

@@ -4,12 +4,16 @@ from fastapi import APIRouter
 
 from node.auth.router import api_keys_router
 from node.auth.router import router as auth_router
+from node.jobs.router_v1 import router as jobs_v1_router
+from node.jobs.router_workspace import router as jobs_workspace_router
 from node.providers.router import router as providers_router
 from node.workspaces.router import router as workspaces_router
 
 ROUTERS: list[APIRouter] = [
     auth_router,
-    providers_router,
     api_keys_router,
     workspaces_router,
+    jobs_workspace_router,
+    jobs_v1_router,
+    providers_router,
 ]

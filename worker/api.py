@@ -48,7 +48,7 @@ class NodeAPI:
         return account.address
 
     async def register(self, registration: dict[str, Any]) -> dict[str, Any]:
-        return (await self._call("POST", "/v1/providers", json=registration)).json()
+        return (await self._call("POST", "/v1/providers", json=registration)).json()["data"]
 
     async def claim(
         self, wait_seconds: float, job_types: list[str] | None = None
@@ -59,7 +59,7 @@ class NodeAPI:
             json={"wait_seconds": wait_seconds, "job_types": job_types},
             timeout=wait_seconds + 30,
         )
-        return None if resp.status_code == 204 else resp.json()
+        return None if resp.status_code == 204 else resp.json()["data"]
 
     async def job_write(
         self, job_id: str, action: str, attempt: int, **body: Any

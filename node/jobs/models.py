@@ -27,9 +27,9 @@ class Job(Base):
     priority_rank: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
 
     workspace_id: Mapped[int | None] = mapped_column(
-        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+        ForeignKey("workspaces.id", ondelete="CASCADE")
     )
-    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     requester_address: Mapped[str | None] = mapped_column(String(42), index=True)
 
     # What to run: the payload/metadata/parameters of the dialect that created it, plus the
@@ -72,9 +72,13 @@ class Job(Base):
         lazy="selectin",
     )
 
+    # List views filter by owner (workspace, creator or wallet) and walk (created_at, id);
+    # the claim path scans pending jobs by priority then age.
     __table_args__ = (
         Index("ix_jobs_status_priority_created", "status", "priority_rank", "created_at"),
         Index("ix_jobs_created_at_id", "created_at", "id"),
+        Index("ix_jobs_workspace_created_id", "workspace_id", "created_at", "id"),
+        Index("ix_jobs_created_by_created_id", "created_by", "created_at", "id"),
     )
 
     @property

@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from marketplace.jobs.states import ACTIVE, JobStatus
 from node.jobs.models import Job
+from node.jobs.repository import claimable_jobs
 from node.providers.models import Provider
 
 
@@ -44,26 +45,10 @@ def active_jobs_of(session: Session, address: str) -> int:
 def claim_candidates(
     session: Session, job_types: Sequence[str], now: dt.datetime, limit: int = 16
 ) -> Sequence[Job]:
-    """Claimable jobs, best first (highest priority, then oldest).
-
-    On PostgreSQL the rows are locked with SKIP LOCKED, so concurrent claimers are handed
-    different candidates instead of queueing on the same row; SQLite serialises writers and
-    the compare-and-set in `take` settles races there.
-    """
-    stmt = (
-        select(Job)
-        .where(
-            Job.status == JobStatus.PENDING.value,
-            Job.job_type.in_(list(job_types)),
-            or_(Job.scheduled_at.is_(None), Job.scheduled_at <= now),
-            or_(Job.deadline_at.is_(None), Job.deadline_at > now),
-        )
-        .order_by(Job.priority_rank.desc(), Job.created_at.asc(), Job.id.asc())
-        .limit(limit)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
-    return session.scalars(stmt).all()
+    """Claimable jobs of these types, best first. On PostgreSQL the rows are locked with
+    SKIP LOCKED, so concurrent claimers are handed different candidates instead of
+    queueing on one row; on SQLite (one writer) the compare-and-set in `take` settles it."""
+    return claimable_jobs(session, now=now, limit=limit, job_types=job_types, lock=True)
 
 
 def take(

@@ -63,16 +63,21 @@ def _lease_out(job: Job) -> dict[str, Any]:
     }
 
 
-@router.post("/providers", status_code=201, response_model=ProviderRead)
+def ok(data: Any) -> dict[str, Any]:
+    """The canonical `/v1` envelope."""
+    return {"success": True, "data": data}
+
+
+@router.post("/providers", status_code=201)
 def register(body: RegisterProvider, principal: PrincipalDep, session: SessionDep) -> Any:
-    return service.register(session, principal, body)
+    return ok(ProviderRead.model_validate(service.register(session, principal, body)))
 
 
 @router.get("/providers")
 def list_providers(
     principal: PrincipalDep, session: SessionDep, settings: SettingsDep
 ) -> dict[str, Any]:
-    return {"data": [ProviderRead(**p) for p in service.describe(session, settings)]}
+    return ok([ProviderRead(**p) for p in service.describe(session, settings)])
 
 
 @router.post("/providers/claim", responses={204: {"description": "No job within the wait"}})
@@ -90,7 +95,7 @@ async def claim(
             got = service.claim(session, settings, provider, body.job_types)
             if got is None:
                 return None
-            return {"lease": _lease_out(got.job), "job": job_for_provider(got.job)}
+            return ok({"lease": _lease_out(got.job), "job": job_for_provider(got.job)})
         return None
 
     while True:
@@ -117,7 +122,8 @@ def heartbeat(
     settings: SettingsDep,
 ) -> dict[str, Any]:
     provider = service.require_provider(session, principal)
-    return _lease_out(service.heartbeat(session, settings, provider, _job_id(job_id), body.attempt))
+    job = service.heartbeat(session, settings, provider, _job_id(job_id), body.attempt)
+    return ok(_lease_out(job))
 
 
 @router.post("/jobs/{job_id}/start")
@@ -129,7 +135,7 @@ def start(
     settings: SettingsDep,
 ) -> dict[str, Any]:
     provider = service.require_provider(session, principal)
-    return _lease_out(service.start(session, settings, provider, _job_id(job_id), body.attempt))
+    return ok(_lease_out(service.start(session, settings, provider, _job_id(job_id), body.attempt)))
 
 
 @router.post("/jobs/{job_id}/progress")
@@ -151,7 +157,7 @@ def progress(
         body.message,
         body.metrics,
     )
-    return _lease_out(job)
+    return ok(_lease_out(job))
 
 
 @router.post("/jobs/{job_id}/logs")
@@ -167,7 +173,7 @@ def logs(
         body.attempt,
         [(entry.line, entry.level) for entry in body.lines],
     )
-    return {"accepted": count}
+    return ok({"accepted": count})
 
 
 @router.post("/jobs/{job_id}/result")
@@ -189,7 +195,7 @@ def result(
         body.result,
         body.result_type,
     )
-    return {"job_id": format_job_id(job.id), "status": job.status, "result_cid": job.result_cid}
+    return ok({"job_id": format_job_id(job.id), "status": job.status, "result_cid": job.result_cid})
 
 
 @router.post("/jobs/{job_id}/fail")
@@ -198,7 +204,7 @@ def fail(
 ) -> dict[str, Any]:
     provider = service.require_provider(session, principal)
     job = service.fail(session, provider, _job_id(job_id), body.attempt, body.error, body.retryable)
-    return {"job_id": format_job_id(job.id), "status": job.status}
+    return ok({"job_id": format_job_id(job.id), "status": job.status})
 
 
 @router.post("/jobs/{job_id}/release")
@@ -207,7 +213,7 @@ def release(
 ) -> dict[str, Any]:
     provider = service.require_provider(session, principal)
     job = service.release(session, provider, _job_id(job_id), body.attempt, body.reason)
-    return {"job_id": format_job_id(job.id), "status": job.status}
+    return ok({"job_id": format_job_id(job.id), "status": job.status})
 
 
 async def run_reaper(app: Any) -> None:

@@ -56,10 +56,10 @@ def upgrade() -> None:
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_jobs_batch_id'), ['batch_id'], unique=False)
         batch_op.create_index('ix_jobs_created_at_id', ['created_at', 'id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_jobs_created_by'), ['created_by'], unique=False)
+        batch_op.create_index('ix_jobs_created_by_created_id', ['created_by', 'created_at', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_jobs_requester_address'), ['requester_address'], unique=False)
         batch_op.create_index('ix_jobs_status_priority_created', ['status', 'priority_rank', 'created_at'], unique=False)
-        batch_op.create_index(batch_op.f('ix_jobs_workspace_id'), ['workspace_id'], unique=False)
+        batch_op.create_index('ix_jobs_workspace_created_id', ['workspace_id', 'created_at', 'id'], unique=False)
 
     op.create_table('job_events',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -88,10 +88,10 @@ def downgrade() -> None:
 
     op.drop_table('job_events')
     with op.batch_alter_table('jobs', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_jobs_workspace_id'))
+        batch_op.drop_index('ix_jobs_workspace_created_id')
         batch_op.drop_index('ix_jobs_status_priority_created')
         batch_op.drop_index(batch_op.f('ix_jobs_requester_address'))
-        batch_op.drop_index(batch_op.f('ix_jobs_created_by'))
+        batch_op.drop_index('ix_jobs_created_by_created_id')
         batch_op.drop_index('ix_jobs_created_at_id')
         batch_op.drop_index(batch_op.f('ix_jobs_batch_id'))
 

@@ -73,7 +73,7 @@ def test_claim_hands_out_a_lease_once(app, client):
     p2 = _provider(app, client, "p2")
     first = client.post("/v1/providers/claim", json={}, headers=p1)
     assert first.status_code == 200, first.text
-    lease = first.json()["lease"]
+    lease = first.json()["data"]["lease"]
     assert lease["job_id"] == f"job_{job_id}" and lease["attempt"] == 1 and lease["lease_id"]
     assert client.post("/v1/providers/claim", json={}, headers=p2).status_code == 204
     assert _get(app, job_id).status == "claimed"
@@ -103,7 +103,7 @@ def test_stale_attempt_cannot_submit(app, client):
     assert client.post("/v1/providers/claim", json={}, headers=dead).status_code == 200
     _expire_lease(app, job_id)
     assert _reap(app) == [job_id]
-    claim2 = client.post("/v1/providers/claim", json={}, headers=successor).json()
+    claim2 = client.post("/v1/providers/claim", json={}, headers=successor).json()["data"]
     assert claim2["lease"]["attempt"] == 2
     late = client.post(
         f"/v1/jobs/job_{job_id}/result",
@@ -121,7 +121,7 @@ def test_stale_attempt_cannot_submit(app, client):
         headers=successor,
         json={"attempt": 2, "result_cid": "Qm" + "b" * 44},
     )
-    assert ok.status_code == 200 and ok.json()["status"] == "completed"
+    assert ok.status_code == 200 and ok.json()["data"]["status"] == "completed"
     assert _get(app, job_id).result_cid == "Qm" + "b" * 44
 
 
@@ -148,18 +148,18 @@ def test_expired_lease_refuses_heartbeat(app, client):
 def test_heartbeat_extends_the_lease(app, client):
     job_id = _job(app)
     holder = _provider(app, client, "holder")
-    before = client.post("/v1/providers/claim", json={}, headers=holder).json()["lease"]
+    before = client.post("/v1/providers/claim", json={}, headers=holder).json()["data"]["lease"]
     time.sleep(1.1)
     after = client.post(f"/v1/jobs/{job_id}/heartbeat", json={"attempt": 1}, headers=holder)
     assert after.status_code == 200
-    assert after.json()["expires_at"] > before["expires_at"]
+    assert after.json()["data"]["expires_at"] > before["expires_at"]
 
 
 def test_reaper_fails_job_after_max_retries(app, client):
     job_id = _job(app, max_retries=1)
     p = _provider(app, client, "p")
     for attempt in (1, 2):
-        claim = client.post("/v1/providers/claim", json={}, headers=p).json()
+        claim = client.post("/v1/providers/claim", json={}, headers=p).json()["data"]
         assert claim["lease"]["attempt"] == attempt
         _expire_lease(app, job_id)
         _reap(app)
@@ -177,17 +177,17 @@ def test_progress_logs_and_reward_job_waits_in_submitted(app, client):
         headers=p,
         json={"attempt": 1, "percent": 40, "message": "Epoch 2/5", "metrics": {"box_loss": 1.2}},
     )
-    assert resp.status_code == 200 and resp.json()["status"] == "running"
+    assert resp.status_code == 200 and resp.json()["data"]["status"] == "running"
     logs = client.post(
         f"/v1/jobs/{job_id}/logs",
         headers=p,
         json={"attempt": 1, "lines": [{"line": "hello"}, {"line": "x", "level": "error"}]},
     )
-    assert logs.json() == {"accepted": 2}
+    assert logs.json()["data"] == {"accepted": 2}
     done = client.post(
         f"/v1/jobs/{job_id}/result", headers=p, json={"attempt": 1, "result_cid": "Qm" + "c" * 44}
     )
-    assert done.json()["status"] == "submitted"
+    assert done.json()["data"]["status"] == "submitted"
     job = _get(app, job_id)
     assert job.progress_percent == 100
     assert [e.type for e in job.events] == [
@@ -206,8 +206,8 @@ def test_release_returns_job_to_queue(app, client):
     p = _provider(app, client, "p")
     client.post("/v1/providers/claim", json={}, headers=p)
     resp = client.post(f"/v1/jobs/{job_id}/release", json={"attempt": 1}, headers=p)
-    assert resp.json()["status"] == "pending"
-    again = client.post("/v1/providers/claim", json={}, headers=p).json()
+    assert resp.json()["data"]["status"] == "pending"
+    again = client.post("/v1/providers/claim", json={}, headers=p).json()["data"]
     assert again["lease"]["attempt"] == 2
 
 
@@ -220,7 +220,7 @@ def test_non_retryable_failure_fails_the_job(app, client):
         headers=p,
         json={"attempt": 1, "error": "dataset CID mismatch", "retryable": False},
     )
-    assert resp.json()["status"] == "failed"
+    assert resp.json()["data"]["status"] == "failed"
     assert _get(app, job_id).error == "dataset CID mismatch"
 
 
@@ -234,8 +234,8 @@ def test_claim_order_is_priority_then_age(app, client):
     old_normal = _job(app, priority="normal")
     urgent = _job(app, priority="urgent")
     p = _provider(app, client, "p", max_concurrent=2)
-    first = client.post("/v1/providers/claim", json={}, headers=p).json()
-    second = client.post("/v1/providers/claim", json={}, headers=p).json()
+    first = client.post("/v1/providers/claim", json={}, headers=p).json()["data"]
+    second = client.post("/v1/providers/claim", json={}, headers=p).json()["data"]
     assert [first["lease"]["job_id"], second["lease"]["job_id"]] == [
         f"job_{urgent}",
         f"job_{old_normal}",
@@ -253,7 +253,7 @@ def test_jobs_are_matched_on_gpu_memory_and_type(app, client):
         app, client, "large", capabilities={"gpus": [{"name": "H100", "memory_mb": 81559}]}
     )
     resp = client.post("/v1/providers/claim", json={}, headers=large)
-    assert resp.json()["lease"]["job_id"] == f"job_{big}"
+    assert resp.json()["data"]["lease"]["job_id"] == f"job_{big}"
 
 
 def test_provider_at_capacity_gets_nothing(app, client):

@@ -1,0 +1,151 @@
+"""Seed 002 dialect, the canonical job API: `/v1/jobs`.
+
+Envelopes (seed 002's response schemas list three unnamed fields; these are ours):
+- `GET /v1/jobs` -> `{"success": true, "data": [job...], "pagination": {"limit",
+  "nextCursor", "hasMore"}}`;
+- `POST /v1/jobs` (201) and `GET /v1/jobs/{jobId}` -> `{"success": true, "data": job,
+  "message": "..."}`, where the single job also carries its `events`;
+- errors `{"error": {"code", "message", "details"?}}` (`node.errors`); every bad query
+  parameter or body is 400, as the seed documents (`INVALID_QUERY`, `INVALID_BODY`,
+  `INVALID_CURSOR`), a missing job 404 `JOB_NOT_FOUND`.
+
+Field names are camelCase throughout (`workspaceId`, `nextCursor`); statuses are the
+canonical words (`marketplace.jobs.states`); timestamps are ISO-8601 UTC with
+milliseconds; `reward` is an exact decimal ETH string.
+
+Decisions where the seed is silent:
+- `limit` is required, as the seed says: leaving it out is a 400 naming the field.
+- "The authenticated user's jobs": jobs the caller created, jobs requested from the
+  caller's wallet address, and jobs of workspaces the caller belongs to (so one job is
+  reachable here and through seed 001). A workspace-scoped API key sees that workspace's
+  jobs only. Anything else is 404, never 403, so ids of others' jobs leak nothing.
+- `sort` is one of createdAt (default), updatedAt, priority, status, type (snake_case
+  accepted too), `order` desc (default) or asc. Pagination is keyset on (sort key, id):
+  the cursor is bound to its sort and order (reusing it with another is 400).
+- `from`/`to` are inclusive bounds on the creation time, in Unix milliseconds;
+  `from` > `to` is 400.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, status
+
+from marketplace.errors import BadQuery, Forbidden
+from marketplace.jobs.states import JobStatus
+from node.deps import PrincipalDep, SessionDep
+from node.jobs import service
+from node.jobs.repository import JobFilters
+from node.jobs.schemas import (
+    CursorPagination,
+    JobCreateV1,
+    JobDetailV1,
+    JobEnvelopeV1,
+    JobListV1,
+    JobV1,
+)
+from node.workspaces.models import Role
+from node.workspaces.service import require_role
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs (seed 002: canonical /v1)"])
+
+SORT_FIELDS = {
+    "createdAt": "created_at",
+    "created_at": "created_at",
+    "updatedAt": "updated_at",
+    "updated_at": "updated_at",
+    "priority": "priority",
+    "status": "status",
+    "type": "type",
+}
+SortParam = Literal[
+    "createdAt", "created_at", "updatedAt", "updated_at", "priority", "status", "type"
+]
+MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+
+
+def _from_ms(ms: int | None) -> dt.datetime | None:
+    if ms is None:
+        return None
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
+
+
+@router.get("", response_model=JobListV1)
+def list_jobs(
+    principal: PrincipalDep,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=100, description="Number of items to return (1-100)")],
+    cursor: Annotated[
+        str | None,
+        Query(max_length=512, description="The exact base64 token `nextCursor` of a page"),
+    ] = None,
+    type: Annotated[list[str] | None, Query(max_length=64, description="Job type")] = None,
+    status_: Annotated[list[JobStatus] | None, Query(alias="status")] = None,
+    result_type: Annotated[list[str] | None, Query(alias="resultType", max_length=64)] = None,
+    from_: Annotated[
+        int | None, Query(alias="from", ge=0, le=MAX_MS, description="Created at or after (ms)")
+    ] = None,
+    to: Annotated[
+        int | None, Query(ge=0, le=MAX_MS, description="Created at or before (Unix ms)")
+    ] = None,
+    sort: SortParam = "createdAt",
+    order: Literal["asc", "desc"] = "desc",
+) -> JobListV1:
+    """All jobs of the authenticated user, filtered, sorted, cursor-paginated."""
+    if from_ is not None and to is not None and from_ > to:
+        raise BadQuery("`from` must not be after `to`", details={"from": from_, "to": to})
+    filters = JobFilters(
+        statuses=tuple(s.value for s in status_ or ()),
+        job_types=tuple(type or ()),
+        result_types=tuple(result_type or ()),
+        created_from=_from_ms(from_),
+        created_to=_from_ms(to),
+    )
+    jobs, next_cursor = service.list_owned_jobs(
+        session,
+        principal,
+        filters,
+        sort=SORT_FIELDS[sort],
+        order=order,
+        cursor=cursor,
+        limit=limit,
+    )
+    return JobListV1(
+        data=[JobV1.from_job(j) for j in jobs],
+        pagination=CursorPagination(
+            limit=limit, next_cursor=next_cursor, has_more=next_cursor is not None
+        ),
+    )
+
+
+@router.post("", response_model=JobEnvelopeV1, status_code=status.HTTP_201_CREATED)
+def create_job(body: JobCreateV1, principal: PrincipalDep, session: SessionDep) -> JobEnvelopeV1:
+    """Create a job for the authenticated user (optionally in one of their workspaces)."""
+    if body.workspace_id is not None:
+        require_role(session, principal, body.workspace_id, Role.MEMBER)
+    elif principal.workspace_id is not None:
+        raise Forbidden("This API key may only create jobs in its workspace")
+    job = service.create_job(
+        session,
+        job_type=body.type,
+        spec=body.payload,
+        created_by=principal.user_id,
+        workspace_id=body.workspace_id,
+        requester_address=principal.address,
+        priority=body.priority,
+        max_retries=body.max_retries,
+    )
+    return JobEnvelopeV1(data=JobDetailV1.from_job(job), message="Job created successfully")
+
+
+@router.get("/{jobId}", response_model=JobEnvelopeV1)
+def get_job(
+    job_id: Annotated[str, Path(alias="jobId", description="e.g. job_5")],
+    principal: PrincipalDep,
+    session: SessionDep,
+) -> JobEnvelopeV1:
+    """One of the caller's jobs, with its event log; 404 for anyone else's."""
+    job = service.get_owned_job(session, principal, job_id)
+    return JobEnvelopeV1(data=JobDetailV1.from_job(job), message="Job retrieved successfully")

@@ -1,0 +1,258 @@
+"""Seed 001 dialect: workspace-scoped jobs at `/workspace/{workspace_id}/jobs...`, and the
+deprecated `GET /jobs` that lists the caller's jobs across workspaces.
+
+Shape of this dialect (as seed 001 documents it):
+- collections `{"data": [...], "pagination": {page, limit, total, total_pages}}`, single
+  resources bare, errors `{"detail": "..."}` (plus a stable `code`);
+- ids `job_<n>` (the canonical integer id, `marketplace.jobs.ids`); a malformed id is a
+  job that does not exist: 404 "Job not found in specified workspace", exactly as a job of
+  another workspace;
+- status words pending/running/success/failed/cancelled (mapping and filter semantics in
+  `marketplace.jobs.dialects`);
+- `metadata` is stored as the job's canonical `spec` (seed 002's `payload`);
+- `result` shows the progress fields while they are set, merged with the stored result
+  (the seed's list and PATCH examples show them inside `result`).
+
+Decisions where the seed is silent:
+- `workspace_id` in a create body that differs from the URL: 400 `WORKSPACE_MISMATCH`
+  (the request names two targets; not a shape error, so not 422). Missing: 422.
+- Viewers read; creating, patching, cancelling and retrying need the member role (403).
+  Role checks run before the body is validated, so a stranger learns nothing from 422s.
+- PATCH to the status the job already shows (e.g. `running` with a progress update) is
+  not a transition and logs nothing; any other change goes through the transition table
+  (409 `INVALID_TRANSITION` when illegal, e.g. `success` straight from `pending`).
+- `cancel` merges `{"cancelled_reason": "Cancelled via API"}` into the result; `retry`
+  replaces the result with `{"retry_reason", "previous_attempts"}` (the old one stays in
+  the event log), clears start/finish times, and answers 409 `RETRY_LIMIT_REACHED` once
+  `retry_count` has reached `max_retries`.
+- Legacy `GET /jobs` answers the same envelope with `Deprecation: true` and a `Link` to
+  its successor (`rel="successor-version"` for `?workspace_id=`, else the docs).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Response, status
+
+from marketplace.errors import WorkspaceMismatch
+from marketplace.jobs.dialects import seed001_filter, seed001_word
+from node.deps import PrincipalDep, SessionDep
+from node.jobs import service
+from node.jobs.repository import JobFilters
+from node.jobs.schemas import (
+    Job001,
+    JobCreate001,
+    JobPage001,
+    JobResult001,
+    JobStatus001,
+    JobUpdate001,
+    PagePagination,
+    Priority,
+)
+from node.workspaces.models import Role
+from node.workspaces.service import require_role
+
+router = APIRouter(tags=["jobs (seed 001: workspace-scoped)"])
+
+StatusWord = Literal[
+    "pending",
+    "running",
+    "success",
+    "failed",
+    "cancelled",
+    "awaiting_funding",
+    "claimed",
+    "submitted",
+    "completed",
+    "expired",
+    "disputed",
+]
+SortField = Literal["created_at", "updated_at", "priority", "status"]
+WorkspaceIdPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="Workspace id")]
+JobIdPath = Annotated[str, Path(description="Job id, e.g. `job_5` (or `5`)")]
+
+
+def _reader(workspace_id: WorkspaceIdPath, principal: PrincipalDep, session: SessionDep) -> int:
+    require_role(session, principal, workspace_id, Role.VIEWER)
+    return workspace_id
+
+
+def _writer(workspace_id: WorkspaceIdPath, principal: PrincipalDep, session: SessionDep) -> int:
+    require_role(session, principal, workspace_id, Role.MEMBER)
+    return workspace_id
+
+
+ReadableWorkspace = Annotated[int, Depends(_reader)]
+WritableWorkspace = Annotated[int, Depends(_writer)]
+
+
+class ListQuery:
+    """Filters, sorting and page pagination shared by the workspace and legacy lists."""
+
+    def __init__(
+        self,
+        status: Annotated[list[StatusWord] | None, Query(description="OR-ed if repeated")] = None,
+        job_type: Annotated[list[str] | None, Query(max_length=64)] = None,
+        priority: Annotated[list[Priority] | None, Query()] = None,
+        sort: SortField = "created_at",
+        order: Literal["asc", "desc"] = "desc",
+        page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+        limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    ) -> None:
+        self.filters = JobFilters(
+            statuses=seed001_filter(status or ()),
+            job_types=tuple(job_type or ()),
+            priorities=tuple(priority or ()),
+        )
+        self.sort, self.order, self.page, self.limit = sort, order, page, limit
+
+    def envelope(self, jobs: list, total: int) -> JobPage001:
+        return JobPage001(
+            data=[Job001.from_job(j) for j in jobs],
+            pagination=PagePagination(
+                page=self.page,
+                limit=self.limit,
+                total=total,
+                total_pages=math.ceil(total / self.limit),
+            ),
+        )
+
+
+ListQueryDep = Annotated[ListQuery, Depends()]
+
+
+@router.get("/workspace/{workspace_id}/jobs", response_model=JobPage001)
+def list_jobs(
+    workspace_id: ReadableWorkspace,
+    q: ListQueryDep,
+    principal: PrincipalDep,
+    session: SessionDep,
+) -> JobPage001:
+    """List jobs in the workspace with filters, sorting and page pagination."""
+    jobs, total = service.list_workspace_jobs(
+        session,
+        principal,
+        q.filters,
+        workspace_id=workspace_id,
+        sort=q.sort,
+        order=q.order,
+        page=q.page,
+        limit=q.limit,
+    )
+    return q.envelope(jobs, total)
+
+
+@router.post(
+    "/workspace/{workspace_id}/jobs",
+    response_model=Job001,
+    status_code=status.HTTP_201_CREATED,
+)
+def create_job(
+    workspace_id: WritableWorkspace,
+    body: JobCreate001,
+    principal: PrincipalDep,
+    session: SessionDep,
+) -> Job001:
+    """Create a job in the workspace (`workspace_id` in the body must match the URL)."""
+    if body.workspace_id != workspace_id:
+        raise WorkspaceMismatch(
+            f"workspace_id in body ({body.workspace_id}) does not match URL ({workspace_id})"
+        )
+    job = service.create_job(
+        session,
+        job_type=body.job_type,
+        spec=body.metadata,
+        created_by=principal.user_id,
+        workspace_id=workspace_id,
+        requester_address=principal.address,
+        priority=body.priority,
+        max_retries=body.max_retries,
+        estimated_duration_seconds=body.estimated_duration,
+        scheduled_at=body.scheduled_at,
+    )
+    return Job001.from_job(job)
+
+
+@router.get("/workspace/{workspace_id}/jobs/{job_id}", response_model=Job001)
+def get_job(workspace_id: ReadableWorkspace, job_id: JobIdPath, session: SessionDep) -> Job001:
+    """Job details."""
+    return Job001.from_job(service.get_workspace_job(session, workspace_id, job_id))
+
+
+@router.get("/workspace/{workspace_id}/jobs/{job_id}/status", response_model=JobStatus001)
+def get_job_status(
+    workspace_id: ReadableWorkspace, job_id: JobIdPath, session: SessionDep
+) -> JobStatus001:
+    """Current status and progress."""
+    return JobStatus001.from_job(service.get_workspace_job(session, workspace_id, job_id))
+
+
+@router.get("/workspace/{workspace_id}/jobs/{job_id}/result", response_model=JobResult001)
+def get_job_result(
+    workspace_id: ReadableWorkspace, job_id: JobIdPath, session: SessionDep
+) -> JobResult001:
+    """Result data (null until the job has produced some)."""
+    return JobResult001.from_job(service.get_workspace_job(session, workspace_id, job_id))
+
+
+@router.patch("/workspace/{workspace_id}/jobs/{job_id}", response_model=Job001)
+def update_job(
+    workspace_id: WritableWorkspace,
+    job_id: JobIdPath,
+    body: JobUpdate001,
+    session: SessionDep,
+) -> Job001:
+    """Update status, progress or result (merged into the stored result)."""
+    job = service.get_workspace_job(session, workspace_id, job_id)
+    target = body.target_status
+    if target is not None and seed001_word(target) == seed001_word(job.status):
+        target = None  # already shows that word: an update, not a transition
+    changes = body.model_dump(include=body.model_fields_set - {"status"})
+    return Job001.from_job(service.update_job(session, job, changes, target=target))
+
+
+@router.post("/workspace/{workspace_id}/jobs/{job_id}/cancel", response_model=Job001)
+def cancel_job(workspace_id: WritableWorkspace, job_id: JobIdPath, session: SessionDep) -> Job001:
+    """Cancel a pending or running job."""
+    job = service.get_workspace_job(session, workspace_id, job_id)
+    return Job001.from_job(service.cancel_job(session, job))
+
+
+@router.post("/workspace/{workspace_id}/jobs/{job_id}/retry", response_model=Job001)
+def retry_job(workspace_id: WritableWorkspace, job_id: JobIdPath, session: SessionDep) -> Job001:
+    """Retry a failed or cancelled job (up to `max_retries` times)."""
+    job = service.get_workspace_job(session, workspace_id, job_id)
+    return Job001.from_job(service.retry_job(session, job))
+
+
+@router.get("/jobs", response_model=JobPage001, deprecated=True)
+def list_jobs_legacy(
+    response: Response,
+    q: ListQueryDep,
+    principal: PrincipalDep,
+    session: SessionDep,
+    workspace_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+) -> JobPage001:
+    """Deprecated: jobs across all the caller's workspaces (or one, with `workspace_id`).
+    Use `/workspace/{workspace_id}/jobs`."""
+    if workspace_id is not None:
+        require_role(session, principal, workspace_id, Role.VIEWER)
+    response.headers["Deprecation"] = "true"
+    response.headers["Link"] = (
+        f'</workspace/{workspace_id}/jobs>; rel="successor-version"'
+        if workspace_id is not None
+        else '</docs>; rel="deprecation"'
+    )
+    jobs, total = service.list_workspace_jobs(
+        session,
+        principal,
+        q.filters,
+        workspace_id=workspace_id,
+        sort=q.sort,
+        order=q.order,
+        page=q.page,
+        limit=q.limit,
+    )
+    return q.envelope(jobs, total)

@@ -1,0 +1,61 @@
+"""`scheduled_at` in the future keeps a job from providers until it is due: the claim
+query (`claimable_jobs`) and its Python twin (`is_claimable`) agree."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from fastapi import FastAPI
+
+from marketplace.jobs.states import JobStatus
+from node.db import session_scope, utcnow
+from node.jobs.repository import claimable_jobs
+from node.jobs.service import create_job, is_claimable
+
+
+def test_future_jobs_wait_until_due(app: FastAPI) -> None:
+    now = utcnow()
+    hour = dt.timedelta(hours=1)
+    with session_scope(app.state.sessionmaker) as session:
+        plain = create_job(session, job_type="t")
+        due = create_job(session, job_type="t", scheduled_at=now - hour)
+        later = create_job(session, job_type="t", scheduled_at=now + hour)
+        urgent_later = create_job(session, job_type="t", priority="urgent", scheduled_at=now + hour)
+        late = create_job(session, job_type="t", deadline_at=now - hour)
+        claimed = create_job(session, job_type="t")
+        claimed.status = JobStatus.CLAIMED.value
+        funding = create_job(session, job_type="t", status=JobStatus.AWAITING_FUNDING)
+        other_type = create_job(session, job_type="u")
+        every = [plain, due, later, urgent_later, late, claimed, funding, other_type]
+        session.flush()
+
+        got = claimable_jobs(session, now=now, job_types=["t"])
+        assert [j.id for j in got] == [plain.id, due.id]  # same priority: oldest first
+        assert {j.id for j in every if is_claimable(j, now) and j.job_type == "t"} == {
+            plain.id,
+            due.id,
+        }
+
+        # Two hours on, the scheduled ones are due; the urgent one comes first.
+        then = now + 2 * hour
+        got = claimable_jobs(session, now=then, job_types=["t"], limit=10)
+        assert [j.id for j in got] == [urgent_later.id, plain.id, due.id, later.id]
+        assert all(is_claimable(j, then) for j in got)
+        assert not is_claimable(late, then) and not is_claimable(claimed, then)
+
+        # No type filter; the lock clause is accepted on both engines.
+        got = claimable_jobs(session, now=then, limit=10, lock=True)
+        assert {j.id for j in got} == {urgent_later.id, plain.id, due.id, later.id, other_type.id}
+
+
+def test_scheduled_job_created_through_the_api_is_not_claimable(app: FastAPI, client, seed) -> None:
+    future = (utcnow() + dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    resp = client.post(
+        "/workspace/1/jobs",
+        json={"job_type": "t", "workspace_id": 1, "scheduled_at": future},
+        headers=seed.headers,
+    )
+    assert resp.status_code == 201 and resp.json()["status"] == "pending"
+    with session_scope(app.state.sessionmaker) as session:
+        assert claimable_jobs(session, now=utcnow()) == []
+        assert len(claimable_jobs(session, now=utcnow() + dt.timedelta(days=2))) == 1

@@ -1,0 +1,55 @@
+"""List views cost the same number of SQL statements for 2 jobs as for 40: no per-row
+loads (the event log is never loaded for lists)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import event
+
+from tests.node.jobs.conftest import Seed
+
+
+@contextmanager
+def count_statements(app: FastAPI) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def _before(conn, cursor, statement, params, context, executemany) -> None:  # noqa: ANN001
+        statements.append(statement)
+
+    engine = app.state.engine
+    event.listen(engine, "before_cursor_execute", _before)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", _before)
+
+
+def _statements_for(app: FastAPI, client: TestClient, seed: Seed, url: str) -> int:
+    with count_statements(app) as statements:
+        resp = client.get(url, headers=seed.headers)
+    assert resp.status_code == 200, resp.text
+    return len(statements)
+
+
+def test_list_queries_do_not_grow_with_rows(app: FastAPI, client: TestClient, seed: Seed) -> None:
+    def add(n: int) -> None:
+        for _ in range(n):
+            client.post(
+                "/workspace/1/jobs", json={"job_type": "t", "workspace_id": 1}, headers=seed.headers
+            )
+
+    urls = ["/workspace/1/jobs?limit=100", "/jobs?limit=100", "/v1/jobs?limit=100"]
+    add(2)
+    small = [_statements_for(app, client, seed, u) for u in urls]
+    add(38)
+    large = [_statements_for(app, client, seed, u) for u in urls]
+    assert small == large
+    # Page-numbered lists: one COUNT and one SELECT of jobs; keyset: one SELECT of jobs.
+    with count_statements(app) as statements:
+        client.get("/v1/jobs?limit=100", headers=seed.headers)
+    assert sum("FROM jobs" in s for s in statements) == 1
+    assert not any("job_events" in s for s in statements)

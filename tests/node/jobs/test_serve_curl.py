@@ -1,0 +1,139 @@
+"""Seed 001's main flow with real `curl` against a real `dcm serve` process (uvicorn on
+127.0.0.1, a random port, a temp DCM_DATA_DIR, and the test's database)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from node.config import NodeSettings
+from node.db import make_engine, make_sessionmaker, session_scope, upgrade_schema
+from tests.fixtures.engines import require_engine
+from tests.node.jobs.test_seed001_examples import CREATE_BODY, JOB_KEYS, LOGIN_BODY, PATCH_BODY
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served(tmp_path: Path, database_url: str) -> Iterator[str]:
+    """A `dcm serve` process with the seed's user and its workspace 1; yields its URL."""
+    env = {
+        **os.environ,
+        "DCM_DATA_DIR": str(tmp_path / "data"),
+        "DCM_DATABASE_URL": database_url,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    dcm = [sys.executable, "-m", "dcm.cli"]
+    subprocess.run(
+        [*dcm, "user", "create", "your_username", "--password-stdin"],
+        input="your_password\n",
+        text=True,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    settings = NodeSettings(data_dir=tmp_path / "data", database_url=database_url)
+    engine = make_engine(settings.sqlalchemy_url)
+    upgrade_schema(engine)
+    from node.auth.repository import user_by_username
+    from node.deps import Principal
+    from node.workspaces.service import create_workspace
+
+    with session_scope(make_sessionmaker(engine)) as session:
+        user = user_by_username(session, "your_username")
+        assert user is not None
+        assert create_workspace(session, Principal(user.id, "your_username"), "Team").id == 1
+    engine.dispose()
+
+    port = _free_port()
+    log = (tmp_path / "serve.log").open("w")
+    proc = subprocess.Popen(
+        [*dcm, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            if proc.poll() is not None:
+                raise AssertionError((tmp_path / "serve.log").read_text())
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("dcm serve did not start")
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_seed001_flow_with_curl_against_dcm_serve(served: str) -> None:
+    require_engine(shutil.which("curl") is not None, "curl is not installed")
+
+    def curl(method: str, path: str, body: str | None = None, token: str | None = None):
+        cmd = ["curl", "-s", "-w", "\n%{http_code}", "-X", method, served + path]
+        if token:
+            cmd += ["-H", f"Authorization: Bearer {token}"]
+        if body is not None:
+            cmd += ["-H", "Content-Type: application/json", "-d", body]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=30).stdout
+        text, _, code = out.rpartition("\n")
+        return int(code), json.loads(text) if text else None
+
+    code, tokens = curl("POST", "/auth/login", LOGIN_BODY)
+    assert code == 200 and tokens["token_type"] == "bearer"
+    token = tokens["access_token"]
+
+    code, job = curl("POST", "/workspace/1/jobs", CREATE_BODY, token)
+    assert code == 201 and set(job) == JOB_KEYS and job["status"] == "pending"
+    job_id = job["job_id"]
+
+    code, page = curl("GET", "/workspace/1/jobs?status=pending&page=1&limit=10", token=token)
+    assert code == 200 and [j["job_id"] for j in page["data"]] == [job_id]
+    assert page["pagination"] == {"page": 1, "limit": 10, "total": 1, "total_pages": 1}
+
+    code, job = curl("PATCH", f"/workspace/1/jobs/{job_id}", PATCH_BODY, token)
+    assert code == 200 and job["status"] == "running"
+    assert job["result"]["rows_processed"] == 25000
+
+    code, status = curl("GET", f"/workspace/1/jobs/{job_id}/status", token=token)
+    assert code == 200 and status["progress_percent"] == 50
+
+    code, result = curl("GET", f"/workspace/1/jobs/{job_id}/result", token=token)
+    assert code == 200 and result["result"]["intermediate_data"] == "temp_results.json"
+
+    code, job = curl("POST", f"/workspace/1/jobs/{job_id}/cancel", token=token)
+    assert code == 200 and job["status"] == "cancelled"
+    code, job = curl("POST", f"/workspace/1/jobs/{job_id}/retry", token=token)
+    assert code == 200 and job["status"] == "pending" and job["retry_count"] == 1
+
+    code, legacy = curl("GET", "/jobs?workspace_id=1", token=token)
+    assert code == 200 and legacy["pagination"]["total"] == 1
+
+    code, err = curl("GET", "/workspace/2/jobs/" + job_id, token=token)
+    assert code == 404
+    code, err = curl("GET", "/workspace/1/jobs", token="bad")
+    assert code == 401 and "detail" in err
