@@ -3,7 +3,9 @@
 from fastapi import APIRouter
 
 from node.auth.router import router as auth_router
+from node.datasets.router import router as datasets_router
 
 ROUTERS: list[APIRouter] = [
     auth_router,
+    datasets_router,
 ]
