@@ -4,7 +4,9 @@ Both upload forms (many files whose filenames carry `images/train/a.jpg`, or one
 go through `safe_relative_path`: backslashes count as separators (Windows clients),
 absolute paths, drive letters, `..`, empty or `.` components, control characters and
 over-long names are refused. OS clutter (`__MACOSX/`, `.DS_Store`, `Thumbs.db`,
-`desktop.ini`) is dropped silently, since zip tools and browsers add it unasked.
+`desktop.ini`) is dropped silently, since zip tools and browsers add it unasked, and
+so are hidden names (starting with `.`): `ipfs add -r` skips them too, so the dataset's
+CID is the one Kubo gives for the unpacked folder.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ def safe_relative_path(raw: str) -> PurePosixPath | None:
     if len(parts) > MAX_DEPTH:
         raise UnsafePath("path nested too deep")
     if parts[-1].lower() in JUNK_NAMES or any(p.lower() in JUNK_DIRS for p in parts[:-1]):
+        return None
+    if any(p.startswith(".") for p in parts):
         return None
     return PurePosixPath(*parts)
 

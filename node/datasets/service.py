@@ -18,6 +18,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from marketplace.content.errors import ContentNotFound
 from marketplace.content.store import ContentStore
 from marketplace.datasets.archive import extract_zip
 from marketplace.datasets.errors import DatasetNotFound, InvalidDataset, InvalidField
@@ -103,6 +104,9 @@ class DatasetService:
                 spec={**params.spec(), "dataset": summary.as_dict()},
             )
         except BaseException:
+            # Roll back first: on SQLite the store's own pin transaction would otherwise
+            # wait on this request's uncommitted insert.
+            session.rollback()
             self._release(created_pins)
             raise
         log.info(
@@ -115,10 +119,17 @@ class DatasetService:
         return job
 
     def _add_and_pin(self, add: Callable[[bool], str], created: list[str]) -> str:
+        """Add, then pin unless already pinned; record pins this upload created so a
+        failure can remove exactly those."""
         cid = add(False)
-        if not self.store.is_pinned(cid):
+        if self.store.is_pinned(cid):
+            return cid
+        try:
             self.store.pin(cid)
-            created.append(cid)
+        except ContentNotFound:
+            # A garbage collection ran between the add and the pin: add again, pinned.
+            cid = add(True)
+        created.append(cid)
         return cid
 
     def _release(self, cids: list[str]) -> None:
