@@ -142,7 +142,11 @@ class DatasetService:
     # -- reads ------------------------------------------------------------------------
     @staticmethod
     def get_job(session: Session, raw_id: str, *, job_type: str | None = None) -> Job:
-        job = repository.job_by_id(session, parse_job_id(raw_id))
+        try:
+            job_id = parse_job_id(raw_id)
+        except JobNotFound:
+            raise JobNotFound() from None  # seed 000 answers the plain "Job not found"
+        job = repository.job_by_id(session, job_id)
         if job is None or (job_type is not None and job.job_type != job_type):
             raise JobNotFound()
         return job
