@@ -29,9 +29,7 @@ def test_dataset_zip_unpacks_to_exactly_the_folder_cid(client, job, tmp_path):
     resp = client.get(f"/jobs/get-dataset/{job['id']}")
     assert resp.status_code == 200
     assert resp.headers["content-type"] == "application/zip"
-    assert (
-        resp.headers["content-disposition"] == f'attachment; filename="dataset_{job["id"]}.zip"'
-    )
+    assert resp.headers["content-disposition"] == f'attachment; filename="dataset_{job["id"]}.zip"'
     assert int(resp.headers["content-length"]) == len(resp.content)
     out = tmp_path / "unpacked"
     with zipfile.ZipFile(io.BytesIO(resp.content)) as zf:

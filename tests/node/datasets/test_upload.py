@@ -352,7 +352,9 @@ def test_huge_text_field_is_413(client, app, dataset):
 
 def test_malformed_multipart_is_400(client, app):
     headers = {"content-type": "multipart/form-data; boundary=abc"}
-    _refused(client, app, 400, "MALFORMED_MULTIPART", content=b"--abc\r\nno headers", headers=headers)
+    _refused(
+        client, app, 400, "MALFORMED_MULTIPART", content=b"--abc\r\nno headers", headers=headers
+    )
     _refused(client, app, 400, "MALFORMED_MULTIPART", content=b"garbage", headers=headers)
     _refused(
         client,
