@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -217,7 +217,7 @@ async def receive_upload(request: Request, workdir: Path, limits: UploadLimits) 
     total = 0
     try:
         try:
-            parser = MultipartParser(boundary, receiver.callbacks())
+            parser = MultipartParser(boundary, cast(Any, receiver.callbacks()))
         except (ValueError, MultipartParseError) as exc:
             raise MalformedMultipart(f"bad multipart boundary: {exc}") from exc
         async for chunk in request.stream():

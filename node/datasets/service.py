@@ -161,7 +161,17 @@ class DatasetService:
         )
 
     def dataset_zip(self, job: Job) -> StreamingZip:
-        """The job's dataset as a deterministic zip, read lazily from the store."""
-        if not job.folder_cid or not self.store.has(job.folder_cid):
+        """The job's dataset as a deterministic zip, read lazily from the store.
+
+        Only the directory blocks are read here (to plan the archive and its length); file
+        blocks are read, and verified, as the zip streams. A full `has()` walk first would
+        read the whole dataset one extra time for a case (lost blocks) that should not
+        happen; if it does, the stream aborts rather than send wrong bytes.
+        """
+        if not job.folder_cid:
             raise DatasetNotFound(f"No dataset stored for job {job.id}")
-        return StreamingZip(store_members(self.store, job.folder_cid))
+        try:
+            members = store_members(self.store, job.folder_cid)
+        except ContentNotFound as exc:
+            raise DatasetNotFound(f"The dataset of job {job.id} is not in the store") from exc
+        return StreamingZip(members)

@@ -117,3 +117,11 @@ def test_get_jobs_is_an_empty_array_when_nothing_is_open(client):
 def test_routes_need_no_credentials(client, job):
     assert client.get("/jobs/get-jobs").status_code == 200
     assert client.get(f"/jobs/image_processing/get-job/{job['id']}").status_code == 200
+
+
+def test_dataset_whose_blocks_are_gone_is_404(client, app, job):
+    for block in (app.state.settings.data_dir / "blocks").rglob("*"):
+        if block.is_file():
+            block.unlink()
+    resp = client.get(f"/jobs/get-dataset/{job['id']}")
+    assert resp.status_code == 404 and resp.json()["code"] == "DATASET_NOT_FOUND"
