@@ -98,6 +98,11 @@ class _Receiver:
         name = _utf8(options[b"name"], MalformedMultipart, "field name")
         self.name = name
         if b"filename" not in options:
+            if name == FILES_FIELD:
+                raise InvalidField(
+                    "'files' parts must be files (with a filename), not text",
+                    details={"field": FILES_FIELD},
+                )
             if name in self.fields:
                 raise InvalidField(f"form field {name!r} is repeated", details={"field": name})
             if len(self.fields) >= MAX_TEXT_FIELDS:

@@ -175,6 +175,15 @@ def test_unsupported_export_format_lists_the_supported_ones(client, app, dataset
 
 def test_missing_files_are_refused(client, app):
     _refused(client, app, 422, "INVALID_FIELD", data=form(), files=[("other", ("x", b"x"))])
+    body = _refused(
+        client,
+        app,
+        422,
+        "INVALID_FIELD",
+        data={**form(), "files": "images/a.png"},
+        files=[("files", ("images/a.png", b"\x89PNG\r\n\x1a\n", "image/png"))],
+    )
+    assert "must be files" in body["message"]
     _refused(
         client,
         app,
