@@ -6,8 +6,10 @@ Detection (`task="detect"`), two accepted layouts:
   is absent.
 - flat: `images/<name>.<ext>` and `labels/<name>.txt`; a provider trains and validates
   on the whole set.
-Every label file needs an image with the same stem in the same split (images without a
-label are background images, as in YOLO); at least one label file must exist. A label
+Every label file (`.txt`, lower case, as YOLO derives it from the image path) needs an
+image with the same stem in the same split (images without a label are background images,
+as in YOLO); at least one label file must exist. A `classes.txt` among the labels (as
+LabelImg writes it) is kept and not read as a label. A label
 line is `class cx cy w h`: an integer class id below `numClasses` and four finite
 numbers in [0, 1]. Blank lines are allowed.
 
@@ -214,8 +216,10 @@ def _validate_detection(
     label_count: dict[str, int] = {}
     for rel, size in labels.items():
         split = rel.parts[1] if layout == "split" else ""
-        if rel.suffix.lower() != ".txt":
-            errors.add(f"{rel}: label files must be .txt")
+        if rel.name == "classes.txt":
+            continue  # LabelImg writes the class list next to the labels; not a label file
+        if rel.suffix != ".txt":
+            errors.add(f"{rel}: label files must end in .txt (lower case, as YOLO looks them up)")
             continue
         if rel.stem not in by_split.get(split, {}):
             errors.add(f"{rel}: no image with the same name in images/{split or ''}".rstrip("/"))

@@ -73,7 +73,12 @@ def get_dataset(job_id: str, session: SessionDep, service: ServiceDep) -> Stream
 
 @router.get("/jobs/get-jobs", response_model=list[ImageJobOut])
 def get_jobs(session: SessionDep) -> list[ImageJobOut]:
-    """Image-processing jobs open to providers (pending), oldest first."""
+    """Image-processing jobs open to providers (pending), oldest first, at most 1000.
+
+    Only `image_processing` jobs: this list is what seed-000 providers poll, and every item
+    must be fetchable from `/jobs/image_processing/get-job/{id}`; container and other job
+    types are listed by their own dialects.
+    """
     return [ImageJobOut.from_job(job) for job in DatasetService.open_jobs(session)]
 
 

@@ -141,3 +141,17 @@ def test_empty_dataset_is_refused(tmp_path):
 )
 def test_image_type_reads_magic_numbers(header, kind):
     assert image_type(header) == kind
+
+
+def test_labelimg_classes_txt_is_not_a_label(tmp_path):
+    root = write_detection_dataset(tmp_path, layout="flat")
+    (root / "labels" / "classes.txt").write_text("cat\ndog\n")
+    summary = validate_dataset(root, task="detect", classes=CLASSES)
+    assert summary.splits["all"]["labels"] == 8
+
+
+def test_upper_case_label_extension_is_refused(tmp_path):
+    root = write_detection_dataset(tmp_path)
+    label = root / "labels" / "train" / "train_0000.txt"
+    label.rename(label.with_suffix(".TXT"))
+    assert "lower case" in _errors(root)[0]
