@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, cast
 
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
@@ -223,7 +223,7 @@ async def receive_upload(request: Request, workdir: Path, limits: UploadLimits) 
     try:
         try:
             parser = MultipartParser(boundary, cast(Any, receiver.callbacks()))
-        except (ValueError, MultipartParseError) as exc:
+        except ValueError as exc:  # FormParserError is a ValueError
             raise MalformedMultipart(f"bad multipart boundary: {exc}") from exc
         async for chunk in request.stream():
             total += len(chunk)
@@ -234,7 +234,7 @@ async def receive_upload(request: Request, workdir: Path, limits: UploadLimits) 
                 )
             try:
                 parser.write(chunk)
-            except MultipartParseError as exc:
+            except FormParserError as exc:
                 raise MalformedMultipart(f"malformed multipart body: {exc}") from exc
         if not receiver.ended:
             raise MalformedMultipart("the multipart body ends before its closing boundary")
