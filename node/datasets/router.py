@@ -17,7 +17,7 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from node.datasets.multipart import receive_upload
 from node.datasets.schemas import ImageJobOut, UploadOut
-from node.datasets.service import JOB_TYPE, DatasetService
+from node.datasets.service import JOB_TYPE, DatasetService, purge_stale_uploads
 from node.deps import SessionDep, SettingsDep
 
 router = APIRouter(tags=["seed-000 datasets"])
@@ -45,8 +45,10 @@ async def upload_image_processing_job(
     request: Request, session: SessionDep, settings: SettingsDep, service: ServiceDep
 ) -> JSONResponse:
     """Upload a dataset (many files with relative names, or one .zip) and create a job."""
-    workdir = settings.data_dir / "tmp" / "uploads" / uuid.uuid4().hex
-    workdir.parent.mkdir(parents=True, exist_ok=True)
+    uploads = settings.data_dir / "tmp" / "uploads"
+    uploads.mkdir(parents=True, exist_ok=True)
+    await run_in_threadpool(purge_stale_uploads, uploads)
+    workdir = uploads / uuid.uuid4().hex
     try:
         received = await receive_upload(request, workdir, settings.upload)
         job = await run_in_threadpool(service.create_upload_job, session, received)

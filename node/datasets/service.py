@@ -13,6 +13,8 @@ staging folder is always removed by the caller.
 from __future__ import annotations
 
 import logging
+import shutil
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -43,6 +45,25 @@ JOB_TYPE = "image_processing"
 # funded job to PENDING, and unfunded jobs and their pins expire).
 UPLOAD_INITIAL_STATUS = JobStatus.PENDING
 OPEN_JOBS_LIMIT = 1000
+# Staging folders older than this are left from a process killed mid-upload.
+STALE_UPLOAD_SECONDS = 24 * 3600
+
+
+def purge_stale_uploads(uploads_dir: Path, max_age_seconds: float = STALE_UPLOAD_SECONDS) -> int:
+    """Remove staging folders a killed process left behind (each upload removes its own
+    otherwise); return how many were removed."""
+    if not uploads_dir.is_dir():
+        return 0
+    cutoff = time.time() - max_age_seconds
+    removed = 0
+    for child in uploads_dir.iterdir():
+        try:
+            if child.stat().st_mtime < cutoff:
+                shutil.rmtree(child, ignore_errors=True)
+                removed += 1
+        except FileNotFoundError:  # another request removed it meanwhile
+            continue
+    return removed
 
 
 class DatasetService:

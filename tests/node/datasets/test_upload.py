@@ -424,3 +424,19 @@ def test_failure_keeps_pins_that_existed_before(app, dataset, monkeypatch):
         assert client.post(URL, data=form(), files=files_of(dataset)).status_code == 500
     assert_nothing_stored(app, before)
     assert app.state.content.is_pinned(first["folder_cid"])
+
+
+def test_staging_left_by_a_killed_process_is_purged(client, app, dataset):
+    import os
+    import time
+
+    uploads = app.state.settings.data_dir / "tmp" / "uploads"
+    stale = uploads / "deadbeef"
+    (stale / "tree").mkdir(parents=True)
+    (stale / "tree" / "half.png").write_bytes(b"\x89PNG")
+    old = time.time() - 2 * 24 * 3600
+    os.utime(stale, (old, old))
+    fresh = uploads / "inflight"
+    fresh.mkdir()
+    assert client.post(URL, data=form(), files=files_of(dataset)).status_code == 201
+    assert not stale.exists() and fresh.exists()
