@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import click
 
@@ -67,6 +68,113 @@ def user_create(name: str, password_stdin: bool, data_dir: str | None) -> None:
             raise click.ClickException(f"user {name!r} already exists")
         created = create_user(session, name, password)
         click.echo(f"created user {created.username} (id {created.id})")
+
+
+# ---- ipfs: content addressing and a node's Kubo-compatible API (content helper) ----------
+@main.group()
+def ipfs() -> None:
+    """Kubo-identical CIDs, and adding/fetching content through a node's /api/v0."""
+
+
+def _cid_options(f):  # type: ignore[no-untyped-def]
+    f = click.option(
+        "--cid-version", type=click.Choice(["0", "1"]), default="0", show_default=True
+    )(f)
+    return click.option(
+        "--raw-leaves/--no-raw-leaves",
+        default=None,
+        help="Raw leaf blocks (default: only with --cid-version 1, as in Kubo).",
+    )(f)
+
+
+@ipfs.command("cid")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@_cid_options
+@click.option("--hidden", is_flag=True, help="Include dot files (as `ipfs add -r --hidden`).")
+def ipfs_cid(path: Path, cid_version: str, raw_leaves: bool | None, hidden: bool) -> None:
+    """Print the CID `ipfs add -r PATH` would give, storing nothing."""
+    from marketplace.content.importer import ImportOptions, import_path
+
+    opts = ImportOptions(cid_version=int(cid_version), raw_leaves=raw_leaves, include_hidden=hidden)
+    click.echo(str(import_path(path, opts).cid))
+
+
+_NODE = click.option(
+    "--node",
+    "node_url",
+    envvar="DCM_NODE_URL",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    help="Base URL of a dcm node (or any Kubo RPC API).",
+)
+
+
+@ipfs.command("add")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@_NODE
+@_cid_options
+@click.option("--pin/--no-pin", default=True, show_default=True)
+@click.option("--hidden", is_flag=True, help="Include dot files.")
+def ipfs_add(
+    path: Path,
+    node_url: str,
+    cid_version: str,
+    raw_leaves: bool | None,
+    pin: bool,
+    hidden: bool,
+) -> None:
+    """Add PATH to the node; the node's answer must equal the locally computed CID."""
+    from marketplace.errors import MarketplaceError
+    from node.content.kubo import KuboStore
+
+    store = KuboStore(node_url)
+    try:
+        store.add_path(
+            path,
+            pin=pin,
+            cid_version=int(cid_version),
+            raw_leaves=raw_leaves,
+            include_hidden=hidden,
+            on_entry=lambda rel, cid, size: click.echo(f"added {cid} {rel}"),
+        )
+    except MarketplaceError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+    finally:
+        store.close()
+
+
+@ipfs.command("get")
+@click.argument("cid")
+@click.argument("out", type=click.Path(path_type=Path))
+@_NODE
+def ipfs_get(cid: str, out: Path, node_url: str) -> None:
+    """Fetch CID (a file or a directory) from the node into OUT, verifying every block
+    against its CID as it arrives."""
+    from marketplace.errors import MarketplaceError
+    from node.content.kubo import KuboStore
+    from node.content.service import stat_of
+
+    if out.exists():
+        raise click.ClickException(f"{out} already exists")
+    store = KuboStore(node_url)
+
+    def fetch(ref: str, dest: Path) -> int:
+        if stat_of(store, ref).is_dir:
+            dest.mkdir()
+            return sum(fetch(e.cid, dest / e.name) for e in store.ls(ref))
+        with open(dest, "xb") as f:
+            for chunk in store.cat(ref):
+                f.write(chunk)
+        return 1
+
+    try:
+        root = store.resolve(cid)
+        n = fetch(root, out)
+    except MarketplaceError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+    finally:
+        store.close()
+    click.echo(f"fetched {root} ({n} file{'s' if n != 1 else ''}, verified) to {out}")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from node.config import NodeSettings
+from node.content.factory import make_content_store
 from node.db import make_engine, make_sessionmaker, upgrade_schema
 from node.errors import error_response, install_error_handlers
 
@@ -58,6 +59,7 @@ def create_app(settings: NodeSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.content = make_content_store(settings, app.state.sessionmaker)
     app.state.on_startup = []
     app.state.on_shutdown = []
 

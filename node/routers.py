@@ -1,9 +1,16 @@
-"""Every router the node mounts, in one list (one line per dialect or domain)."""
+"""Every router the node mounts, in one list (one line per dialect or domain).
+
+Order matters where paths overlap: seed 000's fixed `/jobs/...` routes come before any
+parameterised `/jobs/{...}` route.
+"""
 
 from fastapi import APIRouter
 
 from node.auth.router import api_keys_router
 from node.auth.router import router as auth_router
+from node.content.router_gateway import router as ipfs_gateway_router
+from node.content.router_kubo import router as kubo_rpc_router
+from node.datasets.router import router as datasets_router
 from node.jobs.router_v1 import router as jobs_v1_router
 from node.jobs.router_workspace import router as jobs_workspace_router
 from node.providers.router import router as providers_router
@@ -13,7 +20,10 @@ ROUTERS: list[APIRouter] = [
     auth_router,
     api_keys_router,
     workspaces_router,
+    datasets_router,
     jobs_workspace_router,
     jobs_v1_router,
     providers_router,
+    kubo_rpc_router,
+    ipfs_gateway_router,
 ]

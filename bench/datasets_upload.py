@@ -1,0 +1,181 @@
+"""Benchmark of the seed-000 dataset routes over loopback, against a real `dcm serve`.
+
+Builds two detection datasets of `--mib` MiB each (incompressible 256 KiB "PNG"s plus
+labels), then measures with curl: the upload of the first as many files, the upload of the
+second as one stored zip (fresh blocks both times), and the zip download; next to a plain
+disk copy of the same files (`cp -r` + sync), and the server's peak RSS growth during the
+uploads (VmHWM after minus VmRSS before). Prints the figures and writes
+bench/results/datasets_upload.json.
+
+    PYTHONPATH=$PWD python bench/datasets_upload.py --mib 512
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FILE_BYTES = 256 * 1024
+FIELDS = [
+    "folderName=bench",
+    "model=yolov8n",
+    "epochs=1",
+    "imgsz=640",
+    "exportFormat=onnx",
+    "numClasses=2",
+    "classes=cat,dog",
+    "reward=0.5",
+    "requesterAddress=0xe003212E9A5b41a923566b3E093fe1c3D1c68A5A",
+]
+
+
+def make_dataset(root: Path, mib: int) -> tuple[int, int]:
+    count = mib * 1024 * 1024 // FILE_BYTES
+    (root / "images" / "train").mkdir(parents=True)
+    (root / "labels" / "train").mkdir(parents=True)
+    total = 0
+    for i in range(count):
+        data = b"\x89PNG\r\n\x1a\n" + os.urandom(FILE_BYTES - 8)
+        (root / "images" / "train" / f"img_{i:05d}.png").write_bytes(data)
+        label = f"{i % 2} 0.5 0.5 0.25 0.25\n".encode()
+        (root / "labels" / "train" / f"img_{i:05d}.txt").write_bytes(label)
+        total += len(data) + len(label)
+    return count * 2, total
+
+
+def status_kib(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise KeyError(key)
+
+
+def curl(*args: str) -> tuple[int, float]:
+    started = time.perf_counter()
+    out = subprocess.run(
+        ["curl", "-sS", "-o", os.devnull, "-w", "%{http_code}", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(out.stdout), time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mib", type=int, default=512)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="dcm-bench-"))
+    proc = None
+    try:
+        dataset = work / "dataset"
+        files, nbytes = make_dataset(dataset, args.mib)
+        subprocess.run(["sync"], check=True)
+
+        started = time.perf_counter()
+        subprocess.run(["cp", "-r", str(dataset), str(work / "copy")], check=True)
+        subprocess.run(["sync"], check=True)
+        copy_s = time.perf_counter() - started
+        shutil.rmtree(work / "copy")
+
+        # A second dataset of other random bytes for the zip run, so its blocks are new too.
+        other = work / "other"
+        make_dataset(other, args.mib)
+        archive = work / "dataset.zip"
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zf:
+            for p in sorted(other.rglob("*")):
+                if p.is_file():
+                    zf.write(p, p.relative_to(other).as_posix())
+        shutil.rmtree(other)
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "DCM_DATA_DIR": str(work / "node")}
+        env.pop("DCM_DATABASE_URL", None)
+        env["DCM_UPLOAD__MAX_BYTES"] = str(4 * 1024**3)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dcm.cli", "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(150):
+            try:
+                urllib.request.urlopen(url + "/healthz", timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        curl(url + "/jobs/get-jobs")  # warm up imports and the DB
+        rss_before = status_kib(proc.pid, "VmRSS")
+
+        form = [a for f in FIELDS for a in ("-F", f)]
+        file_args = []
+        for p in sorted(dataset.rglob("*")):
+            if p.is_file():
+                file_args += ["-F", f"files=@{p};filename={p.relative_to(dataset).as_posix()}"]
+        argfile = work / "curl.cfg"  # too many -F for one command line: use a config file
+        argfile.write_text(
+            "\n".join(f'{a} "{b}"' for a, b in zip(file_args[::2], file_args[1::2], strict=True))
+        )
+        code, files_s = curl(
+            "-X", "POST", url + "/jobs/image_processing/upload", *form, "-K", str(argfile)
+        )
+        assert code == 201, code
+        code, zip_s = curl(
+            "-X",
+            "POST",
+            url + "/jobs/image_processing/upload",
+            *form,
+            "-F",
+            f"files=@{archive}",
+        )
+        assert code == 201, code
+        peak_growth_kib = status_kib(proc.pid, "VmHWM") - rss_before
+        code, download_s = curl(url + "/jobs/get-dataset/1")
+        assert code == 200, code
+
+        mib = nbytes / 1024**2
+        result = {
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+            "dataset": {"files": files, "bytes": nbytes, "zip_bytes": archive.stat().st_size},
+            "disk_copy_mib_s": round(mib / copy_s, 1),
+            "upload_files_mib_s": round(mib / files_s, 1),
+            "upload_zip_mib_s": round(mib / zip_s, 1),
+            "download_zip_mib_s": round(mib / download_s, 1),
+            "upload_files_vs_copy": round(copy_s / files_s, 3),
+            "upload_zip_vs_copy": round(copy_s / zip_s, 3),
+            "server_peak_rss_growth_mib": round(peak_growth_kib / 1024, 1),
+            "seconds": {
+                "disk_copy": round(copy_s, 2),
+                "upload_files": round(files_s, 2),
+                "upload_zip": round(zip_s, 2),
+                "download_zip": round(download_s, 2),
+            },
+        }
+        print(json.dumps(result, indent=2))
+        out = ROOT / "bench" / "results" / "datasets_upload.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=20)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Seed 000: dataset jobs (upload, zip download, open jobs, job detail)."""

@@ -1,0 +1,251 @@
+"""Streaming receipt of a seed-000 dataset upload (multipart/form-data) to disk.
+
+Why python-multipart's `MultipartParser` driven from `request.stream()` rather than
+Starlette's `request.form()`: the form helper spools each file to a temporary file and
+only then hands it over, so the dataset would be written twice and the file names would
+need re-checking after the fact. Driving the parser ourselves writes each file part
+straight to its final place in the staging tree, checks every name (`paths.py`) when the
+part's headers arrive, and enforces the limits on the bytes as they come in: the body
+size (`upload.max_bytes`, counted on the raw stream, whatever Content-Length says), the
+number of files (`upload.max_files`) and the size of each text field
+(`upload.max_json_bytes`). Memory stays at one network chunk plus the text fields.
+
+A file part whose name ends in `.zip` goes aside to `archives/`; the service decides
+later whether it is the one archive of a zip upload.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import IO, Any, cast
+
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect, Request
+
+from marketplace.datasets.errors import (
+    InvalidField,
+    MalformedMultipart,
+    UnsafeFilename,
+    UnsupportedMediaType,
+)
+from marketplace.datasets.paths import UnsafePath, safe_relative_path
+from marketplace.errors import PayloadTooLarge
+from node.config import UploadLimits
+
+FILES_FIELD = "files"
+MAX_TEXT_FIELDS = 32
+
+
+@dataclass
+class ReceivedUpload:
+    """What arrived: the text fields, the staged file tree and any `.zip` parts."""
+
+    fields: dict[str, str]
+    tree: Path
+    archives: list[tuple[str, Path]] = field(default_factory=list)  # (client name, path)
+    file_count: int = 0  # file parts written to `tree`
+    body_bytes: int = 0
+
+
+class _Receiver:
+    def __init__(self, workdir: Path, limits: UploadLimits) -> None:
+        self.limits = limits
+        self.tree = workdir / "tree"
+        self.archive_dir = workdir / "archives"
+        self.tree.mkdir(parents=True)
+        self.archive_dir.mkdir()
+        self.fields: dict[str, str] = {}
+        self.archives: list[tuple[str, Path]] = []
+        self.file_parts = 0
+        self.tree_files = 0
+        self.ended = False
+        self._reset()
+
+    def _reset(self) -> None:
+        self.headers: dict[str, bytes] = {}
+        self._hname = bytearray()
+        self._hvalue = bytearray()
+        self.name: str | None = None
+        self.text: bytearray | None = None
+        self.sink: IO[bytes] | None = None
+        self.discard = False
+
+    # -- parser callbacks ------------------------------------------------------------
+    def on_part_begin(self) -> None:
+        self._close_sink()
+        self._reset()
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._hname += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._hvalue += data[start:end]
+
+    def on_header_end(self) -> None:
+        self.headers[bytes(self._hname).decode("latin-1").strip().lower()] = bytes(self._hvalue)
+        self._hname.clear()
+        self._hvalue.clear()
+
+    def on_headers_finished(self) -> None:
+        disposition = self.headers.get("content-disposition")
+        if disposition is None:
+            raise MalformedMultipart("a multipart part has no Content-Disposition header")
+        kind, options = parse_options_header(disposition)
+        if kind != b"form-data" or b"name" not in options:
+            raise MalformedMultipart("a multipart part is not named form-data")
+        name = _utf8(options[b"name"], MalformedMultipart, "field name")
+        self.name = name
+        if b"filename" not in options:
+            if name == FILES_FIELD:
+                raise InvalidField(
+                    "'files' parts must be files (with a filename), not text",
+                    details={"field": FILES_FIELD},
+                )
+            if name in self.fields:
+                raise InvalidField(f"form field {name!r} is repeated", details={"field": name})
+            if len(self.fields) >= MAX_TEXT_FIELDS:
+                raise InvalidField("too many form fields")
+            self.text = bytearray()
+            return
+        if name != FILES_FIELD:
+            raise InvalidField(
+                f"files must be sent in the {FILES_FIELD!r} field, not {name[:64]!r}",
+                details={"field": name[:64]},
+            )
+        filename = _utf8(options[b"filename"], UnsafeFilename, "file name")
+        if not filename:  # a browser's empty file input
+            self.discard = True
+            return
+        self.file_parts += 1
+        if self.file_parts > self.limits.max_files:
+            raise PayloadTooLarge(
+                f"more than {self.limits.max_files} files in one upload",
+                details={"limit": "max_files", "max_files": self.limits.max_files},
+            )
+        if filename.replace("\\", "/").rsplit("/", 1)[-1].lower().endswith(".zip"):
+            target = self.archive_dir / f"{len(self.archives)}.zip"
+            self.archives.append((filename, target))
+        else:
+            try:
+                rel = safe_relative_path(filename)
+            except UnsafePath as exc:
+                raise UnsafeFilename(
+                    f"file name {filename[:200]!r}: {exc}", details={"filename": filename[:200]}
+                ) from exc
+            if rel is None:  # OS clutter such as .DS_Store
+                self.discard = True
+                return
+            target = self.tree.joinpath(*PurePosixPath(rel).parts)
+            self.tree_files += 1
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self.sink = open(target, "xb")  # noqa: SIM115 - closed in on_part_end/close
+        except (FileExistsError, IsADirectoryError, NotADirectoryError) as exc:
+            raise UnsafeFilename(
+                f"file name {filename[:200]!r} repeats or collides with another file",
+                details={"filename": filename[:200]},
+            ) from exc
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self.sink is not None:
+            self.sink.write(data[start:end])
+        elif self.text is not None:
+            self.text += data[start:end]
+            if len(self.text) > self.limits.max_json_bytes:
+                raise PayloadTooLarge(
+                    f"form field {self.name!r} is over {self.limits.max_json_bytes} bytes",
+                    details={"limit": "max_json_bytes", "field": self.name},
+                )
+
+    def on_part_end(self) -> None:
+        if self.text is not None and self.name is not None:
+            self.fields[self.name] = _utf8(bytes(self.text), InvalidField, f"field {self.name}")
+        self._close_sink()
+        self._reset()
+
+    def on_end(self) -> None:
+        self.ended = True
+
+    def _close_sink(self) -> None:
+        if self.sink is not None:
+            self.sink.close()
+            self.sink = None
+
+    def close(self) -> None:
+        self._close_sink()
+
+    def callbacks(self) -> dict[str, Any]:
+        return {
+            name: getattr(self, name)
+            for name in (
+                "on_part_begin",
+                "on_header_field",
+                "on_header_value",
+                "on_header_end",
+                "on_headers_finished",
+                "on_part_data",
+                "on_part_end",
+                "on_end",
+            )
+        }
+
+
+def _utf8(raw: bytes, error: type[Exception], what: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{what} is not valid UTF-8") from exc
+
+
+async def receive_upload(request: Request, workdir: Path, limits: UploadLimits) -> ReceivedUpload:
+    """Stream the request's multipart body into `workdir` (which must not exist yet).
+
+    Raises `UnsupportedMediaType` (415), `MalformedMultipart` (400), `UnsafeFilename`
+    (400), `InvalidField` (422) or `PayloadTooLarge` (413) as soon as the stream shows
+    the problem. The caller removes `workdir` whatever happens.
+    """
+    ctype, options = parse_options_header(request.headers.get("content-type", ""))
+    if ctype != b"multipart/form-data":
+        raise UnsupportedMediaType("the upload must be multipart/form-data")
+    boundary = options.get(b"boundary")
+    if not boundary:
+        raise MalformedMultipart("multipart/form-data without a boundary")
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limits.max_bytes:
+        raise PayloadTooLarge(
+            f"upload over {limits.max_bytes} bytes",
+            details={"limit": "max_bytes", "max_bytes": limits.max_bytes},
+        )
+    receiver = _Receiver(workdir, limits)
+    total = 0
+    try:
+        try:
+            parser = MultipartParser(boundary, cast(Any, receiver.callbacks()))
+        except ValueError as exc:  # FormParserError is a ValueError
+            raise MalformedMultipart(f"bad multipart boundary: {exc}") from exc
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > limits.max_bytes:
+                raise PayloadTooLarge(
+                    f"upload over {limits.max_bytes} bytes",
+                    details={"limit": "max_bytes", "max_bytes": limits.max_bytes},
+                )
+            try:
+                parser.write(chunk)
+            except FormParserError as exc:
+                raise MalformedMultipart(f"malformed multipart body: {exc}") from exc
+        if not receiver.ended:
+            raise MalformedMultipart("the multipart body ends before its closing boundary")
+    except ClientDisconnect as exc:
+        raise MalformedMultipart("the client disconnected during the upload") from exc
+    finally:
+        receiver.close()
+    return ReceivedUpload(
+        fields=receiver.fields,
+        tree=receiver.tree,
+        archives=receiver.archives,
+        file_count=receiver.tree_files,
+        body_bytes=total,
+    )

@@ -1,0 +1,79 @@
+"""Wire shapes of seed 000 (`/jobs/...`): the job detail object, field for field.
+
+Formats, as the original Express + PostgreSQL app rendered them:
+- `id` and `job_id` integers; `epochs`, `num_classes` integers; `imgsz` a string;
+- `classes` the names joined by ", " (`"dog, cat"`);
+- `created_at` ISO 8601 in UTC with milliseconds and `Z` (`2025-02-14T04:36:47.332Z`);
+- `reward` decimal ETH with 6 decimals (`"500.000000"`, Postgres `numeric(_, 6)`).
+  Wei precision is never dropped: a reward with more than 6 significant decimals is
+  rendered with as many as it needs, up to 18 (`"0.1234567"`), instead of rounding.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from marketplace.datasets.params import format_eth
+from node.jobs.models import Job
+
+REWARD_DECIMALS = 6
+
+
+def iso_millis(value: dt.datetime | None) -> str | None:
+    if value is None:
+        return None
+    utc = value.astimezone(dt.UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+class ImageJobOut(BaseModel):
+    """The seed's job detail object (also each item of `GET /jobs/get-jobs`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: int
+    job_id: int
+    model: str | None
+    epochs: int | None
+    imgsz: str | None
+    export_format: str | None
+    num_classes: int | None
+    classes: str | None
+    job_type: str
+    requester_address: str | None
+    folder_cid: str | None
+    metadata_cid: str | None
+    reward: str
+    status: str
+    created_at: str
+
+    @classmethod
+    def from_job(cls, job: Job) -> ImageJobOut:
+        spec: dict[str, Any] = job.spec or {}
+        classes = spec.get("classes")
+        imgsz = spec.get("imgsz")
+        return cls(
+            id=job.id,
+            job_id=job.id,
+            model=spec.get("model"),
+            epochs=spec.get("epochs"),
+            imgsz=None if imgsz is None else str(imgsz),
+            export_format=spec.get("export_format"),
+            num_classes=spec.get("num_classes"),
+            classes=", ".join(classes) if isinstance(classes, list) else classes,
+            job_type=job.job_type,
+            requester_address=job.requester_address,
+            folder_cid=job.folder_cid,
+            metadata_cid=job.metadata_cid,
+            reward=format_eth(job.reward_wei, REWARD_DECIMALS),
+            status=job.status,
+            created_at=iso_millis(job.created_at) or "",
+        )
+
+
+class UploadOut(BaseModel):
+    message: str = "Job uploaded successfully"
+    job: ImageJobOut

@@ -1,0 +1,198 @@
+"""Rules of seed 000: turn a received upload into a pinned dataset and a job, list the
+jobs open to providers, and serve a dataset back as a deterministic zip.
+
+Nothing half-written: every check (form fields, archive safety, YOLO layout, image
+headers, labels) runs on the staged files before the content store sees a byte. Only
+then is the folder added (`folder_cid`) and the metadata JSON (`metadata_cid`), and the
+job row inserted. If a step after the first add fails, the pins this upload created are
+removed again (a CID that was already pinned, e.g. the same dataset uploaded before, is
+left pinned); the unpinned blocks are then garbage for the store's collector. The
+staging folder is always removed by the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from marketplace.content.errors import ContentNotFound
+from marketplace.content.store import ContentStore
+from marketplace.datasets.archive import extract_zip
+from marketplace.datasets.errors import DatasetNotFound, InvalidDataset, InvalidField
+from marketplace.datasets.layout import validate_dataset
+from marketplace.datasets.params import canonical_json, parse_job_params
+from marketplace.datasets.paths import dataset_root
+from marketplace.datasets.zipstream import StreamingZip, store_members
+from marketplace.errors import JobNotFound
+from marketplace.jobs.ids import parse_job_id
+from marketplace.jobs.states import OPEN_TO_PROVIDERS, JobStatus
+from node.config import UploadLimits
+from node.datasets import repository
+from node.datasets.multipart import ReceivedUpload
+from node.jobs.models import Job
+from node.jobs.service import create_job
+
+log = logging.getLogger("dcm.datasets")
+
+JOB_TYPE = "image_processing"
+# Funding gate. Until the escrow issue lands, an uploaded job is open to providers at once.
+# The escrow work sets this to JobStatus.AWAITING_FUNDING (the chain watcher then moves a
+# funded job to PENDING, and unfunded jobs and their pins expire).
+UPLOAD_INITIAL_STATUS = JobStatus.PENDING
+OPEN_JOBS_LIMIT = 1000
+# Staging folders older than this are left from a process killed mid-upload.
+STALE_UPLOAD_SECONDS = 24 * 3600
+
+
+def purge_stale_uploads(uploads_dir: Path, max_age_seconds: float = STALE_UPLOAD_SECONDS) -> int:
+    """Remove staging folders a killed process left behind (each upload removes its own
+    otherwise); return how many were removed."""
+    if not uploads_dir.is_dir():
+        return 0
+    cutoff = time.time() - max_age_seconds
+    removed = 0
+    for child in uploads_dir.iterdir():
+        try:
+            if child.stat().st_mtime < cutoff:
+                shutil.rmtree(child, ignore_errors=True)
+                removed += 1
+        except FileNotFoundError:  # another request removed it meanwhile
+            continue
+    return removed
+
+
+class DatasetService:
+    """Seed-000 operations over one content store (embedded or Kubo)."""
+
+    def __init__(self, store: ContentStore, limits: UploadLimits) -> None:
+        self.store = store
+        self.limits = limits
+
+    # -- upload -----------------------------------------------------------------------
+    def stage(self, received: ReceivedUpload) -> Path:
+        """Unpack a zip upload (if that is what came) and return the dataset's root."""
+        if received.archives:
+            if len(received.archives) > 1 or received.file_count:
+                raise InvalidDataset(
+                    "a .zip upload must be the only file; send either one .zip or the "
+                    "dataset's files",
+                    details={"archives": [name for name, _ in received.archives][:10]},
+                )
+            _, archive = received.archives[0]
+            extract_zip(
+                archive,
+                received.tree,
+                max_bytes=self.limits.max_bytes,
+                max_files=self.limits.max_files,
+                max_ratio=self.limits.max_compression_ratio,
+            )
+            archive.unlink()
+        elif not received.file_count:
+            raise InvalidField(
+                "no dataset files were uploaded in the 'files' field", details={"field": "files"}
+            )
+        if not any(received.tree.iterdir()):
+            raise InvalidDataset("the upload holds no files")
+        return dataset_root(received.tree)
+
+    def create_upload_job(self, session: Session, received: ReceivedUpload) -> Job:
+        """Validate everything, then pin the dataset and its metadata and create the job."""
+        params = parse_job_params(received.fields)
+        root = self.stage(received)
+        summary = validate_dataset(root, task=params.model_spec.task, classes=params.classes)
+        created_pins: list[str] = []
+        try:
+            folder_cid = self._add_and_pin(
+                lambda pin: self.store.add_path(root, pin=pin), created_pins
+            )
+            metadata = canonical_json(params.metadata(folder_cid))
+            metadata_cid = self._add_and_pin(
+                lambda pin: self.store.add_bytes(metadata, pin=pin), created_pins
+            )
+            job = create_job(
+                session,
+                job_type=JOB_TYPE,
+                status=UPLOAD_INITIAL_STATUS,
+                requester_address=params.requester_address,
+                reward_wei=params.reward_wei,
+                folder_cid=folder_cid,
+                metadata_cid=metadata_cid,
+                spec={**params.spec(), "dataset": summary.as_dict()},
+            )
+        except BaseException:
+            # Roll back first: on SQLite the store's own pin transaction would otherwise
+            # wait on this request's uncommitted insert.
+            session.rollback()
+            self._release(created_pins)
+            raise
+        log.info(
+            "dataset job %s: folder %s, %d files, %d bytes",
+            job.id,
+            folder_cid,
+            summary.files,
+            summary.bytes,
+        )
+        return job
+
+    def _add_and_pin(self, add: Callable[[bool], str], created: list[str]) -> str:
+        """Add, then pin unless already pinned; record pins this upload created so a
+        failure can remove exactly those."""
+        cid = add(False)
+        if self.store.is_pinned(cid):
+            return cid
+        try:
+            self.store.pin(cid)
+        except ContentNotFound:
+            # A garbage collection ran between the add and the pin: add again, pinned.
+            cid = add(True)
+        created.append(cid)
+        return cid
+
+    def _release(self, cids: list[str]) -> None:
+        for cid in reversed(cids):
+            try:
+                self.store.unpin(cid)
+            except Exception:  # cleanup must not hide the original error
+                log.exception("could not unpin %s after a failed upload", cid)
+
+    # -- reads ------------------------------------------------------------------------
+    @staticmethod
+    def get_job(session: Session, raw_id: str, *, job_type: str | None = None) -> Job:
+        try:
+            job_id = parse_job_id(raw_id)
+        except JobNotFound:
+            raise JobNotFound() from None  # seed 000 answers the plain "Job not found"
+        job = repository.job_by_id(session, job_id)
+        if job is None or (job_type is not None and job.job_type != job_type):
+            raise JobNotFound()
+        return job
+
+    @staticmethod
+    def open_jobs(session: Session, limit: int = OPEN_JOBS_LIMIT) -> Sequence[Job]:
+        return repository.open_jobs(
+            session,
+            job_type=JOB_TYPE,
+            statuses=[s.value for s in OPEN_TO_PROVIDERS],
+            limit=limit,
+        )
+
+    def dataset_zip(self, job: Job) -> StreamingZip:
+        """The job's dataset as a deterministic zip, read lazily from the store.
+
+        Only the directory blocks are read here (to plan the archive and its length); file
+        blocks are read, and verified, as the zip streams. A full `has()` walk first would
+        read the whole dataset one extra time for a case (lost blocks) that should not
+        happen; if it does, the stream aborts rather than send wrong bytes.
+        """
+        if not job.folder_cid:
+            raise DatasetNotFound(f"No dataset stored for job {job.id}")
+        try:
+            members = store_members(self.store, job.folder_cid)
+        except ContentNotFound as exc:
+            raise DatasetNotFound(f"The dataset of job {job.id} is not in the store") from exc
+        return StreamingZip(members)
