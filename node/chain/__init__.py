@@ -1,0 +1,1 @@
+"""The node's chain: embedded EVM, JSON-RPC, host adapter, escrow deployment."""
