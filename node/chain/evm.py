@@ -26,7 +26,6 @@ from eth_tester import EthereumTester, PyEVMBackend
 from eth_tester.backends.pyevm.main import (
     ParisVM,
     PragueVM,
-    _execute_and_revert_transaction,
     get_total_blob_gas,
 )
 from eth_tester.exceptions import BlockNotFound, TransactionNotFound
@@ -187,6 +186,7 @@ class EmbeddedEVM:
         cannot be included at all raises `RejectedTransaction` and changes nothing.
         """
         with self.lock:
+            self._check_chain_id(raw)
             ts = self._next_timestamp()
             head_before = self.block_number()
             try:
@@ -199,6 +199,20 @@ class EmbeddedEVM:
                 {"kind": "tx", "timestamp": ts, "hash": tx_hash, "raw": "0x" + raw.hex()}
             )
             return tx_hash
+
+    def _check_chain_id(self, raw: bytes) -> None:
+        # py-evm does not check a legacy transaction's EIP-155 chain id: a transaction
+        # signed for another chain would be replayed here. Unprotected (pre-155) ones are
+        # accepted, as Hardhat does, for deterministic deployment transactions.
+        try:
+            tx = self.backend.chain.get_vm().get_transaction_builder().decode(raw)
+        except Exception as exc:
+            raise RejectedTransaction(f"undecodable transaction: {_short(exc)}") from exc
+        chain_id = getattr(tx, "chain_id", None)
+        if chain_id is not None and chain_id != CHAIN_ID:
+            raise RejectedTransaction(
+                f"invalid chain id {chain_id} for this chain ({CHAIN_ID})"
+            )
 
     def time_travel(self, timestamp: int) -> int:
         """Mine an empty block at `timestamp` (which must be after the head); journaled."""
@@ -272,19 +286,39 @@ class EmbeddedEVM:
         with self.lock:
             return self.tester.get_fee_history(count, newest, percentiles)
 
+    def _spoofed(self, tx: dict[str, Any], block: int | str) -> tuple[Any, Any]:
+        """The VM to run a read-only `tx` on, and the unsigned transaction.
+
+        "latest"/"pending" run on the pending header (head state, timestamp = now), so a
+        call sees the time the next transaction would see. Without fee fields the gas
+        price is 0 (as geth does), so any sender may call.
+        """
+        backend = self.backend
+        chain = backend.chain
+        if block in ("latest", "pending", "safe", "finalized"):
+            self._set_pending_timestamp(self._next_timestamp())
+            vm = chain.get_vm()
+            norm_block: int | str = "latest"
+        else:
+            vm = chain.get_vm(at_header=chain.get_canonical_block_header_by_number(block))
+            norm_block = block
+        raw = self._raw_tx(tx)
+        if not any(k in raw for k in ("gas_price", "max_fee_per_gas", "max_priority_fee_per_gas")):
+            raw["gas_price"] = 0
+        raw.setdefault("gas", vm.get_header().gas_limit)
+        unsigned = backend._get_normalized_and_unsigned_evm_transaction(raw, norm_block)
+        return vm, EVMSpoofTransaction(unsigned, from_=raw["from"])
+
     def call(self, tx: dict[str, Any], block: int | str = "latest") -> bytes:
         """Execute `tx` without committing; raises `Reverted` with the revert data."""
         with self.lock:
-            backend = self.backend
-            if block in ("latest", "pending", "safe", "finalized"):
-                # calls see "now", like the next transaction would
-                self._set_pending_timestamp(self._next_timestamp())
-                block = "latest"
-            raw = self._raw_tx(tx)
-            raw.setdefault("gas", backend._max_available_gas())
-            unsigned = backend._get_normalized_and_unsigned_evm_transaction(raw, block)
-            spoofed = EVMSpoofTransaction(unsigned, from_=raw["from"])
-            computation = _execute_and_revert_transaction(backend.chain, spoofed, block)
+            vm, spoofed = self._spoofed(tx, block)
+            with vm.in_costless_state() as state:
+                snapshot = state.snapshot()
+                try:
+                    computation = state.apply_transaction(spoofed)
+                finally:
+                    state.revert(snapshot)
             if computation.is_error:
                 raise _reverted(computation)
             return bytes(computation.output)
@@ -292,16 +326,12 @@ class EmbeddedEVM:
     def estimate_gas(self, tx: dict[str, Any], block: int | str = "latest") -> int:
         """Gas estimate for `tx`; raises `Reverted` (with revert data) if it reverts."""
         with self.lock:
-            if block in ("latest", "pending", "safe", "finalized"):
-                self._set_pending_timestamp(self._next_timestamp())
-                block = "latest"
-            probe = dict(tx)
-            probe.pop("gas", None)
+            probe = {k: v for k, v in tx.items() if k != "gas"}
             self.call(probe, block)  # a revert surfaces here with its data
-            raw = self._raw_tx(tx)
-            raw.pop("gas", None)
+            vm, spoofed = self._spoofed(probe, block)
             try:
-                return int(self.backend.estimate_gas(raw, block))
+                with vm.in_costless_state() as state:
+                    return int(self.backend.chain.gas_estimator(state, spoofed))
             except Exception as exc:
                 raise Reverted(f"execution reverted: {_short(exc)}", b"") from exc
 

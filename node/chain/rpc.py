@@ -423,9 +423,12 @@ class RpcDispatcher:
             raise RpcError(INVALID_PARAMS, "rewardPercentiles must be numbers in [0, 100]")
         count = min(count, newest + 1)
         result = self.evm.fee_history(count, newest, percentiles)
+        base_fees = list(result["base_fee_per_gas"])
+        if len(base_fees) == len(result["gas_used_ratio"]) and newest == self.evm.block_number():
+            base_fees.append(self.evm.base_fee())  # geth also reports the next block's fee
         out = {
             "oldestBlock": hex(result["oldest_block"]),
-            "baseFeePerGas": [hex(x) for x in result["base_fee_per_gas"]],
+            "baseFeePerGas": [hex(x) for x in base_fees],
             "gasUsedRatio": list(result["gas_used_ratio"]),
         }
         if percentiles:
