@@ -70,7 +70,9 @@ def main() -> None:
             sender = Account.create()
             import httpx
 
-            httpx.post(served.url + "/chain/faucet", json={"address": sender.address, "amount": "1"})
+            httpx.post(
+                served.url + "/chain/faucet", json={"address": sender.address, "amount": "1"}
+            )
             w3 = Web3(HTTPProvider(served.url + "/chain/rpc"))
             results["http_chain_rpc_tx_per_s"] = run(w3, sender, n)
         finally:

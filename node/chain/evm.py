@@ -156,7 +156,9 @@ class EmbeddedEVM:
                 raise RuntimeError(f"unknown journal record kind {kind!r}")
             count += 1
         if count:
-            log.info("chain journal replayed: %d records, head block %d", count, self.block_number())
+            log.info(
+                "chain journal replayed: %d records, head block %d", count, self.block_number()
+            )
 
     # -- state changes (journaled) ------------------------------------------------------
 
@@ -210,9 +212,7 @@ class EmbeddedEVM:
             raise RejectedTransaction(f"undecodable transaction: {_short(exc)}") from exc
         chain_id = getattr(tx, "chain_id", None)
         if chain_id is not None and chain_id != CHAIN_ID:
-            raise RejectedTransaction(
-                f"invalid chain id {chain_id} for this chain ({CHAIN_ID})"
-            )
+            raise RejectedTransaction(f"invalid chain id {chain_id} for this chain ({CHAIN_ID})")
 
     def time_travel(self, timestamp: int) -> int:
         """Mine an empty block at `timestamp` (which must be after the head); journaled."""

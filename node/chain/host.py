@@ -76,9 +76,7 @@ class _Deployments:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.data: dict[str, dict[str, Any]] = (
-            json.loads(path.read_text()) if path.exists() else {}
-        )
+        self.data: dict[str, dict[str, Any]] = json.loads(path.read_text()) if path.exists() else {}
 
     def get(self, name: str) -> dict[str, Any] | None:
         return self.data.get(name)

@@ -108,8 +108,9 @@ def _block_out(block: dict[str, Any] | None, full: bool) -> dict[str, Any] | Non
     encoded = _encode(out)
     encoded["logsBloom"] = _bloom(bloom)
     encoded["transactions"] = [_tx_out(t) for t in txs] if full else list(txs)
-    encoded["withdrawals"] = [_encode(_remap(w, {"validator_index": "validatorIndex"}))
-                              for w in withdrawals]
+    encoded["withdrawals"] = [
+        _encode(_remap(w, {"validator_index": "validatorIndex"})) for w in withdrawals
+    ]
     return encoded
 
 
@@ -190,8 +191,16 @@ def _data(value: Any, name: str) -> bytes:
     raise RpcError(INVALID_PARAMS, f"invalid {name}: expected 0x-hex bytes")
 
 
-_QUANTITY_FIELDS = {"gas", "gas_price", "value", "nonce", "max_fee_per_gas",
-                    "max_priority_fee_per_gas", "chain_id", "type"}
+_QUANTITY_FIELDS = {
+    "gas",
+    "gas_price",
+    "value",
+    "nonce",
+    "max_fee_per_gas",
+    "max_priority_fee_per_gas",
+    "chain_id",
+    "type",
+}
 
 
 def _call_tx(value: Any) -> dict[str, Any]:
@@ -286,8 +295,10 @@ class RpcDispatcher:
         return self.handle_one(body)
 
     def handle_one(self, req: Any) -> dict[str, Any] | None:
-        if not isinstance(req, dict) or req.get("jsonrpc") != "2.0" or not isinstance(
-            req.get("method"), str
+        if (
+            not isinstance(req, dict)
+            or req.get("jsonrpc") != "2.0"
+            or not isinstance(req.get("method"), str)
         ):
             rid = req.get("id") if isinstance(req, dict) else None
             return _error(rid, INVALID_REQUEST, "invalid JSON-RPC 2.0 request")

@@ -41,7 +41,7 @@ class FaucetRequest(BaseModel):
         try:
             amount = Decimal(value)
         except (InvalidOperation, TypeError):
-            raise ValueError("amount must be a decimal number of ETH, e.g. \"1.5\"") from None
+            raise ValueError('amount must be a decimal number of ETH, e.g. "1.5"') from None
         if not amount.is_finite() or amount <= 0:
             raise ValueError("amount must be positive")
         if (amount * WEI_PER_ETH) != (amount * WEI_PER_ETH).to_integral_value():

@@ -111,7 +111,12 @@ def test_web3_http_client_deploys_transacts_and_reads_logs(served, data_dir, dat
         served.url + "/chain/rpc",
         json=[
             {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []},
-            {"jsonrpc": "2.0", "id": 2, "method": "eth_getCode", "params": [emitter.address, "latest"]},
+            {
+                "jsonrpc": "2.0",
+                "id": 2,
+                "method": "eth_getCode",
+                "params": [emitter.address, "latest"],
+            },
         ],
     ).json()
     assert [r["id"] for r in batch] == [1, 2] and batch[1]["result"].startswith("0x60")
@@ -129,6 +134,8 @@ def test_web3_http_client_deploys_transacts_and_reads_logs(served, data_dir, dat
         assert w3.eth.get_block(head) == block_before
         assert w3.eth.get_logs({"fromBlock": 0}) == logs_before
         assert w3.eth.get_balance(acct.address) == balance_before
-        assert w3.eth.get_code(emitter.address).hex() == EMITTER_CONTRACT_DATA["bytecode_runtime"][2:]
+        assert (
+            w3.eth.get_code(emitter.address).hex() == EMITTER_CONTRACT_DATA["bytecode_runtime"][2:]
+        )
     finally:
         again.stop()

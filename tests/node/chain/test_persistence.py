@@ -71,8 +71,14 @@ def test_torn_last_journal_line_is_dropped(tmp_path):
     path = tmp_path / "journal.jsonl"
     evm = EmbeddedEVM.open(path, {acct.address: 10**20})
     tx = acct.sign_transaction(
-        {"to": acct.address, "value": 1, "gas": 21000, "gasPrice": 10**10, "nonce": 0,
-         "chainId": CHAIN_ID}
+        {
+            "to": acct.address,
+            "value": 1,
+            "gas": 21000,
+            "gasPrice": 10**10,
+            "nonce": 0,
+            "chainId": CHAIN_ID,
+        }
     )
     evm.send_raw_transaction(tx.raw_transaction)
     head_hash = evm.get_block("latest", False)["hash"]

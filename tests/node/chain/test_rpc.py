@@ -99,17 +99,19 @@ def test_get_logs_filters_by_block_address_and_topics(w3, funded_account):
     assert len(w3.eth.get_logs({"fromBlock": 0, "topics": [sig]})) == 4
     assert len(w3.eth.get_logs({"fromBlock": 0, "topics": [None, t[2]]})) == 2
     assert len(w3.eth.get_logs({"fromBlock": 0, "topics": [sig, [t[1], t[3]]]})) == 2
-    assert len(w3.eth.get_logs({"fromBlock": 0, "topics": [sig, t[2]], "address": second.address})) == 1
-    assert w3.eth.get_logs({"fromBlock": last["blockNumber"]})[0]["transactionHash"] == last[
-        "transactionHash"
-    ]
-    assert w3.eth.get_logs({"blockHash": last["blockHash"]})[0]["blockNumber"] == last[
-        "blockNumber"
-    ]
-    assert w3.eth.get_logs({"fromBlock": 5, "toBlock": 4}) == []
-    decoded = first.events.LogDoubleWithIndex().get_logs(
-        from_block=0, argument_filters={"arg1": 3}
+    assert (
+        len(w3.eth.get_logs({"fromBlock": 0, "topics": [sig, t[2]], "address": second.address}))
+        == 1
     )
+    assert (
+        w3.eth.get_logs({"fromBlock": last["blockNumber"]})[0]["transactionHash"]
+        == last["transactionHash"]
+    )
+    assert (
+        w3.eth.get_logs({"blockHash": last["blockHash"]})[0]["blockNumber"] == last["blockNumber"]
+    )
+    assert w3.eth.get_logs({"fromBlock": 5, "toBlock": 4}) == []
+    decoded = first.events.LogDoubleWithIndex().get_logs(from_block=0, argument_filters={"arg1": 3})
     assert [e["args"]["arg0"] for e in decoded] == [100]
 
 
@@ -152,20 +154,38 @@ def test_reverting_transaction_is_mined_with_status_zero(w3, funded_account):
 def test_bad_raw_transactions_are_rejected_without_a_block(w3, funded_account):
     head = w3.eth.block_number
     stale = funded_account.sign_transaction(
-        {"to": funded_account.address, "value": 1, "gas": 21000, "gasPrice": 10**10,
-         "nonce": 5, "chainId": CHAIN_ID}
+        {
+            "to": funded_account.address,
+            "value": 1,
+            "gas": 21000,
+            "gasPrice": 10**10,
+            "nonce": 5,
+            "chainId": CHAIN_ID,
+        }
     )
     with pytest.raises(Web3RPCError):
         w3.eth.send_raw_transaction(stale.raw_transaction)
     broke = Account.create().sign_transaction(
-        {"to": funded_account.address, "value": 1, "gas": 21000, "gasPrice": 10**10,
-         "nonce": 0, "chainId": CHAIN_ID}
+        {
+            "to": funded_account.address,
+            "value": 1,
+            "gas": 21000,
+            "gasPrice": 10**10,
+            "nonce": 0,
+            "chainId": CHAIN_ID,
+        }
     )
     with pytest.raises(Web3RPCError):
         w3.eth.send_raw_transaction(broke.raw_transaction)
     wrong_chain = funded_account.sign_transaction(
-        {"to": funded_account.address, "value": 1, "gas": 21000, "gasPrice": 10**10,
-         "nonce": 0, "chainId": 1}
+        {
+            "to": funded_account.address,
+            "value": 1,
+            "gas": 21000,
+            "gasPrice": 10**10,
+            "nonce": 0,
+            "chainId": 1,
+        }
     )
     with pytest.raises(Web3RPCError):
         w3.eth.send_raw_transaction(wrong_chain.raw_transaction)
@@ -196,12 +216,15 @@ def test_batch_notifications_and_protocol_errors(node):
     assert replies[2]["error"]["code"] == -32601
     assert replies[3]["error"]["code"] == -32602
     assert replies[4]["error"]["code"] == -32600
-    parse = node.post("/chain/rpc", content=b"{not json", headers={"content-type": "application/json"})
+    parse = node.post(
+        "/chain/rpc", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert parse.json()["error"]["code"] == -32700
     assert node.post("/chain/rpc", json=[]).json()["error"]["code"] == -32600
     only_note = node.post("/chain/rpc", json={"jsonrpc": "2.0", "method": "eth_chainId"})
     assert only_note.status_code == 204
     bad_params = node.post(
-        "/chain/rpc", json={"jsonrpc": "2.0", "id": 9, "method": "eth_getLogs", "params": [{"fromBlock": "xyz"}]}
+        "/chain/rpc",
+        json={"jsonrpc": "2.0", "id": 9, "method": "eth_getLogs", "params": [{"fromBlock": "xyz"}]},
     ).json()
     assert bad_params["error"]["code"] == -32602
