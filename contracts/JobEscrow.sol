@@ -14,6 +14,7 @@ pragma solidity 0.8.28;
 ///   bind (assignment voucher signed by the node's assigner key) -> Bound
 ///   abandon (provider) -> Open again; a later voucher with a higher attempt may also rebind
 ///   submit (bound provider, before the deadline, result digest) -> Submitted
+///   submitWithVoucher (provider named by a voucher: bind + submit in one transaction)
 ///   accept (requester)                       -> Paid        (provider paid at once)
 ///   dispute (requester, within the window)   -> Disputed
 ///   resolve (arbiter, within ARBITRATION_WINDOW, provider share in bps) -> Resolved
@@ -292,28 +293,24 @@ contract JobEscrow {
         bytes32 s
     ) external {
         Job storage job = _jobs[jobKey];
-        Status status = job.status;
-        if (status != Status.Open && status != Status.Bound) revert WrongStatus(status);
-        if (block.timestamp >= job.phaseEnd) revert DeadlinePassed();
-        if (block.timestamp > expiry) revert VoucherExpired();
-        if (attempt <= job.attempt || attempt > type(uint24).max) revert StaleAttempt();
-        if (provider == address(0)) revert NotProvider();
-        bytes32 digest = keccak256(
-            abi.encodePacked(
-                "\x19\x01",
-                domainSeparator(),
-                keccak256(abi.encode(ASSIGNMENT_TYPEHASH, jobKey, provider, attempt, expiry))
-            )
-        );
-        if (uint256(s) > SECP256K1_HALF_N) revert BadSignature();
-        address signer = ecrecover(digest, v, r, s);
-        if (signer == address(0) || signer != ASSIGNER) revert BadSignature();
-        address previous = job.provider;
-        if (previous != address(0)) emit ProviderReleased(jobKey, previous, job.attempt);
-        job.provider = provider;
-        job.attempt = uint24(attempt);
-        job.status = Status.Bound;
-        emit ProviderBound(jobKey, provider, attempt);
+        _bind(job, jobKey, provider, attempt, expiry, v, r, s);
+    }
+
+    /// @notice Bind with a voucher naming msg.sender and submit the result in one
+    ///         transaction (a provider that finished its leased work before binding on-chain
+    ///         saves a transaction; until it binds, the requester may still cancel).
+    function submitWithVoucher(
+        bytes32 jobKey,
+        uint256 attempt,
+        uint256 expiry,
+        uint8 v,
+        bytes32 r,
+        bytes32 s,
+        bytes32 resultDigest
+    ) external {
+        Job storage job = _jobs[jobKey];
+        _bind(job, jobKey, msg.sender, attempt, expiry, v, r, s);
+        _submit(job, jobKey, resultDigest);
     }
 
     /// @notice The bound provider gives the job up; it is Open again for another voucher.
@@ -331,12 +328,7 @@ contract JobEscrow {
     function submit(bytes32 jobKey, bytes32 resultDigest) external {
         Job storage job = _jobs[jobKey];
         if (job.status != Status.Bound) revert WrongStatus(job.status);
-        if (msg.sender != job.provider) revert NotProvider();
-        if (block.timestamp >= job.phaseEnd) revert DeadlinePassed();
-        uint32 end = uint32(block.timestamp) + job.challengeWindow;
-        job.phaseEnd = end;
-        job.status = Status.Submitted;
-        emit ResultSubmitted(jobKey, msg.sender, resultDigest, end);
+        _submit(job, jobKey, resultDigest);
     }
 
     // ------------------------------------------------------------------ arbiter
@@ -460,6 +452,50 @@ contract JobEscrow {
     }
 
     // ------------------------------------------------------------------ internals
+
+    function _bind(
+        Job storage job,
+        bytes32 jobKey,
+        address provider,
+        uint256 attempt,
+        uint256 expiry,
+        uint8 v,
+        bytes32 r,
+        bytes32 s
+    ) private {
+        Status status = job.status;
+        if (status != Status.Open && status != Status.Bound) revert WrongStatus(status);
+        if (block.timestamp >= job.phaseEnd) revert DeadlinePassed();
+        if (block.timestamp > expiry) revert VoucherExpired();
+        if (attempt <= job.attempt || attempt > type(uint24).max) revert StaleAttempt();
+        if (provider == address(0)) revert NotProvider();
+        bytes32 digest = keccak256(
+            abi.encodePacked(
+                "\x19\x01",
+                domainSeparator(),
+                keccak256(abi.encode(ASSIGNMENT_TYPEHASH, jobKey, provider, attempt, expiry))
+            )
+        );
+        if (uint256(s) > SECP256K1_HALF_N) revert BadSignature();
+        address signer = ecrecover(digest, v, r, s);
+        if (signer == address(0) || signer != ASSIGNER) revert BadSignature();
+        address previous = job.provider;
+        if (previous != address(0)) emit ProviderReleased(jobKey, previous, job.attempt);
+        job.provider = provider;
+        job.attempt = uint24(attempt);
+        job.status = Status.Bound;
+        emit ProviderBound(jobKey, provider, attempt);
+    }
+
+    /// @dev Caller checked status == Bound.
+    function _submit(Job storage job, bytes32 jobKey, bytes32 resultDigest) private {
+        if (msg.sender != job.provider) revert NotProvider();
+        if (block.timestamp >= job.phaseEnd) revert DeadlinePassed();
+        uint32 end = uint32(block.timestamp) + job.challengeWindow;
+        job.phaseEnd = end;
+        job.status = Status.Submitted;
+        emit ResultSubmitted(jobKey, msg.sender, resultDigest, end);
+    }
 
     function _domainSeparator() private view returns (bytes32) {
         return keccak256(

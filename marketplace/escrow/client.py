@@ -95,6 +95,7 @@ GAS_LIMITS = {
     "bind": 110_000,
     "abandon": 60_000,
     "submit": 70_000,
+    "submitWithVoucher": 120_000,
     "accept": 150_000,
     "dispute": 70_000,
     "resolve": 200_000,
@@ -324,6 +325,21 @@ class JobEscrow:
             voucher.s,
         )
         return self._send(account, "bind", args)
+
+    def submit_with_voucher(
+        self, account: LocalAccount, voucher: Voucher, result_digest: bytes
+    ) -> TxResult:
+        """Bind (the voucher must name `account`) and submit in one transaction."""
+        args = (
+            voucher.key,
+            voucher.attempt,
+            voucher.expiry,
+            voucher.v,
+            voucher.r,
+            voucher.s,
+            _bytes32(result_digest, "result digest"),
+        )
+        return self._send(account, "submitWithVoucher", args)
 
     def abandon(self, account: LocalAccount, job: JobRef) -> TxResult:
         return self._send(account, "abandon", (self.key(job),))
