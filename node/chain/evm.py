@@ -13,6 +13,7 @@ eth-tester is not thread-safe; every public method takes `self.lock`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -393,10 +394,8 @@ def _reverted(computation: Any) -> Reverted:
     if data[:4] == ERROR_STRING_SELECTOR:
         from eth_abi import decode
 
-        try:
+        with contextlib.suppress(Exception):  # malformed Error(string): generic message
             message = f"execution reverted: {decode(['string'], data[4:])[0]}"
-        except Exception:  # malformed Error(string) payload: keep the generic message
-            pass
     elif not data:
         err = getattr(computation, "_error", None)
         if err is not None and type(err).__name__ != "Revert":

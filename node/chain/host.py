@@ -47,6 +47,8 @@ class ChainHost(Protocol):
 
     def send_operator_transaction(self, tx: dict[str, Any]) -> dict[str, Any]: ...
 
+    def escrow(self) -> Any: ...
+
     def deploy(self, name: str, abi: list[Any], bytecode: str, *args: Any) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
@@ -98,6 +100,7 @@ class _HostBase:
     deployments: _Deployments
     escrow_name = "JobEscrow"
     _configured_escrow: str | None = None
+    _escrow: Any = None
 
     @property
     def escrow_address(self) -> str | None:
@@ -110,6 +113,27 @@ class _HostBase:
     def deployment_block(self) -> int | None:
         rec = self.deployments.get(self.escrow_name)
         return int(rec["block"]) if rec else None
+
+    def escrow(self) -> Any:
+        """The `marketplace.escrow.client.JobEscrow` binding of the node's escrow."""
+        from marketplace.escrow.client import JobEscrow
+
+        if not self.escrow_address:
+            raise ChainError("no escrow contract is deployed on this chain")
+        if getattr(self, "_escrow", None) is None or self._escrow.address != self.escrow_address:
+            self._escrow = JobEscrow(self.w3, self.escrow_address)
+        return self._escrow
+
+    def record_deployment(self, name: str, address: str, block: int, tx_hash: str) -> None:
+        self.deployments.put(
+            name,
+            {
+                "address": to_checksum_address(address),
+                "block": block,
+                "tx_hash": tx_hash,
+                "deployed_at": int(time.time()),
+            },
+        )
 
     def send_operator_transaction(self, tx: dict[str, Any]) -> dict[str, Any]:
         """Sign `tx` with the operator key, send it, wait for and return the receipt.

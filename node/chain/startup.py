@@ -22,8 +22,6 @@ from node.config import NodeSettings
 
 log = logging.getLogger("dcm.chain")
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-ESCROW_ARTIFACT = REPO_ROOT / "contracts" / "artifacts" / "JobEscrow.json"
 
 DeployHook = Callable[[ChainHost], None]
 
@@ -79,11 +77,30 @@ def artifact_deploy_hook(
     return hook
 
 
+def escrow_deploy_hook(host: ChainHost) -> None:
+    """Deploy the JobEscrow (marketplace.escrow binding) once, signed by the operator.
+
+    The operator is arbiter and voucher assigner; no platform fee. On an external
+    chain with `DCM_CHAIN_ESCROW_ADDRESS` set, nothing is deployed.
+    """
+    if host.escrow_address:
+        return
+    if host.operator is None:
+        log.warning("no operator key: JobEscrow not deployed")
+        return
+    from marketplace.escrow.client import JobEscrow
+
+    operator = host.operator.address
+    escrow = JobEscrow.deploy(host.w3, host.operator.account, arbiter=operator, assigner=operator)
+    host.record_deployment("JobEscrow", escrow.address, int(escrow.deployment_block or 0), "0x")
+    log.info("JobEscrow deployed at %s (block %s)", escrow.address, escrow.deployment_block)
+
+
 def install_chain(app: FastAPI) -> None:
     """Register chain startup/shutdown and mount the dev faucet where it applies."""
     settings: NodeSettings = app.state.settings
     app.state.chain = None
-    app.state.chain_deploy_hooks = [artifact_deploy_hook("JobEscrow", ESCROW_ARTIFACT)]
+    app.state.chain_deploy_hooks = [escrow_deploy_hook]
     if settings.is_dev and not settings.chain_rpc_url:
         from node.chain.router import faucet_router
 

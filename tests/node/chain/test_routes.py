@@ -82,3 +82,15 @@ def test_deploy_hook_deploys_once_and_info_reports_it(settings, tmp_path):
     with TestClient(app) as node:
         assert node.get("/chain/info").json() == info
         assert node.app.state.chain.evm.block_number() == 1  # not deployed twice
+
+
+def test_escrow_is_deployed_at_first_start_and_kept(settings):
+    with TestClient(create_app(settings)) as node:
+        info = node.get("/chain/info").json()
+        host = node.app.state.chain
+        assert info["escrow_address"] and info["deployment_block"] == 1
+        assert len(host.w3.eth.get_code(info["escrow_address"])) > 100
+        assert host.escrow().arbiter() == host.operator.address
+    with TestClient(create_app(settings)) as node:
+        assert node.get("/chain/info").json() == info
+        assert node.app.state.chain.evm.block_number() == 1
