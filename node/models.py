@@ -4,3 +4,4 @@
 from node.auth.models import RefreshToken, User  # noqa: F401
 from node.jobs.models import Job, JobEvent  # noqa: F401
 from node.workspaces.models import Workspace, WorkspaceMember  # noqa: F401
+from node.chain.models import ChainCursor, ChainEvent, ChainJobKey, ChainOutbox  # noqa: F401

@@ -16,7 +16,7 @@ from node.app import create_app
 from node.config import NodeSettings
 
 
-class TestClientProvider(BaseProvider):
+class RpcViaTestClient(BaseProvider):
     """web3 provider posting each request to `/chain/rpc` of an in-process node."""
 
     def __init__(self, client: TestClient) -> None:
@@ -47,7 +47,7 @@ def node(settings: NodeSettings) -> Iterator[TestClient]:
 
 @pytest.fixture
 def w3(node: TestClient) -> Web3:
-    return Web3(TestClientProvider(node))
+    return Web3(RpcViaTestClient(node))
 
 
 def fund(client: TestClient, address: str, amount: str = "10") -> dict[str, Any]:

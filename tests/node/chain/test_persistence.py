@@ -13,7 +13,7 @@ from web3._utils.contract_sources.contract_data.emitter_contract import EMITTER_
 from node.app import create_app
 from node.chain.evm import CHAIN_ID, EmbeddedEVM
 from node.chain.journal import Journal
-from tests.node.chain.conftest import TestClientProvider, fund
+from tests.node.chain.conftest import RpcViaTestClient, fund
 from tests.node.chain.test_rpc import LOG_DOUBLE_WITH_INDEX, deploy, transact
 
 
@@ -32,7 +32,7 @@ def _snapshot(w3: Web3, addresses: list[str], contract: str) -> dict:
 def test_restart_replays_blocks_hashes_logs_and_balances(settings):
     acct = Account.create()
     with TestClient(create_app(settings)) as node:
-        w3 = Web3(TestClientProvider(node))
+        w3 = Web3(RpcViaTestClient(node))
         fund(node, acct.address, "3")
         emitter = deploy(w3, acct, EMITTER_CONTRACT_DATA)
         for i in range(3):
@@ -43,7 +43,7 @@ def test_restart_replays_blocks_hashes_logs_and_balances(settings):
     assert before["head"] == 7 and len(before["logs"]) == 3  # escrow deploy + 6
 
     with TestClient(create_app(settings)) as node:
-        w3 = Web3(TestClientProvider(node))
+        w3 = Web3(RpcViaTestClient(node))
         assert node.app.state.chain.operator.address == operator
         after = _snapshot(w3, [acct.address, operator], emitter.address)
         assert after == before
