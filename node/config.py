@@ -69,6 +69,9 @@ class NodeSettings(BaseSettings):
     chain_operator_password: SecretStr | None = Field(
         None, description="Password of chain_operator_keyfile."
     )
+    chain_watch_interval_seconds: float = Field(
+        1.0, description="Pause between chain watcher polls (escrow events, outbox sends)."
+    )
     chain_faucet_max_eth: str = Field(
         "100", description="Largest amount (ETH) one dev-faucet request may mint."
     )

@@ -120,3 +120,7 @@ def install_chain(app: FastAPI) -> None:
 
     app.state.on_startup.append(start)
     app.state.on_shutdown.append(stop)
+
+    from node.chain.watcher import install_watcher
+
+    install_watcher(app)
