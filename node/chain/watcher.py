@@ -24,8 +24,9 @@ from starlette.concurrency import run_in_threadpool
 from node.chain import repository
 from node.chain.host import ChainHost
 from node.chain.models import ChainCursor
+from node.chain.repository import transaction
 from node.chain.service import apply_escrow_event
-from node.db import session_scope, utcnow
+from node.db import utcnow
 
 log = logging.getLogger("dcm.chain.watcher")
 
@@ -48,7 +49,7 @@ class ChainWatcher:
             for item in contract.abi:
                 if item["type"] == "event":
                     topic = getattr(contract.events, item["name"])().topic
-                    self._topics["0x" + bytes(topic).hex()] = item["name"]
+                    self._topics[_hex(topic)] = item["name"]
         return self._topics
 
     def poll_once(self) -> int:
@@ -64,12 +65,12 @@ class ChainWatcher:
             end = min(safe_head, start + MAX_BLOCK_RANGE - 1)
             logs = w3.eth.get_logs({"fromBlock": start, "toBlock": end, "address": escrow.address})
             end_block = w3.eth.get_block(end)
-            applied += self._apply_range(escrow, logs, end, "0x" + bytes(end_block["hash"]).hex())
+            applied += self._apply_range(escrow, logs, end, _hex(end_block["hash"]))
             start = end + 1
         return applied
 
     def _start_block(self) -> int:
-        for session in session_scope(self.sessions):
+        with transaction(self.sessions) as session:
             cur = repository.cursor(session, self.name)
             if cur is not None and cur.chain_id == self.host.chain_id:
                 return cur.block_number + 1
@@ -79,7 +80,7 @@ class ChainWatcher:
         topics = self._event_topics(escrow.contract)
         timestamps: dict[int, int] = {}
         applied = 0
-        for session in session_scope(self.sessions):
+        with transaction(self.sessions) as session:
             for entry in logs:
                 name = (
                     topics.get("0x" + bytes(entry["topics"][0]).hex()) if entry["topics"] else None
@@ -98,9 +99,9 @@ class ChainWatcher:
                     args=dict(decoded["args"]),
                     address=escrow.address,
                     block_number=number,
-                    block_hash="0x" + bytes(entry["blockHash"]).hex(),
+                    block_hash=_hex(entry["blockHash"]),
                     block_timestamp=timestamps[number],
-                    tx_hash="0x" + bytes(entry["transactionHash"]).hex(),
+                    tx_hash=_hex(entry["transactionHash"]),
                     log_index=int(entry["logIndex"]),
                 ):
                     applied += 1
@@ -163,3 +164,10 @@ def install_watcher(app: FastAPI) -> None:
 
     app.state.on_startup.append(start)
     app.state.on_shutdown.append(stop)  # shutdown hooks run in reverse: before chain close
+
+
+def _hex(value: bytes | str) -> str:
+    if isinstance(value, str):
+        value = value.lower()
+        return value if value.startswith("0x") else "0x" + value
+    return "0x" + bytes(value).hex()
