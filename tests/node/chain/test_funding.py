@@ -6,6 +6,7 @@ from __future__ import annotations
 from eth_account import Account
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from web3 import Web3
 
 from marketplace.jobs.states import JobStatus
 from node.app import create_app
@@ -21,7 +22,6 @@ from tests.node.chain.scenario import (
     make_job,
     send_call,
 )
-from web3 import Web3
 
 REWARD = 10**17
 
