@@ -476,9 +476,18 @@ class JobEscrow:
             raise self._replay_failure(tx, sender, receipt, action)
         return receipt
 
-    def _replay_failure(self, tx: dict[str, Any], sender: str, receipt: Any, action: str):
+    def _replay_failure(
+        self, tx: dict[str, Any], sender: str, receipt: Any, action: str
+    ) -> ChainError:
         """A mined, failed transaction: re-run it as a call on the parent block to learn
-        the custom error (the receipt carries no revert data)."""
+        the custom error (the receipt carries no revert data). `details` says what the
+        failed transaction cost its sender."""
+        mined = {
+            "tx_hash": "0x" + bytes(receipt["transactionHash"]).hex(),
+            "block_number": int(receipt["blockNumber"]),
+            "gas_used": int(receipt["gasUsed"]),
+            "fee_wei": int(receipt["gasUsed"]) * int(receipt["effectiveGasPrice"]),
+        }
         call = {"from": sender, "data": tx["data"], "value": tx["value"], "gas": tx["gas"]}
         if "to" in tx:
             call["to"] = tx["to"]
@@ -488,7 +497,10 @@ class JobEscrow:
         except Exception as exc:  # noqa: BLE001
             err = chain_error(exc, action=action)
             if err.error_name:
+                err.details = {**(err.details or {}), **mined}
                 return err
         if receipt["gasUsed"] >= tx["gas"]:
-            return ChainError(f"{action} ran out of gas ({tx['gas']})", error_name="OutOfGas")
-        return ChainError(f"{action} reverted", error_name=None)
+            return ChainError(
+                f"{action} ran out of gas ({tx['gas']})", error_name="OutOfGas", details=mined
+            )
+        return ChainError(f"{action} reverted", error_name=None, details=mined)
