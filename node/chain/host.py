@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,6 +39,7 @@ class ChainHost(Protocol):
     operator: OperatorKey | None
     confirmations: int
     rpc_url: str
+    operator_lock: threading.RLock
 
     @property
     def escrow_address(self) -> str | None: ...
@@ -101,6 +103,9 @@ class _HostBase:
     escrow_name = "JobEscrow"
     _configured_escrow: str | None = None
     _escrow: Any = None
+    # Serializes everything the operator signs in this process, so two senders never
+    # take the same nonce. Class-level default; each host gets its own in __init__.
+    operator_lock: threading.RLock
 
     @property
     def escrow_address(self) -> str | None:
@@ -142,6 +147,11 @@ class _HostBase:
         """
         if self.operator is None:
             raise ChainError("the node has no operator key configured", error_name=None)
+        with self.operator_lock:  # one operator nonce at a time (faucet, outbox, deploys)
+            return self._send_operator_transaction(tx)
+
+    def _send_operator_transaction(self, tx: dict[str, Any]) -> dict[str, Any]:
+        assert self.operator is not None
         w3 = self.w3
         tx = dict(tx)
         tx.setdefault("chainId", self.chain_id)
@@ -196,6 +206,7 @@ class EmbeddedChainHost(_HostBase):
 
     def __init__(self, chain_dir: Path, operator: OperatorKey, rpc_url: str) -> None:
         chain_dir.mkdir(parents=True, exist_ok=True)
+        self.operator_lock = threading.RLock()
         self.operator = operator
         self.evm = EmbeddedEVM.open(
             chain_dir / "journal.jsonl", {operator.address: GENESIS_OPERATOR_BALANCE_WEI}
@@ -231,6 +242,7 @@ class ExternalChainHost(_HostBase):
         escrow_address: str | None,
     ) -> None:
         chain_dir.mkdir(parents=True, exist_ok=True)
+        self.operator_lock = threading.RLock()
         self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
         try:
             self.chain_id = int(self.w3.eth.chain_id)

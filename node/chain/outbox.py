@@ -85,6 +85,10 @@ class OutboxSender:
         return done
 
     def _drive(self, row_id: int) -> str:
+        with self.host.operator_lock:
+            return self._drive_locked(row_id)
+
+    def _drive_locked(self, row_id: int) -> str:
         status = self._load_status(row_id)
         if status == "pending":
             status = self._sign(row_id)

@@ -70,11 +70,23 @@ class ChainWatcher:
         return applied
 
     def _start_block(self) -> int:
+        """The block after the cursor; from the escrow's deployment when there is no
+        cursor, or when the cursor's block hash is not on this chain any more (a reorg
+        or a reset chain: re-reading is safe, applying is idempotent)."""
+        first = self.host.deployment_block or 0
         with transaction(self.sessions) as session:
             cur = repository.cursor(session, self.name)
-            if cur is not None and cur.chain_id == self.host.chain_id:
-                return cur.block_number + 1
-        return self.host.deployment_block or 0
+            if cur is None or cur.chain_id != self.host.chain_id:
+                return first
+            number, known_hash = cur.block_number, cur.block_hash
+        try:
+            block = self.host.w3.eth.get_block(number)
+        except Exception:  # BlockNotFound: the chain is shorter than the cursor
+            block = None
+        if block is None or (known_hash and _hex(block["hash"]) != known_hash):
+            log.warning("watcher cursor block %s is not on the chain: rescanning", number)
+            return first
+        return number + 1
 
     def _apply_range(self, escrow: Any, logs: list[Any], end: int, end_hash: str) -> int:
         topics = self._event_topics(escrow.contract)

@@ -94,3 +94,14 @@ def test_escrow_is_deployed_at_first_start_and_kept(settings):
     with TestClient(create_app(settings)) as node:
         assert node.get("/chain/info").json() == info
         assert node.app.state.chain.evm.block_number() == 1
+
+
+def test_concurrent_faucet_requests_all_succeed(node):
+    from concurrent.futures import ThreadPoolExecutor
+
+    host = node.app.state.chain
+    addresses = [Account.create().address for _ in range(8)]
+    with ThreadPoolExecutor(8) as pool:
+        receipts = list(pool.map(lambda a: host.faucet(a, 10**18), addresses))
+    assert all(r["status"] == 1 for r in receipts)
+    assert all(host.w3.eth.get_balance(a) == 10**18 for a in addresses)
