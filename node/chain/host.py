@@ -15,12 +15,13 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
+from eth_typing import ChecksumAddress
 from eth_utils import to_checksum_address
 from web3 import Web3
 from web3.providers.base import BaseProvider
-from web3.types import RPCEndpoint, RPCResponse
+from web3.types import RPCEndpoint, RPCResponse, TxParams
 
 from marketplace.errors import ChainError, UpstreamUnavailable
 from node.chain.evm import CHAIN_ID, GENESIS_OPERATOR_BALANCE_WEI, EmbeddedEVM
@@ -50,6 +51,8 @@ class ChainHost(Protocol):
     def send_operator_transaction(self, tx: dict[str, Any]) -> dict[str, Any]: ...
 
     def escrow(self) -> Any: ...
+
+    def record_deployment(self, name: str, address: str, block: int, tx_hash: str) -> None: ...
 
     def deploy(self, name: str, abi: list[Any], bytecode: str, *args: Any) -> dict[str, Any]: ...
 
@@ -156,14 +159,16 @@ class _HostBase:
         tx = dict(tx)
         tx.setdefault("chainId", self.chain_id)
         tx.setdefault("from", self.operator.address)
-        tx.setdefault("nonce", w3.eth.get_transaction_count(self.operator.address, "pending"))
+        tx.setdefault(
+            "nonce", w3.eth.get_transaction_count(_addr(self.operator.address), "pending")
+        )
         if "gasPrice" not in tx:
             priority = w3.eth.max_priority_fee
             base = w3.eth.get_block("latest")["baseFeePerGas"]
             tx.setdefault("maxPriorityFeePerGas", priority)
             tx.setdefault("maxFeePerGas", 2 * base + priority)
         if "gas" not in tx:
-            tx["gas"] = int(w3.eth.estimate_gas(tx) * 12 // 10)
+            tx["gas"] = int(w3.eth.estimate_gas(cast(TxParams, tx)) * 12 // 10)
         tx.pop("from")
         signed = self.operator.account.sign_transaction(tx)
         try:
@@ -256,3 +261,7 @@ class ExternalChainHost(_HostBase):
 
     def close(self) -> None:
         pass
+
+
+def _addr(address: str) -> ChecksumAddress:
+    return to_checksum_address(address)

@@ -20,6 +20,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from eth_typing import HexStr
+from eth_utils import to_checksum_address
 from sqlalchemy.orm import Session, sessionmaker
 from web3.exceptions import ContractLogicError, TransactionNotFound
 
@@ -114,7 +116,7 @@ class OutboxSender:
             assert row is not None
             payload = row.payload
             fn = getattr(escrow.contract.functions, payload["function"])(*payload["args"])
-            nonce = w3.eth.get_transaction_count(operator.address, "pending")
+            nonce = w3.eth.get_transaction_count(to_checksum_address(operator.address), "pending")
             base = w3.eth.get_block("latest")["baseFeePerGas"]
             priority = w3.eth.max_priority_fee
             try:
@@ -148,19 +150,22 @@ class OutboxSender:
             assert row is not None and row.tx_hash and row.raw_tx and row.nonce is not None
             receipt = self._receipt(row.tx_hash)
             if receipt is None:
-                if w3.eth.get_transaction_count(operator.address, "latest") > row.nonce:
+                if (
+                    w3.eth.get_transaction_count(to_checksum_address(operator.address), "latest")
+                    > row.nonce
+                ):
                     # the nonce went to another transaction: this one can never be mined
                     row.status = "pending"
                     row.attempts += 1
                     row.last_error = "nonce consumed by another transaction; re-signing"
                     return "pending"
                 try:
-                    w3.eth.send_raw_transaction(row.raw_tx)
+                    w3.eth.send_raw_transaction(HexStr(row.raw_tx))
                 except Exception as exc:  # already known / nonce races: the receipt decides
                     row.last_error = str(exc)[:1000]
                 try:
                     receipt = w3.eth.wait_for_transaction_receipt(
-                        row.tx_hash, timeout=self.receipt_timeout_seconds, poll_latency=0.05
+                        HexStr(row.tx_hash), timeout=self.receipt_timeout_seconds, poll_latency=0.05
                     )
                 except Exception as exc:
                     row.attempts += 1
@@ -178,6 +183,6 @@ class OutboxSender:
 
     def _receipt(self, tx_hash: str) -> Any:
         try:
-            return self.host.w3.eth.get_transaction_receipt(tx_hash)
+            return self.host.w3.eth.get_transaction_receipt(HexStr(tx_hash))
         except TransactionNotFound:
             return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
+from eth_utils import to_checksum_address
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -79,7 +80,7 @@ def chain_faucet(body: FaucetRequest, request: Request) -> FaucetResult:
         amount_wei=str(body.amount_wei),
         tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
         block_number=int(receipt["blockNumber"]),
-        balance_wei=str(host.w3.eth.get_balance(body.address)),
+        balance_wei=str(host.w3.eth.get_balance(to_checksum_address(body.address))),
     )
 
 
