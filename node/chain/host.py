@@ -209,14 +209,16 @@ class EmbeddedChainHost(_HostBase):
     embedded = True
     confirmations = 0
 
-    def __init__(self, chain_dir: Path, operator: OperatorKey, rpc_url: str) -> None:
+    def __init__(
+        self, chain_dir: Path, operator: OperatorKey, rpc_url: str, *, dev_methods: bool = False
+    ) -> None:
         chain_dir.mkdir(parents=True, exist_ok=True)
         self.operator_lock = threading.RLock()
         self.operator = operator
         self.evm = EmbeddedEVM.open(
             chain_dir / "journal.jsonl", {operator.address: GENESIS_OPERATOR_BALANCE_WEI}
         )
-        self.dispatcher = RpcDispatcher(self.evm)
+        self.dispatcher = RpcDispatcher(self.evm, dev_methods=dev_methods)
         self.w3 = Web3(InProcessProvider(self.dispatcher))
         self.chain_id = CHAIN_ID
         self.rpc_url = rpc_url

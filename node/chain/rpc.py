@@ -252,7 +252,7 @@ def _topics(value: Any) -> list[list[str] | None]:
 class RpcDispatcher:
     """Answers JSON-RPC requests from the embedded EVM."""
 
-    def __init__(self, evm: EmbeddedEVM) -> None:
+    def __init__(self, evm: EmbeddedEVM, *, dev_methods: bool = False) -> None:
         self.evm = evm
         self.methods: dict[str, Callable[[list[Any]], Any]] = {
             "eth_chainId": lambda p: hex(evm.chain_id),
@@ -280,6 +280,9 @@ class RpcDispatcher:
             "eth_getLogs": self._get_logs,
             "eth_feeHistory": self._fee_history,
         }
+        if dev_methods:  # Hardhat-style time control, journaled like transactions
+            self.methods["evm_mine"] = self._evm_mine
+            self.methods["evm_increaseTime"] = self._evm_increase_time
 
     # public entry ---------------------------------------------------------------------
 
@@ -420,6 +423,29 @@ class RpcDispatcher:
             addresses = [_address(addr)]
         logs = self.evm.get_logs(lo, hi, addresses, _topics(flt.get("topics")))
         return [_log_out(entry) for entry in logs]
+
+    def _evm_mine(self, p: list[Any]) -> Any:
+        """`evm_mine([timestamp])`: mine an empty block (at `timestamp` if given)."""
+        _arity(p, 0, 1)
+        ts = _opt(p, 0)
+        try:
+            if ts is None:
+                self.evm.mine_empty_block()
+            else:
+                self.evm.time_travel(ts if isinstance(ts, int) else _quantity(ts, "timestamp"))
+        except ValueError as exc:
+            raise RpcError(INVALID_PARAMS, str(exc)) from None
+        return "0x0"
+
+    def _evm_increase_time(self, p: list[Any]) -> Any:
+        """`evm_increaseTime(seconds)`: mine an empty block `seconds` after the head
+        (later blocks follow it); returns the new head timestamp."""
+        _arity(p, 1, 1)
+        seconds = p[0] if isinstance(p[0], int) else _quantity(p[0], "seconds")
+        if isinstance(seconds, bool) or seconds < 1 or seconds > 10 * 365 * 24 * 3600:
+            raise RpcError(INVALID_PARAMS, "seconds must be between 1 and ten years")
+        self.evm.time_travel(self.evm.head_timestamp() + seconds)
+        return self.evm.head_timestamp()
 
     def _fee_history(self, p: list[Any]) -> Any:
         _arity(p, 2, 3)

@@ -47,7 +47,10 @@ def build_host(settings: NodeSettings) -> ChainHost:
         )
     operator = load_or_create_operator_key(chain_dir / "operator.key")
     host = EmbeddedChainHost(
-        chain_dir, operator, rpc_url=settings.public_url.rstrip("/") + "/chain/rpc"
+        chain_dir,
+        operator,
+        rpc_url=settings.public_url.rstrip("/") + "/chain/rpc",
+        dev_methods=settings.is_dev,
     )
     if settings.chain_confirmations is not None:
         host.confirmations = settings.chain_confirmations

@@ -105,3 +105,16 @@ def test_concurrent_faucet_requests_all_succeed(node):
         receipts = list(pool.map(lambda a: host.faucet(a, 10**18), addresses))
     assert all(r["status"] == 1 for r in receipts)
     assert all(host.w3.eth.get_balance(a) == 10**18 for a in addresses)
+
+
+def test_time_control_methods_do_not_exist_in_production(tmp_path, database_url):
+    settings = NodeSettings(
+        data_dir=tmp_path / "prod-rpc",
+        database_url=database_url,
+        environment="production",
+        secret_key="a-real-secret-for-this-test-only-0123456789",
+    )
+    with TestClient(create_app(settings)) as node:
+        for method, params in (("evm_mine", []), ("evm_increaseTime", [60])):
+            body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+            assert node.post("/chain/rpc", json=body).json()["error"]["code"] == -32601

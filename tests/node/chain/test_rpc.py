@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from eth_account import Account
 from web3 import Web3
@@ -228,3 +230,20 @@ def test_batch_notifications_and_protocol_errors(node):
         json={"jsonrpc": "2.0", "id": 9, "method": "eth_getLogs", "params": [{"fromBlock": "xyz"}]},
     ).json()
     assert bad_params["error"]["code"] == -32602
+
+
+def test_dev_time_control_is_journaled_like_transactions(node, w3, settings):
+    head = w3.eth.get_block("latest")
+    assert w3.provider.make_request("evm_increaseTime", [3600])["result"] >= (
+        head["timestamp"] + 3600
+    )
+    later = w3.eth.get_block("latest")
+    assert later["number"] == head["number"] + 1
+    assert later["timestamp"] == head["timestamp"] + 3600
+    w3.provider.make_request("evm_mine", [later["timestamp"] + 10])
+    assert w3.eth.get_block("latest")["timestamp"] == later["timestamp"] + 10
+    back = w3.provider.make_request("evm_mine", [later["timestamp"]])
+    assert back["error"]["code"] == -32602
+    assert w3.provider.make_request("evm_increaseTime", [0])["error"]["code"] == -32602
+    journal = (settings.data_dir / "chain" / "journal.jsonl").read_text().splitlines()
+    assert [json.loads(x)["kind"] for x in journal[-2:]] == ["time", "time"]
