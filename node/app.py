@@ -33,6 +33,12 @@ def _include_routers(app: FastAPI) -> None:
         app.include_router(router)
 
 
+def _install_chain(app: FastAPI) -> None:
+    from node.chain.startup import install_chain
+
+    install_chain(app)
+
+
 def create_app(settings: NodeSettings | None = None) -> FastAPI:
     settings = settings or NodeSettings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -70,6 +76,7 @@ def create_app(settings: NodeSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     _install_middleware(app, settings)
     _include_routers(app)
+    _install_chain(app)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

@@ -80,6 +80,21 @@ class NodeSettings(BaseSettings):
     chain_confirmations: int | None = Field(
         None, description="Blocks the watcher waits; default 0 embedded, 2 on an external chain."
     )
+    chain_escrow_address: str | None = Field(
+        None, description="Escrow contract on an external chain; unset: deploy at first start."
+    )
+    chain_operator_keyfile: Path | None = Field(
+        None, description="eth-account keystore of the operator on an external chain."
+    )
+    chain_operator_password: SecretStr | None = Field(
+        None, description="Password of chain_operator_keyfile."
+    )
+    chain_watch_interval_seconds: float = Field(
+        1.0, description="Pause between chain watcher polls (escrow events, outbox sends)."
+    )
+    chain_faucet_max_eth: str = Field(
+        "100", description="Largest amount (ETH) one dev-faucet request may mint."
+    )
     upload: UploadLimits = Field(default_factory=UploadLimits)
     leases: LeaseSettings = Field(default_factory=LeaseSettings)
     log_level: str = Field("INFO", description="Python logging level.")

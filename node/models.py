@@ -2,6 +2,7 @@
 (used by Alembic and by `upgrade_schema`). Add a line per new models module."""
 
 from node.auth.models import ApiKey, RefreshToken, SiweNonce, User  # noqa: F401
+from node.chain.models import ChainCursor, ChainEvent, ChainJobKey, ChainOutbox  # noqa: F401
 from node.content.models import Pin  # noqa: F401
 from node.jobs.models import Job, JobEvent  # noqa: F401
 from node.providers.models import Provider  # noqa: F401

@@ -1,0 +1,35 @@
+"""Python binding of the JobEscrow contract (contracts/JobEscrow.sol).
+
+`JobEscrow` deploys, reads and transacts; `job_key`, `cid_digest` compute the contract's
+identifiers; `funding_call` is what a requester's wallet signs to fund a job.
+"""
+
+from .artifact import load_artifact
+from .client import (
+    GAS_LIMITS,
+    JobEscrow,
+    JobRecord,
+    JobRef,
+    Outcome,
+    Status,
+    TxResult,
+    Voucher,
+)
+from .errors import decode_revert
+from .keys import DEFAULT_NODE_ID, cid_digest, job_key
+
+__all__ = [
+    "DEFAULT_NODE_ID",
+    "GAS_LIMITS",
+    "JobEscrow",
+    "JobRecord",
+    "JobRef",
+    "Outcome",
+    "Status",
+    "TxResult",
+    "Voucher",
+    "cid_digest",
+    "decode_revert",
+    "job_key",
+    "load_artifact",
+]

@@ -1,0 +1,501 @@
+"""Ethereum JSON-RPC 2.0 over the embedded EVM (what `/chain/rpc` serves).
+
+`RpcDispatcher.handle(body)` takes a decoded request (object or batch list) and returns
+the response (object, list, or None for a batch of notifications). Results are encoded
+as geth encodes them (quantities `0x`-hex, camelCase keys), and a revert in `eth_call`
+or `eth_estimateGas` is error code 3 with the revert data in `data`, so web3.py raises
+`ContractLogicError` / `ContractCustomError` exactly as it does against geth or Hardhat.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from eth_utils import is_hex, to_checksum_address
+from web3.providers.eth_tester.middleware import (
+    BLOCK_RESULT_KEY_MAPPING,
+    LOG_RESULT_KEY_MAPPING,
+    RECEIPT_RESULT_KEY_MAPPING,
+    TRANSACTION_REQUEST_KEY_MAPPING,
+    TRANSACTION_RESULT_KEY_MAPPING,
+)
+
+from node.chain.evm import EmbeddedEVM, RejectedTransaction, Reverted
+
+log = logging.getLogger("dcm.chain.rpc")
+
+CLIENT_VERSION = "dcm-embedded/0.1.0 (eth-tester/py-evm)"
+PRIORITY_FEE_WEI = 10**9
+MAX_BATCH = 100
+MAX_LOG_RANGE = 100_000
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+SERVER_ERROR = -32000
+REVERT = 3
+
+_NAMED_BLOCKS = {"latest", "earliest", "pending", "safe", "finalized"}
+
+
+class RpcError(Exception):
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data
+
+
+# -- encoding ---------------------------------------------------------------------------
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return hex(value)
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, dict):
+        return {k: _encode(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encode(v) for v in value]
+    return value
+
+
+def _remap(d: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
+    return {mapping.get(k, k): v for k, v in d.items()}
+
+
+def _tx_out(tx: dict[str, Any]) -> dict[str, Any]:
+    out = _remap(tx, TRANSACTION_RESULT_KEY_MAPPING)
+    if out.get("to") == "":
+        out["to"] = None
+    if "access_list" in tx or "accessList" in out:
+        out["accessList"] = [
+            {"address": e["address"], "storageKeys": list(e.get("storage_keys", ()))}
+            for e in out.get("accessList", ())
+        ]
+    if "y_parity" in out:
+        out["yParity"] = out.pop("y_parity")
+    return _encode(out)
+
+
+def _log_out(entry: dict[str, Any]) -> dict[str, Any]:
+    out = _remap(entry, LOG_RESULT_KEY_MAPPING)
+    out.setdefault("removed", False)
+    out.pop("type", None)
+    return _encode(out)
+
+
+def _bloom(value: Any) -> str:
+    if isinstance(value, int):
+        return "0x" + value.to_bytes(256, "big").hex()
+    return _encode(value)
+
+
+def _block_out(block: dict[str, Any] | None, full: bool) -> dict[str, Any] | None:
+    if block is None:
+        return None
+    out = _remap(block, BLOCK_RESULT_KEY_MAPPING)
+    bloom = out.pop("logsBloom", 0)
+    txs = out.pop("transactions", [])
+    withdrawals = out.pop("withdrawals", [])
+    encoded = _encode(out)
+    encoded["logsBloom"] = _bloom(bloom)
+    encoded["transactions"] = [_tx_out(t) for t in txs] if full else list(txs)
+    encoded["withdrawals"] = [
+        _encode(_remap(w, {"validator_index": "validatorIndex"})) for w in withdrawals
+    ]
+    return encoded
+
+
+def _receipt_out(receipt: dict[str, Any] | None) -> dict[str, Any] | None:
+    if receipt is None:
+        return None
+    out = _remap(receipt, RECEIPT_RESULT_KEY_MAPPING)
+    out.pop("state_root", None)  # post-Byzantium receipts carry `status`, not a root
+    logs = out.pop("logs", [])
+    bloom = out.pop("logs_bloom", None)
+    encoded = _encode(out)
+    encoded["logs"] = [_log_out(e) for e in logs]
+    if bloom is not None:
+        encoded["logsBloom"] = _bloom(bloom)
+    return encoded
+
+
+# -- decoding ---------------------------------------------------------------------------
+
+
+def _quantity(value: Any, name: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and value.startswith(("0x", "0X")):
+        try:
+            return int(value, 16)
+        except ValueError:
+            pass
+    raise RpcError(INVALID_PARAMS, f"invalid {name}: expected a 0x-hex quantity")
+
+
+def _block_id(value: Any, evm: EmbeddedEVM) -> int | str:
+    if value is None:
+        return "latest"
+    if isinstance(value, str) and value in _NAMED_BLOCKS:
+        return value
+    if isinstance(value, dict):  # EIP-1898
+        if "blockNumber" in value:
+            return _quantity(value["blockNumber"], "blockNumber")
+        if "blockHash" in value:
+            block = evm.get_block(_hash(value["blockHash"], "blockHash"), False)
+            if block is None:
+                raise RpcError(SERVER_ERROR, "header not found")
+            return int(block["number"])
+    number = _quantity(value, "block number")
+    if number > evm.block_number():
+        raise RpcError(SERVER_ERROR, "header not found")
+    return number
+
+
+def _block_number(value: Any, evm: EmbeddedEVM) -> int:
+    ident = _block_id(value, evm)
+    if isinstance(ident, int):
+        return ident
+    if ident == "earliest":
+        return 0
+    return evm.block_number()
+
+
+def _address(value: Any, name: str = "address") -> str:
+    if isinstance(value, str) and is_hex(value) and len(value) == 42:
+        return to_checksum_address(value)
+    raise RpcError(INVALID_PARAMS, f"invalid {name}: expected a 20-byte 0x-hex address")
+
+
+def _hash(value: Any, name: str) -> str:
+    if isinstance(value, str) and is_hex(value) and len(value) == 66:
+        return value.lower()
+    raise RpcError(INVALID_PARAMS, f"invalid {name}: expected a 32-byte 0x-hex hash")
+
+
+def _data(value: Any, name: str) -> bytes:
+    if isinstance(value, str) and value.startswith("0x") and len(value) % 2 == 0:
+        try:
+            return bytes.fromhex(value[2:])
+        except ValueError:
+            pass
+    raise RpcError(INVALID_PARAMS, f"invalid {name}: expected 0x-hex bytes")
+
+
+_QUANTITY_FIELDS = {
+    "gas",
+    "gas_price",
+    "value",
+    "nonce",
+    "max_fee_per_gas",
+    "max_priority_fee_per_gas",
+    "chain_id",
+    "type",
+}
+
+
+def _call_tx(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise RpcError(INVALID_PARAMS, "invalid transaction: expected an object")
+    tx = _remap(value, TRANSACTION_REQUEST_KEY_MAPPING)
+    if "input" in tx:
+        tx["data"] = tx.pop("input")
+    out: dict[str, Any] = {}
+    for key, val in tx.items():
+        if val is None:
+            continue
+        if key in ("from", "to"):
+            out[key] = _address(val, key)
+        elif key == "data":
+            out["data"] = "0x" + _data(val, "data").hex()
+        elif key in _QUANTITY_FIELDS:
+            if key in ("chain_id", "type", "nonce"):
+                continue  # irrelevant to a call; eth-tester rejects some of them
+            out[key] = _quantity(val, key)
+        elif key == "access_list":
+            continue
+    if "gas_price" in out and ("max_fee_per_gas" in out or "max_priority_fee_per_gas" in out):
+        raise RpcError(INVALID_PARAMS, "both gasPrice and maxFeePerGas specified")
+    return out
+
+
+def _topics(value: Any) -> list[list[str] | None]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise RpcError(INVALID_PARAMS, "invalid topics: expected a list")
+    out: list[list[str] | None] = []
+    for item in value:
+        if item is None:
+            out.append(None)
+        elif isinstance(item, str):
+            out.append([_hash(item, "topic")])
+        elif isinstance(item, list):
+            out.append(None if not item else [_hash(t, "topic") for t in item])
+        else:
+            raise RpcError(INVALID_PARAMS, "invalid topic")
+    return out
+
+
+# -- dispatcher -------------------------------------------------------------------------
+
+
+class RpcDispatcher:
+    """Answers JSON-RPC requests from the embedded EVM."""
+
+    def __init__(self, evm: EmbeddedEVM, *, dev_methods: bool = False) -> None:
+        self.evm = evm
+        self.methods: dict[str, Callable[[list[Any]], Any]] = {
+            "eth_chainId": lambda p: hex(evm.chain_id),
+            "net_version": lambda p: str(evm.chain_id),
+            "net_listening": lambda p: True,
+            "net_peerCount": lambda p: "0x0",
+            "web3_clientVersion": lambda p: CLIENT_VERSION,
+            "eth_syncing": lambda p: False,
+            "eth_mining": lambda p: False,
+            "eth_accounts": lambda p: [],
+            "eth_blockNumber": lambda p: hex(evm.block_number()),
+            "eth_gasPrice": lambda p: hex(evm.base_fee() + PRIORITY_FEE_WEI),
+            "eth_maxPriorityFeePerGas": lambda p: hex(PRIORITY_FEE_WEI),
+            "eth_getBlockByNumber": self._get_block_by_number,
+            "eth_getBlockByHash": self._get_block_by_hash,
+            "eth_getBalance": self._get_balance,
+            "eth_getTransactionCount": self._get_transaction_count,
+            "eth_getCode": self._get_code,
+            "eth_getStorageAt": self._get_storage_at,
+            "eth_call": self._call,
+            "eth_estimateGas": self._estimate_gas,
+            "eth_sendRawTransaction": self._send_raw_transaction,
+            "eth_getTransactionByHash": self._get_transaction_by_hash,
+            "eth_getTransactionReceipt": self._get_transaction_receipt,
+            "eth_getLogs": self._get_logs,
+            "eth_feeHistory": self._fee_history,
+        }
+        if dev_methods:  # Hardhat-style time control, journaled like transactions
+            self.methods["evm_mine"] = self._evm_mine
+            self.methods["evm_increaseTime"] = self._evm_increase_time
+
+    # public entry ---------------------------------------------------------------------
+
+    def handle(self, body: Any) -> Any:
+        if isinstance(body, list):
+            if not body:
+                return _error(None, INVALID_REQUEST, "empty batch")
+            if len(body) > MAX_BATCH:
+                return _error(None, INVALID_REQUEST, f"batch larger than {MAX_BATCH}")
+            replies = [self.handle_one(item) for item in body]
+            replies = [r for r in replies if r is not None]
+            return replies or None
+        return self.handle_one(body)
+
+    def handle_one(self, req: Any) -> dict[str, Any] | None:
+        if (
+            not isinstance(req, dict)
+            or req.get("jsonrpc") != "2.0"
+            or not isinstance(req.get("method"), str)
+        ):
+            rid = req.get("id") if isinstance(req, dict) else None
+            return _error(rid, INVALID_REQUEST, "invalid JSON-RPC 2.0 request")
+        rid = req.get("id")
+        is_notification = "id" not in req
+        params = req.get("params", [])
+        if params is None:
+            params = []
+        try:
+            method = self.methods.get(req["method"])
+            if method is None:
+                raise RpcError(METHOD_NOT_FOUND, f"the method {req['method']} does not exist")
+            if not isinstance(params, list):
+                raise RpcError(INVALID_PARAMS, "params must be an array")
+            result = method(params)
+        except RpcError as exc:
+            return None if is_notification else _error(rid, exc.code, exc.message, exc.data)
+        except Exception:
+            log.exception("JSON-RPC %s failed", req.get("method"))
+            return None if is_notification else _error(rid, INTERNAL_ERROR, "internal error")
+        if is_notification:
+            return None
+        return {"jsonrpc": "2.0", "id": rid, "result": result}
+
+    # methods --------------------------------------------------------------------------
+
+    def _get_block_by_number(self, p: list[Any]) -> Any:
+        _arity(p, 1, 2)
+        full = bool(p[1]) if len(p) > 1 else False
+        ident = p[0]
+        if not (isinstance(ident, str) and ident in _NAMED_BLOCKS):
+            ident = _quantity(ident, "block number")
+            if ident > self.evm.block_number():
+                return None
+        return _block_out(self.evm.get_block(ident, full), full)
+
+    def _get_block_by_hash(self, p: list[Any]) -> Any:
+        _arity(p, 1, 2)
+        full = bool(p[1]) if len(p) > 1 else False
+        return _block_out(self.evm.get_block(_hash(p[0], "block hash"), full), full)
+
+    def _get_balance(self, p: list[Any]) -> Any:
+        _arity(p, 1, 2)
+        return hex(self.evm.get_balance(_address(p[0]), _block_id(_opt(p, 1), self.evm)))
+
+    def _get_transaction_count(self, p: list[Any]) -> Any:
+        _arity(p, 1, 2)
+        return hex(self.evm.get_nonce(_address(p[0]), _block_id(_opt(p, 1), self.evm)))
+
+    def _get_code(self, p: list[Any]) -> Any:
+        _arity(p, 1, 2)
+        return self.evm.get_code(_address(p[0]), _block_id(_opt(p, 1), self.evm))
+
+    def _get_storage_at(self, p: list[Any]) -> Any:
+        _arity(p, 2, 3)
+        slot = _quantity(p[1], "slot")
+        value = self.evm.get_storage_at(_address(p[0]), slot, _block_id(_opt(p, 2), self.evm))
+        return "0x" + bytes.fromhex(value[2:]).rjust(32, b"\0").hex()
+
+    def _call(self, p: list[Any]) -> Any:
+        _arity(p, 1, 3)
+        try:
+            return "0x" + self.evm.call(_call_tx(p[0]), _block_id(_opt(p, 1), self.evm)).hex()
+        except Reverted as exc:
+            raise _revert_error(exc) from None
+
+    def _estimate_gas(self, p: list[Any]) -> Any:
+        _arity(p, 1, 3)
+        try:
+            return hex(self.evm.estimate_gas(_call_tx(p[0]), _block_id(_opt(p, 1), self.evm)))
+        except Reverted as exc:
+            raise _revert_error(exc) from None
+
+    def _send_raw_transaction(self, p: list[Any]) -> Any:
+        _arity(p, 1, 1)
+        raw = _data(p[0], "raw transaction")
+        if not raw:
+            raise RpcError(INVALID_PARAMS, "empty raw transaction")
+        try:
+            return self.evm.send_raw_transaction(raw)
+        except RejectedTransaction as exc:
+            raise RpcError(SERVER_ERROR, str(exc)) from None
+
+    def _get_transaction_by_hash(self, p: list[Any]) -> Any:
+        _arity(p, 1, 1)
+        tx = self.evm.get_transaction(_hash(p[0], "transaction hash"))
+        return None if tx is None else _tx_out(tx)
+
+    def _get_transaction_receipt(self, p: list[Any]) -> Any:
+        _arity(p, 1, 1)
+        return _receipt_out(self.evm.get_receipt(_hash(p[0], "transaction hash")))
+
+    def _get_logs(self, p: list[Any]) -> Any:
+        _arity(p, 1, 1)
+        flt = p[0]
+        if not isinstance(flt, dict):
+            raise RpcError(INVALID_PARAMS, "invalid filter: expected an object")
+        if flt.get("blockHash") is not None:
+            if flt.get("fromBlock") is not None or flt.get("toBlock") is not None:
+                raise RpcError(INVALID_PARAMS, "blockHash excludes fromBlock/toBlock")
+            block = self.evm.get_block(_hash(flt["blockHash"], "blockHash"), False)
+            if block is None:
+                raise RpcError(SERVER_ERROR, "unknown block")
+            lo = hi = int(block["number"])
+        else:
+            head = self.evm.block_number()
+            lo = _log_bound(flt.get("fromBlock"), head)
+            hi = _log_bound(flt.get("toBlock"), head)
+            if lo > hi:
+                return []
+            if hi - lo > MAX_LOG_RANGE:
+                raise RpcError(SERVER_ERROR, f"block range larger than {MAX_LOG_RANGE}")
+        addr = flt.get("address")
+        if addr is None:
+            addresses = None
+        elif isinstance(addr, list):
+            addresses = [_address(a) for a in addr] or None
+        else:
+            addresses = [_address(addr)]
+        logs = self.evm.get_logs(lo, hi, addresses, _topics(flt.get("topics")))
+        return [_log_out(entry) for entry in logs]
+
+    def _evm_mine(self, p: list[Any]) -> Any:
+        """`evm_mine([timestamp])`: mine an empty block (at `timestamp` if given)."""
+        _arity(p, 0, 1)
+        ts = _opt(p, 0)
+        try:
+            if ts is None:
+                self.evm.mine_empty_block()
+            else:
+                self.evm.time_travel(ts if isinstance(ts, int) else _quantity(ts, "timestamp"))
+        except ValueError as exc:
+            raise RpcError(INVALID_PARAMS, str(exc)) from None
+        return "0x0"
+
+    def _evm_increase_time(self, p: list[Any]) -> Any:
+        """`evm_increaseTime(seconds)`: mine an empty block `seconds` after the head
+        (later blocks follow it); returns the new head timestamp."""
+        _arity(p, 1, 1)
+        seconds = p[0] if isinstance(p[0], int) else _quantity(p[0], "seconds")
+        if isinstance(seconds, bool) or seconds < 1 or seconds > 10 * 365 * 24 * 3600:
+            raise RpcError(INVALID_PARAMS, "seconds must be between 1 and ten years")
+        self.evm.time_travel(self.evm.head_timestamp() + seconds)
+        return self.evm.head_timestamp()
+
+    def _fee_history(self, p: list[Any]) -> Any:
+        _arity(p, 2, 3)
+        count = _quantity(p[0], "blockCount")
+        if count < 1 or count > 1024:
+            raise RpcError(INVALID_PARAMS, "blockCount must be between 1 and 1024")
+        newest = _block_number(p[1], self.evm)
+        percentiles = _opt(p, 2) or []
+        if not isinstance(percentiles, list) or not all(
+            isinstance(x, int | float) and 0 <= x <= 100 for x in percentiles
+        ):
+            raise RpcError(INVALID_PARAMS, "rewardPercentiles must be numbers in [0, 100]")
+        count = min(count, newest + 1)
+        result = self.evm.fee_history(count, newest, percentiles)
+        base_fees = list(result["base_fee_per_gas"])
+        if len(base_fees) == len(result["gas_used_ratio"]) and newest == self.evm.block_number():
+            base_fees.append(self.evm.base_fee())  # geth also reports the next block's fee
+        out = {
+            "oldestBlock": hex(result["oldest_block"]),
+            "baseFeePerGas": [hex(x) for x in base_fees],
+            "gasUsedRatio": list(result["gas_used_ratio"]),
+        }
+        if percentiles:
+            out["reward"] = [[hex(x) for x in row] for row in result.get("reward", [])]
+        return out
+
+
+def _log_bound(value: Any, head: int) -> int:
+    if value is None or value in ("latest", "pending", "safe", "finalized"):
+        return head
+    if value == "earliest":
+        return 0
+    return _quantity(value, "block number")
+
+
+def _opt(p: list[Any], i: int) -> Any:
+    return p[i] if len(p) > i else None
+
+
+def _arity(p: list[Any], lo: int, hi: int) -> None:
+    if not lo <= len(p) <= hi:
+        raise RpcError(INVALID_PARAMS, f"expected {lo}..{hi} params, got {len(p)}")
+
+
+def _revert_error(exc: Reverted) -> RpcError:
+    return RpcError(REVERT, exc.message, "0x" + exc.data.hex())
+
+
+def _error(rid: Any, code: int, message: str, data: Any = None) -> dict[str, Any]:
+    err: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        err["data"] = data
+    return {"jsonrpc": "2.0", "id": rid, "error": err}

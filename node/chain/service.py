@@ -1,0 +1,257 @@
+"""Rules of the chain domain: the funding gate, applying escrow events, payouts.
+
+- `funding_request(...)`: what a requester's wallet signs to fund a job
+  (`{chain_id, to, data, value}`), registering the job's escrow key.
+- `apply_escrow_event(...)`: one decoded escrow log -> DB effects, exactly once (a
+  `chain_events` row unique by (chain, tx, log index) records that it was applied).
+  `JobFunded` opens an `awaiting_funding` job (-> `pending`) only when the funder is the
+  job's requester and the amount covers the reward; otherwise the reason goes to the
+  job's event log. `JobSettled` moves the job to its final state where the job table
+  allows it and is the source of payouts.
+- `list_payouts(...)`, `settlement_for_job(...)`: read from applied `JobSettled` events.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from marketplace.errors import ChainError, JobNotFound, NotFound
+from marketplace.jobs.states import JobStatus, can_transition
+from node.chain import repository
+from node.chain.models import ChainEvent, ChainJobKey
+from node.jobs.models import Job
+from node.jobs.service import record_event, transition
+
+log = logging.getLogger("dcm.chain.service")
+
+DEFAULT_FUNDING_DEADLINE_SECONDS = 7 * 24 * 3600
+DEFAULT_CHALLENGE_WINDOW_SECONDS = 24 * 3600
+
+OUTCOMES = {
+    0: "accepted",
+    1: "finalized",
+    2: "resolved",
+    3: "default_ruling",
+    4: "cancelled",
+    5: "expired",
+}
+_FINAL_STATUS = {
+    "accepted": JobStatus.COMPLETED,
+    "finalized": JobStatus.COMPLETED,
+    "resolved": JobStatus.COMPLETED,
+    "default_ruling": JobStatus.COMPLETED,
+    "cancelled": JobStatus.CANCELLED,
+    "expired": JobStatus.EXPIRED,
+}
+
+
+def _hex(value: bytes | str) -> str:
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    return value.lower()
+
+
+def register_job_key(session: Session, escrow: Any, job_id: int) -> str:
+    """Record the escrow key of `job_id` (idempotent); returns it as 0x hex."""
+    key = _hex(escrow.job_key(job_id))
+    if repository.job_id_for_key(session, key) is None:
+        session.add(ChainJobKey(job_key=key, job_id=job_id))
+        session.flush()
+    return key
+
+
+def funding_request(
+    session: Session,
+    escrow: Any,
+    job: Job,
+    *,
+    now: int | None = None,
+    deadline_seconds: int = DEFAULT_FUNDING_DEADLINE_SECONDS,
+    challenge_window_seconds: int = DEFAULT_CHALLENGE_WINDOW_SECONDS,
+) -> dict[str, Any]:
+    """`{chain_id, to, data, value}` a wallet signs to fund `job` (value: wei string).
+
+    The deadline is the job's `deadline_at` when set, else now + `deadline_seconds`.
+    """
+    if job.reward_wei <= 0:
+        raise ChainError("job has no reward to fund")
+    register_job_key(session, escrow, job.id)
+    if job.deadline_at is not None:
+        deadline = int(job.deadline_at.timestamp())
+    else:
+        deadline = int(now if now is not None else time.time()) + deadline_seconds
+    return escrow.funding_call(
+        job.id,
+        amount_wei=int(job.reward_wei),
+        deadline=deadline,
+        challenge_window=challenge_window_seconds,
+        dataset_cid=job.folder_cid,
+    )
+
+
+def _job_for_key(session: Session, escrow: Any, key: str) -> Job | None:
+    job_id = repository.job_id_for_key(session, key)
+    if job_id is None:
+        # a wallet may fund without asking the node: try the jobs waiting for funds
+        for job in repository.jobs_awaiting_funding(session):
+            if _hex(escrow.job_key(job.id)) == key:
+                register_job_key(session, escrow, job.id)
+                return job
+        return None
+    return session.get(Job, job_id)
+
+
+def apply_escrow_event(
+    session: Session,
+    escrow: Any,
+    *,
+    chain_id: int,
+    event: str,
+    args: dict[str, Any],
+    address: str,
+    block_number: int,
+    block_hash: str,
+    block_timestamp: int,
+    tx_hash: str,
+    log_index: int,
+) -> bool:
+    """Apply one escrow log once. Returns False when it was already applied."""
+    tx_hash = _hex(tx_hash)
+    if repository.event_exists(session, chain_id, tx_hash, log_index):
+        return False
+    key = _hex(args["jobKey"]) if "jobKey" in args else None
+    job = _job_for_key(session, escrow, key) if key else None
+    row = ChainEvent(
+        chain_id=chain_id,
+        contract_address=address,
+        block_number=block_number,
+        block_hash=_hex(block_hash),
+        block_timestamp=block_timestamp,
+        tx_hash=tx_hash,
+        log_index=log_index,
+        event=event,
+        job_key=key,
+        job_id=job.id if job else None,
+        requester=args.get("requester"),
+        provider=args.get("provider") or args.get("account"),
+        args={k: _jsonable(v) for k, v in args.items()},
+    )
+    if event == "JobSettled":
+        row.provider_amount_wei = int(args["providerAmount"])
+        row.requester_amount_wei = int(args["requesterAmount"])
+        row.fee_wei = int(args["fee"])
+        row.outcome = OUTCOMES.get(int(args["outcome"]), str(args["outcome"]))
+    session.add(row)
+    session.flush()
+    where = {"tx_hash": tx_hash, "block_number": block_number, "log_index": log_index}
+    if key and job is None:
+        log.warning("escrow event %s for unknown job key %s (tx %s)", event, key, tx_hash)
+        return True
+    if job is None:
+        return True
+    if event == "JobFunded":
+        _apply_funded(session, job, args, where)
+    elif event == "JobSettled":
+        _apply_settled(session, job, row, where)
+    else:
+        record_event(session, job, "chain", f"escrow {event}", data={**where, "event": event})
+    return True
+
+
+def _apply_funded(session: Session, job: Job, args: dict[str, Any], where: dict) -> None:
+    funder = str(args["requester"])
+    amount = int(args["amount"])
+    data = {**where, "funder": funder, "amount_wei": str(amount)}
+    reason = None
+    if job.status != JobStatus.AWAITING_FUNDING.value:
+        reason = f"job is {job.status}, not awaiting funding"
+    elif not job.requester_address:
+        reason = "job has no requester address"
+    elif funder.lower() != job.requester_address.lower():
+        reason = f"funded by {funder}, not by the job's requester {job.requester_address}"
+    elif amount < int(job.reward_wei):
+        reason = f"funded {amount} wei, below the reward of {int(job.reward_wei)} wei"
+    if reason:
+        record_event(session, job, "funding_rejected", reason, level="warning", data=data)
+        return
+    transition(
+        session, job, JobStatus.PENDING, event_type="funded", message="escrow funded", data=data
+    )
+
+
+def _apply_settled(session: Session, job: Job, row: ChainEvent, where: dict) -> None:
+    data = {
+        **where,
+        "outcome": row.outcome,
+        "provider": row.provider,
+        "provider_amount_wei": str(row.provider_amount_wei),
+        "requester_amount_wei": str(row.requester_amount_wei),
+        "fee_wei": str(row.fee_wei),
+    }
+    target = _FINAL_STATUS.get(row.outcome or "")
+    if target and job.status != target.value and can_transition(job.status, target):
+        transition(
+            session, job, target, event_type="settled", message=f"escrow {row.outcome}", data=data
+        )
+    else:
+        record_event(session, job, "settled", f"escrow {row.outcome}", data=data)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value) if abs(value) > 2**53 else value
+    return value
+
+
+# -- payouts -----------------------------------------------------------------------------
+
+
+def _payout(row: ChainEvent) -> dict[str, Any]:
+    return {
+        "job_id": f"job_{row.job_id}" if row.job_id else None,
+        "job_key": row.job_key,
+        "outcome": row.outcome,
+        "recipient": row.provider,
+        "amount_wei": str(row.provider_amount_wei or 0),
+        "requester": row.requester,
+        "requester_refund_wei": str(row.requester_amount_wei or 0),
+        "fee_wei": str(row.fee_wei or 0),
+        "tx_hash": row.tx_hash,
+        "block_number": row.block_number,
+        "timestamp": row.block_timestamp,
+    }
+
+
+def list_payouts(
+    session: Session,
+    *,
+    provider: str | None = None,
+    requester: str | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Settlements read from escrow events, newest first, filtered by party."""
+    from eth_utils import to_checksum_address
+
+    rows = repository.settlements(
+        session,
+        provider=to_checksum_address(provider) if provider else None,
+        requester=to_checksum_address(requester) if requester else None,
+        limit=limit,
+    )
+    return [_payout(r) for r in rows]
+
+
+def settlement_for_job(session: Session, job_id: int) -> dict[str, Any]:
+    """The settlement of `job_id` (404 JOB_NOT_FOUND if there is none yet)."""
+    if session.get(Job, job_id) is None:
+        raise JobNotFound()
+    rows = repository.settlements(session, job_id=job_id, limit=1)
+    if not rows:
+        raise NotFound("Job has no settlement yet")
+    return _payout(rows[0])

@@ -1,0 +1,63 @@
+"""Fixtures for the embedded chain: a started node (TestClient with lifespan) and a
+web3 client whose provider posts JSON-RPC through that node's `/chain/rpc`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from eth_account import Account
+from fastapi.testclient import TestClient
+from web3 import Web3
+from web3.providers.base import BaseProvider
+
+from node.app import create_app
+from node.config import NodeSettings
+
+
+class RpcViaTestClient(BaseProvider):
+    """web3 provider posting each request to `/chain/rpc` of an in-process node."""
+
+    def __init__(self, client: TestClient) -> None:
+        super().__init__()
+        self.client = client
+        self._id = 0
+
+    def make_request(self, method: Any, params: Any) -> Any:
+        self._id += 1
+        payload = {"jsonrpc": "2.0", "id": self._id, "method": method, "params": params}
+        resp = self.client.post(
+            "/chain/rpc",
+            content=Web3.to_json(payload),
+            headers={"content-type": "application/json"},
+        )
+        assert resp.status_code == 200, resp.text
+        return resp.json()
+
+    def is_connected(self, show_traceback: bool = False) -> bool:
+        return True
+
+
+@pytest.fixture
+def node(settings: NodeSettings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+@pytest.fixture
+def w3(node: TestClient) -> Web3:
+    return Web3(RpcViaTestClient(node))
+
+
+def fund(client: TestClient, address: str, amount: str = "10") -> dict[str, Any]:
+    resp = client.post("/chain/faucet", json={"address": address, "amount": amount})
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+@pytest.fixture
+def funded_account(node: TestClient) -> Any:
+    acct = Account.create()
+    fund(node, acct.address)
+    return acct
