@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from marketplace.errors import UpstreamUnavailable
+from marketplace.errors import NotFound, UpstreamUnavailable
 from marketplace.sdk.http import raise_for_error, siwe_payload
 
 
@@ -46,6 +46,12 @@ class NodeAPI:
         tokens = (await self._call("POST", "/auth/siwe", json=body)).json()
         self._token = tokens["access_token"]
         return account.address
+
+    async def chain_info(self) -> dict[str, Any] | None:
+        try:
+            return (await self._call("GET", "/chain/info")).json()
+        except NotFound:
+            return None
 
     async def register(self, registration: dict[str, Any]) -> dict[str, Any]:
         return (await self._call("POST", "/v1/providers", json=registration)).json()["data"]

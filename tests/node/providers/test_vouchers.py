@@ -12,9 +12,13 @@ from tests.node.providers.test_leases import _job, _provider
 
 def _voucher(data: dict) -> Voucher:
     return Voucher(
-        key=bytes.fromhex(data["job_key"][2:]), provider=data["provider"],
-        attempt=data["attempt"], expiry=data["expiry"], v=data["v"],
-        r=bytes.fromhex(data["r"][2:]), s=bytes.fromhex(data["s"][2:]),
+        key=bytes.fromhex(data["job_key"][2:]),
+        provider=data["provider"],
+        attempt=data["attempt"],
+        expiry=data["expiry"],
+        v=data["v"],
+        r=bytes.fromhex(data["r"][2:]),
+        s=bytes.fromhex(data["s"][2:]),
     )
 
 
@@ -24,8 +28,9 @@ def test_claim_voucher_binds_the_provider_on_chain(app, client):
     requester = Account.create()
     chain.faucet(requester.address, 10**18)
     job_id = _job(app, reward_wei=10**16, requester_address=requester.address)
-    escrow.fund(requester, job_id, amount_wei=10**16, deadline=int(time.time()) + 7200,
-                challenge_window=600)
+    escrow.fund(
+        requester, job_id, amount_wei=10**16, deadline=int(time.time()) + 7200, challenge_window=600
+    )
 
     headers = _provider(app, client, "gpu1")
     claim = client.post("/v1/providers/claim", json={}, headers=headers).json()["data"]
