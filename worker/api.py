@@ -73,7 +73,7 @@ class NodeAPI:
         resp = await self._call(
             "POST", f"/v1/jobs/{job_id}/{action}", json={"attempt": attempt, **body}
         )
-        return resp.json()
+        return resp.json()["data"]
 
     async def download_dataset(self, job_id: str, dest: Path) -> Path:
         """Stream the dataset zip (seed 000 route) to `dest`."""
@@ -97,14 +97,14 @@ class NodeAPI:
 
     async def add_directory(self, root: Path) -> str:
         """Upload a directory through the node's Kubo-compatible `add`; return its CID."""
-        files = list(_directory_parts(root))
-        resp = await self._call(
-            "POST",
-            "/api/v0/add",
-            params={"pin": "true", "cid-version": "0", "wrap-with-directory": "false"},
-            files=files,
-            timeout=None,
-        )
+        with contextlib.ExitStack() as stack:
+            resp = await self._call(
+                "POST",
+                "/api/v0/add",
+                params={"pin": "true", "cid-version": "0", "wrap-with-directory": "false"},
+                files=list(_directory_parts(root, stack)),
+                timeout=None,
+            )
         lines = [ln for ln in resp.text.splitlines() if ln.strip()]
         entries = [json.loads(ln) for ln in lines]
         top = [e for e in entries if e.get("Name") == root.name]
