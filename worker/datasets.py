@@ -15,7 +15,6 @@ from typing import Any
 
 from marketplace.errors import MarketplaceError
 
-
 # What a provider is willing to unpack (a hostile node could serve a zip bomb).
 MAX_DATASET_BYTES = 64 * 1024**3
 MAX_DATASET_FILES = 5_000_000
