@@ -28,9 +28,13 @@ from marketplace.content.dagpb import (
     leaf_prefix,
     unixfs_file_parent,
 )
+from marketplace.content.errors import ShardedDirectoryUnsupported
 
 CHUNK_SIZE = 262144
 MAX_LINKS = 174
+# Kubo turns a directory into a HAMT shard once the sum over its links of
+# len(name) + len(binary CID) reaches this (boxo `HAMTShardingSize`, "links" estimation).
+HAMT_SHARDING_SIZE = 262144
 
 Buffer = bytes | bytearray | memoryview
 
@@ -214,6 +218,13 @@ def build_directory(
     for i in range(1, len(items)):
         if items[i][0] == items[i - 1][0]:
             raise ValueError(f"duplicate name {items[i][0]!r} in a directory")
+    estimate = sum(len(name) + len(n.cid.to_bytes()) for name, n in items)
+    if estimate >= HAMT_SHARDING_SIZE:
+        raise ShardedDirectoryUnsupported(
+            f"a directory of {len(items)} entries would be HAMT-sharded by Kubo "
+            f"(estimated {estimate} >= {HAMT_SHARDING_SIZE} bytes of links), which this "
+            "importer does not build; split it into subdirectories"
+        )
     links = [encode_link(n.cid.to_bytes(), name, n.tsize) for name, n in items]
     block = encode_node(links, DIRECTORY_DATA)
     cid = Cid.of_block(block, version=options.cid_version, codec=DAG_PB)

@@ -132,3 +132,15 @@ def test_debian_ipfs_cid_agrees(tmp_path: Path, size: int) -> None:
     # ipfs_cid's "CIDv1" is the CIDv0 root re-encoded (its links stay v0), which is not
     # what `ipfs add --cid-version 1` builds for multi-block files; compare it as that.
     assert str(ours.to_v1()) == theirs["CIDv1"]
+
+
+def test_directory_kubo_would_shard_is_refused_not_misaddressed() -> None:
+    from marketplace.content.errors import ShardedDirectoryUnsupported
+    from marketplace.content.importer import build_directory
+
+    leaf = import_bytes(b"x")
+    # each link counts len(name) + 34 (binary CIDv0) toward Kubo's 262144-byte threshold
+    below = [(f"{i:0200d}", leaf) for i in range(1120)]  # 1120 * 234 = 262080
+    assert build_directory(below).is_dir
+    with pytest.raises(ShardedDirectoryUnsupported):
+        build_directory([*below, (f"{1120:0200d}", leaf)])  # 262314 >= 262144
