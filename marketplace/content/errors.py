@@ -48,11 +48,3 @@ class CidMismatch(UpstreamUnavailable):
 
 class PinNotFound(NotFound):
     code = "PIN_NOT_FOUND"
-
-
-class ShardedDirectoryUnsupported(MarketplaceError):
-    """A directory big enough that Kubo would shard it (HAMT); refused rather than given a
-    CID that differs from Kubo's."""
-
-    status = 422
-    code = "SHARDED_DIRECTORY_UNSUPPORTED"

@@ -103,3 +103,18 @@ def test_pin_of_missing_content_is_refused(settings: NodeSettings) -> None:
     with pytest.raises(ContentNotFound):
         store.pin(cid)
     assert store.pins() == []
+
+
+def test_hamt_sharded_directory_is_stored_listed_and_resolved(
+    settings: NodeSettings, tmp_path: Path
+) -> None:
+    big = tmp_path / "big"
+    big.mkdir()
+    for i in range(1121):  # 1121 * (200 + 34) bytes of links: Kubo shards this directory
+        (big / f"{i:0200d}").write_bytes(str(i).encode())
+    store = make_store(settings)
+    root = store.add_path(big)
+    assert store.stat(root).type == 5  # HAMTShard
+    assert b"".join(store.cat(f"{root}/{500:0200d}")) == b"500"
+    assert len(store.ls(root)) == 1121
+    assert store.gc() == 0 and store.has(root)
