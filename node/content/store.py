@@ -9,7 +9,7 @@ request has written anything, or the two connections will wait on each other.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -42,7 +42,7 @@ class EmbeddedStore:
         self._lock = threading.RLock()
 
     # -- adding -------------------------------------------------------------------
-    def _add(self, do_import: callable, pin: bool) -> str:  # type: ignore[valid-type]
+    def _add(self, do_import: Callable[[], Node], pin: bool) -> str:
         with self._lock:
             with self.blocks.batch():
                 node: Node = do_import()
