@@ -47,8 +47,8 @@ class EmbeddedStore:
             with self.blocks.batch():
                 node: Node = do_import()
             cid = str(node.cid)
-            if pin:
-                self.pin(cid)
+            if pin:  # every block was just written or found present: no re-walk needed
+                self._record_pin(cid)
             return cid
 
     def add_path(
@@ -140,8 +140,11 @@ class EmbeddedStore:
         with self._lock:
             if not self.has(cid):
                 raise ContentNotFound(f"cannot pin {cid}: not all of its blocks are stored")
-            for session in session_scope(self._sessions):
-                repository.add(session, cid)
+            self._record_pin(cid)
+
+    def _record_pin(self, cid: str) -> None:
+        for session in session_scope(self._sessions):
+            repository.add(session, cid)
 
     def unpin(self, cid: str) -> None:
         parse_cid(cid)
