@@ -118,3 +118,16 @@ def test_hamt_sharded_directory_is_stored_listed_and_resolved(
     assert b"".join(store.cat(f"{root}/{500:0200d}")) == b"500"
     assert len(store.ls(root)) == 1121
     assert store.gc() == 0 and store.has(root)
+
+
+def test_adding_again_repairs_a_truncated_block(settings: NodeSettings) -> None:
+    store = make_store(settings)
+    data = content(300000)
+    cid = store.add_bytes(data)
+    leaf = decode_node(store.get_block(cid)).links[0].cid
+    path = store.blocks.path(leaf)
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(CorruptBlock):
+        b"".join(store.cat(cid))
+    assert store.add_bytes(data) == cid
+    assert b"".join(store.cat(cid)) == data
