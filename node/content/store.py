@@ -28,7 +28,6 @@ from marketplace.content.importer import (
 from marketplace.content.store import AddedCallback, Entry
 from node.content import repository
 from node.content.blockstore import FsBlocks
-from node.db import session_scope
 
 
 class EmbeddedStore:
@@ -143,24 +142,22 @@ class EmbeddedStore:
             self._record_pin(cid)
 
     def _record_pin(self, cid: str) -> None:
-        for session in session_scope(self._sessions):
+        with self._sessions.begin() as session:
             repository.add(session, cid)
 
     def unpin(self, cid: str) -> None:
         parse_cid(cid)
-        for session in session_scope(self._sessions):
+        with self._sessions.begin() as session:
             if not repository.remove(session, cid):
                 raise PinNotFound(f"{cid} is not pinned")
 
     def is_pinned(self, cid: str) -> bool:
-        for session in session_scope(self._sessions):
+        with self._sessions.begin() as session:
             return repository.get(session, cid) is not None
-        return False  # pragma: no cover
 
     def pins(self) -> list[str]:
-        for session in session_scope(self._sessions):
+        with self._sessions.begin() as session:
             return repository.all_cids(session)
-        return []  # pragma: no cover
 
     def gc(self) -> int:
         """Delete every block no pin reaches; return how many were removed. A pinned DAG
