@@ -131,3 +131,19 @@ def test_adding_again_repairs_a_truncated_block(settings: NodeSettings) -> None:
         b"".join(store.cat(cid))
     assert store.add_bytes(data) == cid
     assert b"".join(store.cat(cid)) == data
+
+
+def test_car_import_stores_verified_blocks_and_pins_roots(
+    settings: NodeSettings, tmp_path: Path
+) -> None:
+    import io
+
+    ds = make_vector_tree(tmp_path)
+    source = make_store(settings)
+    root = source.add_path(ds)
+    car_bytes = b"".join(source.export_car(root))
+    other = NodeSettings(data_dir=tmp_path / "other", database_url=f"sqlite:///{tmp_path}/o.db")
+    target = make_store(other)
+    assert target.import_car(io.BytesIO(car_bytes)) == [root]
+    assert target.pins() == [root] and target.has(root)
+    assert b"".join(target.cat(f"{root}/data.yaml")) == b"names:\n  0: cat\n  1: dog\n"
