@@ -69,5 +69,11 @@ def user_create(name: str, password_stdin: bool, data_dir: str | None) -> None:
         click.echo(f"created user {created.username} (id {created.id})")
 
 
+# --- escrow (issue 4): `dcm wallet new|address`, `dcm chain deploy` ---
+from dcm.escrow_cli import register as _register_escrow  # noqa: E402
+
+_register_escrow(main)
+
+
 if __name__ == "__main__":
     main()
