@@ -16,7 +16,7 @@ from .client import (
     Voucher,
 )
 from .errors import decode_revert
-from .keys import DEFAULT_NODE_ID, cid_digest, job_key
+from .keys import DEFAULT_NODE_ID, cid_digest, job_key, job_ref
 
 __all__ = [
     "DEFAULT_NODE_ID",
@@ -31,5 +31,6 @@ __all__ = [
     "cid_digest",
     "decode_revert",
     "job_key",
+    "job_ref",
     "load_artifact",
 ]
