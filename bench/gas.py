@@ -60,17 +60,14 @@ class Chain:
     def now(self) -> int:
         return self.w3.eth.get_block("latest")["timestamp"]
 
-    def key(self, job: str) -> bytes:
-        return self.escrow.job_key(job, self.req.address)
-
-    def new_job(self, digest: bytes = b"\x5a" * 32) -> tuple[bytes, dict[str, int]]:
+    def new_job(self, digest: bytes = b"\x5a" * 32) -> tuple[str, dict[str, int]]:
         self.n += 1
-        job = self.key(f"job_{self.n}")
+        job = f"job_{self.n}"
         gas = {}
         now = self.now()
         gas["fund"] = self.escrow.fund(
             self.req,
-            f"job_{self.n}",
+            job,
             amount_wei=10**18,
             deadline=now + 86400,
             challenge_window=600,
@@ -102,11 +99,11 @@ def measure(fee_bps: int) -> dict:
 
     # Bind and submit in one transaction (submitWithVoucher).
     c.n += 1
-    job = c.key(f"job_{c.n}")
+    job = f"job_{c.n}"
     now = c.now()
     fund_gas = esc.fund(
         c.req,
-        f"job_{c.n}",
+        job,
         amount_wei=10**18,
         deadline=now + 86400,
         challenge_window=600,
@@ -129,10 +126,10 @@ def measure(fee_bps: int) -> dict:
     c.n += 1
     now = c.now()
     esc.fund(c.req, f"job_{c.n}", amount_wei=10**18, deadline=now + 100, challenge_window=60)
-    ops["cancel"] = esc.cancel(c.req, c.key(f"job_{c.n}")).gas_used
+    ops["cancel"] = esc.cancel(c.req, f"job_{c.n}").gas_used
     c.n += 1
-    job = c.key(f"job_{c.n}")
-    esc.fund(c.req, f"job_{c.n}", amount_wei=10**18, deadline=c.now() + 100, challenge_window=60)
+    job = f"job_{c.n}"
+    esc.fund(c.req, job, amount_wei=10**18, deadline=c.now() + 100, challenge_window=60)
     v1 = esc.sign_assignment(c.node, job, c.prov.address, 1, c.now() + 50)
     esc.bind(c.prov, v1)
     ops["abandon"] = esc.abandon(c.prov, job).gas_used

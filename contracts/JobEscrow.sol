@@ -3,15 +3,11 @@ pragma solidity 0.8.28;
 
 /// @title JobEscrow: holds a compute job's reward until the result is accepted, finalized,
 ///        arbitrated or refunded.
-/// @notice One escrow per marketplace node. A job is named by the node's job id as
-///         `jobRef = keccak256(abi.encode(keccak256(bytes(nodeId)), uint256(jobNumber)))`
-///         (`nodeId` names the node, "dcm" by default; `jobNumber` is `n` in `job_<n>`), and
-///         stored under `jobKey = keccak256(abi.encode(jobRef, requester))`, computed by
-///         `fund` from msg.sender. Binding the key to the funder means nobody can squat a
-///         job by funding it first with 1 wei under someone else's name: a stranger's
-///         funding lands under a different key, which the node ignores. Python:
-///         `marketplace.escrow.job_ref` / `job_key`. A key can be funded once, ever
-///         (settled jobs keep a tombstone).
+/// @notice One escrow per marketplace node. Jobs are keyed by the node's job id:
+///         `jobKey = keccak256(abi.encode(keccak256(bytes(nodeId)), uint256(jobNumber)))`,
+///         where `nodeId` names the node ("dcm" by default) and `jobNumber` is `n` in `job_<n>`.
+///         Keys are computed off-chain (Python: `marketplace.escrow.job_key`); a key can be
+///         funded once, ever (settled jobs keep a tombstone).
 ///
 /// Lifecycle
 ///   fund (requester, pays) -> Open
@@ -137,7 +133,6 @@ contract JobEscrow {
     event JobFunded(
         bytes32 indexed jobKey,
         address indexed requester,
-        bytes32 indexed jobRef,
         uint256 amount,
         bytes32 datasetDigest,
         uint256 deadline,
@@ -229,16 +224,13 @@ contract JobEscrow {
 
     // ------------------------------------------------------------------ requester
 
-    /// @notice Fund the job `jobRef` with msg.value; it is stored under
-    ///         `jobKey = keccak256(abi.encode(jobRef, msg.sender))`. `deadline` (unix
-    ///         seconds) is when the result is due; `challengeWindow` (seconds) is how long the
-    ///         requester may dispute a submitted result. `datasetDigest` is the sha2-256
-    ///         digest inside the dataset CID's multihash (emitted only).
-    /// @return jobKey the key every other function takes
-    function fund(bytes32 jobRef, bytes32 datasetDigest, uint32 deadline, uint32 challengeWindow)
+    /// @notice Fund job `jobKey` with msg.value. `deadline` (unix seconds) is when the result
+    ///         is due; `challengeWindow` (seconds) is how long the requester may dispute a
+    ///         submitted result. `datasetDigest` is the sha2-256 digest inside the dataset
+    ///         CID's multihash (emitted only).
+    function fund(bytes32 jobKey, bytes32 datasetDigest, uint32 deadline, uint32 challengeWindow)
         external
         payable
-        returns (bytes32 jobKey)
     {
         if (msg.value == 0) revert ZeroAmount();
         if (msg.value > type(uint96).max) revert AmountTooLarge();
@@ -248,7 +240,6 @@ contract JobEscrow {
         if (challengeWindow == 0 || challengeWindow > MAX_CHALLENGE_WINDOW) {
             revert BadChallengeWindow();
         }
-        jobKey = keccak256(abi.encode(jobRef, msg.sender));
         Job storage job = _jobs[jobKey];
         if (job.status != Status.None) revert JobExists();
         job.requester = msg.sender;
@@ -256,9 +247,7 @@ contract JobEscrow {
         job.phaseEnd = deadline;
         job.challengeWindow = challengeWindow;
         job.status = Status.Open;
-        emit JobFunded(
-            jobKey, msg.sender, jobRef, msg.value, datasetDigest, deadline, challengeWindow
-        );
+        emit JobFunded(jobKey, msg.sender, msg.value, datasetDigest, deadline, challengeWindow);
     }
 
     /// @notice Refund an Open job (no provider bound) to its requester.

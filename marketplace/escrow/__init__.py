@@ -16,7 +16,7 @@ from .client import (
     Voucher,
 )
 from .errors import decode_revert
-from .keys import DEFAULT_NODE_ID, cid_digest, job_key, job_ref
+from .keys import DEFAULT_NODE_ID, cid_digest, job_key
 
 __all__ = [
     "DEFAULT_NODE_ID",
@@ -31,6 +31,5 @@ __all__ = [
     "cid_digest",
     "decode_revert",
     "job_key",
-    "job_ref",
     "load_artifact",
 ]

@@ -29,10 +29,10 @@ from marketplace.errors import ChainError, UpstreamUnavailable, ValidationFailed
 
 from .artifact import load_artifact
 from .errors import chain_error, revert_data_of
-from .keys import DEFAULT_NODE_ID, cid_digest, job_key, job_ref
+from .keys import DEFAULT_NODE_ID, cid_digest, job_key
 
-JobRef = bytes | tuple[str | int, str]
-"""A funded job: its bytes32 key, or `(job_id, requester_address)` turned into one."""
+JobRef = bytes | str | int
+"""A job: its bytes32 key, or the node's job id (`5`, `"job_5"`) turned into one."""
 
 
 class Status(IntEnum):
@@ -187,25 +187,15 @@ class JobEscrow:
         return self._chain_id
 
     def key(self, job: JobRef) -> bytes:
-        """The bytes32 key of `job`: a key passes through, `(job_id, requester)` is hashed."""
+        """The bytes32 key of `job` (a key passes through; a job id is hashed)."""
         if isinstance(job, bytes | bytearray):
             return _bytes32(bytes(job), "job key")
         if isinstance(job, str) and job.startswith("0x") and len(job) == 66:
             return _bytes32(job, "job key")
-        if isinstance(job, tuple) and len(job) == 2:
-            return job_key(job[0], job[1], self.node_id)
-        raise ValidationFailed("a job is its 32-byte key or (job_id, requester_address)")
+        return job_key(job, self.node_id)
 
-    def job_ref(self, job_id: str | int) -> bytes:
-        return job_ref(job_id, self.node_id)
-
-    def job_key(self, job_id: str | int, requester: str) -> bytes:
-        return job_key(job_id, requester, self.node_id)
-
-    def _ref(self, job: str | int | bytes) -> bytes:
-        if isinstance(job, bytes | bytearray):
-            return _bytes32(bytes(job), "job ref")
-        return job_ref(job, self.node_id)
+    def job_key(self, job_id: str | int) -> bytes:
+        return job_key(job_id, self.node_id)
 
     @staticmethod
     def cid_digest(cid: str) -> bytes:
@@ -213,7 +203,7 @@ class JobEscrow:
 
     def funding_call(
         self,
-        job_id: str | int,
+        job_id: JobRef,
         *,
         amount_wei: int,
         deadline: int,
@@ -222,8 +212,7 @@ class JobEscrow:
         dataset_digest: bytes | None = None,
     ) -> dict[str, Any]:
         """What the requester's wallet must sign to fund `job_id`:
-        `{chain_id, to, data, value}` with value in wei as a decimal string. The job is then
-        stored under `job_key(job_id, <the signing address>)`."""
+        `{chain_id, to, data, value}` with value in wei as a decimal string."""
         if amount_wei <= 0:
             raise ValidationFailed("amount must be positive")
         digest = dataset_digest if dataset_digest is not None else None
@@ -231,12 +220,7 @@ class JobEscrow:
             digest = cid_digest(dataset_cid) if dataset_cid else b"\x00" * 32
         data = self.contract.encode_abi(
             "fund",
-            args=[
-                self._ref(job_id),
-                _bytes32(digest, "dataset digest"),
-                deadline,
-                challenge_window,
-            ],
+            args=[self.key(job_id), _bytes32(digest, "dataset digest"), deadline, challenge_window],
         )
         return {
             "chain_id": self.chain_id,
@@ -324,17 +308,15 @@ class JobEscrow:
     def fund(
         self,
         account: LocalAccount,
-        job: str | int | bytes,
+        job: JobRef,
         *,
         amount_wei: int,
         deadline: int,
         challenge_window: int,
         dataset_digest: bytes = b"\x00" * 32,
     ) -> TxResult:
-        """Fund job `job` (a job id, or a 32-byte job ref) from `account`; the job's key is
-        then `job_key(job, account.address)`."""
         digest = _bytes32(dataset_digest, "dataset digest")
-        args = (self._ref(job), digest, deadline, challenge_window)
+        args = (self.key(job), digest, deadline, challenge_window)
         return self._send(account, "fund", args, value=amount_wei)
 
     def bind(self, account: LocalAccount, voucher: Voucher) -> TxResult:

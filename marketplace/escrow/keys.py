@@ -1,10 +1,8 @@
 """Off-chain identifiers of the escrow: job keys and dataset CID digests.
 
-`job_ref(job_id, node_id)` is `keccak256(abi.encode(keccak256(bytes(node_id)), uint256(n)))`
-for the node's job `job_<n>` (the node id namespaces jobs so that several nodes could share
-one escrow deployment); `fund(jobRef, ...)` stores the job under
-`job_key = keccak256(abi.encode(jobRef, requester))`, the key every other contract function
-takes. `cid_digest(cid)` is the 32-byte sha2-256 digest inside a CID's
+`job_key(job_id, node_id)` is `keccak256(abi.encode(keccak256(bytes(node_id)), uint256(n)))`
+for the node's job `job_<n>`: the node id namespaces keys so that several nodes could share
+one escrow deployment. `cid_digest(cid)` is the 32-byte sha2-256 digest inside a CID's
 multihash (CIDv0 `Qm...` or CIDv1 base32 `b...`/base58btc `z...`).
 """
 
@@ -13,7 +11,7 @@ from __future__ import annotations
 import base64
 
 from eth_abi import encode as abi_encode
-from eth_utils import keccak, to_checksum_address
+from eth_utils import keccak
 
 from marketplace.errors import ValidationFailed
 from marketplace.jobs.ids import parse_job_id
@@ -25,23 +23,10 @@ _B58_INDEX = {c: i for i, c in enumerate(_B58)}
 _SHA2_256 = 0x12
 
 
-def job_ref(job_id: str | int, node_id: str = DEFAULT_NODE_ID) -> bytes:
-    """The bytes32 reference of the node's job `job_id` (`5`, `"5"` or `"job_5"`)."""
+def job_key(job_id: str | int, node_id: str = DEFAULT_NODE_ID) -> bytes:
+    """The bytes32 key of the node's job `job_id` (`5`, `"5"` or `"job_5"`)."""
     number = parse_job_id(job_id)
     return keccak(abi_encode(["bytes32", "uint256"], [keccak(node_id.encode()), number]))
-
-
-def job_key(job_id: str | int | bytes, requester: str, node_id: str = DEFAULT_NODE_ID) -> bytes:
-    """The bytes32 storage key of job `job_id` (or of a 32-byte job ref) funded by
-    `requester`: what the contract's functions and events use."""
-    ref = job_id if isinstance(job_id, bytes) else job_ref(job_id, node_id)
-    if len(ref) != 32:
-        raise ValidationFailed("job ref must be 32 bytes")
-    try:
-        address = to_checksum_address(requester)
-    except ValueError:
-        raise ValidationFailed("requester is not an address") from None
-    return keccak(abi_encode(["bytes32", "address"], [ref, address]))
 
 
 def _b58decode(text: str) -> bytes:

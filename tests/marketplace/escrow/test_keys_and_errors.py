@@ -15,7 +15,7 @@ from eth_utils import keccak
 from web3.exceptions import ContractCustomError
 
 from marketplace.errors import ChainError, JobNotFound, ValidationFailed
-from marketplace.escrow import cid_digest, decode_revert, job_key, job_ref, load_artifact
+from marketplace.escrow import cid_digest, decode_revert, job_key, load_artifact
 from marketplace.escrow.errors import chain_error
 from marketplace.escrow.keys import multihash_of
 from tests.fixtures.engines import require_engine
@@ -23,21 +23,15 @@ from tests.fixtures.engines import require_engine
 from .harness import ROOT
 
 
-def test_job_ref_and_key_are_the_documented_formulas():
-    ref = keccak(abi_encode(["bytes32", "uint256"], [keccak(b"dcm"), 5]))
-    assert job_ref("job_5") == job_ref(5) == job_ref("5") == ref
-    assert job_ref("job_5", node_id="other-node") != ref
-    assert job_ref(6) != ref
-    requester = "0x" + "ab" * 20
-    key = keccak(abi_encode(["bytes32", "address"], [ref, requester]))
-    assert job_key("job_5", requester) == job_key(ref, requester.upper().replace("X", "x")) == key
-    assert job_key("job_5", "0x" + "cd" * 20) != key
+def test_job_key_is_the_documented_formula():
+    expected = keccak(abi_encode(["bytes32", "uint256"], [keccak(b"dcm"), 5]))
+    assert job_key("job_5") == job_key(5) == job_key("5") == expected
+    assert job_key("job_5", node_id="other-node") != expected
+    assert job_key(6) != expected
     with pytest.raises(JobNotFound):
-        job_ref("job_0")
+        job_key("job_0")
     with pytest.raises(JobNotFound):
-        job_ref("nope")
-    with pytest.raises(ValidationFailed):
-        job_key("job_5", "not-an-address")
+        job_key("nope")
 
 
 def test_cid_digest_of_v0_and_v1_agree():

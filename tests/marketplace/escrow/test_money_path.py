@@ -73,38 +73,31 @@ def fund_job(chain: Harness, books: Books, job: str, *, deadline_in: int = 86_40
     books.tx("requester", res, AMOUNT)
 
 
-def key_of(chain: Harness, job, who: str = "requester") -> bytes:
-    if isinstance(job, bytes):
-        return job
-    return chain.escrow.job_key(job, chain.actors[who].address)
-
-
-def bind(chain: Harness, books: Books, job, provider: str = "provider", attempt: int = 1):
+def bind(chain: Harness, books: Books, job: str, provider: str = "provider", attempt: int = 1):
     acct = chain.actors[provider]
     voucher = chain.escrow.sign_assignment(
-        chain.node, key_of(chain, job), acct.address, attempt, chain.now() + 3600
+        chain.node, job, acct.address, attempt, chain.now() + 3600
     )
     books.tx(provider, chain.escrow.bind(acct, voucher))
 
 
-def submit(chain: Harness, books: Books, job, provider: str = "provider") -> None:
-    books.tx(provider, chain.escrow.submit(chain.actors[provider], key_of(chain, job), RESULT))
+def submit(chain: Harness, books: Books, job: str, provider: str = "provider") -> None:
+    books.tx(provider, chain.escrow.submit(chain.actors[provider], job, RESULT))
 
 
 def test_fund_bind_submit_accept(chain: Harness):
-    K = lambda job: key_of(chain, job)  # noqa: E731
     esc, books = chain.escrow, Books(chain)
     fund_job(chain, books, "job_1")
-    rec = esc.get_job(K("job_1"))
+    rec = esc.get_job("job_1")
     assert (rec.requester, rec.amount, rec.status) == (chain.requester.address, AMOUNT, Status.OPEN)
-    bind(chain, books, K("job_1"))
-    submit(chain, books, K("job_1"))
-    books.revert("NotRequester", esc.accept, chain.mallory, K("job_1"))
-    books.tx("requester", esc.accept(chain.requester, K("job_1")))
+    bind(chain, books, "job_1")
+    submit(chain, books, "job_1")
+    books.revert("NotRequester", esc.accept, chain.mallory, "job_1")
+    books.tx("requester", esc.accept(chain.requester, "job_1"))
     books.paid("provider", AMOUNT - fee_of(AMOUNT))
     books.check()
     assert esc.owed(chain.fee.address) == fee_of(AMOUNT)
-    assert esc.get_job(K("job_1")).status == Status.PAID
+    assert esc.get_job("job_1").status == Status.PAID
     # The fee is pulled to the fixed recipient by anyone; the escrow ends empty.
     books.tx("keeper", esc.withdraw(chain.keeper, chain.fee.address))
     books.paid("fee", fee_of(AMOUNT))
@@ -112,12 +105,12 @@ def test_fund_bind_submit_accept(chain: Harness):
     assert chain.balance(esc.address) == 0
     books.revert("NothingOwed", esc.withdraw, chain.mallory, chain.fee.address)
     # Settled for good: nothing pays twice, the key cannot be funded again.
-    books.revert("WrongStatus", esc.accept, chain.requester, K("job_1"))
-    books.revert("WrongStatus", esc.finalize, chain.mallory, K("job_1"))
+    books.revert("WrongStatus", esc.accept, chain.requester, "job_1")
+    books.revert("WrongStatus", esc.finalize, chain.mallory, "job_1")
     books.revert(
         "JobExists",
         esc.fund,
-        chain.requester,
+        chain.requester2,
         "job_1",
         amount_wei=1,
         deadline=chain.now() + 100,
@@ -126,7 +119,7 @@ def test_fund_bind_submit_accept(chain: Harness):
     events = esc.events("JobSettled")
     assert len(events) == 1
     ev = events[0]["args"]
-    assert ev["jobKey"] == K("job_1") == esc.job_key("job_1", chain.requester.address)
+    assert ev["jobKey"] == esc.job_key("job_1")
     assert (ev["requester"], ev["provider"]) == (chain.requester.address, chain.provider.address)
     assert ev["outcome"] == Outcome.ACCEPTED
     assert ev["providerAmount"] + ev["fee"] == AMOUNT and ev["requesterAmount"] == 0
@@ -135,50 +128,32 @@ def test_fund_bind_submit_accept(chain: Harness):
     assert esc.events("ResultSubmitted")[0]["args"]["resultDigest"] == RESULT
 
 
-def test_nobody_can_squat_a_job_by_funding_it_first(chain: Harness):
-    """A stranger's funding of the same job id lands under another key; the requester's
-    own funding is unaffected (no 1-wei front-running DoS)."""
-    K = lambda job: key_of(chain, job)  # noqa: E731
-    esc, books = chain.escrow, Books(chain)
-    squat = esc.fund(
-        chain.mallory, "job_40", amount_wei=1, deadline=chain.now() + 10**6, challenge_window=60
-    )
-    assert squat.gas_used > 0
-    fund_job(chain, books, "job_40")
-    assert esc.get_job(K("job_40")).requester == chain.requester.address
-    assert esc.get_job(key_of(chain, "job_40", "mallory")).amount == 1
-    refs = {e["args"]["jobRef"] for e in esc.events("JobFunded")}
-    assert refs == {esc.job_ref("job_40")}
-
-
 def test_finalize_after_challenge_window(chain: Harness):
-    K = lambda job: key_of(chain, job)  # noqa: E731
     esc, books = chain.escrow, Books(chain)
     fund_job(chain, books, "job_2")
-    bind(chain, books, K("job_2"))
-    submit(chain, books, K("job_2"))
-    books.revert("ChallengeWindowOpen", esc.finalize, chain.mallory, K("job_2"))
+    bind(chain, books, "job_2")
+    submit(chain, books, "job_2")
+    books.revert("ChallengeWindowOpen", esc.finalize, chain.mallory, "job_2")
     chain.travel(WINDOW + 1)
-    books.revert("ChallengeWindowClosed", esc.dispute, chain.requester, K("job_2"))
-    books.tx("keeper", esc.finalize(chain.keeper, K("job_2")))
+    books.revert("ChallengeWindowClosed", esc.dispute, chain.requester, "job_2")
+    books.tx("keeper", esc.finalize(chain.keeper, "job_2"))
     books.paid("provider", AMOUNT - fee_of(AMOUNT))
     books.check()
     assert esc.events("JobSettled")[0]["args"]["outcome"] == Outcome.FINALIZED
 
 
 def test_dispute_resolved_by_arbiter(chain: Harness):
-    K = lambda job: key_of(chain, job)  # noqa: E731
     esc, books = chain.escrow, Books(chain)
     fund_job(chain, books, "job_3")
-    bind(chain, books, K("job_3"))
-    submit(chain, books, K("job_3"))
-    books.revert("NotRequester", esc.dispute, chain.provider, K("job_3"))
-    books.tx("requester", esc.dispute(chain.requester, K("job_3")))
-    books.revert("WrongStatus", esc.accept, chain.requester, K("job_3"))
-    books.revert("ArbitrationWindowOpen", esc.finalize, chain.keeper, K("job_3"))
-    books.revert("NotArbiter", esc.resolve, chain.requester, K("job_3"), 0)
-    books.revert("BadShare", esc.resolve, chain.arbiter, K("job_3"), 10_001)
-    books.tx("arbiter", esc.resolve(chain.arbiter, K("job_3"), 7_000))
+    bind(chain, books, "job_3")
+    submit(chain, books, "job_3")
+    books.revert("NotRequester", esc.dispute, chain.provider, "job_3")
+    books.tx("requester", esc.dispute(chain.requester, "job_3"))
+    books.revert("WrongStatus", esc.accept, chain.requester, "job_3")
+    books.revert("ArbitrationWindowOpen", esc.finalize, chain.keeper, "job_3")
+    books.revert("NotArbiter", esc.resolve, chain.requester, "job_3", 0)
+    books.revert("BadShare", esc.resolve, chain.arbiter, "job_3", 10_001)
+    books.tx("arbiter", esc.resolve(chain.arbiter, "job_3", 7_000))
     share = AMOUNT * 7_000 // 10_000
     books.paid("provider", share - fee_of(share))
     books.paid("requester", AMOUNT - share)
@@ -190,48 +165,43 @@ def test_dispute_resolved_by_arbiter(chain: Harness):
 
 
 def test_dispute_default_rule_after_arbitration_window(chain: Harness):
-    K = lambda job: key_of(chain, job)  # noqa: E731
     esc, books = chain.escrow, Books(chain)
     fund_job(chain, books, "job_4")
-    bind(chain, books, K("job_4"))
-    submit(chain, books, K("job_4"))
-    books.tx("requester", esc.dispute(chain.requester, K("job_4")))
+    bind(chain, books, "job_4")
+    submit(chain, books, "job_4")
+    books.tx("requester", esc.dispute(chain.requester, "job_4"))
     chain.travel(ARBITRATION_WINDOW + 1)
-    books.revert("ArbitrationWindowClosed", esc.resolve, chain.arbiter, K("job_4"), 0)
-    books.tx("keeper", esc.finalize(chain.keeper, K("job_4")))
+    books.revert("ArbitrationWindowClosed", esc.resolve, chain.arbiter, "job_4", 0)
+    books.tx("keeper", esc.finalize(chain.keeper, "job_4"))
     books.paid("provider", AMOUNT - fee_of(AMOUNT))  # default rule: the result stands
     books.check()
     assert esc.events("JobSettled")[0]["args"]["outcome"] == Outcome.DEFAULT_RULING
 
 
 def test_cancel_before_binding(chain: Harness):
-    K = lambda job: key_of(chain, job)  # noqa: E731
     esc, books = chain.escrow, Books(chain)
     fund_job(chain, books, "job_5")
-    books.revert("NotRequester", esc.cancel, chain.mallory, K("job_5"))
-    books.tx("requester", esc.cancel(chain.requester, K("job_5")))
+    books.revert("NotRequester", esc.cancel, chain.mallory, "job_5")
+    books.tx("requester", esc.cancel(chain.requester, "job_5"))
     books.paid("requester", AMOUNT)
     books.check()
     assert chain.balance(esc.address) == 0
-    voucher = esc.sign_assignment(
-        chain.node, K("job_5"), chain.provider.address, 1, chain.now() + 60
-    )
+    voucher = esc.sign_assignment(chain.node, "job_5", chain.provider.address, 1, chain.now() + 60)
     books.revert("WrongStatus", esc.bind, chain.mallory, voucher)
     # Once bound, the requester can no longer cancel.
     fund_job(chain, books, "job_6")
-    bind(chain, books, K("job_6"))
-    books.revert("WrongStatus", esc.cancel, chain.requester, K("job_6"))
+    bind(chain, books, "job_6")
+    books.revert("WrongStatus", esc.cancel, chain.requester, "job_6")
 
 
 def test_refund_after_deadline_without_result(chain: Harness):
-    K = lambda job: key_of(chain, job)  # noqa: E731
     esc, books = chain.escrow, Books(chain)
     fund_job(chain, books, "job_7", deadline_in=1_000)
-    bind(chain, books, K("job_7"))
-    books.revert("DeadlineNotReached", esc.refund_expired, chain.keeper, K("job_7"))
+    bind(chain, books, "job_7")
+    books.revert("DeadlineNotReached", esc.refund_expired, chain.keeper, "job_7")
     chain.travel(1_001)
-    books.revert("DeadlinePassed", esc.submit, chain.provider, K("job_7"), RESULT)
-    books.tx("keeper", esc.refund_expired(chain.keeper, K("job_7")))
+    books.revert("DeadlinePassed", esc.submit, chain.provider, "job_7", RESULT)
+    books.tx("keeper", esc.refund_expired(chain.keeper, "job_7"))
     books.paid("requester", AMOUNT)
     books.check()
     ev = esc.events("JobSettled")[0]["args"]
@@ -239,31 +209,26 @@ def test_refund_after_deadline_without_result(chain: Harness):
 
 
 def test_abandonment_and_rebinding(chain: Harness):
-    K = lambda job: key_of(chain, job)  # noqa: E731
     esc, books = chain.escrow, Books(chain)
     fund_job(chain, books, "job_8")
-    bind(chain, books, K("job_8"), "provider", attempt=1)
-    books.revert("NotProvider", esc.abandon, chain.provider2, K("job_8"))
-    books.tx("provider", esc.abandon(chain.provider, K("job_8")))
-    assert esc.get_job(K("job_8")).status == Status.OPEN
-    books.revert("WrongStatus", esc.submit, chain.provider, K("job_8"), RESULT)
+    bind(chain, books, "job_8", "provider", attempt=1)
+    books.revert("NotProvider", esc.abandon, chain.provider2, "job_8")
+    books.tx("provider", esc.abandon(chain.provider, "job_8"))
+    assert esc.get_job("job_8").status == Status.OPEN
+    books.revert("WrongStatus", esc.submit, chain.provider, "job_8", RESULT)
     # A replayed voucher, or one with a stale attempt, cannot bind again.
-    stale = esc.sign_assignment(
-        chain.node, K("job_8"), chain.provider2.address, 1, chain.now() + 60
-    )
+    stale = esc.sign_assignment(chain.node, "job_8", chain.provider2.address, 1, chain.now() + 60)
     books.revert("StaleAttempt", esc.bind, chain.mallory, stale)
-    forged = esc.sign_assignment(
-        chain.mallory, K("job_8"), chain.mallory.address, 5, chain.now() + 60
-    )
+    forged = esc.sign_assignment(chain.mallory, "job_8", chain.mallory.address, 5, chain.now() + 60)
     books.revert("BadSignature", esc.bind, chain.mallory, forged)
-    late = esc.sign_assignment(chain.node, K("job_8"), chain.provider2.address, 2, chain.now() - 1)
+    late = esc.sign_assignment(chain.node, "job_8", chain.provider2.address, 2, chain.now() - 1)
     books.revert("VoucherExpired", esc.bind, chain.mallory, late)
-    bind(chain, books, K("job_8"), "provider2", attempt=2)
+    bind(chain, books, "job_8", "provider2", attempt=2)
     # The node reaps provider2's lease and re-assigns with a higher attempt (fencing).
-    bind(chain, books, K("job_8"), "provider", attempt=3)
-    books.revert("NotProvider", esc.submit, chain.provider2, K("job_8"), RESULT)
-    submit(chain, books, K("job_8"), "provider")
-    books.tx("requester", esc.accept(chain.requester, K("job_8")))
+    bind(chain, books, "job_8", "provider", attempt=3)
+    books.revert("NotProvider", esc.submit, chain.provider2, "job_8", RESULT)
+    submit(chain, books, "job_8", "provider")
+    books.tx("requester", esc.accept(chain.requester, "job_8"))
     books.paid("provider", AMOUNT - fee_of(AMOUNT))
     books.check()
     released = [e["args"]["provider"] for e in esc.events("ProviderReleased")]
@@ -271,11 +236,10 @@ def test_abandonment_and_rebinding(chain: Harness):
 
 
 def test_submit_with_voucher_and_batch_finalize(chain: Harness):
-    K = lambda job: key_of(chain, job)  # noqa: E731
     esc, books = chain.escrow, Books(chain)
-    jobs = [K(f"job_{n}") for n in range(20, 24)]
-    for n, job in enumerate(jobs, start=20):
-        fund_job(chain, books, f"job_{n}")
+    jobs = [f"job_{n}" for n in range(20, 24)]
+    for job in jobs:
+        fund_job(chain, books, job)
         voucher = esc.sign_assignment(chain.node, job, chain.provider.address, 1, chain.now() + 60)
         books.revert("BadSignature", esc.submit_with_voucher, chain.provider2, voucher, RESULT)
         books.tx("provider", esc.submit_with_voucher(chain.provider, voucher, RESULT))
@@ -315,10 +279,8 @@ def test_funding_call_matches_a_wallet_signed_transaction(chain: Harness):
     }
     tx_hash = w3.eth.send_raw_transaction(wallet.sign_transaction(tx).raw_transaction)
     assert w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30)["status"] == 1
-    rec = esc.get_job(key_of(chain, "job_30", "requester2"))
+    rec = esc.get_job("job_30")
     assert (rec.requester, rec.amount) == (wallet.address, AMOUNT)
-    funded = esc.events("JobFunded")[0]["args"]
-    assert funded["jobRef"] == esc.job_ref("job_30") and funded["requester"] == wallet.address
     assert esc.events("JobFunded")[0]["args"]["datasetDigest"] == esc.cid_digest(
         "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"
     )

@@ -31,14 +31,6 @@ from .harness import ARBITRATION_WINDOW, FEE_BPS, Harness, in_process
 
 NONE, OPEN, BOUND, SUBMITTED, DISPUTED, PAID, RESOLVED, CANCELLED, EXPIRED = range(9)
 JOBS = ("job_1", "job_2", "job_3", "job_4")
-# Keys bind a job to its funder: each job id here is funded by one requester (another
-# requester funding the same id would simply be another job, see test_money_path).
-JOB_REQUESTER = {
-    "job_1": "requester",
-    "job_2": "requester2",
-    "job_3": "requester",
-    "job_4": "requester2",
-}
 REQUESTERS = ("requester", "requester2")
 PROVIDERS = ("provider", "provider2")
 CALLERS = ("requester", "requester2", "provider", "provider2", "arbiter", "keeper")
@@ -89,9 +81,6 @@ class EscrowMachine(RuleBasedStateMachine):
     def addr(self, name: str) -> str:
         return self.chain.actors[name].address
 
-    def key(self, job: str) -> bytes:
-        return self.esc.job_key(job, self.addr(JOB_REQUESTER[job]))
-
     def do(self, who: str, call, predict):
         """Run `call(account)`; `predict(ts)` gives the expected error name (None: success)
         at the timestamp of the block that included the transaction."""
@@ -124,7 +113,7 @@ class EscrowMachine(RuleBasedStateMachine):
         assert job not in self.settled
         self.settled.add(job)
         # The settling transaction carries exactly one JobSettled for this job.
-        key = self.key(job)
+        key = self.esc.job_key(job)
         settled = [
             log
             for log in self.last.logs
@@ -166,7 +155,6 @@ class EscrowMachine(RuleBasedStateMachine):
         window=st.sampled_from([60, 300, 300, 0]),
     )
     def fund(self, job, who, amount, deadline_in, window):
-        who = JOB_REQUESTER[job]
         j = self.jobs[job]
         deadline = self.chain.now() + deadline_in
 
@@ -217,7 +205,7 @@ class EscrowMachine(RuleBasedStateMachine):
         j = self.jobs[job]
         attempt, expiry = j.attempt + delta, self.chain.now() + expiry_in
         voucher = self.esc.sign_assignment(
-            self.chain.node, self.key(job), self.addr(provider), attempt, expiry
+            self.chain.node, job, self.addr(provider), attempt, expiry
         )
         res, _ = self.do(
             sender,
@@ -236,7 +224,7 @@ class EscrowMachine(RuleBasedStateMachine):
         j = self.jobs[job]
         attempt, expiry = j.attempt + delta, self.chain.now() + 100
         voucher = self.esc.sign_assignment(
-            self.chain.node, self.key(job), self.addr(provider), attempt, expiry
+            self.chain.node, job, self.addr(provider), attempt, expiry
         )
         res, ts = self.do(
             provider,
@@ -253,7 +241,7 @@ class EscrowMachine(RuleBasedStateMachine):
         j = self.jobs[job]
         attempt, expiry = j.attempt + 1, self.chain.now() + 100
         voucher = self.esc.sign_assignment(
-            self.chain.actors[who], self.key(job), self.addr(who), attempt, expiry
+            self.chain.actors[who], job, self.addr(who), attempt, expiry
         )
         inner = self._bind_predict(j, who, attempt, expiry)
         self.do(who, lambda a: self.esc.bind(a, voucher), lambda ts: inner(ts) or "BadSignature")
@@ -269,7 +257,7 @@ class EscrowMachine(RuleBasedStateMachine):
                 return "WrongStatus"
             return None if who == j.provider else "NotProvider"
 
-        if self.do(who, lambda a: self.esc.abandon(a, self.key(job)), predict)[0]:
+        if self.do(who, lambda a: self.esc.abandon(a, job), predict)[0]:
             j.provider, j.status = None, OPEN
 
     @rule(job=st.sampled_from(JOBS), who=PROVIDER_SIDE)
@@ -285,7 +273,7 @@ class EscrowMachine(RuleBasedStateMachine):
                 return "NotProvider"
             return "DeadlinePassed" if ts >= j.phase_end else None
 
-        res, ts = self.do(who, lambda a: self.esc.submit(a, self.key(job), b"\x02" * 32), predict)
+        res, ts = self.do(who, lambda a: self.esc.submit(a, job, b"\x02" * 32), predict)
         if res:
             j.status, j.phase_end = SUBMITTED, ts + j.window
 
@@ -300,7 +288,7 @@ class EscrowMachine(RuleBasedStateMachine):
                 return "WrongStatus"
             return None if who == j.requester else "NotRequester"
 
-        if self.do(who, lambda a: self.esc.accept(a, self.key(job)), predict)[0]:
+        if self.do(who, lambda a: self.esc.accept(a, job), predict)[0]:
             self.pay_provider(job, PAID)
 
     @rule(job=st.sampled_from(JOBS), who=REQUESTER_SIDE)
@@ -316,7 +304,7 @@ class EscrowMachine(RuleBasedStateMachine):
                 return "NotRequester"
             return "ChallengeWindowClosed" if ts >= j.phase_end else None
 
-        res, ts = self.do(who, lambda a: self.esc.dispute(a, self.key(job)), predict)
+        res, ts = self.do(who, lambda a: self.esc.dispute(a, job), predict)
         if res:
             j.status, j.phase_end = DISPUTED, ts + ARBITRATION_WINDOW
 
@@ -337,7 +325,7 @@ class EscrowMachine(RuleBasedStateMachine):
                 return "ArbitrationWindowClosed"
             return "BadShare" if share > 10_000 else None
 
-        if self.do(who, lambda a: self.esc.resolve(a, self.key(job), share), predict)[0]:
+        if self.do(who, lambda a: self.esc.resolve(a, job, share), predict)[0]:
             part = j.amount * share // 10_000
             fee = part * FEE_BPS // 10_000
             if part - fee:
@@ -358,16 +346,12 @@ class EscrowMachine(RuleBasedStateMachine):
                 return "ArbitrationWindowOpen" if ts < j.phase_end else None
             return "WrongStatus"
 
-        if self.do(who, lambda a: self.esc.finalize(a, self.key(job)), predict)[0]:
+        if self.do(who, lambda a: self.esc.finalize(a, job), predict)[0]:
             self.pay_provider(job, PAID)
 
     @rule(jobs=st.lists(st.sampled_from(JOBS), min_size=1, max_size=4, unique=True))
     def finalize_batch(self, jobs):
-        res, ts = self.do(
-            "keeper",
-            lambda a: self.esc.finalize_batch(a, [self.key(j) for j in jobs]),
-            lambda ts: None,
-        )
+        res, ts = self.do("keeper", lambda a: self.esc.finalize_batch(a, jobs), lambda ts: None)
         for job in jobs:
             j = self.jobs[job]
             if j.status in (SUBMITTED, DISPUTED) and ts >= j.phase_end:
@@ -384,7 +368,7 @@ class EscrowMachine(RuleBasedStateMachine):
                 return "WrongStatus"
             return None if who == j.requester else "NotRequester"
 
-        if self.do(who, lambda a: self.esc.cancel(a, self.key(job)), predict)[0]:
+        if self.do(who, lambda a: self.esc.cancel(a, job), predict)[0]:
             self.pay(j.requester, j.amount)
             self.settle(job, CANCELLED)
 
@@ -397,7 +381,7 @@ class EscrowMachine(RuleBasedStateMachine):
                 return "WrongStatus"
             return "DeadlineNotReached" if ts < j.phase_end else None
 
-        if self.do(who, lambda a: self.esc.refund_expired(a, self.key(job)), predict)[0]:
+        if self.do(who, lambda a: self.esc.refund_expired(a, job), predict)[0]:
             self.pay(j.requester, j.amount)
             self.settle(job, EXPIRED)
 
@@ -459,9 +443,9 @@ class EscrowMachine(RuleBasedStateMachine):
             assert self.esc.owed(self.addr(name)) == self.owed.get(name, 0)
         keys = [e["args"]["jobKey"] for e in self.esc.events("JobSettled")]
         assert len(keys) == len(set(keys))
-        assert set(keys) == {self.key(j) for j in self.settled}
+        assert set(keys) == {self.esc.job_key(j) for j in self.settled}
         for job, j in self.jobs.items():
-            assert self.esc.get_job(self.key(job)).status == j.status
+            assert self.esc.get_job(job).status == j.status
 
     def teardown(self):
         """Settle everything: the contract ends empty and every wei is accounted for."""
