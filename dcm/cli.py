@@ -270,5 +270,11 @@ def provider_run(
     asyncio.run(run())
 
 
+# --- escrow (issue 4): `dcm wallet new|address`, `dcm chain deploy` ---
+from dcm.escrow_cli import register as _register_escrow  # noqa: E402
+
+_register_escrow(main)
+
+
 if __name__ == "__main__":
     main()

@@ -54,6 +54,7 @@ class Outcome(IntEnum):
     DEFAULT_RULING = 3
     CANCELLED = 4
     EXPIRED = 5
+    REJECTED = 6
 
 
 @dataclass(frozen=True)
@@ -102,9 +103,15 @@ GAS_LIMITS = {
     "finalize": 150_000,
     "cancel": 150_000,
     "refundExpired": 150_000,
+    "reject": 150_000,
     "withdraw": 100_000,
 }
 FEE_CACHE_SECONDS = 5.0
+
+
+def _is_nonce_error(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "nonce" in text and any(w in text for w in ("too low", "already", "invalid", "expected"))
 
 
 def _bytes32(value: bytes | str, what: str) -> bytes:
@@ -371,6 +378,10 @@ class JobEscrow:
     def refund_expired(self, account: LocalAccount, job: JobRef) -> TxResult:
         return self._send(account, "refundExpired", (self.key(job),))
 
+    def reject(self, account: LocalAccount, job: JobRef) -> TxResult:
+        """Assigner only: refund an unassigned funding to its funder and free the key."""
+        return self._send(account, "reject", (self.key(job),))
+
     def withdraw(self, account: LocalAccount, beneficiary: str) -> TxResult:
         return self._send(account, "withdraw", (to_checksum_address(beneficiary),))
 
@@ -383,6 +394,8 @@ class JobEscrow:
             raise self._translate(exc, fn) from None
 
     def _translate(self, exc: BaseException, action: str) -> Exception:
+        if isinstance(exc, ChainError | UpstreamUnavailable):
+            return exc
         if revert_data_of(exc) is not None or "revert" in str(exc).lower():
             return chain_error(exc, action=action)
         if isinstance(exc, ConnectionError | TimeoutError | OSError):
@@ -440,28 +453,36 @@ class JobEscrow:
         *,
         action: str,
     ) -> Any:
+        sender = account.address
         with self._lock:
-            sender = account.address
-            tx: dict[str, Any] = {
-                "chainId": self.chain_id,
-                "nonce": self._next_nonce(sender),
-                "gas": gas,
-                "value": int(value),
-                "data": data,
-                **self._fee_fields(),
-            }
-            if to is not None:
-                tx["to"] = to
-            raw = account.sign_transaction(tx).raw_transaction
-            try:
-                tx_hash = self.w3.eth.send_raw_transaction(raw)
-            except Exception as exc:  # noqa: BLE001 - translated at the boundary
-                # The node may or may not have used the nonce (Hardhat mines reverting
-                # transactions it reports as errors): resync from the chain.
-                self._nonces.pop(sender, None)
-                self._fees = None
-                raise self._translate(exc, action) from None
-            self._nonces[sender] = tx["nonce"] + 1
+            for attempt in (1, 2):
+                try:
+                    tx: dict[str, Any] = {
+                        "chainId": self.chain_id,
+                        "nonce": self._next_nonce(sender),
+                        "gas": gas,
+                        "value": int(value),
+                        "data": data,
+                        **self._fee_fields(),
+                    }
+                except Exception as exc:  # noqa: BLE001 - RPC down or unreachable
+                    raise self._translate(exc, action) from None
+                if to is not None:
+                    tx["to"] = to
+                raw = account.sign_transaction(tx).raw_transaction
+                try:
+                    tx_hash = self.w3.eth.send_raw_transaction(raw)
+                except Exception as exc:  # noqa: BLE001 - translated at the boundary
+                    # The node may or may not have used the nonce (Hardhat mines reverting
+                    # transactions it reports as errors): resync from the chain. A stale
+                    # nonce (another client used this account) is retried once.
+                    self._nonces.pop(sender, None)
+                    self._fees = None
+                    if attempt == 1 and _is_nonce_error(exc):
+                        continue
+                    raise self._translate(exc, action) from None
+                self._nonces[sender] = tx["nonce"] + 1
+                break
         try:
             receipt = self.w3.eth.wait_for_transaction_receipt(
                 tx_hash, timeout=self.receipt_timeout, poll_latency=0.05
