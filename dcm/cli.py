@@ -276,5 +276,11 @@ from dcm.escrow_cli import register as _register_escrow  # noqa: E402
 _register_escrow(main)
 
 
+# -- demo -------------------------------------------------------------------------------
+from dcm.demo import demo as _demo  # noqa: E402
+
+main.add_command(_demo)
+
+
 if __name__ == "__main__":
     main()
