@@ -42,9 +42,13 @@ class _Process:
         self.name = name
         self.log = log
         self._fh = open(log, "wb")  # noqa: SIM115 (closed in stop)
-        self.proc = subprocess.Popen([sys.executable, "-m", "dcm.cli", *args], env=env,
-                                     stdout=self._fh, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dcm.cli", *args],
+            env=env,
+            stdout=self._fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -94,23 +98,28 @@ def run_demo(workdir: Path, epochs: int, imgsz: int, keep: bool) -> dict[str, An
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("DCM_")}
-    env.update(DCM_DATA_DIR=str(workdir / "node"), DCM_PUBLIC_URL=url,
-               DCM_ENVIRONMENT="development", YOLO_VERBOSE="False")
+    env.update(
+        DCM_DATA_DIR=str(workdir / "node"),
+        DCM_PUBLIC_URL=url,
+        DCM_ENVIRONMENT="development",
+        YOLO_VERBOSE="False",
+    )
     processes: list[_Process] = []
     try:
         _say("starting the node", f"(embedded SQLite, IPFS store and EVM) at {url}")
-        node = _Process("node", ["serve", "--host", "127.0.0.1", "--port", str(port)], env,
-                        workdir / "node.log")
+        node = _Process(
+            "node", ["serve", "--host", "127.0.0.1", "--port", str(port)], env, workdir / "node.log"
+        )
         processes.append(node)
         _wait_ready(url, node)
         info = httpx.get(url + "/chain/info").json()
         _say("escrow contract", f"{info['escrow_address']} on chain {info['chain_id']}")
 
         requester, provider = Account.create(), Account.create()
-        for who, account, amount in (("requester", requester, "1"),
-                                     ("provider", provider, "0.1")):
-            resp = httpx.post(url + "/chain/faucet",
-                              json={"address": account.address, "amount": amount})
+        for who, account, amount in (("requester", requester, "1"), ("provider", provider, "0.1")):
+            resp = httpx.post(
+                url + "/chain/faucet", json={"address": account.address, "amount": amount}
+            )
             if resp.status_code != 200:
                 raise click.ClickException(f"faucet refused: {resp.text}")
             _say(f"dev wallet for the {who}", f"{account.address} funded with {amount} ETH")
@@ -120,14 +129,28 @@ def run_demo(workdir: Path, epochs: int, imgsz: int, keep: bool) -> dict[str, An
         os.chmod(keyfile, 0o600)
         provider_env = dict(env, DCM_WALLET_PASSWORD="demo")
         _say("starting a provider daemon", "(Ultralytics on this machine's GPUs, else CPU)")
-        daemon = _Process("provider", ["provider", "run", "--node", url, "--keyfile",
-                                       str(keyfile), "--workdir", str(workdir / "provider"),
-                                       "--name", "demo-provider"], provider_env,
-                          workdir / "provider.log")
+        daemon = _Process(
+            "provider",
+            [
+                "provider",
+                "run",
+                "--node",
+                url,
+                "--keyfile",
+                str(keyfile),
+                "--workdir",
+                str(workdir / "provider"),
+                "--name",
+                "demo-provider",
+            ],
+            provider_env,
+            workdir / "provider.log",
+        )
         processes.append(daemon)
 
-        dataset = write_detection_dataset(workdir / "dataset", train=16, val=8, size=64,
-                                          num_classes=len(CLASSES))
+        dataset = write_detection_dataset(
+            workdir / "dataset", train=16, val=8, size=64, num_classes=len(CLASSES)
+        )
         client = NodeClient(url)
         w3 = Web3(Web3.HTTPProvider(url + "/chain/rpc"))
         escrow = JobEscrow(w3, info["escrow_address"])
@@ -135,8 +158,14 @@ def run_demo(workdir: Path, epochs: int, imgsz: int, keep: bool) -> dict[str, An
 
         _say("uploading the dataset", "(seed 000 route, pinned as a UnixFS directory)")
         job = client.upload_dataset_job(
-            dataset, model="yolov8n", epochs=epochs, imgsz=imgsz, classes=CLASSES,
-            reward=REWARD, requester_address=requester.address, export_format="onnx",
+            dataset,
+            model="yolov8n",
+            epochs=epochs,
+            imgsz=imgsz,
+            classes=CLASSES,
+            reward=REWARD,
+            requester_address=requester.address,
+            export_format="onnx",
             folder_name="shapes",
         )
         job_id = job["id"]
@@ -162,7 +191,8 @@ def run_demo(workdir: Path, epochs: int, imgsz: int, keep: bool) -> dict[str, An
                 break
             if detail["status"] in ("failed", "cancelled", "expired"):
                 raise click.ClickException(
-                    f"job {detail['status']}: {detail.get('error')}\n{daemon.tail()}")
+                    f"job {detail['status']}: {detail.get('error')}\n{daemon.tail()}"
+                )
             if not daemon.alive():
                 raise click.ClickException(f"the provider exited:\n{daemon.tail()}")
             if time.monotonic() > deadline:
@@ -200,8 +230,12 @@ def run_demo(workdir: Path, epochs: int, imgsz: int, keep: bool) -> dict[str, An
 
 
 @click.command("demo")
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Where the node, provider and result live (default: a temp dir).")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the node, provider and result live (default: a temp dir).",
+)
 @click.option("--epochs", default=3, show_default=True, type=click.IntRange(1, 100))
 @click.option("--imgsz", default=64, show_default=True, type=int)
 @click.option("--keep", is_flag=True, help="Keep the node's and provider's data.")
