@@ -31,6 +31,18 @@ class ValidationFailed(MarketplaceError):
     code = "VALIDATION_ERROR"
 
 
+class UnsupportedModel(ValidationFailed):
+    """A model name no Ultralytics definition answers to (or a task it lacks)."""
+
+    code = "UNSUPPORTED_MODEL"
+
+
+class UnsupportedExportFormat(ValidationFailed):
+    """An export format providers cannot produce offline."""
+
+    code = "UNSUPPORTED_EXPORT_FORMAT"
+
+
 class BadQuery(MarketplaceError):
     """A query parameter is malformed (seed 002 answers 400 for these)."""
 

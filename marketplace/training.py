@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from marketplace.errors import ValidationFailed
+from marketplace.errors import UnsupportedExportFormat, UnsupportedModel, ValidationFailed
 
 DETECT = "detect"
 CLASSIFY = "classify"
@@ -59,11 +59,33 @@ SUPPORTED_MODELS_HINT = (
 EXPORT_FORMATS = {
     "pt": "pt",
     "pytorch": "pt",
+    "torch": "pt",
+    "torch_script": "torchscript",
     "none": "pt",
     "": "pt",
     "onnx": "onnx",
     "torchscript": "torchscript",
 }
+
+
+# Formats Ultralytics knows but providers refuse: they need extra toolchains (TensorFlow,
+# CoreML tools, TensorRT, OpenVINO, Paddle...) or network downloads at export time.
+UNSUPPORTED_EXPORT_FORMATS = (
+    "openvino",
+    "engine",
+    "tensorrt",
+    "coreml",
+    "saved_model",
+    "pb",
+    "tflite",
+    "edgetpu",
+    "tfjs",
+    "paddle",
+    "mnn",
+    "ncnn",
+    "imx",
+    "rknn",
+)
 
 
 @dataclass(frozen=True)
@@ -78,7 +100,7 @@ class ModelChoice:
 
 
 def _bad_model(requested: str, why: str) -> ValidationFailed:
-    return ValidationFailed(
+    return UnsupportedModel(
         f"Unsupported model {requested!r}: {why}. Supported: {SUPPORTED_MODELS_HINT}",
         details={"field": "model", "value": requested},
     )
@@ -86,7 +108,7 @@ def _bad_model(requested: str, why: str) -> ValidationFailed:
 
 def _parse_name(requested: str) -> tuple[int, str, str, str | None]:
     if not isinstance(requested, str) or not requested.strip():
-        raise ValidationFailed("model must be a non-empty string", details={"field": "model"})
+        raise UnsupportedModel("model must be a non-empty string", details={"field": "model"})
     text = requested.strip().lower()
     for suffix in (".pt", ".yaml", ".yml"):
         if text.endswith(suffix):
@@ -163,9 +185,16 @@ def normalize_export_format(value: Any) -> str:
     """`"ONNX"` -> `"onnx"`; `pt`/`pytorch`/empty -> `"pt"` (no export); others refused."""
     text = "" if value is None else str(value).strip().lower()
     if text not in EXPORT_FORMATS:
-        raise ValidationFailed(
-            f"Unsupported export format {value!r}: one of onnx, torchscript, pt",
-            details={"field": "export_format", "value": value},
+        known = text in UNSUPPORTED_EXPORT_FORMATS
+        reason = "is not produced by providers" if known else "is unknown"
+        raise UnsupportedExportFormat(
+            f"Export format {str(value)[:32]!r} {reason}; supported: pt, torchscript, onnx",
+            details={
+                "field": "export_format",
+                "value": str(value)[:32],
+                "supported": ["pt", "torchscript", "onnx"],
+                "unsupported": list(UNSUPPORTED_EXPORT_FORMATS),
+            },
         )
     return EXPORT_FORMATS[text]
 

@@ -63,14 +63,6 @@ class InvalidReward(ValidationFailed):
     code = "INVALID_REWARD"
 
 
-class UnsupportedModel(ValidationFailed):
-    code = "UNSUPPORTED_MODEL"
-
-
-class UnsupportedExportFormat(ValidationFailed):
-    code = "UNSUPPORTED_EXPORT_FORMAT"
-
-
 class InvalidDataset(ValidationFailed):
     """The files do not form a YOLO dataset matching the job (layout, labels, images)."""
 

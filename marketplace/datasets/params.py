@@ -25,7 +25,7 @@ from typing import Any
 from eth_utils import is_checksum_address, to_checksum_address
 
 from marketplace.datasets.errors import InvalidAddress, InvalidField, InvalidReward
-from marketplace.datasets.yolo_models import ModelSpec, normalize_export_format, normalize_model
+from marketplace.training import ModelChoice, normalize_export_format, resolve_model
 
 FIELDS = (
     "folderName",
@@ -59,7 +59,7 @@ class JobParams:
 
     folder_name: str
     model: str  # as the requester wrote it (trimmed), shown back by get-job
-    model_spec: ModelSpec
+    model_spec: ModelChoice
     epochs: int
     imgsz: int
     export_format: str
@@ -92,7 +92,7 @@ class JobParams:
         return {
             "folder_name": self.folder_name,
             "model": self.model,
-            "weights": self.model_spec.weights,
+            "weights": self.model_spec.weights_file,
             "task": self.model_spec.task,
             "epochs": self.epochs,
             "imgsz": self.imgsz,
@@ -247,7 +247,7 @@ def parse_job_params(fields: dict[str, str]) -> JobParams:
             f"Missing form fields: {', '.join(missing)}", details={"missing": missing}
         )
     model_raw = fields["model"].strip()
-    model_spec = normalize_model(model_raw)
+    model_spec = resolve_model(model_raw)
     export_format = normalize_export_format(fields["exportFormat"])
     epochs = parse_int("epochs", fields["epochs"], *EPOCHS_RANGE)
     imgsz = parse_imgsz(fields["imgsz"])

@@ -23,11 +23,13 @@ def test_sign_in_then_use_the_token_at_once(tmp_path, database_url):
                 token = signed.json()["access_token"]
                 me = http.get("/auth/me", headers={"Authorization": f"Bearer {token}"})
                 assert me.status_code == 200, me.text
-                created = http.post("/v1/jobs", json={"type": "t", "payload": {}},
-                                    headers={"Authorization": f"Bearer {token}"})
+                created = http.post(
+                    "/v1/jobs",
+                    json={"type": "t", "payload": {}},
+                    headers={"Authorization": f"Bearer {token}"},
+                )
                 job_id = created.json()["data"]["id"]
-                got = http.get(f"/v1/jobs/{job_id}",
-                               headers={"Authorization": f"Bearer {token}"})
+                got = http.get(f"/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {token}"})
                 assert got.status_code == 200, got.text
     finally:
         node.stop()

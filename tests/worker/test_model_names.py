@@ -92,7 +92,7 @@ def test_unknown_names_are_refused_with_a_clear_error(requested, fragment):
     with pytest.raises(ValidationFailed) as caught:
         resolve_model(requested)
     assert fragment in caught.value.message
-    assert caught.value.code == "VALIDATION_ERROR"
+    assert caught.value.code == "UNSUPPORTED_MODEL"
     assert caught.value.status == 422
 
 

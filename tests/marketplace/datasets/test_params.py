@@ -11,7 +11,7 @@ from marketplace.datasets.params import (
     parse_job_params,
     parse_reward,
 )
-from marketplace.datasets.yolo_models import UnsupportedExportFormat, UnsupportedModel
+from marketplace.errors import UnsupportedExportFormat, UnsupportedModel
 from tests.fixtures.datasets import ADDRESS, form
 
 
@@ -81,7 +81,7 @@ def test_bad_classes_are_refused(raw):
 def test_full_form_is_normalised():
     params = parse_job_params(form(model="yolo v11", exportFormat="TorchScript", imgsz="1024"))
     assert params.model == "yolo v11"
-    assert params.model_spec.weights == "yolo11n.pt"
+    assert params.model_spec.weights_file == "yolo11n.pt"
     assert params.export_format == "torchscript"
     assert params.requester_address == ADDRESS
     assert params.imgsz == 1024
