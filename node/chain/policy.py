@@ -298,4 +298,3 @@ def _covered_job_ids(session: Session) -> set[int]:
         ids = (row.payload or {}).get("job_ids") or ([row.job_id] if row.job_id else [])
         covered.update(int(i) for i in ids)
     return covered
-

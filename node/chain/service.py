@@ -364,8 +364,9 @@ def cancel_call(session: Session, host: Any, job: Job) -> dict[str, Any]:
     """`{chain_id, to, data, value: "0"}` the requester signs to cancel a funded, unbound
     job on chain (the refund comes from the contract; the watcher then cancels the job).
 
-    409 CONFLICT for a job still awaiting funding (cancel it through the job API); one whose escrow is not `Open` (bound, submitted, settled) cannot
-    be cancelled on chain (409 CHAIN_REVERT with `error_name` WrongStatus).
+    409 CONFLICT for a job still awaiting funding (cancel it through the job API); one
+    whose escrow is not `Open` (bound, submitted, settled) cannot be
+    cancelled on chain (409 CHAIN_REVERT, `error_name` WrongStatus).
     """
     from marketplace.escrow.client import Status
 

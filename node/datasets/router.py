@@ -18,8 +18,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
-from node.datasets.multipart import receive_upload
 from node.chain.service import funding_or_none
+from node.datasets.multipart import receive_upload
 from node.datasets.schemas import ImageJobDetailOut, ImageJobOut, UploadOut
 from node.datasets.service import JOB_TYPE, DatasetService, purge_stale_uploads
 from node.deps import SessionDep, SettingsDep
@@ -92,7 +92,9 @@ def get_jobs(session: SessionDep) -> list[ImageJobOut]:
 
 
 @router.get("/jobs/image_processing/get-job/{job_id}", response_model=ImageJobDetailOut)
-def get_image_processing_job(job_id: str, request: Request, session: SessionDep) -> ImageJobDetailOut:
+def get_image_processing_job(
+    job_id: str, request: Request, session: SessionDep
+) -> ImageJobDetailOut:
     """One image-processing job in the seed's detail shape, with its funding call while
     it awaits its escrow deposit."""
     job = DatasetService.get_job(session, job_id, job_type=JOB_TYPE)
