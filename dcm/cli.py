@@ -177,5 +177,124 @@ def ipfs_get(cid: str, out: Path, node_url: str) -> None:
     click.echo(f"fetched {root} ({n} file{'s' if n != 1 else ''}, verified) to {out}")
 
 
+# ---- job: a requester's escrow actions, signed locally with a wallet keystore (settle) ----
+@main.group()
+def job() -> None:
+    """Fund, accept or cancel a job from your wallet; read its settlement."""
+
+
+def _job_options(f):  # type: ignore[no-untyped-def]
+    f = click.option(
+        "--rpc",
+        "rpc_url",
+        default=None,
+        help="Send through this JSON-RPC URL instead of the node's /chain/rpc.",
+    )(f)
+    f = click.option(
+        "--password-stdin",
+        is_flag=True,
+        help="Read the keystore password from stdin (else DCM_WALLET_PASSWORD, else a prompt).",
+    )(f)
+    f = click.option(
+        "--keyfile",
+        required=True,
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="eth-account (V3) encrypted keystore of the requester wallet.",
+    )(f)
+    return _NODE(f)
+
+
+def _load_wallet(keyfile: Path, password_stdin: bool):  # type: ignore[no-untyped-def]
+    import json
+    import os
+
+    from eth_account import Account
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif "DCM_WALLET_PASSWORD" in os.environ:
+        password = os.environ["DCM_WALLET_PASSWORD"]
+    else:
+        password = click.prompt("Keystore password", hide_input=True)
+    try:
+        key = Account.decrypt(json.loads(keyfile.read_text()), password)
+    except (ValueError, KeyError) as exc:  # wrong password or not a keystore; no key shown
+        raise click.ClickException(f"cannot decrypt {keyfile}: {type(exc).__name__}") from None
+    return Account.from_key(key)
+
+
+def _job_action(
+    action: str,
+    job_id: str,
+    node_url: str,
+    keyfile: Path,
+    password_stdin: bool,
+    rpc_url: str | None,
+) -> None:
+    from marketplace.errors import MarketplaceError
+    from marketplace.sdk.client import NodeClient
+
+    account = _load_wallet(keyfile, password_stdin)
+    with NodeClient(node_url) as client:
+        try:
+            receipt = getattr(client, action)(job_id, account, rpc_url=rpc_url)
+        except MarketplaceError as exc:
+            raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+    if "transactionHash" in receipt:
+        click.echo(
+            f"{action}: tx {receipt['transactionHash']} mined in block "
+            f"{int(receipt['blockNumber'], 16)} from {account.address}"
+        )
+    else:
+        click.echo(f"{action}: {receipt.get('status', receipt)}")
+
+
+@job.command("fund")
+@click.argument("job_id")
+@_job_options
+def job_fund(
+    job_id: str, node_url: str, keyfile: Path, password_stdin: bool, rpc_url: str | None
+) -> None:
+    """Deposit JOB_ID's reward into the escrow from the keystore's wallet."""
+    _job_action("fund", job_id, node_url, keyfile, password_stdin, rpc_url)
+
+
+@job.command("accept")
+@click.argument("job_id")
+@_job_options
+def job_accept(
+    job_id: str, node_url: str, keyfile: Path, password_stdin: bool, rpc_url: str | None
+) -> None:
+    """Accept JOB_ID's submitted result on chain (pays the provider now)."""
+    _job_action("accept", job_id, node_url, keyfile, password_stdin, rpc_url)
+
+
+@job.command("cancel")
+@click.argument("job_id")
+@_job_options
+def job_cancel(
+    job_id: str, node_url: str, keyfile: Path, password_stdin: bool, rpc_url: str | None
+) -> None:
+    """Cancel JOB_ID; a funded one on chain (the escrow refunds the deposit)."""
+    _job_action("cancel", job_id, node_url, keyfile, password_stdin, rpc_url)
+
+
+@job.command("settlement")
+@click.argument("job_id")
+@_NODE
+def job_settlement(job_id: str, node_url: str) -> None:
+    """Print how JOB_ID's escrow was settled (JSON)."""
+    import json
+
+    from marketplace.errors import MarketplaceError
+    from marketplace.sdk.client import NodeClient
+
+    with NodeClient(node_url) as client:
+        try:
+            click.echo(json.dumps(client.settlement(job_id), indent=2))
+        except MarketplaceError as exc:
+            raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+
+
 if __name__ == "__main__":
     main()
