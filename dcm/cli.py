@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -177,6 +178,98 @@ def ipfs_get(cid: str, out: Path, node_url: str) -> None:
     click.echo(f"fetched {root} ({n} file{'s' if n != 1 else ''}, verified) to {out}")
 
 
+# -- provider ---------------------------------------------------------------------------
+
+
+def _load_account(keyfile: Path, password_stdin: bool) -> Any:
+    """Decrypt an eth-account keystore; the password comes from stdin, DCM_WALLET_PASSWORD
+    or a prompt, never from the command line."""
+    import json
+    import os
+
+    from eth_account import Account
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif "DCM_WALLET_PASSWORD" in os.environ:
+        password = os.environ["DCM_WALLET_PASSWORD"]
+    else:
+        password = click.prompt(f"Password for {keyfile}", hide_input=True)
+    try:
+        key = Account.decrypt(json.loads(keyfile.read_text()), password)
+    except (ValueError, KeyError) as exc:
+        raise click.ClickException(
+            f"cannot unlock {keyfile}: wrong password or not a keystore"
+        ) from exc
+    return Account.from_key(key)
+
+
+@main.group()
+def provider() -> None:
+    """Run a compute provider."""
+
+
+@provider.command("run")
+@click.option(
+    "--node", "node_url", default="http://127.0.0.1:8000", show_default=True, envvar="DCM_NODE_URL"
+)
+@click.option(
+    "--keyfile",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="The provider wallet (eth-account keystore).",
+)
+@click.option("--password-stdin", is_flag=True)
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".dcm-provider"),
+    show_default=True,
+)
+@click.option("--name", default="provider", show_default=True)
+@click.option(
+    "--job-type", "job_types", multiple=True, default=("image_processing",), show_default=True
+)
+@click.option("--max-concurrent", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option("--once", is_flag=True, help="Exit after one job.")
+def provider_run(
+    node_url: str,
+    keyfile: Path,
+    password_stdin: bool,
+    workdir: Path,
+    name: str,
+    job_types: tuple[str, ...],
+    max_concurrent: int,
+    once: bool,
+) -> None:
+    """Sign in with the wallet, register this machine's hardware, claim and run jobs."""
+    import asyncio
+
+    from worker.daemon import DaemonConfig, ProviderDaemon
+    from worker.executors import default_executors
+    from worker.hardware import detect_hardware
+
+    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    account = _load_account(keyfile, password_stdin)
+    config = DaemonConfig(
+        node_url=node_url,
+        workdir=workdir,
+        job_types=list(job_types),
+        max_concurrent=max_concurrent,
+        name=name,
+        run_once=once,
+    )
+
+    async def run() -> None:
+        async with ProviderDaemon(
+            config, account, default_executors(), hardware=detect_hardware
+        ) as daemon:
+            daemon.install_signal_handlers()
+            await daemon.run()
+
+    asyncio.run(run())
+
+
 # ---- job: a requester's escrow actions, signed locally with a wallet keystore (settle) ----
 @main.group()
 def job() -> None:
@@ -204,25 +297,6 @@ def _job_options(f):  # type: ignore[no-untyped-def]
     return _NODE(f)
 
 
-def _load_wallet(keyfile: Path, password_stdin: bool):  # type: ignore[no-untyped-def]
-    import json
-    import os
-
-    from eth_account import Account
-
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    elif "DCM_WALLET_PASSWORD" in os.environ:
-        password = os.environ["DCM_WALLET_PASSWORD"]
-    else:
-        password = click.prompt("Keystore password", hide_input=True)
-    try:
-        key = Account.decrypt(json.loads(keyfile.read_text()), password)
-    except (ValueError, KeyError) as exc:  # wrong password or not a keystore; no key shown
-        raise click.ClickException(f"cannot decrypt {keyfile}: {type(exc).__name__}") from None
-    return Account.from_key(key)
-
-
 def _job_action(
     action: str,
     job_id: str,
@@ -234,7 +308,7 @@ def _job_action(
     from marketplace.errors import MarketplaceError
     from marketplace.sdk.client import NodeClient
 
-    account = _load_wallet(keyfile, password_stdin)
+    account = _load_account(keyfile, password_stdin)
     with NodeClient(node_url) as client:
         try:
             receipt = getattr(client, action)(job_id, account, rpc_url=rpc_url)

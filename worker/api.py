@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from marketplace.errors import UpstreamUnavailable
+from marketplace.errors import NotFound, UpstreamUnavailable
 from marketplace.sdk.http import raise_for_error, siwe_payload
 
 
@@ -47,6 +47,12 @@ class NodeAPI:
         self._token = tokens["access_token"]
         return account.address
 
+    async def chain_info(self) -> dict[str, Any] | None:
+        try:
+            return (await self._call("GET", "/chain/info")).json()
+        except NotFound:
+            return None
+
     async def register(self, registration: dict[str, Any]) -> dict[str, Any]:
         return (await self._call("POST", "/v1/providers", json=registration)).json()["data"]
 
@@ -67,7 +73,7 @@ class NodeAPI:
         resp = await self._call(
             "POST", f"/v1/jobs/{job_id}/{action}", json={"attempt": attempt, **body}
         )
-        return resp.json()
+        return resp.json()["data"]
 
     async def download_dataset(self, job_id: str, dest: Path) -> Path:
         """Stream the dataset zip (seed 000 route) to `dest`."""
@@ -91,14 +97,14 @@ class NodeAPI:
 
     async def add_directory(self, root: Path) -> str:
         """Upload a directory through the node's Kubo-compatible `add`; return its CID."""
-        files = list(_directory_parts(root))
-        resp = await self._call(
-            "POST",
-            "/api/v0/add",
-            params={"pin": "true", "cid-version": "0", "wrap-with-directory": "false"},
-            files=files,
-            timeout=None,
-        )
+        with contextlib.ExitStack() as stack:
+            resp = await self._call(
+                "POST",
+                "/api/v0/add",
+                params={"pin": "true", "cid-version": "0", "wrap-with-directory": "false"},
+                files=list(_directory_parts(root, stack)),
+                timeout=None,
+            )
         lines = [ln for ln in resp.text.splitlines() if ln.strip()]
         entries = [json.loads(ln) for ln in lines]
         top = [e for e in entries if e.get("Name") == root.name]

@@ -110,6 +110,7 @@ class ProviderDaemon:
         self.datasets = DatasetCache(config.workdir / "datasets")
         self._running: dict[str, tuple[asyncio.Task[Any], _Reporter, int]] = {}
         self._stopping = asyncio.Event()
+        self.chain: Any = None
         self._forced = False
         self.completed: list[dict[str, Any]] = []
 
@@ -128,6 +129,12 @@ class ProviderDaemon:
             )
         )
         log.info("provider %s registered at %s", self.account.address, self.config.node_url)
+        info = await self._retry(self.api.chain_info)
+        if info and info.get("escrow_address"):
+            from worker.chain import ProviderChain
+
+            rpc = info.get("rpc_url") or self.config.node_url.rstrip("/") + "/chain/rpc"
+            self.chain = ProviderChain(rpc, info["escrow_address"], self.account)
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -175,7 +182,7 @@ class ProviderDaemon:
             claimed_any = True
             job, lease = got["job"], got["lease"]
             reporter = _Reporter(asyncio.get_running_loop(), self.api, job["id"], lease["attempt"])
-            task = asyncio.create_task(self._run_job(job, lease, reporter))
+            task = asyncio.create_task(self._run_job(job, lease, got.get("voucher"), reporter))
             self._running[job["id"]] = (task, reporter, lease["attempt"])
         await self._drain()
 
@@ -246,7 +253,11 @@ class ProviderDaemon:
                 log.warning("heartbeat for %s failed: %s", job_id, exc.message)
 
     async def _run_job(
-        self, job: dict[str, Any], lease: dict[str, Any], reporter: _Reporter
+        self,
+        job: dict[str, Any],
+        lease: dict[str, Any],
+        voucher: dict[str, Any] | None,
+        reporter: _Reporter,
     ) -> None:
         from worker.executors.base import ExecutionCancelled, JobSpec
 
@@ -255,6 +266,13 @@ class ProviderDaemon:
         heartbeat = asyncio.create_task(self._heartbeat(job_id, attempt, reporter))
         try:
             await self.api.job_write(job_id, "start", attempt)
+            if voucher is not None:
+                # Bind on chain before working: from then on the requester can no longer
+                # cancel, and only this provider can be paid for the job.
+                if self.chain is None:
+                    raise _JobFailure("escrowed job but the node names no chain", retryable=True)
+                tx = await asyncio.to_thread(self.chain.bind, voucher)
+                reporter.log(f"bound on chain: {tx}")
             executor = self.executors.get(job["type"])
             if executor is None:
                 raise _JobFailure(f"no executor for job type {job['type']}", retryable=True)
@@ -275,6 +293,10 @@ class ProviderDaemon:
             reporter.progress(100, "Uploading results")
             result_cid = await self.api.add_directory(result.output_dir)
             await reporter.drain()
+            if voucher is not None:
+                tx = await asyncio.to_thread(self.chain.submit, voucher["job_key"], result_cid)
+                reporter.log(f"result digest submitted on chain: {tx}")
+                await reporter.drain()
             body = {
                 "result_cid": result_cid,
                 "result": result.metrics,

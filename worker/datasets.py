@@ -15,6 +15,11 @@ from typing import Any
 
 from marketplace.errors import MarketplaceError
 
+# What a provider is willing to unpack (a hostile node could serve a zip bomb).
+MAX_DATASET_BYTES = 64 * 1024**3
+MAX_DATASET_FILES = 5_000_000
+MAX_COMPRESSION_RATIO = 1000.0
+
 
 class DatasetMismatch(MarketplaceError):
     status = 422
@@ -51,11 +56,18 @@ class DatasetCache:
 
 
 def _unpack_and_verify(archive: Path, tree: Path, folder_cid: str) -> None:
-    from marketplace.content.importer import cid_of_path
+    from marketplace.content.importer import import_path
     from marketplace.datasets.archive import extract_zip
 
-    extract_zip(archive, tree)
-    actual = cid_of_path(tree)
+    tree.mkdir()
+    extract_zip(
+        archive,
+        tree,
+        max_bytes=MAX_DATASET_BYTES,
+        max_files=MAX_DATASET_FILES,
+        max_ratio=MAX_COMPRESSION_RATIO,
+    )
+    actual = str(import_path(tree).cid)
     if actual != folder_cid:
         raise DatasetMismatch(
             f"Dataset does not match its CID: expected {folder_cid}, got {actual}",

@@ -106,8 +106,9 @@ class NodeClient:
         upload = _ProgressReader(archive, total, on_progress)
         files = {"files": (f"{dataset_dir.name}.zip", upload, "application/zip")}
         try:
-            resp = self.request("POST", "/jobs/image_processing/upload", data=fields,
-                                files=files, timeout=None)
+            resp = self.request(
+                "POST", "/jobs/image_processing/upload", data=fields, files=files, timeout=None
+            )
         finally:
             archive.close()
         if on_progress:
@@ -237,9 +238,9 @@ class NodeClient:
             raise ChainError(f"transaction {tx_hash} reverted", details={"tx_hash": tx_hash})
         return receipt
 
-
-    def watch(self, job_id: str | int, *, poll_seconds: float = 0.5,
-              timeout: float | None = None) -> Iterator[dict[str, Any]]:
+    def watch(
+        self, job_id: str | int, *, poll_seconds: float = 0.5, timeout: float | None = None
+    ) -> Iterator[dict[str, Any]]:
         """Yield each new event of the job until it reaches a terminal state."""
         seen = 0
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -254,8 +255,14 @@ class NodeClient:
                 raise TimeoutError(f"job {job_id} still {job['status']} after {timeout}s")
             time.sleep(poll_seconds)
 
-    def wait_for(self, job_id: str | int, statuses: set[str], *, timeout: float = 600,
-                 poll_seconds: float = 0.5) -> dict[str, Any]:
+    def wait_for(
+        self,
+        job_id: str | int,
+        statuses: set[str],
+        *,
+        timeout: float = 600,
+        poll_seconds: float = 0.5,
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
             job = self.job(job_id)
@@ -276,11 +283,11 @@ class NodeClient:
 
     def download_directory(self, cid: str, out: Path) -> Path:
         """Fetch a UnixFS directory into `out`, file by file, and check it re-adds to `cid`."""
-        from marketplace.content.importer import cid_of_path
+        from marketplace.content.importer import import_path
 
         out.mkdir(parents=True, exist_ok=True)
         self._download_into(cid, out)
-        actual = cid_of_path(out)
+        actual = str(import_path(out).cid)
         if actual != cid:
             from marketplace.errors import ValidationFailed
 
@@ -297,8 +304,13 @@ class NodeClient:
                 target.mkdir(exist_ok=True)
                 self._download_into(link["Hash"], target)
             else:
-                with self.http.stream("POST", "/api/v0/cat", params={"arg": link["Hash"]},
-                                      headers=self._headers(), timeout=None) as resp:
+                with self.http.stream(
+                    "POST",
+                    "/api/v0/cat",
+                    params={"arg": link["Hash"]},
+                    headers=self._headers(),
+                    timeout=None,
+                ) as resp:
                     if resp.status_code >= 400:
                         resp.read()
                         raise_for_error(resp)
@@ -324,8 +336,9 @@ def _zip_directory(root: Path) -> IO[bytes]:
 class _ProgressReader:
     """A file wrapper that reports how much of it has been read (upload progress)."""
 
-    def __init__(self, fh: IO[bytes], total: int,
-                 on_progress: Callable[[int, int], None] | None) -> None:
+    def __init__(
+        self, fh: IO[bytes], total: int, on_progress: Callable[[int, int], None] | None
+    ) -> None:
         self.fh, self.total, self.on_progress = fh, total, on_progress
 
     def read(self, size: int = -1) -> bytes:

@@ -32,6 +32,7 @@ from node.providers.schemas import (
     ReleaseBody,
     ResultBody,
 )
+from node.providers.vouchers import assignment_voucher
 
 router = APIRouter(prefix="/v1", tags=["providers"])
 
@@ -86,6 +87,7 @@ async def claim(
 ) -> Any:
     notifier: JobNotifier = request.app.state.job_notifier
     factory = request.app.state.sessionmaker
+    chain = getattr(request.app.state, "chain", None)
     wait = min(body.wait_seconds, settings.leases.claim_wait_max_seconds)
     deadline = time.monotonic() + wait
 
@@ -95,7 +97,10 @@ async def claim(
             got = service.claim(session, settings, provider, body.job_types)
             if got is None:
                 return None
-            return ok({"lease": _lease_out(got.job), "job": job_for_provider(got.job)})
+            voucher = assignment_voucher(chain, got.job, provider.address, got.attempt)
+            return ok(
+                {"lease": _lease_out(got.job), "job": job_for_provider(got.job), "voucher": voucher}
+            )
         return None
 
     while True:

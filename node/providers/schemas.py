@@ -5,15 +5,31 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+def _mb(values: dict[str, Any], mb_key: str, bytes_key: str) -> None:
+    if values.get(mb_key) is None and isinstance(values.get(bytes_key), int):
+        values[mb_key] = values[bytes_key] // (1024 * 1024)
 
 
 class Gpu(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """One GPU as `worker.hardware` reports it (memory in bytes or MiB; extra fields such
+    as uuid and compute capability are kept)."""
+
+    model_config = ConfigDict(extra="allow")
 
     name: str = Field(max_length=200)
-    memory_mb: int = Field(ge=0, le=10_000_000)
+    memory_mb: int = Field(0, ge=0, le=10_000_000)
     cuda: str | None = Field(None, max_length=32)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _memory(cls, values: Any) -> Any:
+        if isinstance(values, dict):
+            values = dict(values)
+            _mb(values, "memory_mb", "memory_bytes")
+        return values
 
 
 class Capabilities(BaseModel):
@@ -23,6 +39,15 @@ class Capabilities(BaseModel):
     cpu_cores: int = Field(1, ge=1, le=4096)
     ram_mb: int = Field(0, ge=0)
     disk_free_mb: int = Field(0, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sizes(cls, values: Any) -> Any:
+        if isinstance(values, dict):
+            values = dict(values)
+            _mb(values, "ram_mb", "memory_bytes")
+            _mb(values, "disk_free_mb", "disk_free_bytes")
+        return values
 
 
 class RegisterProvider(BaseModel):

@@ -3,12 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,57 +14,8 @@ from web3._utils.contract_sources.contract_data.emitter_contract import EMITTER_
 from web3.exceptions import ContractLogicError
 
 from node.chain.evm import CHAIN_ID
+from tests.fixtures.served import Served
 from tests.node.chain.test_rpc import LOG_DOUBLE_WITH_INDEX, deploy, transact
-
-REPO = Path(__file__).resolve().parents[3]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Served:
-    def __init__(self, data_dir: Path, database_url: str) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ)
-        env.update(
-            PYTHONPATH=str(REPO),
-            DCM_DATA_DIR=str(data_dir),
-            DCM_DATABASE_URL=database_url,
-            DCM_PUBLIC_URL=self.url,
-            DCM_ENVIRONMENT="development",
-        )
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dcm.cli", "serve", "--port", str(self.port)],
-            env=env,
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(self.proc.stderr.read().decode()[-2000:])
-            try:
-                if httpx.get(self.url + "/chain/info", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("dcm serve did not start")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
 
 
 @pytest.fixture

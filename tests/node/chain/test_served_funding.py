@@ -190,7 +190,7 @@ def test_wallet_funds_a_seed_000_job_through_chain_rpc_and_it_survives_restart(s
             env={**os.environ, "PYTHONPATH": str(ROOT)},
             timeout=120,
         )
-        assert wrong.returncode != 0 and "cannot decrypt" in wrong.stderr
+        assert wrong.returncode != 0 and "cannot unlock" in wrong.stderr
 
         addresses = [requester.address, second.address, funding["to"]]
         balances = {a: w3.eth.get_balance(a) for a in addresses}

@@ -7,11 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -20,6 +16,7 @@ import pytest
 from marketplace.content.importer import import_path
 from marketplace.datasets.synthetic import write_detection_dataset
 from tests.fixtures.datasets import ADDRESS
+from tests.fixtures.served import Served
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -38,55 +35,15 @@ SEED_FIELDS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def node_url(tmp_path):
     if shutil.which("curl") is None:
         pytest.skip("curl not installed")
-    port = _free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "DCM_DATA_DIR": str(tmp_path / "node"),
-        "DCM_UPLOAD__MAX_BYTES": str(4 * 1024 * 1024),
-    }
-    env.pop("DCM_DATABASE_URL", None)  # the embedded SQLite file in the data dir
-    log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dcm.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        cwd=tmp_path,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
+    node = Served(tmp_path / "node", None, DCM_UPLOAD__MAX_BYTES=str(4 * 1024 * 1024))
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/healthz", timeout=1) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                pytest.fail("dcm serve did not start:\n" + (tmp_path / "serve.log").read_text())
-            time.sleep(0.2)
-        yield url
+        yield node.url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        node.stop()
 
 
 def _curl(*args: str) -> tuple[int, bytes]:

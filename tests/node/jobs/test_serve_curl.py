@@ -4,12 +4,8 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,35 +14,17 @@ import pytest
 from node.config import NodeSettings
 from node.db import make_engine, make_sessionmaker, session_scope, upgrade_schema
 from tests.fixtures.engines import require_engine
+from tests.fixtures.served import Served, dcm_env, run_dcm
 from tests.node.jobs.test_seed001_examples import CREATE_BODY, JOB_KEYS, LOGIN_BODY, PATCH_BODY
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def served(tmp_path: Path, database_url: str) -> Iterator[str]:
     """A `dcm serve` process with the seed's user and its workspace 1; yields its URL."""
-    env = {
-        **os.environ,
-        "DCM_DATA_DIR": str(tmp_path / "data"),
-        "DCM_DATABASE_URL": database_url,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
-    dcm = [sys.executable, "-m", "dcm.cli"]
-    subprocess.run(
-        [*dcm, "user", "create", "your_username", "--password-stdin"],
-        input="your_password\n",
-        text=True,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    env = dcm_env(tmp_path / "data", database_url)
+    run_dcm(["user", "create", "your_username", "--password-stdin"], env, "your_password\n")
     settings = NodeSettings(data_dir=tmp_path / "data", database_url=database_url)
     engine = make_engine(settings.sqlalchemy_url)
     upgrade_schema(engine)
@@ -60,34 +38,11 @@ def served(tmp_path: Path, database_url: str) -> Iterator[str]:
         assert create_workspace(session, Principal(user.id, "your_username"), "Team").id == 1
     engine.dispose()
 
-    port = _free_port()
-    log = (tmp_path / "serve.log").open("w")
-    proc = subprocess.Popen(
-        [*dcm, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
+    node = Served(tmp_path / "data", database_url)
     try:
-        for _ in range(300):
-            if proc.poll() is not None:
-                raise AssertionError((tmp_path / "serve.log").read_text())
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError("dcm serve did not start")
-        yield base
+        yield node.url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        node.stop()
 
 
 def test_seed001_flow_with_curl_against_dcm_serve(served: str) -> None:

@@ -1,0 +1,232 @@
+"""Benchmark: how fast an idle provider is handed a new job, and how many claims per second
+the node sustains under 32 concurrent providers with no job handed out twice.
+
+Part 1 (latency): a real `dcm serve`; one idle provider claims in a loop while a requester
+creates jobs one at a time. Latency = server time of the `claimed` event minus server time
+of the `created` event (the job is born pending). Measured with the long-poll claim and,
+as the same-run baseline, with plain polling every `--poll-interval` seconds.
+
+Part 2 (throughput, PostgreSQL): `--jobs` pending jobs, 32 providers claiming concurrently
+over HTTP until the queue is empty; claims/s, and a check that every job was claimed exactly
+once (attempt 1, one `claimed` event each).
+
+    PYTHONPATH=. .venv/bin/python bench/dispatch.py [--pg postgresql://postgres@127.0.0.1/postgres]
+
+Prints the figures and writes bench/results/dispatch.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from eth_account import Account
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from marketplace.sdk.http import siwe_payload  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Node:
+    def __init__(self, data_dir: Path, database_url: str | None) -> None:
+        port = _free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        env = {k: v for k, v in os.environ.items() if k != "DCM_DATABASE_URL"}
+        env.update(PYTHONPATH=str(REPO), DCM_DATA_DIR=str(data_dir), DCM_PUBLIC_URL=self.url)
+        if database_url:
+            env["DCM_DATABASE_URL"] = database_url
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dcm.cli", "serve", "--port", str(port)],
+            env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        for _ in range(600):
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("node did not start")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(20)
+
+
+async def wallet_session(http: httpx.AsyncClient) -> tuple[Any, dict[str, str]]:
+    account = Account.create()
+    nonce = (await http.get("/auth/nonce")).json()
+    tokens = (await http.post("/auth/siwe", json=siwe_payload(nonce, account, "bench"))).json()
+    return account, {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
+async def provider(http: httpx.AsyncClient, max_concurrent: int = 1) -> dict[str, str]:
+    _account, headers = await wallet_session(http)
+    resp = await http.post("/v1/providers", headers=headers, json={
+        "name": "bench", "job_types": ["bench"], "max_concurrent": max_concurrent})
+    resp.raise_for_status()
+    return headers
+
+
+def _ts(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+async def measure_latency(node: Node, samples: int, long_poll: bool,
+                          poll_interval: float) -> list[float]:
+    async with httpx.AsyncClient(base_url=node.url, timeout=60) as http:
+        prov = await provider(http)
+        _req, req_headers = await wallet_session(http)
+        latencies: list[float] = []
+        for _ in range(samples):
+            async def claimer() -> dict[str, Any]:
+                while True:
+                    body = {"job_types": ["bench"], "wait_seconds": 10 if long_poll else 0}
+                    resp = await http.post("/v1/providers/claim", headers=prov, json=body)
+                    if resp.status_code == 200:
+                        return resp.json()["data"]
+                    if not long_poll:
+                        await asyncio.sleep(poll_interval)
+
+            task = asyncio.create_task(claimer())
+            await asyncio.sleep(0.3)  # the provider is idle, waiting
+            created = await http.post("/v1/jobs", headers=req_headers,
+                                      json={"type": "bench", "payload": {}})
+            created.raise_for_status()
+            claim = await task
+            job_id = claim["lease"]["job_id"]
+            detail = (await http.get(f"/v1/jobs/{job_id}", headers=req_headers)).json()["data"]
+            times = {e["type"]: _ts(e["createdAt"] if "createdAt" in e else e["created_at"])
+                     for e in detail["events"]}
+            latencies.append((times["claimed"] - times["created"]).total_seconds() * 1000)
+            await http.post(f"/v1/jobs/{job_id}/release", headers=prov,
+                            json={"attempt": claim["lease"]["attempt"], "reason": "bench"})
+            # released jobs go back to pending: finish them off so they are not re-claimed
+            again = await http.post("/v1/providers/claim", headers=prov,
+                                    json={"job_types": ["bench"], "wait_seconds": 0})
+            if again.status_code == 200:
+                lease = again.json()["data"]["lease"]
+                await http.post(f"/v1/jobs/{lease['job_id']}/fail", headers=prov,
+                                json={"attempt": lease["attempt"], "error": "bench",
+                                      "retryable": False})
+        return latencies
+
+
+async def measure_throughput(node: Node, jobs: int, providers: int) -> dict[str, Any]:
+    limits = httpx.Limits(max_connections=providers * 2)
+    async with httpx.AsyncClient(base_url=node.url, timeout=120, limits=limits) as http:
+        _req, req_headers = await wallet_session(http)
+        ids = []
+        for _ in range(jobs):
+            resp = await http.post("/v1/jobs", headers=req_headers,
+                                   json={"type": "bench", "payload": {}})
+            ids.append(resp.json()["data"]["id"])
+        provs = [await provider(http, max_concurrent=jobs) for _ in range(providers)]
+        claimed: list[tuple[str, int]] = []
+
+        async def run(headers: dict[str, str]) -> None:
+            while True:
+                resp = await http.post("/v1/providers/claim", headers=headers,
+                                       json={"job_types": ["bench"], "wait_seconds": 0})
+                if resp.status_code == 204:
+                    return
+                resp.raise_for_status()
+                lease = resp.json()["data"]["lease"]
+                claimed.append((lease["job_id"], lease["attempt"]))
+
+        started = time.perf_counter()
+        await asyncio.gather(*(run(h) for h in provs))
+        elapsed = time.perf_counter() - started
+        handed = [job_id for job_id, _ in claimed]
+        return {
+            "jobs": jobs,
+            "providers": providers,
+            "claims": len(claimed),
+            "seconds": round(elapsed, 3),
+            "claims_per_second": round(len(claimed) / elapsed, 1),
+            "double_claims": len(handed) - len(set(handed)),
+            "all_claimed_once": sorted(handed) == sorted(ids)
+            and all(attempt == 1 for _, attempt in claimed),
+        }
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--samples", type=int, default=40)
+    parser.add_argument("--poll-interval", type=float, default=1.0)
+    parser.add_argument("--jobs", type=int, default=400)
+    parser.add_argument("--providers", type=int, default=32)
+    parser.add_argument("--pg", default=os.environ.get("DCM_BENCH_PG",
+                                                      "postgresql://postgres@127.0.0.1:5432/postgres"))
+    args = parser.parse_args()
+    out: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        node = Node(Path(tmp) / "sqlite", None)
+        try:
+            long_poll = asyncio.run(measure_latency(node, args.samples, True, 0))
+            polling = asyncio.run(measure_latency(node, max(10, args.samples // 4), False,
+                                                  args.poll_interval))
+        finally:
+            node.stop()
+        out["latency_ms"] = {
+            "long_poll": {"p50": round(statistics.median(long_poll), 2),
+                          "p99": pct(long_poll, 0.99), "samples": len(long_poll)},
+            f"polling_{args.poll_interval}s_baseline": {
+                "p50": round(statistics.median(polling), 2), "p99": pct(polling, 0.99),
+                "samples": len(polling)},
+        }
+        out["latency_ms"]["long_poll_vs_polling_p50"] = round(
+            statistics.median(long_poll) / statistics.median(polling), 3)
+
+        db = f"dcm_bench_{uuid.uuid4().hex[:8]}"
+        admin = httpx.URL(args.pg)
+        import psycopg
+
+        with psycopg.connect(args.pg, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{db}"')
+        try:
+            pg_url = str(admin.copy_with(path="/" + db))
+            node = Node(Path(tmp) / "pg", pg_url)
+            try:
+                out["throughput_postgresql"] = asyncio.run(
+                    measure_throughput(node, args.jobs, args.providers))
+            finally:
+                node.stop()
+        finally:
+            with psycopg.connect(args.pg, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+    print(json.dumps(out, indent=2))
+    results = REPO / "bench" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "dispatch.json").write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""What must not go wrong: a provider killed mid-training, bytes altered in transit."""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import httpx
+import pytest
+from eth_account import Account
+
+from marketplace.errors import StaleAttempt
+from marketplace.sdk.client import NodeClient
+from tests.e2e.conftest import escrow_of, fund, new_provider, run_provider, wait_status
+from tests.fixtures.served import REPO, dcm_env
+from worker.api import NodeAPI
+
+
+def _upload(node, requester, dataset, epochs: int) -> int:
+    job = NodeClient(node.url).upload_dataset_job(
+        dataset,
+        model="yolov8n",
+        epochs=epochs,
+        imgsz=64,
+        classes=["cat", "dog"],
+        reward="0.01",
+        requester_address=requester.address,
+        export_format="pt",
+    )
+    fund(node, job["id"], requester)
+    wait_status(node, job["id"], {"pending"}, timeout=30)
+    return job["id"]
+
+
+def _events(node, requester, job_id: int) -> list[dict]:
+    client = NodeClient(node.url)
+    client.sign_in(requester)
+    return client.job(job_id)["events"]
+
+
+def test_killed_provider_loses_its_lease_and_a_second_one_finishes(
+    node, requester, dataset, tmp_path, training_available
+):
+    job_id = _upload(node, requester, dataset, epochs=4)
+    victim = new_provider(node)
+    keyfile = tmp_path / "victim.json"
+    keyfile.write_text(json.dumps(Account.encrypt(victim.key, "pw")))
+    env = dcm_env(tmp_path / "unused", None, DCM_WALLET_PASSWORD="pw")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dcm.cli",
+            "provider",
+            "run",
+            "--node",
+            node.url,
+            "--keyfile",
+            str(keyfile),
+            "--workdir",
+            str(tmp_path / "victim"),
+            "--once",
+        ],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not any(
+            e["type"] == "progress" and (e.get("message") or "").startswith("Epoch")
+            for e in _events(node, requester, job_id)
+        ):
+            assert proc.poll() is None, "provider exited before training"
+            assert time.monotonic() < deadline, "no epoch reported"
+            time.sleep(0.3)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+    wait_status(node, job_id, {"pending"}, timeout=30)  # the reaper took the lease back
+    assert any(e["type"] == "lease_expired" for e in _events(node, requester, job_id))
+
+    successor = new_provider(node)
+    done = run_provider(node, successor, tmp_path / "successor")
+    assert [d["attempt"] for d in done] == [2]
+    wait_status(node, job_id, {"submitted"}, timeout=30)
+    assert escrow_of(node).get_job(job_id).provider == successor.address
+
+    async def late_submission() -> None:
+        api = NodeAPI(node.url)
+        try:
+            await api.sign_in(victim)
+            await api.job_write(f"job_{job_id}", "result", 1, result_cid="Qm" + "z" * 44)
+        finally:
+            await api.aclose()
+
+    import asyncio
+
+    with pytest.raises(StaleAttempt):
+        asyncio.run(late_submission())
+    escrow = escrow_of(node)
+    with pytest.raises(Exception, match="NotProvider|WrongStatus"):
+        escrow.submit(victim, job_id, b"\x01" * 32)
+
+
+def test_altered_dataset_is_refused_before_training(
+    node, requester, dataset, tmp_path, monkeypatch, training_available
+):
+    job_id = _upload(node, requester, dataset, epochs=2)
+    original = NodeAPI.download_dataset
+
+    async def tampered(self, job_ref: str, dest: Path) -> Path:
+        await original(self, job_ref, dest)
+        with zipfile.ZipFile(dest) as zf:
+            entries = [(info, zf.read(info)) for info in zf.infolist()]
+        buf = io.BytesIO()
+        flipped = False
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as out:
+            for info, data in entries:
+                if not flipped and data:
+                    data = bytes([data[0] ^ 0xFF]) + data[1:]  # one flipped byte
+                    flipped = True
+                out.writestr(info, data)
+        assert flipped
+        dest.write_bytes(buf.getvalue())
+        return dest
+
+    monkeypatch.setattr(NodeAPI, "download_dataset", tampered)
+    run_provider(node, new_provider(node), tmp_path / "provider")
+    detail = wait_status(node, job_id, {"failed"}, timeout=30)
+    assert detail["status"] == "failed"
+    events = _events(node, requester, job_id)
+    assert not any(
+        e["type"] == "progress" and (e.get("message") or "").startswith("Epoch") for e in events
+    )
+    failure = [e for e in events if e["type"] == "failed"][-1]
+    assert "does not match its CID" in failure["message"]
+    assert httpx.get(f"{node.url}/jobs/get-jobs").json() == []
