@@ -370,5 +370,11 @@ def job_settlement(job_id: str, node_url: str) -> None:
             raise click.ClickException(f"{exc.code}: {exc.message}") from exc
 
 
+# --- escrow (issue 4): `dcm wallet new|address`, `dcm chain deploy` ---
+from dcm.escrow_cli import register as _register_escrow  # noqa: E402
+
+_register_escrow(main)
+
+
 if __name__ == "__main__":
     main()

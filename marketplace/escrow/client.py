@@ -107,6 +107,11 @@ GAS_LIMITS = {
 FEE_CACHE_SECONDS = 5.0
 
 
+def _is_nonce_error(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "nonce" in text and any(w in text for w in ("too low", "already", "invalid", "expected"))
+
+
 def _bytes32(value: bytes | str, what: str) -> bytes:
     if isinstance(value, str):
         value = bytes.fromhex(value.removeprefix("0x"))
@@ -383,6 +388,8 @@ class JobEscrow:
             raise self._translate(exc, fn) from None
 
     def _translate(self, exc: BaseException, action: str) -> Exception:
+        if isinstance(exc, ChainError | UpstreamUnavailable):
+            return exc
         if revert_data_of(exc) is not None or "revert" in str(exc).lower():
             return chain_error(exc, action=action)
         if isinstance(exc, ConnectionError | TimeoutError | OSError):
@@ -440,28 +447,36 @@ class JobEscrow:
         *,
         action: str,
     ) -> Any:
+        sender = account.address
         with self._lock:
-            sender = account.address
-            tx: dict[str, Any] = {
-                "chainId": self.chain_id,
-                "nonce": self._next_nonce(sender),
-                "gas": gas,
-                "value": int(value),
-                "data": data,
-                **self._fee_fields(),
-            }
-            if to is not None:
-                tx["to"] = to
-            raw = account.sign_transaction(tx).raw_transaction
-            try:
-                tx_hash = self.w3.eth.send_raw_transaction(raw)
-            except Exception as exc:  # noqa: BLE001 - translated at the boundary
-                # The node may or may not have used the nonce (Hardhat mines reverting
-                # transactions it reports as errors): resync from the chain.
-                self._nonces.pop(sender, None)
-                self._fees = None
-                raise self._translate(exc, action) from None
-            self._nonces[sender] = tx["nonce"] + 1
+            for attempt in (1, 2):
+                try:
+                    tx: dict[str, Any] = {
+                        "chainId": self.chain_id,
+                        "nonce": self._next_nonce(sender),
+                        "gas": gas,
+                        "value": int(value),
+                        "data": data,
+                        **self._fee_fields(),
+                    }
+                except Exception as exc:  # noqa: BLE001 - RPC down or unreachable
+                    raise self._translate(exc, action) from None
+                if to is not None:
+                    tx["to"] = to
+                raw = account.sign_transaction(tx).raw_transaction
+                try:
+                    tx_hash = self.w3.eth.send_raw_transaction(raw)
+                except Exception as exc:  # noqa: BLE001 - translated at the boundary
+                    # The node may or may not have used the nonce (Hardhat mines reverting
+                    # transactions it reports as errors): resync from the chain. A stale
+                    # nonce (another client used this account) is retried once.
+                    self._nonces.pop(sender, None)
+                    self._fees = None
+                    if attempt == 1 and _is_nonce_error(exc):
+                        continue
+                    raise self._translate(exc, action) from None
+                self._nonces[sender] = tx["nonce"] + 1
+                break
         try:
             receipt = self.w3.eth.wait_for_transaction_receipt(
                 tx_hash, timeout=self.receipt_timeout, poll_latency=0.05

@@ -63,6 +63,8 @@ class Harness:
         return self.escrow
 
     def now(self) -> int:
+        if self.tester is not None:  # direct, skipping web3's middleware: much faster
+            return int(self.tester.get_block_by_number("latest")["timestamp"])
         return int(self.w3.eth.get_block("latest")["timestamp"])
 
     def travel_to(self, ts: int) -> None:
@@ -78,6 +80,8 @@ class Harness:
 
     def balance(self, who: str | LocalAccount) -> int:
         address = who if isinstance(who, str) else who.address
+        if self.tester is not None:
+            return int(self.tester.get_balance(address))
         return int(self.w3.eth.get_balance(address))
 
 
