@@ -284,8 +284,11 @@ def _payout(row: ChainEvent) -> dict[str, Any]:
         "job_id": f"job_{row.job_id}" if row.job_id else None,
         "job_key": row.job_key,
         "outcome": row.outcome,
-        "recipient": row.provider,
-        "amount_wei": str(row.provider_amount_wei or 0),
+        # who received the escrow: the provider when paid, else the refunded requester
+        "recipient": row.provider if row.provider_amount_wei else row.requester,
+        "amount_wei": str(row.provider_amount_wei or row.requester_amount_wei or 0),
+        "provider": row.provider,
+        "provider_amount_wei": str(row.provider_amount_wei or 0),
         "requester": row.requester,
         "requester_refund_wei": str(row.requester_amount_wei or 0),
         "fee_wei": str(row.fee_wei or 0),

@@ -127,6 +127,8 @@ def test_underfunding_and_wrong_sender_keep_the_job_closed_with_the_reason(node,
     # the no-credential seed 000 detail carries the same funding call as the upload
     detail = node.get(f"/jobs/image_processing/get-job/{short['id']}").json()
     assert detail["funding"] == short["funding"]
+    bare = node.get(f"/jobs/{short['id']}/funding")  # seed 000 style, no credentials
+    assert bare.status_code == 200 and bare.json() == short["funding"]
     v1 = node.get(f"/v1/jobs/job_{short['id']}/funding", headers=headers)
     assert v1.status_code == 200 and v1.json() == {"success": True, "data": short["funding"]}
 
@@ -253,6 +255,10 @@ def test_deadline_without_result_refunds_the_requester(node, tmp_path):
     assert after_funding + funding_gas + REWARD == 5 * 10**18  # every wei accounted for
     [payout] = node.get("/v1/payouts", params={"requester": requester.address}).json()["data"]
     assert payout["outcome"] == "expired" and payout["requester_refund_wei"] == str(REWARD)
+    assert payout["recipient"] == requester.address and payout["amount_wei"] == str(REWARD)
+    assert payout["provider_amount_wei"] == "0"
+    closed = node.get(f"/jobs/{job['id']}/funding")
+    assert closed.status_code == 409 and closed.json()["code"] == "NOT_AWAITING_FUNDING"
     assert tick(node).refund == []
 
 
