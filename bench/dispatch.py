@@ -76,7 +76,10 @@ class Node:
 async def wallet_session(http: httpx.AsyncClient) -> tuple[Any, dict[str, str]]:
     account = Account.create()
     nonce = (await http.get("/auth/nonce")).json()
-    tokens = (await http.post("/auth/siwe", json=siwe_payload(nonce, account, "bench"))).json()
+    resp = await http.post("/auth/siwe", json=siwe_payload(nonce, account, "bench"))
+    if resp.status_code != 200:
+        raise RuntimeError(f"sign-in failed: {resp.status_code} {resp.text}")
+    tokens = resp.json()
     return account, {"Authorization": f"Bearer {tokens['access_token']}"}
 
 
@@ -84,7 +87,8 @@ async def provider(http: httpx.AsyncClient, max_concurrent: int = 1) -> dict[str
     _account, headers = await wallet_session(http)
     resp = await http.post("/v1/providers", headers=headers, json={
         "name": "bench", "job_types": ["bench"], "max_concurrent": max_concurrent})
-    resp.raise_for_status()
+    if resp.status_code != 201:
+        raise RuntimeError(f"register failed: {resp.status_code} {resp.text}")
     return headers
 
 
@@ -141,7 +145,7 @@ async def measure_throughput(node: Node, jobs: int, providers: int) -> dict[str,
             resp = await http.post("/v1/jobs", headers=req_headers,
                                    json={"type": "bench", "payload": {}})
             ids.append(resp.json()["data"]["id"])
-        provs = [await provider(http, max_concurrent=jobs) for _ in range(providers)]
+        provs = [await provider(http, max_concurrent=min(jobs, 256)) for _ in range(providers)]
         claimed: list[tuple[str, int]] = []
 
         async def run(headers: dict[str, str]) -> None:

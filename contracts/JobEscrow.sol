@@ -22,6 +22,8 @@ pragma solidity 0.8.28;
 ///             no ruling: the DEFAULT RULE pays the provider in full)        -> Paid
 ///   cancel (requester, while no provider is bound)                          -> Cancelled
 ///   refundExpired (anyone, deadline passed without a result)                -> Expired
+///   reject (assigner, while no provider was ever bound: refund the funder and
+///           forget the record, so the job id can be funded again)           -> None
 ///
 /// Design decisions
 /// - Binding by a node-signed EIP-712 assignment voucher, not a first-come on-chain claim.
@@ -37,6 +39,11 @@ pragma solidity 0.8.28;
 ///   it buys zero extra storage and no on-chain lease bookkeeping. The voucher never moves
 ///   money: a malicious assigner can only choose who may submit; the requester still
 ///   accepts or disputes, and deadlines still refund.
+/// - Squatting: anyone may fund any key first (e.g. 1 wei under someone else's job id).
+///   The node's funding gate ignores a funding by anyone but the job's requester, and the
+///   ASSIGNER may `reject` a funding no provider was ever bound to: the ether goes back to
+///   whoever funded it and the key is freed for the real requester. The assigner cannot
+///   send escrowed ether anywhere else, and cannot touch a job once it has been assigned.
 /// - Arbitration default rule: a dispute not resolved within ARBITRATION_WINDOW is settled by
 ///   `finalize` exactly as an undisputed result (provider paid, minus the fee). A dispute is
 ///   a claim the requester must get upheld; otherwise disputing every result for free would
@@ -76,7 +83,8 @@ contract JobEscrow {
         Resolved,
         DefaultRuling,
         Cancelled,
-        Expired
+        Expired,
+        Rejected
     }
 
     /// @dev slot 0: requester + amount; slot 1: provider + phase end + window + status + attempt.
@@ -174,6 +182,8 @@ contract JobEscrow {
     error NotRequester();
     error NotProvider();
     error NotArbiter();
+    error NotAssigner();
+    error AlreadyAssigned();
     error DeadlinePassed();
     error DeadlineNotReached();
     error VoucherExpired();
@@ -405,6 +415,20 @@ contract JobEscrow {
         if (status != Status.Open && status != Status.Bound) revert WrongStatus(status);
         if (block.timestamp < job.phaseEnd) revert DeadlineNotReached();
         _refund(jobKey, job, Status.Expired, Outcome.Expired);
+    }
+
+    /// @notice The assigner returns a funding it will not honour (wrong funder, too little)
+    ///         to whoever funded it, and frees the key, while no provider was ever bound.
+    function reject(bytes32 jobKey) external nonReentrant {
+        if (msg.sender != ASSIGNER) revert NotAssigner();
+        Job storage job = _jobs[jobKey];
+        if (job.status != Status.Open) revert WrongStatus(job.status);
+        if (job.attempt != 0) revert AlreadyAssigned();
+        address requester = job.requester;
+        uint256 amount = job.amount;
+        delete _jobs[jobKey];
+        emit JobSettled(jobKey, requester, address(0), Outcome.Rejected, 0, amount, 0);
+        _push(requester, amount);
     }
 
     /// @notice Pay `account` what it is owed (failed pushes, accrued fees). Anyone may call;

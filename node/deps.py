@@ -27,7 +27,10 @@ def get_db_session(request: Request) -> Iterator[Session]:
 
 
 SettingsDep = Annotated[NodeSettings, Depends(get_settings)]
-SessionDep = Annotated[Session, Depends(get_db_session)]
+# scope="function": the commit runs when the handler returns, before the response is sent.
+# With the default ("request") FastAPI closes yield dependencies after sending, so a fast
+# client could read before the write it was just told about is committed.
+SessionDep = Annotated[Session, Depends(get_db_session, scope="function")]
 
 
 @dataclass(frozen=True)
@@ -84,5 +87,7 @@ def get_optional_principal(
     return get_principal(request, session, settings)
 
 
-PrincipalDep = Annotated[Principal, Depends(get_principal)]
-OptionalPrincipalDep = Annotated[Principal | None, Depends(get_optional_principal)]
+PrincipalDep = Annotated[Principal, Depends(get_principal, scope="function")]
+OptionalPrincipalDep = Annotated[
+    Principal | None, Depends(get_optional_principal, scope="function")
+]

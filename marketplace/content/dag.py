@@ -21,6 +21,7 @@ from marketplace.content.dagpb import (
     decode_unixfs,
 )
 from marketplace.content.errors import ContentNotFound, InvalidBlock, NotADirectory, NotAFile
+from marketplace.content.hamt import iter_shard
 from marketplace.content.store import Entry
 
 GetBlock = Callable[[Cid], bytes]
@@ -75,18 +76,27 @@ def ls(get: GetBlock, cid: Cid) -> list[Entry]:
     block = get(cid)
     if cid.codec != DAG_PB:
         raise NotADirectory(f"{cid} is not a directory")
+    out = []
+    for name, child, tsize in dir_links(get, cid, block):
+        st = stat(get, child)
+        size = tsize if st.is_dir else st.filesize
+        out.append(Entry(name, str(child), size, st.is_dir))
+    return out
+
+
+def dir_links(get: GetBlock, cid: Cid, block: bytes) -> Iterator[tuple[str, Cid, int]]:
+    """(name, cid, tsize) of a directory's entries, plain or HAMT-sharded."""
+    if cid.codec != DAG_PB:
+        raise NotADirectory(f"{cid} is not a directory")
     node = decode_node(block)
     fs = decode_unixfs(node.data)
     if fs.type == HAMT_SHARD:
-        raise NotADirectory("HAMT-sharded directories are not supported")
+        yield from iter_shard(get, cid)
+        return
     if fs.type != DIRECTORY:
         raise NotADirectory(f"{cid} is not a directory")
-    out = []
     for link in node.links:
-        st = stat(get, link.cid)
-        size = link.tsize if st.is_dir else st.filesize
-        out.append(Entry(link.name, str(link.cid), size, st.is_dir))
-    return out
+        yield link.name, link.cid, link.tsize
 
 
 def resolve(get: GetBlock, ref: str) -> Cid:
@@ -97,15 +107,9 @@ def resolve(get: GetBlock, ref: str) -> Cid:
     head, _, rest = ref.partition("/")
     cid = parse_cid(head)
     for name in (p for p in rest.split("/") if p):
-        node_block = get(cid)
-        if cid.codec != DAG_PB:
-            raise NotADirectory(f"{cid} is not a directory")
-        node = decode_node(node_block)
-        if decode_unixfs(node.data).type != DIRECTORY:
-            raise NotADirectory(f"{cid} is not a directory")
-        for link in node.links:
-            if link.name == name:
-                cid = link.cid
+        for link_name, child, _ in dir_links(get, cid, get(cid)):
+            if link_name == name:
+                cid = child
                 break
         else:
             raise ContentNotFound(f"no link named {name!r} under {cid}")

@@ -28,9 +28,13 @@ from marketplace.content.dagpb import (
     leaf_prefix,
     unixfs_file_parent,
 )
+from marketplace.content.hamt import build_hamt
 
 CHUNK_SIZE = 262144
 MAX_LINKS = 174
+# Kubo turns a directory into a HAMT shard once the sum over its links of
+# len(name) + len(binary CID) reaches this (boxo `HAMTShardingSize`, "links" estimation).
+HAMT_SHARDING_SIZE = 262144
 
 Buffer = bytes | bytearray | memoryview
 
@@ -47,6 +51,8 @@ class ImportOptions:
     chunk_size: int = CHUNK_SIZE
     max_links: int = MAX_LINKS
     include_hidden: bool = False  # Kubo's `ipfs add -r` skips dot files unless --hidden
+    # Kubo's Import.UnixFSHAMTDirectorySizeThreshold (estimated from name and CID lengths)
+    hamt_sharding_size: int = HAMT_SHARDING_SIZE
 
     def __post_init__(self) -> None:
         if self.cid_version not in (0, 1):
@@ -209,11 +215,15 @@ def build_directory(
     sink: BlockSink | None = None,
 ) -> Node:
     """A UnixFS directory node over named children, links sorted by name bytewise (as
-    go-merkledag sorts them). Names must be unique and contain no `/`."""
+    go-merkledag sorts them), or a HAMT shard where Kubo would build one. Names must be
+    unique and contain no `/`."""
     items = sorted(((name.encode("utf-8"), node) for name, node in entries), key=lambda x: x[0])
     for i in range(1, len(items)):
         if items[i][0] == items[i - 1][0]:
             raise ValueError(f"duplicate name {items[i][0]!r} in a directory")
+    estimate = sum(len(name) + len(n.cid.to_bytes()) for name, n in items)
+    if estimate >= options.hamt_sharding_size:
+        return build_hamt(items, options, sink)
     links = [encode_link(n.cid.to_bytes(), name, n.tsize) for name, n in items]
     block = encode_node(links, DIRECTORY_DATA)
     cid = Cid.of_block(block, version=options.cid_version, codec=DAG_PB)

@@ -54,6 +54,7 @@ class Outcome(IntEnum):
     DEFAULT_RULING = 3
     CANCELLED = 4
     EXPIRED = 5
+    REJECTED = 6
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,7 @@ GAS_LIMITS = {
     "finalize": 150_000,
     "cancel": 150_000,
     "refundExpired": 150_000,
+    "reject": 150_000,
     "withdraw": 100_000,
 }
 FEE_CACHE_SECONDS = 5.0
@@ -375,6 +377,10 @@ class JobEscrow:
 
     def refund_expired(self, account: LocalAccount, job: JobRef) -> TxResult:
         return self._send(account, "refundExpired", (self.key(job),))
+
+    def reject(self, account: LocalAccount, job: JobRef) -> TxResult:
+        """Assigner only: refund an unassigned funding to its funder and free the key."""
+        return self._send(account, "reject", (self.key(job),))
 
     def withdraw(self, account: LocalAccount, beneficiary: str) -> TxResult:
         return self._send(account, "withdraw", (to_checksum_address(beneficiary),))

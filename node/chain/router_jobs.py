@@ -8,9 +8,9 @@ requester's wallet signs and sends itself; the node never holds requester keys.
   uploads take no credentials: their funding call is on the upload response and on
   `GET /jobs/image_processing/get-job/{id}` while the job awaits funding; the requester
   proves the address by funding from it.)
-- `GET /jobs/{id}/funding` (seed 000 style: no credentials, the bare call object): the
-  same for a seed 000 (`image_processing`) job, whose upload took no credentials either;
-  other jobs' funding needs the owner's credentials (404 here).
+- `GET /jobs/{id}/funding` (seed 000 style: no credentials; same `{success, data}`
+  envelope): the same for a seed 000 (`image_processing`) job, whose upload took no
+  credentials either; other jobs' funding needs the owner's credentials (404 here).
 - `GET /v1/jobs/{jobId}/cancel-call`: the escrow `cancel` of a funded job that no
   provider is bound to on chain (the refund comes from the contract; the watcher cancels
   the job when it sees it). Cancelling a funded job through the job APIs answers 409
@@ -68,7 +68,7 @@ def seed000_job_funding(job_id: str, request: Request, session: SessionDep) -> d
     from node.datasets.service import JOB_TYPE, DatasetService
 
     job = DatasetService.get_job(session, job_id, job_type=JOB_TYPE)
-    return service.funding_for_job(session, _host(request), job)
+    return _ok(service.funding_for_job(session, _host(request), job))
 
 
 @router.get("/jobs/{jobId}/cancel-call")

@@ -38,6 +38,7 @@ OUTCOMES = {
     3: "default_ruling",
     4: "cancelled",
     5: "expired",
+    6: "rejected",  # the assigner returned a squatter's funding; the key is free again
 }
 _FINAL_STATUS = {
     "accepted": JobStatus.COMPLETED,

@@ -21,7 +21,7 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Iterator
-from contextlib import ExitStack, suppress
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote
@@ -121,19 +121,21 @@ class KuboStore:
             "wrap-with-directory": "false",
             "progress": "false",
         }
-        with ExitStack() as stack:
-            files = []
-            for rel, fs_path in _upload_order(path, include_hidden):
-                name = quote(rel, safe="")
-                if fs_path.is_dir():
-                    files.append(("file", (name, b"", "application/x-directory")))
-                else:
-                    f = stack.enter_context(open(fs_path, "rb"))
-                    files.append(("file", (name, f, "application/octet-stream")))
-            try:
-                resp = self._post("add", params, timeout=self.add_timeout_seconds, files=files)
-            except _Timeout as exc:
-                raise UpstreamUnavailable(str(exc)) from exc
+        files: list[tuple[str, tuple[str, Any, str]]] = []
+        for rel, fs_path in _upload_order(path, include_hidden):
+            name = quote(rel, safe="")
+            if fs_path.is_dir():
+                files.append(("file", (name, b"", "application/x-directory")))
+            else:
+                files.append(("file", (name, _LazyFile(fs_path), "application/octet-stream")))
+        try:
+            resp = self._post("add", params, timeout=self.add_timeout_seconds, files=files)
+        except _Timeout as exc:
+            raise UpstreamUnavailable(str(exc)) from exc
+        finally:
+            for _, (_, f, _) in files:
+                if isinstance(f, _LazyFile):
+                    f.close()
         lines = [json.loads(x) for x in resp.text.splitlines() if x.strip()]
         if not lines:
             raise UpstreamUnavailable("IPFS daemon: add answered nothing")
@@ -267,6 +269,33 @@ class _Timeout(UpstreamUnavailable):
     """A call ran past its timeout (the caller decides what that means)."""
 
     code = "UPSTREAM_TIMEOUT"
+
+
+class _LazyFile:
+    """A file opened only while httpx streams its part (and closed at its end), so a
+    100k-file upload never holds 100k descriptors. Its length is unknown to httpx, which
+    then sends the body chunked."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._f: BinaryIO | None = None
+        self._done = False
+
+    def read(self, size: int = -1) -> bytes:
+        if self._done:
+            return b""
+        if self._f is None:
+            self._f = open(self.path, "rb")  # noqa: SIM115 (closed at EOF or by close())
+        data = self._f.read(size)
+        if not data or size < 0:
+            self.close()
+            self._done = True
+        return data
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
 
 
 def _parse(text: str) -> Cid | None:

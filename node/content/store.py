@@ -9,7 +9,7 @@ request has written anything, or the two connections will wait on each other.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -28,7 +28,6 @@ from marketplace.content.importer import (
 from marketplace.content.store import AddedCallback, Entry
 from node.content import repository
 from node.content.blockstore import FsBlocks
-from node.db import session_scope
 
 
 class EmbeddedStore:
@@ -42,13 +41,13 @@ class EmbeddedStore:
         self._lock = threading.RLock()
 
     # -- adding -------------------------------------------------------------------
-    def _add(self, do_import: callable, pin: bool) -> str:  # type: ignore[valid-type]
+    def _add(self, do_import: Callable[[], Node], pin: bool) -> str:
         with self._lock:
             with self.blocks.batch():
                 node: Node = do_import()
             cid = str(node.cid)
-            if pin:
-                self.pin(cid)
+            if pin:  # every block was just written or found present: no re-walk needed
+                self._record_pin(cid)
             return cid
 
     def add_path(
@@ -140,21 +139,24 @@ class EmbeddedStore:
         with self._lock:
             if not self.has(cid):
                 raise ContentNotFound(f"cannot pin {cid}: not all of its blocks are stored")
-            with session_scope(self._sessions) as session:
-                repository.add(session, cid)
+            self._record_pin(cid)
+
+    def _record_pin(self, cid: str) -> None:
+        with self._sessions.begin() as session:
+            repository.add(session, cid)
 
     def unpin(self, cid: str) -> None:
         parse_cid(cid)
-        with session_scope(self._sessions) as session:
+        with self._sessions.begin() as session:
             if not repository.remove(session, cid):
                 raise PinNotFound(f"{cid} is not pinned")
 
     def is_pinned(self, cid: str) -> bool:
-        with session_scope(self._sessions) as session:
+        with self._sessions.begin() as session:
             return repository.get(session, cid) is not None
 
     def pins(self) -> list[str]:
-        with session_scope(self._sessions) as session:
+        with self._sessions.begin() as session:
             return repository.all_cids(session)
 
     def gc(self) -> int:

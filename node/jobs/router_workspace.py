@@ -84,8 +84,8 @@ def _writer(workspace_id: WorkspaceIdPath, principal: PrincipalDep, session: Ses
     return workspace_id
 
 
-ReadableWorkspace = Annotated[int, Depends(_reader)]
-WritableWorkspace = Annotated[int, Depends(_writer)]
+ReadableWorkspace = Annotated[int, Depends(_reader, scope="function")]
+WritableWorkspace = Annotated[int, Depends(_writer, scope="function")]
 
 
 class ListQuery:

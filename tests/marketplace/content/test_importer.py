@@ -132,3 +132,50 @@ def test_debian_ipfs_cid_agrees(tmp_path: Path, size: int) -> None:
     # ipfs_cid's "CIDv1" is the CIDv0 root re-encoded (its links stay v0), which is not
     # what `ipfs add --cid-version 1` builds for multi-block files; compare it as that.
     assert str(ours.to_v1()) == theirs["CIDv1"]
+
+
+# From Kubo's own test suite (test/sharness/t0260-sharding.sh): `testdata` holds file1 ..
+# file2000, file i containing f"{i}\n"; `ipfs add -r testdata` with sharding forced off,
+# forced on (threshold 1 byte), and forced on with --cid-version=1.
+KUBO_UNSHARDED = "QmavrTrQG4VhoJmantURAYuw3bowq3E2WcvP36NRQDAC1N"
+KUBO_SHARDED = "QmSCJD1KYLhVVHqBK3YyXuoEqHt7vggyJhzoFYbT8v1XYL"
+KUBO_SHARDED_V1 = "bafybeibiemewfzzdyhq2l74wrd6qj2oz42usjlktgnlqv4yfawgouaqn4u"
+KUBO_FILE100 = "QmZ3RfWk1u5LEGYLHA633B5TNJy3Du27K6Fny9wcxpowGS"
+
+
+def make_sharding_testdata(root: Path) -> Path:
+    data = root / "testdata"
+    data.mkdir()
+    for i in range(1, 2001):
+        (data / f"file{i}").write_text(f"{i}\n")
+    return data
+
+
+def test_kubo_hamt_sharding_vectors(tmp_path: Path) -> None:
+    data = make_sharding_testdata(tmp_path)
+    # 2000 links of ~8 + 34 bytes stay under Kubo's 256 KiB threshold: a plain directory
+    assert str(import_path(data).cid) == KUBO_UNSHARDED
+    blocks = MemoryBlocks()
+    sharded = import_path(data, ImportOptions(hamt_sharding_size=1), blocks)
+    assert str(sharded.cid) == KUBO_SHARDED
+    v1 = import_path(data, ImportOptions(cid_version=1, hamt_sharding_size=1))
+    assert str(v1.cid) == KUBO_SHARDED_V1
+    from marketplace.content import dag
+
+    assert str(dag.resolve(blocks.get, f"{KUBO_SHARDED}/file100")) == KUBO_FILE100
+    names = sorted(e.name for e in dag.ls(blocks.get, sharded.cid))
+    assert names == sorted(f"file{i}" for i in range(1, 2001))
+
+
+def test_default_threshold_switches_to_hamt_exactly_at_256_kib() -> None:
+    from marketplace.content.dagpb import HAMT_SHARD
+    from marketplace.content.importer import build_directory
+
+    leaf = import_bytes(b"x")
+    blocks = MemoryBlocks()
+    # each link counts len(name) + 34 (binary CIDv0) toward Kubo's 262144-byte threshold
+    below = [(f"{i:0200d}", leaf) for i in range(1120)]  # 1120 * 234 = 262080
+    flat = build_directory(below, sink=blocks)
+    assert decode_unixfs(decode_node(blocks.get(flat.cid)).data).type == 1
+    at = build_directory([*below, (f"{1120:0200d}", leaf)], sink=blocks)  # 262314 >= 262144
+    assert decode_unixfs(decode_node(blocks.get(at.cid)).data).type == HAMT_SHARD

@@ -128,6 +128,43 @@ def test_fund_bind_submit_accept(chain: Harness):
     assert esc.events("ResultSubmitted")[0]["args"]["resultDigest"] == RESULT
 
 
+def test_assigner_rejects_a_squatted_funding_and_frees_the_key(chain: Harness):
+    """A stranger funds someone else's job id first: the node returns the stranger's ether
+    and the real requester funds the job."""
+    esc, books = chain.escrow, Books(chain)
+    books.tx(
+        "mallory",
+        esc.fund(
+            chain.mallory, "job_40", amount_wei=1, deadline=chain.now() + 10**6, challenge_window=60
+        ),
+        1,
+    )
+    books.revert(
+        "JobExists",
+        esc.fund,
+        chain.requester,
+        "job_40",
+        amount_wei=AMOUNT,
+        deadline=chain.now() + 1000,
+        challenge_window=WINDOW,
+    )
+    books.revert("NotAssigner", esc.reject, chain.requester, "job_40")
+    books.tx("node", esc.reject(chain.node, "job_40"))
+    books.paid("mallory", 1)
+    books.check()
+    assert esc.get_job("job_40").status == Status.NONE
+    fund_job(chain, books, "job_40")
+    bind(chain, books, "job_40")
+    books.revert("WrongStatus", esc.reject, chain.node, "job_40")
+    books.tx("provider", esc.abandon(chain.provider, "job_40"))
+    # Once a provider was assigned, the node can no longer take the job away from its funder.
+    books.revert("AlreadyAssigned", esc.reject, chain.node, "job_40")
+    books.check()
+    ev = esc.events("JobSettled")[0]["args"]
+    assert ev["outcome"] == Outcome.REJECTED and ev["requester"] == chain.mallory.address
+    assert ev["requesterAmount"] == 1
+
+
 def test_finalize_after_challenge_window(chain: Harness):
     esc, books = chain.escrow, Books(chain)
     fund_job(chain, books, "job_2")

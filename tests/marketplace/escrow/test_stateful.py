@@ -2,20 +2,22 @@
 
 Hypothesis drives random sequences of every operation (fund, bind, submitWithVoucher,
 abandon, submit, accept, dispute, resolve, finalize, finalizeBatch, cancel, refundExpired,
-withdraw) by every actor, across several jobs, with time travel. A Python model mirrors the
+reject, withdraw) by every actor, across several jobs, with time travel. A Python model mirrors the
 contract's rules, including the order of its checks, so every call must either succeed when
 the model allows it or revert with exactly the custom error the model predicts (which covers
 "unauthorised calls revert"). After every step:
   - the contract's balance equals the unsettled escrow plus what is owed (fees, deferred);
   - every actor's balance equals its start balance minus its gas minus what it funded plus
     what it was paid, to the wei;
-  - every settled job has exactly one JobSettled event (nobody is paid twice).
+  - every settling transaction emits exactly one JobSettled for its job, and each funding
+    is settled at most once (nobody is paid twice).
 At teardown every job is settled and every debt withdrawn: the contract holds 0 wei and all
 funded wei sit with requesters, providers or the fee recipient.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import pytest
@@ -74,7 +76,7 @@ class EscrowMachine(RuleBasedStateMachine):
         self.jobs = {job: Job() for job in JOBS}
         self.expected = {n: self.chain.balance(a) for n, a in self.chain.actors.items()}
         self.owed: dict[str, int] = {}
-        self.settled: set[str] = set()
+        self.settled: Counter[str] = Counter()  # settlements per job (one per funding)
 
     # ------------------------------------------------------------ plumbing
 
@@ -110,8 +112,7 @@ class EscrowMachine(RuleBasedStateMachine):
     def settle(self, job: str, status: int) -> None:
         j = self.jobs[job]
         j.status, j.requester, j.amount = status, None, 0
-        assert job not in self.settled
-        self.settled.add(job)
+        self.settled[job] += 1
         # The settling transaction carries exactly one JobSettled for this job.
         key = self.esc.job_key(job)
         settled = [
@@ -385,6 +386,22 @@ class EscrowMachine(RuleBasedStateMachine):
             self.pay(j.requester, j.amount)
             self.settle(job, EXPIRED)
 
+    @rule(job=st.sampled_from(JOBS), who=st.sampled_from(["node", "node", "requester"]))
+    def reject(self, job, who):
+        j = self.jobs[job]
+
+        def predict(ts):
+            if who != "node":
+                return "NotAssigner"
+            if j.status != OPEN:
+                return "WrongStatus"
+            return "AlreadyAssigned" if j.attempt else None
+
+        if self.do(who, lambda a: self.esc.reject(a, job), predict)[0]:
+            self.pay(j.requester, j.amount)
+            self.settle(job, NONE)
+            self.jobs[job] = Job()  # forgotten: the job id may be funded again
+
     @rule(account=st.sampled_from(["fee", "provider", "requester"]), who=st.sampled_from(CALLERS))
     def withdraw(self, account, who):
         owed = self.owed.get(account, 0)
@@ -441,9 +458,8 @@ class EscrowMachine(RuleBasedStateMachine):
         """The slower reads (eth_call, getLogs): once per example, at teardown."""
         for name in ("fee", "provider", "requester"):
             assert self.esc.owed(self.addr(name)) == self.owed.get(name, 0)
-        keys = [e["args"]["jobKey"] for e in self.esc.events("JobSettled")]
-        assert len(keys) == len(set(keys))
-        assert set(keys) == {self.esc.job_key(j) for j in self.settled}
+        keys = Counter(e["args"]["jobKey"] for e in self.esc.events("JobSettled"))
+        assert keys == Counter({self.esc.job_key(j): n for j, n in self.settled.items() if n})
         for job, j in self.jobs.items():
             assert self.esc.get_job(job).status == j.status
 

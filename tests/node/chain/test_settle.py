@@ -128,7 +128,7 @@ def test_underfunding_and_wrong_sender_keep_the_job_closed_with_the_reason(node,
     detail = node.get(f"/jobs/image_processing/get-job/{short['id']}").json()
     assert detail["funding"] == short["funding"]
     bare = node.get(f"/jobs/{short['id']}/funding")  # seed 000 style, no credentials
-    assert bare.status_code == 200 and bare.json() == short["funding"]
+    assert bare.status_code == 200 and bare.json() == {"success": True, "data": short["funding"]}
     v1 = node.get(f"/v1/jobs/job_{short['id']}/funding", headers=headers)
     assert v1.status_code == 200 and v1.json() == {"success": True, "data": short["funding"]}
 

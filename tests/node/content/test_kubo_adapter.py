@@ -149,3 +149,19 @@ def test_node_uses_the_daemon_when_configured(
     direct = httpx.post(f"{ipfs_url}/api/v0/cat", params={"arg": cid}, timeout=5)
     assert direct.content == b"via the daemon\n"
     assert parse_cid(cid).version == 0
+
+
+def test_js_ipfs_does_not_shard_big_directories_so_the_adapter_refuses(
+    ipfs_url: str, tmp_path: Path
+) -> None:
+    """Where Kubo HAMT-shards a directory (links >= 256 KiB by its estimate), js-ipfs 0.66's
+    HTTP add writes one flat node: the CIDs differ, and the adapter must say so and unpin."""
+    big = tmp_path / "big"
+    big.mkdir()
+    for i in range(1121):  # 1121 * (200 + 34) >= 262144
+        (big / f"{i:0200d}").write_bytes(b"x")
+    store = KuboStore(ipfs_url, add_timeout_seconds=120)
+    with pytest.raises(CidMismatch) as err:
+        store.add_path(big)
+    assert err.value.details["expected"] == str(import_path(big).cid)
+    assert not store.is_pinned(err.value.details["got"])

@@ -183,6 +183,10 @@ def test_gateway_file_range_raw_car_and_listing(client: TestClient, tmp_path: Pa
     target = dag.resolve(mem.get, f"{root}/images/train/img1.png")
     assert b"".join(dag.cat(mem.get, target)) == content(301000)
     assert [str(r) for r in roots] == [root]
+    head = client.head(url)
+    assert head.status_code == 200 and head.headers["content-length"] == "301000"
+    assert head.content == b""
+    assert client.get(url, headers={"Range": "bytes=400000-"}).status_code == 416
     assert client.get(f"/ipfs/{root}/nope").status_code == 404
     assert client.get(f"/ipfs/{root}?format=zip").status_code == 400
 
