@@ -6,8 +6,13 @@
   `chain_events` row unique by (chain, tx, log index) records that it was applied).
   `JobFunded` opens an `awaiting_funding` job (-> `pending`) only when the funder is the
   job's requester and the amount covers the reward; otherwise the reason goes to the
-  job's event log. `JobSettled` moves the job to its final state where the job table
-  allows it and is the source of payouts.
+  job's event log and an outbox row `reject`s the deposit (the node is the escrow's
+  assigner: the funder gets it back and the key is free for the requester again).
+  `ResultSubmitted` -> `submitted` (digest checked against the result CID),
+  `JobDisputed` -> `disputed`, `ProviderBound`/`ProviderReleased` -> event log.
+  `JobSettled` moves the job to its final state where the job table allows it and is
+  the source of payouts.
+- `funding_for_job`, `cancel_call`, `accept_call`: the calls a requester's wallet signs.
 - `list_payouts(...)`, `settlement_for_job(...)`: read from applied `JobSettled` events.
 """
 
@@ -155,7 +160,7 @@ def apply_escrow_event(
     if job is None:
         return True
     if event == "JobFunded":
-        _apply_funded(session, job, args, where)
+        _apply_funded(session, job, args, where, key)
     elif event == "JobSettled":
         _apply_settled(session, job, row, where)
     elif event == "ResultSubmitted":
@@ -168,7 +173,9 @@ def apply_escrow_event(
     return True
 
 
-def _apply_funded(session: Session, job: Job, args: dict[str, Any], where: dict) -> None:
+def _apply_funded(
+    session: Session, job: Job, args: dict[str, Any], where: dict, key: str | None
+) -> None:
     funder = str(args["requester"])
     amount = int(args["amount"])
     data = {**where, "funder": funder, "amount_wei": str(amount)}
@@ -183,6 +190,19 @@ def _apply_funded(session: Session, job: Job, args: dict[str, Any], where: dict)
         reason = f"funded {amount} wei, below the reward of {int(job.reward_wei)} wei"
     if reason:
         record_event(session, job, "funding_rejected", reason, level="warning", data=data)
+        if key and job.status == JobStatus.AWAITING_FUNDING.value:
+            # The node (the escrow's assigner) hands the deposit back to whoever made it
+            # and frees the key for the job's requester: sent after commit, once.
+            from node.chain.outbox import enqueue
+
+            enqueue(
+                session,
+                dedupe_key=f"reject:{where['tx_hash']}:{where['log_index']}",
+                action="reject",
+                function="reject",
+                args=[key],
+                job_id=job.id,
+            )
         return
     transition(
         session, job, JobStatus.PENDING, event_type="funded", message="escrow funded", data=data

@@ -133,15 +133,33 @@ def test_underfunding_and_wrong_sender_keep_the_job_closed_with_the_reason(node,
     assert v1.status_code == 200 and v1.json() == {"success": True, "data": short["funding"]}
 
     send_call(w3, requester, short["funding"], value=REWARD - 1)
-    send_call(w3, stranger, hijacked["funding"])
-    tick(node)
+    stranger_before = balance(w3, stranger.address)
+    receipt = send_call(w3, stranger, hijacked["funding"])
+    squat_gas = receipt["gasUsed"] * receipt["effectiveGasPrice"]
+    tick(node)  # rejected: the node (assigner) returns both deposits through the outbox
 
     assert node.get("/jobs/get-jobs").json() == []
     for job, reason in ((short, "below the reward"), (hijacked, "not by the job's requester")):
         assert status_of(node, job["id"]) == "awaiting_funding"
-        last = events_of(node, job["id"], headers)[-1]
-        assert last["type"] == "funding_rejected" and reason in last["message"]
-        assert last["level"] == "warning" and last["data"]["tx_hash"].startswith("0x")
+        rejected, refunded = events_of(node, job["id"], headers)[-2:]
+        assert rejected["type"] == "funding_rejected" and reason in rejected["message"]
+        assert rejected["level"] == "warning" and rejected["data"]["tx_hash"].startswith("0x")
+        assert refunded["type"] == "settled" and refunded["data"]["outcome"] == "rejected"
+    assert balance(w3, stranger.address) == stranger_before - squat_gas
+    with session_scope(node.app.state.sessionmaker) as session:
+        rows = session.execute(select(ChainOutbox)).scalars().all()
+        assert sorted((r.action, r.status) for r in rows) == [("reject", "confirmed")] * 2
+    # the keys are free again: the requester funds both properly and they open
+    send_call(w3, requester, short["funding"])
+    send_call(w3, requester, hijacked["funding"])
+    tick(node)
+    listed = [j["id"] for j in node.get("/jobs/get-jobs").json()]
+    assert listed == [short["id"], hijacked["id"]]
+    assert [e["type"] for e in events_of(node, short["id"], headers)][-3:] == [
+        "funding_rejected",
+        "settled",
+        "funded",
+    ]
     # someone else's job: 404; a non-awaiting job: 409 with a stable code
     make_user(node.app, username="other", address=stranger.address)
     other = node.get(f"/v1/jobs/job_{short['id']}/funding", headers=auth_headers(node, "other"))
