@@ -306,6 +306,8 @@ def test_funded_job_cancels_only_on_chain(node, settings):
     assert resp.json()["status"] == "cancelled"
 
     call = node.get(f"/v1/jobs/job_{funded}/funding", headers=headers).json()["data"]
+    detail = node.get(f"/v1/jobs/job_{funded}", headers=headers).json()["data"]
+    assert detail["funding"] == call  # the canonical detail carries it while awaiting
     receipt = send_call(w3, requester, call)
     gas = receipt["gasUsed"] * receipt["effectiveGasPrice"]
     tick(node)
@@ -374,3 +376,24 @@ def test_sdk_funds_cancels_and_reads_settlement(node, tmp_path):
     assert settlement["outcome"] == "cancelled"
     assert settlement["requester_refund_wei"] == str(REWARD)
     assert sdk.payouts(requester=requester.address) == [settlement]
+
+    # accept: the requester pays the provider at once, from the wallet, through the SDK
+    host = node.app.state.chain
+    escrow = JobEscrow(Web3(RpcViaTestClient(node)), host.escrow_address)
+    second = upload(node, tmp_path, requester.address, seed=2)
+    sdk.fund(second["id"], requester)
+    tick(node)
+    prov = wallet(node, "1")
+    attempt = lease_and_report(node, provider_headers(node, prov, "prov"), second["id"])
+    expiry = escrow.w3.eth.get_block("latest")["timestamp"] + 3600
+    voucher = escrow.sign_assignment(
+        host.operator.account, second["id"], prov.address, attempt, expiry
+    )
+    escrow.submit_with_voucher(prov, voucher, escrow.cid_digest(RESULT_CID))
+    receipt = sdk.accept(second["id"], requester)
+    tick(node)
+    assert sdk.job(second["id"])["status"] == "completed"
+    paid = sdk.settlement(second["id"])
+    assert paid["outcome"] == "accepted" and paid["recipient"] == prov.address
+    assert paid["tx_hash"] == receipt["transactionHash"]
+    assert sdk.payouts(provider=prov.address) == [paid]
