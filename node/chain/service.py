@@ -242,9 +242,11 @@ def _apply_result(
     session: Session, escrow: Any, job: Job, args: dict[str, Any], where: dict
 ) -> None:
     """`ResultSubmitted`: the job is `submitted` (it may already be, when the provider
-    reported through the API first). The on-chain digest must be the digest of the result
-    CID the node knows; a mismatch is logged and the job is not moved (and the node never
-    finalizes it: `policy`)."""
+    reported through the API first; while the submitting provider still holds the job's
+    lease and has not reported yet, the node waits for that report instead, so both
+    orders work). The on-chain digest must be the digest of the result CID the node knows;
+    a mismatch is logged and the job is not moved (and the node never finalizes it:
+    `policy`)."""
     digest = _hex(args["resultDigest"])
     data = {
         **where,
@@ -264,6 +266,21 @@ def _apply_result(
                 data={**data, "expected_digest": expected, "result_cid": job.result_cid},
             )
             return
+    elif (
+        job.status in (JobStatus.CLAIMED.value, JobStatus.RUNNING.value)
+        and (job.lease_holder or "").lower() == str(args["provider"]).lower()
+    ):
+        # The provider daemon submits on chain, then reports the result through the API:
+        # while its lease is live the API report moves the job (with the CID, which
+        # the policy checks against this digest before it finalizes).
+        record_event(
+            session,
+            job,
+            "result_on_chain",
+            "escrow ResultSubmitted: awaiting the report",
+            data=data,
+        )
+        return
     _move(session, job, JobStatus.SUBMITTED, "submitted_on_chain", "escrow ResultSubmitted", data)
 
 

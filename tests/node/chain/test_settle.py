@@ -397,3 +397,30 @@ def test_sdk_funds_cancels_and_reads_settlement(node, tmp_path):
     assert paid["outcome"] == "accepted" and paid["recipient"] == prov.address
     assert paid["tx_hash"] == receipt["transactionHash"]
     assert sdk.payouts(provider=prov.address) == [paid]
+
+
+def test_chain_submit_before_the_api_report_waits_for_the_report(node, tmp_path):
+    """The provider daemon's order: submit on chain, then report the result to the API."""
+    host = node.app.state.chain
+    w3 = Web3(RpcViaTestClient(node))
+    escrow = JobEscrow(w3, host.escrow_address)
+    requester, prov = wallet(node), wallet(node, "1")
+    job = upload(node, tmp_path, requester.address)
+    send_call(w3, requester, job["funding"])
+    tick(node)
+    headers = provider_headers(node, prov, "prov")
+    lease = node.post("/v1/providers/claim", json={}, headers=headers).json()["data"]["lease"]
+    expiry = w3.eth.get_block("latest")["timestamp"] + 3600
+    voucher = escrow.sign_assignment(
+        host.operator.account, job["id"], prov.address, lease["attempt"], expiry
+    )
+    escrow.submit_with_voucher(prov, voucher, escrow.cid_digest(RESULT_CID))
+    tick(node)
+    assert status_of(node, job["id"]) == "claimed"  # the lease holder has yet to report
+    body = {"attempt": lease["attempt"], "result_cid": RESULT_CID}
+    resp = node.post(f"/v1/jobs/job_{job['id']}/result", json=body, headers=headers)
+    assert resp.status_code == 200, resp.text
+    assert status_of(node, job["id"]) == "submitted"
+    time_travel(node, WINDOW + 1)
+    assert tick(node).finalize == [job["id"]]
+    assert status_of(node, job["id"]) == "completed"
