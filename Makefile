@@ -1,24 +1,38 @@
-# A newcomer's one screen: `make install`, `make run`, `make demo`, `make test`.
+# A newcomer's one screen:
+#   make demo    the whole marketplace end to end on the embedded defaults (trains on CPU/GPU)
+#   make test    the test suite (SQLite; PostgreSQL too when DCM_TEST_DATABASE_URL is set)
+#   make run     the node alone on the embedded defaults
+#   make engines the optional test engines (Hardhat node, js-ipfs) CI provisions
 PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
-EXTRAS  ?= dev
+EXTRAS  ?= dev,train
+comma   := ,
+STAMP   := $(VENV)/.installed-$(subst $(comma),+,$(EXTRAS))
 
-.PHONY: install run demo test lint fmt clean
+.PHONY: install run demo test engines lint fmt clean
 
-$(BIN)/dcm: pyproject.toml
-	$(PY) -m venv $(VENV)
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[$(EXTRAS)]'
-	touch $(BIN)/dcm
+	touch $@
 
-install: $(BIN)/dcm
+install: $(STAMP)
 
-run: install            ## the node on embedded defaults (SQLite, built-in IPFS store, in-process EVM)
+run:                    ## the node alone: REST API, content store, in-process chain
+	$(MAKE) install EXTRAS=dev
 	$(BIN)/dcm serve
+
+demo:                   ## node + provider + requester, upload to payout, prints a summary
+	$(MAKE) install EXTRAS=train
+	$(BIN)/dcm demo
 
 test: install           ## whole suite on SQLite, then the DB-bound suites on PostgreSQL if configured
 	bash scripts/test.sh
+
+engines:                ## npm engines for the chain and IPFS adapter tests (as CI does)
+	bash -c 'set -euo pipefail; for s in .ci/provision.d/30-*.sh .ci/provision.d/40-*.sh; do source $$s; done'
 
 lint: install
 	$(BIN)/ruff check node marketplace worker dcm tests bench

@@ -58,7 +58,10 @@ class Node:
             env["DCM_DATABASE_URL"] = database_url
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "dcm.cli", "serve", "--port", str(port)],
-            env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         for _ in range(600):
             try:
@@ -85,8 +88,11 @@ async def wallet_session(http: httpx.AsyncClient) -> tuple[Any, dict[str, str]]:
 
 async def provider(http: httpx.AsyncClient, max_concurrent: int = 1) -> dict[str, str]:
     _account, headers = await wallet_session(http)
-    resp = await http.post("/v1/providers", headers=headers, json={
-        "name": "bench", "job_types": ["bench"], "max_concurrent": max_concurrent})
+    resp = await http.post(
+        "/v1/providers",
+        headers=headers,
+        json={"name": "bench", "job_types": ["bench"], "max_concurrent": max_concurrent},
+    )
     if resp.status_code != 201:
         raise RuntimeError(f"register failed: {resp.status_code} {resp.text}")
     return headers
@@ -96,13 +102,15 @@ def _ts(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-async def measure_latency(node: Node, samples: int, long_poll: bool,
-                          poll_interval: float) -> list[float]:
+async def measure_latency(
+    node: Node, samples: int, long_poll: bool, poll_interval: float
+) -> list[float]:
     async with httpx.AsyncClient(base_url=node.url, timeout=60) as http:
         prov = await provider(http)
         _req, req_headers = await wallet_session(http)
         latencies: list[float] = []
         for _ in range(samples):
+
             async def claimer() -> dict[str, Any]:
                 while True:
                     body = {"job_types": ["bench"], "wait_seconds": 10 if long_poll else 0}
@@ -114,25 +122,36 @@ async def measure_latency(node: Node, samples: int, long_poll: bool,
 
             task = asyncio.create_task(claimer())
             await asyncio.sleep(0.3)  # the provider is idle, waiting
-            created = await http.post("/v1/jobs", headers=req_headers,
-                                      json={"type": "bench", "payload": {}})
+            created = await http.post(
+                "/v1/jobs", headers=req_headers, json={"type": "bench", "payload": {}}
+            )
             created.raise_for_status()
             claim = await task
             job_id = claim["lease"]["job_id"]
             detail = (await http.get(f"/v1/jobs/{job_id}", headers=req_headers)).json()["data"]
-            times = {e["type"]: _ts(e["createdAt"] if "createdAt" in e else e["created_at"])
-                     for e in detail["events"]}
+            times = {
+                e["type"]: _ts(e["createdAt"] if "createdAt" in e else e["created_at"])
+                for e in detail["events"]
+            }
             latencies.append((times["claimed"] - times["created"]).total_seconds() * 1000)
-            await http.post(f"/v1/jobs/{job_id}/release", headers=prov,
-                            json={"attempt": claim["lease"]["attempt"], "reason": "bench"})
+            await http.post(
+                f"/v1/jobs/{job_id}/release",
+                headers=prov,
+                json={"attempt": claim["lease"]["attempt"], "reason": "bench"},
+            )
             # released jobs go back to pending: finish them off so they are not re-claimed
-            again = await http.post("/v1/providers/claim", headers=prov,
-                                    json={"job_types": ["bench"], "wait_seconds": 0})
+            again = await http.post(
+                "/v1/providers/claim",
+                headers=prov,
+                json={"job_types": ["bench"], "wait_seconds": 0},
+            )
             if again.status_code == 200:
                 lease = again.json()["data"]["lease"]
-                await http.post(f"/v1/jobs/{lease['job_id']}/fail", headers=prov,
-                                json={"attempt": lease["attempt"], "error": "bench",
-                                      "retryable": False})
+                await http.post(
+                    f"/v1/jobs/{lease['job_id']}/fail",
+                    headers=prov,
+                    json={"attempt": lease["attempt"], "error": "bench", "retryable": False},
+                )
         return latencies
 
 
@@ -142,16 +161,20 @@ async def measure_throughput(node: Node, jobs: int, providers: int) -> dict[str,
         _req, req_headers = await wallet_session(http)
         ids = []
         for _ in range(jobs):
-            resp = await http.post("/v1/jobs", headers=req_headers,
-                                   json={"type": "bench", "payload": {}})
+            resp = await http.post(
+                "/v1/jobs", headers=req_headers, json={"type": "bench", "payload": {}}
+            )
             ids.append(resp.json()["data"]["id"])
         provs = [await provider(http, max_concurrent=min(jobs, 256)) for _ in range(providers)]
         claimed: list[tuple[str, int]] = []
 
         async def run(headers: dict[str, str]) -> None:
             while True:
-                resp = await http.post("/v1/providers/claim", headers=headers,
-                                       json={"job_types": ["bench"], "wait_seconds": 0})
+                resp = await http.post(
+                    "/v1/providers/claim",
+                    headers=headers,
+                    json={"job_types": ["bench"], "wait_seconds": 0},
+                )
                 if resp.status_code == 204:
                     return
                 resp.raise_for_status()
@@ -185,8 +208,10 @@ def main() -> None:
     parser.add_argument("--poll-interval", type=float, default=1.0)
     parser.add_argument("--jobs", type=int, default=400)
     parser.add_argument("--providers", type=int, default=32)
-    parser.add_argument("--pg", default=os.environ.get("DCM_BENCH_PG",
-                                                      "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument(
+        "--pg",
+        default=os.environ.get("DCM_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres"),
+    )
     args = parser.parse_args()
     out: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}}
 
@@ -194,19 +219,26 @@ def main() -> None:
         node = Node(Path(tmp) / "sqlite", None)
         try:
             long_poll = asyncio.run(measure_latency(node, args.samples, True, 0))
-            polling = asyncio.run(measure_latency(node, max(10, args.samples // 4), False,
-                                                  args.poll_interval))
+            polling = asyncio.run(
+                measure_latency(node, max(10, args.samples // 4), False, args.poll_interval)
+            )
         finally:
             node.stop()
         out["latency_ms"] = {
-            "long_poll": {"p50": round(statistics.median(long_poll), 2),
-                          "p99": pct(long_poll, 0.99), "samples": len(long_poll)},
+            "long_poll": {
+                "p50": round(statistics.median(long_poll), 2),
+                "p99": pct(long_poll, 0.99),
+                "samples": len(long_poll),
+            },
             f"polling_{args.poll_interval}s_baseline": {
-                "p50": round(statistics.median(polling), 2), "p99": pct(polling, 0.99),
-                "samples": len(polling)},
+                "p50": round(statistics.median(polling), 2),
+                "p99": pct(polling, 0.99),
+                "samples": len(polling),
+            },
         }
         out["latency_ms"]["long_poll_vs_polling_p50"] = round(
-            statistics.median(long_poll) / statistics.median(polling), 3)
+            statistics.median(long_poll) / statistics.median(polling), 3
+        )
 
         db = f"dcm_bench_{uuid.uuid4().hex[:8]}"
         admin = httpx.URL(args.pg)
@@ -219,7 +251,8 @@ def main() -> None:
             node = Node(Path(tmp) / "pg", pg_url)
             try:
                 out["throughput_postgresql"] = asyncio.run(
-                    measure_throughput(node, args.jobs, args.providers))
+                    measure_throughput(node, args.jobs, args.providers)
+                )
             finally:
                 node.stop()
         finally:

@@ -376,5 +376,13 @@ from dcm.escrow_cli import register as _register_escrow  # noqa: E402
 _register_escrow(main)
 
 
+# -- requester commands and the demo ----------------------------------------------------
+from dcm.demo import demo as _demo  # noqa: E402
+from dcm.job_cli import job as _job  # noqa: E402
+
+main.add_command(_job)
+main.add_command(_demo)
+
+
 if __name__ == "__main__":
     main()

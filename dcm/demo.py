@@ -1,0 +1,253 @@
+"""`dcm demo`: the whole marketplace on the embedded defaults, in one process tree.
+
+1. starts a node (`dcm serve`: SQLite, built-in IPFS block store, in-process EVM with the
+   escrow contract) on a free loopback port;
+2. creates two dev wallets (requester, provider) and funds them from the dev faucet;
+3. starts a provider daemon (`dcm provider run`) with the provider's keystore;
+4. as the requester: writes a small synthetic YOLO dataset, uploads it through the seed 000
+   route, funds the escrow from the requester's wallet (signed locally), follows the job
+   live, accepts the result on chain (which pays the provider) and downloads the model;
+5. prints a summary and exits 0, or non-zero with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+
+REWARD = "0.01"
+CLASSES = ["square", "block"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _Process:
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.name = name
+        self.log = log
+        self._fh = open(log, "wb")  # noqa: SIM115 (closed in stop)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dcm.cli", *args],
+            env=env,
+            stdout=self._fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._fh.close()
+
+    def tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _wait_ready(url: str, node: _Process, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not node.alive():
+            raise click.ClickException(f"the node exited:\n{node.tail()}")
+        try:
+            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise click.ClickException("the node did not become ready")
+
+
+def _say(step: str, detail: str = "") -> None:
+    click.echo(click.style(f"==> {step}", bold=True) + (f" {detail}" if detail else ""))
+
+
+def run_demo(workdir: Path, epochs: int, imgsz: int, keep: bool) -> dict[str, Any]:
+    from eth_account import Account
+    from web3 import Web3
+
+    from marketplace.datasets.synthetic import write_detection_dataset
+    from marketplace.escrow.client import JobEscrow
+    from marketplace.money import wei_to_eth
+    from marketplace.sdk.client import NodeClient
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DCM_")}
+    env.update(
+        DCM_DATA_DIR=str(workdir / "node"),
+        DCM_PUBLIC_URL=url,
+        DCM_ENVIRONMENT="development",
+        YOLO_VERBOSE="False",
+    )
+    processes: list[_Process] = []
+    try:
+        _say("starting the node", f"(embedded SQLite, IPFS store and EVM) at {url}")
+        node = _Process(
+            "node", ["serve", "--host", "127.0.0.1", "--port", str(port)], env, workdir / "node.log"
+        )
+        processes.append(node)
+        _wait_ready(url, node)
+        info = httpx.get(url + "/chain/info").json()
+        _say("escrow contract", f"{info['escrow_address']} on chain {info['chain_id']}")
+
+        requester, provider = Account.create(), Account.create()
+        for who, account, amount in (("requester", requester, "1"), ("provider", provider, "0.1")):
+            resp = httpx.post(
+                url + "/chain/faucet", json={"address": account.address, "amount": amount}
+            )
+            if resp.status_code != 200:
+                raise click.ClickException(f"faucet refused: {resp.text}")
+            _say(f"dev wallet for the {who}", f"{account.address} funded with {amount} ETH")
+
+        keyfile = workdir / "provider-key.json"
+        keyfile.write_text(json.dumps(Account.encrypt(provider.key, "demo")))
+        os.chmod(keyfile, 0o600)
+        provider_env = dict(env, DCM_WALLET_PASSWORD="demo")
+        _say("starting a provider daemon", "(Ultralytics on this machine's GPUs, else CPU)")
+        daemon = _Process(
+            "provider",
+            [
+                "provider",
+                "run",
+                "--node",
+                url,
+                "--keyfile",
+                str(keyfile),
+                "--workdir",
+                str(workdir / "provider"),
+                "--name",
+                "demo-provider",
+            ],
+            provider_env,
+            workdir / "provider.log",
+        )
+        processes.append(daemon)
+
+        dataset = write_detection_dataset(
+            workdir / "dataset", train=16, val=8, size=64, num_classes=len(CLASSES)
+        )
+        client = NodeClient(url)
+        w3 = Web3(Web3.HTTPProvider(url + "/chain/rpc"))
+        escrow = JobEscrow(w3, info["escrow_address"])
+        provider_before = w3.eth.get_balance(provider.address)
+
+        _say("uploading the dataset", "(seed 000 route, pinned as a UnixFS directory)")
+        job = client.upload_dataset_job(
+            dataset,
+            model="yolov8n",
+            epochs=epochs,
+            imgsz=imgsz,
+            classes=CLASSES,
+            reward=REWARD,
+            requester_address=requester.address,
+            export_format="onnx",
+            folder_name="shapes",
+        )
+        job_id = job["id"]
+        click.echo(f"    job {job_id}: dataset {job['folder_cid']}, status {job['status']}")
+
+        client.sign_in(requester)
+        if job["status"] == "awaiting_funding":
+            _say("funding the escrow", f"with {REWARD} ETH from the requester's wallet")
+            funded = client.fund(job_id, requester)
+            click.echo(f"    funding tx {funded}")
+
+        _say("following the job")
+        seen = 0
+        deadline = time.monotonic() + 600
+        while True:
+            detail = client.job(job_id)
+            for event in detail["events"][seen:]:
+                message = event.get("message") or ""
+                if event["type"] != "log":
+                    click.echo(f"    {event['type']:<12} {message}")
+            seen = len(detail["events"])
+            if detail["status"] in ("submitted", "completed"):
+                break
+            if detail["status"] in ("failed", "cancelled", "expired"):
+                raise click.ClickException(
+                    f"job {detail['status']}: {detail.get('error')}\n{daemon.tail()}"
+                )
+            if not daemon.alive():
+                raise click.ClickException(f"the provider exited:\n{daemon.tail()}")
+            if time.monotonic() > deadline:
+                raise click.ClickException("the job did not finish in 10 minutes")
+            time.sleep(0.5)
+
+        result_cid = detail["result"]["result_cid"]
+        _say("accepting the result", "(the requester's wallet calls accept: the escrow pays)")
+        accepted = escrow.accept(requester, job_id)
+        client.wait_for(job_id, {"completed"}, timeout=60)
+        paid = w3.eth.get_balance(provider.address) - provider_before
+
+        out = workdir / "result"
+        shutil.rmtree(out, ignore_errors=True)
+        client.download_directory(result_cid, out)
+        metrics_file = out / "metrics.json"
+        metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+        return {
+            "job_id": job_id,
+            "dataset_cid": job["folder_cid"],
+            "result_cid": result_cid,
+            "result_dir": str(out),
+            "final_metrics": metrics.get("final") or metrics,
+            "payout_tx": accepted.tx_hash,
+            "payout_block": accepted.block_number,
+            "provider": provider.address,
+            "provider_balance_change_eth": wei_to_eth(paid) if paid >= 0 else f"-{-paid}",
+        }
+    finally:
+        for proc in reversed(processes):
+            proc.stop()
+        if not keep:
+            shutil.rmtree(workdir / "node", ignore_errors=True)
+            shutil.rmtree(workdir / "provider", ignore_errors=True)
+
+
+@click.command("demo")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the node, provider and result live (default: a temp dir).",
+)
+@click.option("--epochs", default=3, show_default=True, type=click.IntRange(1, 100))
+@click.option("--imgsz", default=64, show_default=True, type=int)
+@click.option("--keep", is_flag=True, help="Keep the node's and provider's data.")
+def demo(workdir: Path | None, epochs: int, imgsz: int, keep: bool) -> None:
+    """Run a node, a provider and a requester end to end on the embedded defaults."""
+    started = time.monotonic()
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="dcm-demo-"))
+    summary = run_demo(workdir, epochs, imgsz, keep)
+    summary["wall_seconds"] = round(time.monotonic() - started, 1)
+    _say("done")
+    width = max(len(k) for k in summary)
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
+        click.echo(f"    {key:<{width}}  {value}")

@@ -1,0 +1,158 @@
+"""Requester commands: `dcm job submit | watch | result` (plus `fund`/`accept` where the
+escrow commands add them). They use the SDK; keys stay on this machine."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+NODE = click.option(
+    "--node",
+    "node_url",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    envvar="DCM_NODE_URL",
+    help="The node's base URL.",
+)
+KEYFILE = click.option(
+    "--keyfile",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="The requester wallet (eth-account keystore).",
+)
+PASSWORD = click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the wallet password from stdin (else DCM_WALLET_PASSWORD).",
+)
+
+
+def _client(node_url: str, keyfile: Path, password_stdin: bool) -> tuple[Any, Any]:
+    from dcm.cli import _load_account
+    from marketplace.sdk.client import NodeClient
+
+    account = _load_account(keyfile, password_stdin)
+    client = NodeClient(node_url)
+    client.sign_in(account)
+    return client, account
+
+
+def _follow(client: Any, job_id: str | int, until: set[str]) -> dict[str, Any]:
+    import time
+
+    seen = 0
+    while True:
+        detail = client.job(job_id)
+        for event in detail["events"][seen:]:
+            if event["type"] == "log":
+                continue
+            stamp = str(event.get("createdAt") or event.get("created_at") or "")[11:19]
+            click.echo(f"{stamp} {event['type']:<12} {event.get('message') or ''}")
+        seen = len(detail["events"])
+        if detail["status"] in until:
+            return detail
+        time.sleep(0.5)
+
+
+@click.group()
+def job() -> None:
+    """Submit, fund, follow and collect jobs as a requester."""
+
+
+@job.command("submit")
+@click.argument("dataset_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--model", default="yolov8n", show_default=True)
+@click.option("--epochs", default=3, show_default=True, type=int)
+@click.option("--imgsz", default=640, show_default=True, type=int)
+@click.option("--classes", required=True, help="Comma-separated class names, e.g. cat,dog.")
+@click.option("--reward", required=True, help="Reward in ETH, e.g. 0.01.")
+@click.option("--export-format", default="onnx", show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Download the result here when the job is done.",
+)
+@click.option("--no-wait", is_flag=True, help="Return after funding.")
+@NODE
+@KEYFILE
+@PASSWORD
+def submit(
+    dataset_dir: Path,
+    model: str,
+    epochs: int,
+    imgsz: int,
+    classes: str,
+    reward: str,
+    export_format: str,
+    out: Path | None,
+    no_wait: bool,
+    node_url: str,
+    keyfile: Path,
+    password_stdin: bool,
+) -> None:
+    """Upload DATASET_DIR as a training job, fund its escrow, follow it, fetch the model."""
+    client, account = _client(node_url, keyfile, password_stdin)
+    names = [c.strip() for c in classes.split(",") if c.strip()]
+    with click.progressbar(length=1, label="uploading", file=sys.stderr) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.length = max(total, 1)
+            bar.update(done - bar.pos)
+
+        created = client.upload_dataset_job(
+            dataset_dir,
+            model=model,
+            epochs=epochs,
+            imgsz=imgsz,
+            classes=names,
+            reward=reward,
+            requester_address=account.address,
+            export_format=export_format,
+            on_progress=progress,
+        )
+    job_id = created["id"]
+    click.echo(f"job {job_id}: dataset {created['folder_cid']}")
+    if created["status"] == "awaiting_funding":
+        click.echo(f"funding {reward} ETH: tx {client.fund(job_id, account)}")
+    if no_wait:
+        return
+    detail = _follow(client, job_id, {"submitted", "completed", "failed", "cancelled", "expired"})
+    click.echo(f"job {job_id} is {detail['status']}")
+    result = detail.get("result") or {}
+    if out is not None and result.get("result_cid"):
+        client.download_directory(result["result_cid"], out)
+        click.echo(f"result {result['result_cid']} downloaded to {out}")
+    if detail["status"] in ("failed", "cancelled", "expired"):
+        raise SystemExit(1)
+
+
+@job.command("watch")
+@click.argument("job_id")
+@NODE
+@KEYFILE
+@PASSWORD
+def watch(job_id: str, node_url: str, keyfile: Path, password_stdin: bool) -> None:
+    """Follow a job's events live until it ends."""
+    client, _ = _client(node_url, keyfile, password_stdin)
+    detail = _follow(client, job_id, {"completed", "failed", "cancelled", "expired"})
+    click.echo(f"job {job_id} is {detail['status']}")
+
+
+@job.command("result")
+@click.argument("job_id")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@NODE
+@KEYFILE
+@PASSWORD
+def result(job_id: str, out: Path, node_url: str, keyfile: Path, password_stdin: bool) -> None:
+    """Download a job's result directory, verified against its CID."""
+    client, _ = _client(node_url, keyfile, password_stdin)
+    cid = (client.job(job_id).get("result") or {}).get("result_cid")
+    if not cid:
+        raise click.ClickException(f"job {job_id} has no result yet")
+    client.download_directory(cid, out)
+    click.echo(f"result {cid} downloaded to {out}")
