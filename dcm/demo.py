@@ -175,7 +175,7 @@ def run_demo(workdir: Path, epochs: int, imgsz: int, keep: bool) -> dict[str, An
         if job["status"] == "awaiting_funding":
             _say("funding the escrow", f"with {REWARD} ETH from the requester's wallet")
             funded = client.fund(job_id, requester)
-            click.echo(f"    funding tx {funded}")
+            click.echo(f"    funding tx {funded['transactionHash']}")
 
         _say("following the job")
         seen = 0

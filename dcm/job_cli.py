@@ -1,5 +1,7 @@
-"""Requester commands: `dcm job submit | watch | result` (plus `fund`/`accept` where the
-escrow commands add them). They use the SDK; keys stay on this machine."""
+"""Requester commands: `dcm job submit | watch | result`, and the escrow actions
+`dcm job fund | accept | cancel` (the call the node prepares, signed with the keystore
+here and sent through the node's /chain/rpc or `--rpc URL`) and `dcm job settlement`.
+They use the SDK; keys stay on this machine."""
 
 from __future__ import annotations
 
@@ -117,7 +119,8 @@ def submit(
     job_id = created["id"]
     click.echo(f"job {job_id}: dataset {created['folder_cid']}")
     if created["status"] == "awaiting_funding":
-        click.echo(f"funding {reward} ETH: tx {client.fund(job_id, account)}")
+        receipt = client.fund(job_id, account)
+        click.echo(f"funding {reward} ETH: tx {receipt['transactionHash']}")
     if no_wait:
         return
     detail = _follow(client, job_id, {"submitted", "completed", "failed", "cancelled", "expired"})
@@ -156,3 +159,92 @@ def result(job_id: str, out: Path, node_url: str, keyfile: Path, password_stdin:
         raise click.ClickException(f"job {job_id} has no result yet")
     client.download_directory(cid, out)
     click.echo(f"result {cid} downloaded to {out}")
+
+
+RPC = click.option(
+    "--rpc",
+    "rpc_url",
+    default=None,
+    help="Send the transaction through this JSON-RPC URL instead of the node's /chain/rpc.",
+)
+
+
+def _escrow_action(
+    action: str,
+    job_id: str,
+    node_url: str,
+    keyfile: Path,
+    password_stdin: bool,
+    rpc_url: str | None,
+) -> None:
+    from marketplace.errors import MarketplaceError
+
+    client, account = _client(node_url, keyfile, password_stdin)
+    with client:
+        try:
+            receipt = getattr(client, action)(job_id, account, rpc_url=rpc_url)
+        except MarketplaceError as exc:
+            raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+    if "transactionHash" in receipt:
+        click.echo(
+            f"{action}: tx {receipt['transactionHash']} mined in block "
+            f"{int(receipt['blockNumber'], 16)} from {account.address}"
+        )
+    else:  # a job still awaiting funding is cancelled by the node itself
+        click.echo(f"{action}: job is {receipt.get('status', receipt)}")
+
+
+@job.command("fund")
+@click.argument("job_id")
+@NODE
+@KEYFILE
+@PASSWORD
+@RPC
+def fund(
+    job_id: str, node_url: str, keyfile: Path, password_stdin: bool, rpc_url: str | None
+) -> None:
+    """Deposit JOB_ID's reward into the escrow from the keystore's wallet."""
+    _escrow_action("fund", job_id, node_url, keyfile, password_stdin, rpc_url)
+
+
+@job.command("accept")
+@click.argument("job_id")
+@NODE
+@KEYFILE
+@PASSWORD
+@RPC
+def accept(
+    job_id: str, node_url: str, keyfile: Path, password_stdin: bool, rpc_url: str | None
+) -> None:
+    """Accept JOB_ID's submitted result on chain (pays the provider now)."""
+    _escrow_action("accept", job_id, node_url, keyfile, password_stdin, rpc_url)
+
+
+@job.command("cancel")
+@click.argument("job_id")
+@NODE
+@KEYFILE
+@PASSWORD
+@RPC
+def cancel(
+    job_id: str, node_url: str, keyfile: Path, password_stdin: bool, rpc_url: str | None
+) -> None:
+    """Cancel JOB_ID; a funded one on chain (the escrow refunds the deposit)."""
+    _escrow_action("cancel", job_id, node_url, keyfile, password_stdin, rpc_url)
+
+
+@job.command("settlement")
+@click.argument("job_id")
+@NODE
+def settlement(job_id: str, node_url: str) -> None:
+    """Print how JOB_ID's escrow was settled (JSON; needs no wallet)."""
+    import json
+
+    from marketplace.errors import MarketplaceError
+    from marketplace.sdk.client import NodeClient
+
+    with NodeClient(node_url) as client:
+        try:
+            click.echo(json.dumps(client.settlement(job_id), indent=2))
+        except MarketplaceError as exc:
+            raise click.ClickException(f"{exc.code}: {exc.message}") from exc

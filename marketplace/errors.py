@@ -184,6 +184,19 @@ class RetryLimitReached(Conflict):
     code = "RETRY_LIMIT_REACHED"
 
 
+class NotAwaitingFunding(Conflict):
+    """A funding call was asked for a job that is not waiting for its escrow deposit."""
+
+    code = "NOT_AWAITING_FUNDING"
+
+
+class CancelOnChain(Conflict):
+    """A funded job's deposit is held by the escrow: only the requester's on-chain `cancel`
+    refunds it (the node then marks the job cancelled from the JobSettled event)."""
+
+    code = "CANCEL_ON_CHAIN"
+
+
 class PayloadTooLarge(MarketplaceError):
     status = 413
     code = "PAYLOAD_TOO_LARGE"

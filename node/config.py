@@ -92,6 +92,15 @@ class NodeSettings(BaseSettings):
     chain_watch_interval_seconds: float = Field(
         1.0, description="Pause between chain watcher polls (escrow events, outbox sends)."
     )
+    chain_policy_interval_seconds: float = Field(
+        30.0,
+        description="Pause between settlement policy passes (finalize after the window, "
+        "refund expired deposits, expire unfunded jobs).",
+    )
+    funding_timeout_seconds: float = Field(
+        7 * 24 * 3600.0,
+        description="An awaiting_funding job older than this expires and its pins are released.",
+    )
     chain_faucet_max_eth: str = Field(
         "100", description="Largest amount (ETH) one dev-faucet request may mint."
     )

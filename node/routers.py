@@ -9,6 +9,8 @@ from fastapi import APIRouter
 from node.auth.router import api_keys_router
 from node.auth.router import router as auth_router
 from node.chain.router import router as chain_router
+from node.chain.router_jobs import router as chain_jobs_router
+from node.chain.router_jobs import seed000_router as chain_seed000_router
 from node.content.router_gateway import router as ipfs_gateway_router
 from node.content.router_kubo import router as kubo_rpc_router
 from node.datasets.router import router as datasets_router
@@ -28,4 +30,6 @@ ROUTERS: list[APIRouter] = [
     kubo_rpc_router,
     ipfs_gateway_router,
     chain_router,
+    chain_jobs_router,
+    chain_seed000_router,
 ]

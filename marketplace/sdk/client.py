@@ -9,7 +9,8 @@
     client.download_result(job["id"], Path("out"))
 
 Keys never leave the process: funding transactions are signed here and sent as raw
-transactions through the node's chain endpoint (or any RPC URL).
+transactions through the node's chain endpoint (or any RPC URL): `fund`, `accept`,
+`cancel` (on chain for a funded job), `settlement`, `payouts`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import IO, Any
 
 import httpx
 
-from marketplace.errors import UpstreamUnavailable
+from marketplace.errors import ChainError, UpstreamUnavailable, ValidationFailed
 from marketplace.sdk.http import raise_for_error, siwe_payload
 
 TERMINAL = {"completed", "cancelled", "failed", "expired"}
@@ -119,6 +120,123 @@ class NodeClient:
 
     def funding(self, job_id: str | int) -> dict[str, Any]:
         return self.request("GET", f"/v1/jobs/{_job_ref(job_id)}/funding").json()["data"]
+
+    # -- escrow: calls signed here, sent as raw transactions ---------------------------
+
+    def fund(self, job_id: str | int, account: Any, rpc_url: str | None = None) -> dict[str, Any]:
+        """Deposit the job's reward from `account` (the job's requester): ask the node for
+        the funding call (signing in with `account` if not signed in), sign it locally,
+        send it through `<node>/chain/rpc` (or `rpc_url`), and return the mined receipt.
+        The node opens the job once its watcher sees the deposit."""
+        self._ensure_signed_in(account)
+        return self.send_call(self.funding(job_id), account, rpc_url=rpc_url)
+
+    def accept(self, job_id: str | int, account: Any, rpc_url: str | None = None) -> dict[str, Any]:
+        """Accept the submitted result on chain (pays the provider at once)."""
+        self._ensure_signed_in(account)
+        call = self.request("GET", f"/v1/jobs/{_job_ref(job_id)}/accept-call").json()["data"]
+        return self.send_call(call, account, rpc_url=rpc_url)
+
+    def cancel(self, job_id: str | int, account: Any, rpc_url: str | None = None) -> dict[str, Any]:
+        """Cancel a job. One awaiting funding is cancelled by the node; a funded one that no
+        provider is bound to is cancelled on chain from `account` (the escrow refunds the
+        deposit; the node marks the job cancelled when it sees the refund)."""
+        self._ensure_signed_in(account)
+        ref = _job_ref(job_id)
+        job = self.job(ref)
+        if job["status"] == "awaiting_funding":
+            if job.get("workspaceId") is None:
+                raise ValidationFailed("an unfunded job outside a workspace just expires")
+            path = f"/workspace/{job['workspaceId']}/jobs/{ref}/cancel"
+            return self.request("POST", path).json()
+        call = self.request("GET", f"/v1/jobs/{ref}/cancel-call").json()["data"]
+        return self.send_call(call, account, rpc_url=rpc_url)
+
+    def settlement(self, job_id: str | int) -> dict[str, Any]:
+        """How the job's escrow was settled: amount, recipient, fee, tx hash, block."""
+        return self.request("GET", f"/v1/jobs/{_job_ref(job_id)}/settlement").json()["data"]
+
+    def payouts(
+        self, *, provider: str | None = None, requester: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit}
+        if provider:
+            params["provider"] = provider
+        if requester:
+            params["requester"] = requester
+        return self.request("GET", "/v1/payouts", params=params).json()["data"]
+
+    def _ensure_signed_in(self, account: Any) -> None:
+        if self.token is None:
+            self.sign_in(account)
+
+    def rpc(self, method: str, params: list[Any], rpc_url: str | None = None) -> Any:
+        """One JSON-RPC call to `rpc_url`, or to the node's `/chain/rpc`."""
+        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+        try:
+            if rpc_url is None:
+                resp = self.http.post("/chain/rpc", json=body)
+            else:
+                resp = httpx.post(rpc_url, json=body, timeout=self.http.timeout)
+        except httpx.TransportError as exc:
+            raise UpstreamUnavailable(f"{method}: {exc!r}") from exc
+        raise_for_error(resp)
+        reply = resp.json()
+        if "error" in reply:
+            err = reply["error"]
+            raise ChainError(f"{method}: {err.get('message')}", details=err.get("data"))
+        return reply["result"]
+
+    def send_call(
+        self,
+        call: dict[str, Any],
+        account: Any,
+        *,
+        rpc_url: str | None = None,
+        timeout: float = 60.0,
+    ) -> dict[str, Any]:
+        """Sign a `{chain_id, to, data, value}` call with `account` and send it; wait for
+        the receipt (ChainError if it reverted)."""
+        chain_id = int(self.rpc("eth_chainId", [], rpc_url), 16)
+        if chain_id != int(call["chain_id"]):
+            raise ChainError(f"the RPC serves chain {chain_id}, the call is for {call['chain_id']}")
+        tx: dict[str, Any] = {
+            "from": account.address,
+            "to": call["to"],
+            "data": call["data"],
+            "value": hex(int(call["value"])),
+        }
+        gas = int(self.rpc("eth_estimateGas", [tx], rpc_url), 16)
+        head = self.rpc("eth_getBlockByNumber", ["latest", False], rpc_url)
+        base = int(head["baseFeePerGas"], 16)
+        priority = int(self.rpc("eth_maxPriorityFeePerGas", [], rpc_url), 16)
+        count = self.rpc("eth_getTransactionCount", [account.address, "pending"], rpc_url)
+        nonce = int(count, 16)
+        signed = account.sign_transaction(
+            {
+                "to": call["to"],
+                "data": call["data"],
+                "value": int(call["value"]),
+                "chainId": chain_id,
+                "gas": gas * 12 // 10,
+                "nonce": nonce,
+                "maxFeePerGas": 2 * base + priority,
+                "maxPriorityFeePerGas": priority,
+            }
+        )
+        raw = "0x" + bytes(signed.raw_transaction).hex()
+        tx_hash = self.rpc("eth_sendRawTransaction", [raw], rpc_url)
+        deadline = time.monotonic() + timeout
+        while True:
+            receipt = self.rpc("eth_getTransactionReceipt", [tx_hash], rpc_url)
+            if receipt is not None:
+                break
+            if time.monotonic() > deadline:
+                raise UpstreamUnavailable(f"no receipt for {tx_hash} after {timeout}s")
+            time.sleep(0.1)
+        if int(receipt["status"], 16) != 1:
+            raise ChainError(f"transaction {tx_hash} reverted", details={"tx_hash": tx_hash})
+        return receipt
 
     def watch(
         self, job_id: str | int, *, poll_seconds: float = 0.5, timeout: float | None = None

@@ -6,8 +6,13 @@
   `chain_events` row unique by (chain, tx, log index) records that it was applied).
   `JobFunded` opens an `awaiting_funding` job (-> `pending`) only when the funder is the
   job's requester and the amount covers the reward; otherwise the reason goes to the
-  job's event log. `JobSettled` moves the job to its final state where the job table
-  allows it and is the source of payouts.
+  job's event log and an outbox row `reject`s the deposit (the node is the escrow's
+  assigner: the funder gets it back and the key is free for the requester again).
+  `ResultSubmitted` -> `submitted` (digest checked against the result CID),
+  `JobDisputed` -> `disputed`, `ProviderBound`/`ProviderReleased` -> event log.
+  `JobSettled` moves the job to its final state where the job table allows it and is
+  the source of payouts.
+- `funding_for_job`, `cancel_call`, `accept_call`: the calls a requester's wallet signs.
 - `list_payouts(...)`, `settlement_for_job(...)`: read from applied `JobSettled` events.
 """
 
@@ -19,7 +24,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from marketplace.errors import ChainError, JobNotFound, NotFound
+from marketplace.errors import ChainError, Conflict, JobNotFound, NotAwaitingFunding, NotFound
 from marketplace.jobs.states import JobStatus, can_transition
 from node.chain import repository
 from node.chain.models import ChainEvent, ChainJobKey
@@ -155,15 +160,22 @@ def apply_escrow_event(
     if job is None:
         return True
     if event == "JobFunded":
-        _apply_funded(session, job, args, where)
+        _apply_funded(session, job, args, where, key)
     elif event == "JobSettled":
         _apply_settled(session, job, row, where)
+    elif event == "ResultSubmitted":
+        _apply_result(session, escrow, job, args, where)
+    elif event == "JobDisputed":
+        data = {**where, "arbitration_end": int(args["arbitrationEnd"])}
+        _move(session, job, JobStatus.DISPUTED, "disputed", "escrow JobDisputed", data)
     else:
         record_event(session, job, "chain", f"escrow {event}", data={**where, "event": event})
     return True
 
 
-def _apply_funded(session: Session, job: Job, args: dict[str, Any], where: dict) -> None:
+def _apply_funded(
+    session: Session, job: Job, args: dict[str, Any], where: dict, key: str | None
+) -> None:
     funder = str(args["requester"])
     amount = int(args["amount"])
     data = {**where, "funder": funder, "amount_wei": str(amount)}
@@ -178,10 +190,101 @@ def _apply_funded(session: Session, job: Job, args: dict[str, Any], where: dict)
         reason = f"funded {amount} wei, below the reward of {int(job.reward_wei)} wei"
     if reason:
         record_event(session, job, "funding_rejected", reason, level="warning", data=data)
+        if key and job.status == JobStatus.AWAITING_FUNDING.value:
+            # The node (the escrow's assigner) hands the deposit back to whoever made it
+            # and frees the key for the job's requester: sent after commit, once.
+            from node.chain.outbox import enqueue
+
+            enqueue(
+                session,
+                dedupe_key=f"reject:{where['tx_hash']}:{where['log_index']}",
+                action="reject",
+                function="reject",
+                args=[key],
+                job_id=job.id,
+            )
         return
     transition(
         session, job, JobStatus.PENDING, event_type="funded", message="escrow funded", data=data
     )
+
+
+def _move(
+    session: Session, job: Job, target: JobStatus, event_type: str, message: str, data: dict
+) -> bool:
+    """Move `job` to `target` as a chain event says, through `running` where the table
+    needs it (a provider may bind and submit on chain before reporting `start`); where the
+    job cannot get there, the event only goes to its log. Returns whether it moved."""
+    if job.status == target.value:
+        record_event(session, job, event_type, message, data=data)
+        return False
+    if not can_transition(job.status, target) and (
+        can_transition(job.status, JobStatus.RUNNING)
+        and can_transition(JobStatus.RUNNING, target)
+        and job.status != JobStatus.AWAITING_FUNDING.value
+    ):
+        transition(session, job, JobStatus.RUNNING, event_type="started", message=message)
+    if can_transition(job.status, target):
+        transition(session, job, target, event_type=event_type, message=message, data=data)
+        return True
+    record_event(
+        session,
+        job,
+        event_type,
+        f"{message} (job stays {job.status})",
+        level="warning",
+        data=data,
+    )
+    return False
+
+
+def _apply_result(
+    session: Session, escrow: Any, job: Job, args: dict[str, Any], where: dict
+) -> None:
+    """`ResultSubmitted`: the job is `submitted` (it may already be, when the provider
+    reported through the API first; while the submitting provider still holds the job's
+    lease and has not reported yet, the node waits for that report instead, so both
+    orders work). The on-chain digest must be the digest of the result CID the node knows;
+    a mismatch is logged and the job is not moved (and the node never finalizes it:
+    `policy`)."""
+    digest = _hex(args["resultDigest"])
+    data = {
+        **where,
+        "provider": str(args["provider"]),
+        "result_digest": digest,
+        "challenge_end": int(args["challengeEnd"]),
+    }
+    if job.result_cid:
+        expected = _hex(escrow.cid_digest(job.result_cid))
+        if expected != digest:
+            record_event(
+                session,
+                job,
+                RESULT_MISMATCH,
+                f"on-chain result digest {digest} is not the digest of {job.result_cid}",
+                level="error",
+                data={**data, "expected_digest": expected, "result_cid": job.result_cid},
+            )
+            return
+    elif (
+        job.status in (JobStatus.CLAIMED.value, JobStatus.RUNNING.value)
+        and (job.lease_holder or "").lower() == str(args["provider"]).lower()
+    ):
+        # The provider daemon submits on chain, then reports the result through the API:
+        # while its lease is live the API report moves the job (with the CID, which
+        # the policy checks against this digest before it finalizes).
+        record_event(
+            session,
+            job,
+            "result_on_chain",
+            "escrow ResultSubmitted: awaiting the report",
+            data=data,
+        )
+        return
+    _move(session, job, JobStatus.SUBMITTED, "submitted_on_chain", "escrow ResultSubmitted", data)
+
+
+RESULT_MISMATCH = "result_digest_mismatch"
 
 
 def _apply_settled(session: Session, job: Job, row: ChainEvent, where: dict) -> None:
@@ -194,12 +297,13 @@ def _apply_settled(session: Session, job: Job, row: ChainEvent, where: dict) -> 
         "fee_wei": str(row.fee_wei),
     }
     target = _FINAL_STATUS.get(row.outcome or "")
-    if target and job.status != target.value and can_transition(job.status, target):
-        transition(
-            session, job, target, event_type="settled", message=f"escrow {row.outcome}", data=data
-        )
-    else:
+    if target == JobStatus.COMPLETED and not row.provider_amount_wei:
+        target = JobStatus.CANCELLED  # a ruling that gave the requester everything
+    if target is None or job.status == JobStatus.AWAITING_FUNDING.value:
+        # an awaiting job never accepted a deposit: this refunds a rejected one
         record_event(session, job, "settled", f"escrow {row.outcome}", data=data)
+        return
+    _move(session, job, target, "settled", f"escrow {row.outcome}", data)
 
 
 def _jsonable(value: Any) -> Any:
@@ -218,8 +322,11 @@ def _payout(row: ChainEvent) -> dict[str, Any]:
         "job_id": f"job_{row.job_id}" if row.job_id else None,
         "job_key": row.job_key,
         "outcome": row.outcome,
-        "recipient": row.provider,
-        "amount_wei": str(row.provider_amount_wei or 0),
+        # who received the escrow: the provider when paid, else the refunded requester
+        "recipient": row.provider if row.provider_amount_wei else row.requester,
+        "amount_wei": str(row.provider_amount_wei or row.requester_amount_wei or 0),
+        "provider": row.provider,
+        "provider_amount_wei": str(row.provider_amount_wei or 0),
         "requester": row.requester,
         "requester_refund_wei": str(row.requester_amount_wei or 0),
         "fee_wei": str(row.fee_wei or 0),
@@ -256,3 +363,84 @@ def settlement_for_job(session: Session, job_id: int) -> dict[str, Any]:
     if not rows:
         raise NotFound("Job has no settlement yet")
     return _payout(rows[0])
+
+
+# -- requester actions -------------------------------------------------------------------
+
+
+def chain_time(host: Any) -> int:
+    """The chain's clock: the latest block's timestamp (time travel included)."""
+    return int(host.w3.eth.get_block("latest")["timestamp"])
+
+
+def funding_for_job(session: Session, host: Any, job: Job) -> dict[str, Any]:
+    """The funding call of an `awaiting_funding` job (409 NOT_AWAITING_FUNDING otherwise).
+
+    Without a job deadline, the escrow deadline counts from the job's creation, so the
+    call is the same every time it is asked for; from the chain's clock instead when
+    that is already close to it (a chain ahead of the wall clock).
+    """
+    if job.status != JobStatus.AWAITING_FUNDING.value:
+        raise NotAwaitingFunding(
+            f"Job is {job.status}, not awaiting funding",
+            details={"status": job.status},
+        )
+    now = int(job.created_at.timestamp())
+    chain_now = chain_time(host)
+    if chain_now > now + DEFAULT_FUNDING_DEADLINE_SECONDS - 24 * 3600:
+        now = chain_now
+    return funding_request(session, host.escrow(), job, now=now)
+
+
+def funding_or_none(session: Session, host: Any, job: Job) -> dict[str, Any] | None:
+    """The funding call when the job waits for one and the chain runs, else None."""
+    if host is None or job.status != JobStatus.AWAITING_FUNDING.value or job.reward_wei <= 0:
+        return None
+    if not host.escrow_address:
+        return None
+    return funding_for_job(session, host, job)
+
+
+def cancel_call(session: Session, host: Any, job: Job) -> dict[str, Any]:
+    """`{chain_id, to, data, value: "0"}` the requester signs to cancel a funded, unbound
+    job on chain (the refund comes from the contract; the watcher then cancels the job).
+
+    409 CONFLICT for a job still awaiting funding (cancel it through the job API); one
+    whose escrow is not `Open` (bound, submitted, settled) cannot be
+    cancelled on chain (409 CHAIN_REVERT, `error_name` WrongStatus).
+    """
+    from marketplace.escrow.client import Status
+
+    escrow = host.escrow()
+    if job.status == JobStatus.AWAITING_FUNDING.value or job.reward_wei <= 0:
+        raise Conflict(
+            "Job holds no deposit: cancel it through the job API",
+            details={"status": job.status},
+        )
+    key = register_job_key(session, escrow, job.id)
+    record = escrow.get_job(key)
+    if record.status != Status.OPEN:
+        raise ChainError(
+            f"escrow of job_{job.id} is {record.status.name.lower()}, cancellable only while open",
+            error_name="WrongStatus",
+            details={"escrow_status": record.status.name.lower()},
+        )
+    return {
+        "chain_id": host.chain_id,
+        "to": escrow.address,
+        "data": escrow.contract.encode_abi("cancel", args=[bytes.fromhex(key[2:])]),
+        "value": "0",
+    }
+
+
+def accept_call(session: Session, host: Any, job: Job) -> dict[str, Any]:
+    """`{chain_id, to, data, value: "0"}` the requester signs to accept a submitted result
+    (pays the provider at once)."""
+    escrow = host.escrow()
+    key = register_job_key(session, escrow, job.id)
+    return {
+        "chain_id": host.chain_id,
+        "to": escrow.address,
+        "data": escrow.contract.encode_abi("accept", args=[bytes.fromhex(key[2:])]),
+        "value": "0",
+    }

@@ -6,7 +6,9 @@ transaction together with the cursor update, so a crash either applies a range a
 moves the cursor, or does neither. Applying an already-recorded log is a no-op
 (`chain_events` is unique by chain, tx and log index), so overlapping reads are safe.
 
-`start_watcher(app)` (a startup hook) runs poll + outbox send in an asyncio task.
+`install_watcher(app)` (startup hook) runs, in one asyncio task: outbox send, poll, and
+every `chain_policy_interval_seconds` the settlement policy (`node.chain.policy`), whose
+outbox rows are then sent and their events applied in the same tick.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from typing import Any
 
 from fastapi import FastAPI
@@ -138,18 +141,34 @@ def install_watcher(app: FastAPI) -> None:
         if host is None:
             return
         from node.chain.outbox import OutboxSender
+        from node.chain.policy import SettlementPolicy
 
+        settings = app.state.settings
         watcher = ChainWatcher(host, app.state.sessionmaker)
         sender = OutboxSender(host, app.state.sessionmaker)
+        policy = SettlementPolicy(
+            host,
+            app.state.sessionmaker,
+            funding_timeout_seconds=settings.funding_timeout_seconds,
+            content=getattr(app.state, "content", None),
+        )
         app.state.chain_watcher = watcher
         app.state.chain_outbox = sender
-        interval = app.state.settings.chain_watch_interval_seconds
+        app.state.chain_policy = policy
+        interval = settings.chain_watch_interval_seconds
+        policy_interval = settings.chain_policy_interval_seconds
         tick_lock = app.state.chain_tick_lock
+        last_policy = [float("-inf")]
 
         def tick() -> None:
             with tick_lock:
                 sender.process()
                 watcher.poll_once()
+                if time.monotonic() - last_policy[0] >= policy_interval:
+                    last_policy[0] = time.monotonic()
+                    if policy.run_once().enqueued:
+                        sender.process()
+                        watcher.poll_once()
 
         async def loop() -> None:
             while True:

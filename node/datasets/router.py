@@ -1,7 +1,10 @@
 """Seed 000 routes (`/jobs/...`): dataset upload, zip download, open jobs, job detail.
 
 As in the seed, these take no credentials: the requester address is proven later, when
-the escrow is funded from it. Size and file-count limits (`settings.upload`) apply.
+the escrow is funded from it. A job with a reward starts `awaiting_funding`; the upload
+response and `get-job` carry its `funding` call (`{chain_id, to, data, value}`) until the
+chain watcher sees the requester's deposit (`node.chain`); only then is it listed by
+`get-jobs`. Size and file-count limits (`settings.upload`) apply.
 The upload answers 201 Created (a job was created; Express clients accept any 2xx).
 """
 
@@ -15,8 +18,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
+from node.chain.service import funding_or_none
 from node.datasets.multipart import receive_upload
-from node.datasets.schemas import ImageJobOut, UploadOut
+from node.datasets.schemas import ImageJobDetailOut, ImageJobOut, UploadOut
 from node.datasets.service import JOB_TYPE, DatasetService, purge_stale_uploads
 from node.deps import SessionDep, SettingsDep
 
@@ -52,7 +56,10 @@ async def upload_image_processing_job(
     try:
         received = await receive_upload(request, workdir, settings.upload)
         job = await run_in_threadpool(service.create_upload_job, session, received)
-        body = UploadOut(job=ImageJobOut.from_job(job))
+        host = getattr(request.app.state, "chain", None)
+        # registers the job's escrow key with the job, in the same transaction
+        funding = await run_in_threadpool(funding_or_none, session, host, job)
+        body = UploadOut(job=ImageJobDetailOut.with_funding(job, funding))
         return JSONResponse(body.model_dump(), status_code=201)
     finally:
         await run_in_threadpool(shutil.rmtree, workdir, True)
@@ -84,7 +91,12 @@ def get_jobs(session: SessionDep) -> list[ImageJobOut]:
     return [ImageJobOut.from_job(job) for job in DatasetService.open_jobs(session)]
 
 
-@router.get("/jobs/image_processing/get-job/{job_id}", response_model=ImageJobOut)
-def get_image_processing_job(job_id: str, session: SessionDep) -> ImageJobOut:
-    """One image-processing job in the seed's detail shape."""
-    return ImageJobOut.from_job(DatasetService.get_job(session, job_id, job_type=JOB_TYPE))
+@router.get("/jobs/image_processing/get-job/{job_id}", response_model=ImageJobDetailOut)
+def get_image_processing_job(
+    job_id: str, request: Request, session: SessionDep
+) -> ImageJobDetailOut:
+    """One image-processing job in the seed's detail shape, with its funding call while
+    it awaits its escrow deposit."""
+    job = DatasetService.get_job(session, job_id, job_type=JOB_TYPE)
+    funding = funding_or_none(session, getattr(request.app.state, "chain", None), job)
+    return ImageJobDetailOut.with_funding(job, funding)

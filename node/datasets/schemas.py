@@ -74,6 +74,28 @@ class ImageJobOut(BaseModel):
         )
 
 
+class FundingCall(BaseModel):
+    """What the requester's wallet signs to deposit the reward (value: wei, decimal)."""
+
+    chain_id: int
+    to: str
+    data: str
+    value: str
+
+
+class ImageJobDetailOut(ImageJobOut):
+    """The detail object (upload response, get-job) plus, while the job awaits its escrow
+    deposit, the `funding` call to sign (null otherwise). The list items of `get-jobs`
+    stay exactly the seed's shape."""
+
+    funding: FundingCall | None = None
+
+    @classmethod
+    def with_funding(cls, job: Job, funding: dict[str, Any] | None) -> ImageJobDetailOut:
+        base = ImageJobOut.from_job(job).model_dump()
+        return cls(**base, funding=FundingCall(**funding) if funding else None)
+
+
 class UploadOut(BaseModel):
     message: str = "Job uploaded successfully"
-    job: ImageJobOut
+    job: ImageJobDetailOut

@@ -40,10 +40,11 @@ from node.jobs.service import create_job
 log = logging.getLogger("dcm.datasets")
 
 JOB_TYPE = "image_processing"
-# Funding gate. Until the escrow issue lands, an uploaded job is open to providers at once.
-# The escrow work sets this to JobStatus.AWAITING_FUNDING (the chain watcher then moves a
-# funded job to PENDING, and unfunded jobs and their pins expire).
-UPLOAD_INITIAL_STATUS = JobStatus.PENDING
+# Funding gate: an uploaded job with a reward waits for its escrow deposit, invisible to
+# providers; the chain watcher moves it to PENDING once the requester funded it, and the
+# settlement policy expires unfunded jobs and releases their pins (node.chain.policy).
+# A job without a reward (not possible through seed 000's form) would be open at once.
+UPLOAD_INITIAL_STATUS = JobStatus.AWAITING_FUNDING
 OPEN_JOBS_LIMIT = 1000
 # Staging folders older than this are left from a process killed mid-upload.
 STALE_UPLOAD_SECONDS = 24 * 3600
@@ -117,7 +118,7 @@ class DatasetService:
             job = create_job(
                 session,
                 job_type=JOB_TYPE,
-                status=UPLOAD_INITIAL_STATUS,
+                status=UPLOAD_INITIAL_STATUS if params.reward_wei > 0 else JobStatus.PENDING,
                 requester_address=params.requester_address,
                 reward_wei=params.reward_wei,
                 folder_cid=folder_cid,

@@ -31,7 +31,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Request, status
 
 from marketplace.errors import BadQuery, Forbidden
 from marketplace.jobs.states import JobStatus
@@ -145,7 +145,13 @@ def get_job(
     job_id: Annotated[str, Path(alias="jobId", description="e.g. job_5")],
     principal: PrincipalDep,
     session: SessionDep,
+    request: Request,
 ) -> JobEnvelopeV1:
-    """One of the caller's jobs, with its event log; 404 for anyone else's."""
+    """One of the caller's jobs, with its event log (and its `funding` call while it
+    awaits its escrow deposit); 404 for anyone else's."""
+    from node.chain.service import funding_or_none
+
     job = service.get_owned_job(session, principal, job_id)
-    return JobEnvelopeV1(data=JobDetailV1.from_job(job), message="Job retrieved successfully")
+    detail = JobDetailV1.from_job(job)
+    detail.funding = funding_or_none(session, getattr(request.app.state, "chain", None), job)
+    return JobEnvelopeV1(data=detail, message="Job retrieved successfully")

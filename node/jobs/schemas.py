@@ -326,6 +326,11 @@ class JobV1(_Camel):
 
 class JobDetailV1(JobV1):
     events: list[JobEventV1]
+    funding: dict[str, Any] | None = Field(
+        None,
+        description="While awaiting funding: the escrow call {chain_id, to, data, value} "
+        "the requester's wallet signs (value in wei); null otherwise",
+    )
 
     @classmethod
     def from_job(cls, job: Job) -> JobDetailV1:

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
-from marketplace.errors import JobNotFound, RetryLimitReached
+from marketplace.errors import CancelOnChain, JobNotFound, RetryLimitReached
 from marketplace.jobs.ids import parse_job_id
 from marketplace.jobs.states import OPEN_TO_PROVIDERS, JobStatus, check_transition
 from node.db import utcnow
@@ -262,6 +262,8 @@ def update_job(
         job.result = None if new is None else {**(job.result or {}), **new}
     job.updated_at = utcnow()
     if target is not None and target.value != job.status:
+        if target == JobStatus.CANCELLED:
+            _refuse_escrowed_cancel(job)
         transition(session, job, target, message="Updated via API")
     session.flush()
     return job
@@ -271,8 +273,23 @@ def cancel_job(session: Session, job: Job, *, reason: str = "Cancelled via API")
     """Cancel a job that has not finished (409 INVALID_TRANSITION otherwise); the reason
     is merged into its result."""
     check_transition(job.status, JobStatus.CANCELLED)
+    _refuse_escrowed_cancel(job)
     job.result = {**(job.result or {}), "cancelled_reason": reason}
     return transition(session, job, JobStatus.CANCELLED, message=reason)
+
+
+def _refuse_escrowed_cancel(job: Job) -> None:
+    """A funded job's deposit sits in the escrow: the node cannot refund it, only the
+    requester's own `cancel` transaction can (409 CANCEL_ON_CHAIN, naming the route that
+    returns the call to sign). The chain watcher cancels the job once the refund is mined."""
+    if job.reward_wei > 0 and job.status != JobStatus.AWAITING_FUNDING.value:
+        ref = f"job_{job.id}"
+        raise CancelOnChain(
+            "The reward is held by the escrow contract: sign the escrow's cancel call from "
+            f"the requester wallet (GET /v1/jobs/{ref}/cancel-call); the job is cancelled "
+            "when the refund is on chain",
+            details={"cancel_call": f"/v1/jobs/{ref}/cancel-call", "status": job.status},
+        )
 
 
 def retry_job(session: Session, job: Job, *, reason: str = "Retried via API") -> Job:

@@ -91,3 +91,66 @@ def test_configured_escrow_address_is_used_without_deploying(hardhat, settings, 
     ext = ext.model_copy(update={"chain_escrow_address": configured})
     with TestClient(create_app(ext)) as node:
         assert node.get("/chain/info").json()["escrow_address"] == configured
+
+
+def test_policy_finalizes_through_the_outbox_on_a_hardhat_node(hardhat, settings, tmp_path):
+    """Settlement on an external chain: confirmations are honoured by the watcher, the
+    policy's finalize goes through the outbox signed by the keystore operator."""
+    from marketplace.jobs.states import JobStatus
+    from node.chain.models import ChainOutbox
+    from node.db import session_scope
+
+    ext = _external_settings(settings, hardhat.url, tmp_path)
+    with TestClient(create_app(ext)) as node:
+        state = node.app.state
+        host, sessions = state.chain, state.sessionmaker
+        w3 = Web3(Web3.HTTPProvider(hardhat.url))
+        requester, provider = Account.create(), Account.create()
+        for acct in (requester, provider):
+            w3.provider.make_request("hardhat_setBalance", [acct.address, hex(10**19)])
+        job_id = make_job(sessions, requester=requester.address, reward_wei=10**16)
+        with sessions() as session:
+            call = funding_request(session, host.escrow(), session.get(Job, job_id))
+            session.commit()
+        send_call(w3, requester, call)
+        escrow = host.escrow()
+        voucher = escrow.sign_assignment(
+            host.operator.account,
+            job_id,
+            provider.address,
+            1,
+            w3.eth.get_block("latest")["timestamp"] + 3600,
+        )
+        escrow.submit_with_voucher(provider, voucher, escrow.cid_digest(RESULT_CID))
+        with session_scope(sessions) as session:  # the provider reported through the API
+            session.get(Job, job_id).result_cid = RESULT_CID
+
+        def tick() -> list[int]:
+            with state.chain_tick_lock:
+                state.chain_outbox.process()
+                state.chain_watcher.poll_once()
+                done = state.chain_policy.run_once().finalize
+                state.chain_outbox.process()
+                state.chain_watcher.poll_once()
+            return done
+
+        w3.provider.make_request("hardhat_mine", ["0x2"])
+        assert tick() == [] and job_status(sessions, job_id)[0] == JobStatus.SUBMITTED
+        w3.provider.make_request("evm_increaseTime", [24 * 3600 + 1])
+        w3.provider.make_request("hardhat_mine", ["0x1"])
+        assert tick() == [job_id]
+        assert job_status(sessions, job_id)[0] == "submitted"  # settled, not yet confirmed
+        assert tick() == []  # the finalize is sent: nothing is enqueued twice
+        w3.provider.make_request("hardhat_mine", ["0x2"])
+        tick()
+        status, events = job_status(sessions, job_id)
+        assert status == "completed" and events[-1][0] == "settled"
+        with session_scope(sessions) as session:
+            [row] = session.query(ChainOutbox).all()
+            assert (row.payload["function"], row.status) == ("finalize", "confirmed")
+        payout = node.get(f"/v1/jobs/job_{job_id}/settlement").json()["data"]
+        assert payout["recipient"] == provider.address and payout["amount_wei"] == str(10**16)
+        assert payout["tx_hash"] == row.tx_hash
+
+
+RESULT_CID = "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"

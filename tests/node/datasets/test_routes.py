@@ -100,11 +100,18 @@ def test_get_jobs_lists_pending_image_jobs_oldest_first(client, app, job, tmp_pa
     with session_scope(app.state.sessionmaker) as session:
         from node.jobs.models import Job
 
+        # funded (what the chain watcher does: tests/node/chain/test_settle.py), claimed
+        for opened in (job, second):
+            transition(session, session.get(Job, opened["id"]), JobStatus.PENDING)
         transition(session, session.get(Job, second["id"]), JobStatus.CLAIMED)
     third = client.post(UPLOAD, data=form(reward="1"), files=files_of(root)).json()["job"]
+    assert client.get("/jobs/get-jobs").json()[-1]["id"] == job["id"]  # third: not funded
+    with session_scope(app.state.sessionmaker) as session:
+        transition(session, session.get(Job, third["id"]), JobStatus.PENDING)
     listed = client.get("/jobs/get-jobs").json()
     assert [j["id"] for j in listed] == [job["id"], third["id"]]
-    assert listed[0] == job
+    expected = {k: v for k, v in job.items() if k != "funding"}
+    assert listed[0] == {**expected, "status": "pending"}
     assert {"id", "job_type", "requester_address", "status", "created_at"} <= set(listed[0])
 
 

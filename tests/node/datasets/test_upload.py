@@ -41,7 +41,7 @@ def _refused(client, app, status, code, *, data=None, files=None, **kw):
 # -- accepted ------------------------------------------------------------------------
 
 
-def test_files_upload_creates_a_pending_job(client, app, dataset):
+def test_files_upload_creates_a_job_awaiting_funding(client, app, dataset):
     resp = client.post(URL, data=form(), files=files_of(dataset))
     assert resp.status_code == 201, resp.text
     body = resp.json()
@@ -62,9 +62,13 @@ def test_files_upload_creates_a_pending_job(client, app, dataset):
         "folder_cid": job["folder_cid"],
         "metadata_cid": job["metadata_cid"],
         "reward": "0.500000",
-        "status": "pending",
+        "status": "awaiting_funding",
         "created_at": job["created_at"],
+        "funding": job["funding"],
     }
+    funding = job["funding"]  # what the requester's wallet signs (node.chain)
+    assert funding["to"] == app.state.chain.escrow_address
+    assert funding["value"] == str(5 * 10**17) and funding["data"].startswith("0x")
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", job["created_at"])
     store = app.state.content
     assert store.is_pinned(job["folder_cid"]) and store.is_pinned(job["metadata_cid"])

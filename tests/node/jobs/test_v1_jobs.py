@@ -93,7 +93,8 @@ def test_create_and_get_envelopes(client: TestClient, seed: Seed) -> None:
     assert set(body) == {"success", "data", "message"}
     assert body["success"] is True
     job = body["data"]
-    assert set(job) == JOB_KEYS | {"events"}
+    assert set(job) == JOB_KEYS | {"events", "funding"}
+    assert job["funding"] is None  # no reward: nothing to fund
     assert job["type"] == "image_classification"
     assert job["payload"] == {"image": "ipfs://x", "topK": 5}
     assert job["status"] == "pending" and job["reward"] == "0" and job["priority"] == "normal"

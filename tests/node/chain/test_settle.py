@@ -1,0 +1,426 @@
+"""Funding gate, settlement policy and payouts through the node's real routes and its
+embedded EVM: seed 000 upload -> funding call -> wallet deposit through /chain/rpc ->
+watcher -> provider lease, on-chain bind+submit with the node's voucher -> time travel ->
+policy finalizes through the outbox -> completed -> /v1/payouts; refunds on expiry and on
+the requester's cancel; unfunded jobs expire and release their pins."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from web3 import Web3
+
+from marketplace.datasets.synthetic import write_detection_dataset
+from marketplace.escrow.client import JobEscrow
+from marketplace.jobs.states import JobStatus
+from marketplace.sdk.client import NodeClient
+from node.app import create_app
+from node.chain.models import ChainOutbox
+from node.db import session_scope
+from node.jobs.models import Job
+from node.jobs.service import create_job
+from tests.fixtures.datasets import files_of, form
+from tests.fixtures.factories import auth_headers, make_user, make_workspace
+from tests.node.chain.conftest import RpcViaTestClient
+from tests.node.chain.scenario import send_call
+
+UPLOAD = "/jobs/image_processing/upload"
+REWARD = 5 * 10**17  # form()'s reward of 0.5 ETH
+RESULT_CID = "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"
+WINDOW = 24 * 3600  # the node's default challenge window
+
+
+@pytest.fixture
+def node(settings) -> Any:
+    settings.chain_watch_interval_seconds = 3600  # the test drives every tick itself
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def tick(node: TestClient) -> Any:
+    """One background pass, as the watcher loop runs it: send, watch, policy, send, watch."""
+    state = node.app.state
+    with state.chain_tick_lock:
+        state.chain_outbox.process()
+        state.chain_watcher.poll_once()
+        report = state.chain_policy.run_once()
+        state.chain_outbox.process()
+        state.chain_watcher.poll_once()
+    return report
+
+
+def wallet(node: TestClient, eth: str = "5") -> Any:
+    acct = Account.create()
+    resp = node.post("/chain/faucet", json={"address": acct.address, "amount": eth})
+    assert resp.status_code == 200, resp.text
+    return acct
+
+
+def upload(node: TestClient, tmp_path: Path, requester: str, seed: int = 1) -> dict[str, Any]:
+    root = write_detection_dataset(tmp_path / f"ds{seed}", train=3, val=2, seed=seed)
+    resp = node.post(UPLOAD, data=form(requesterAddress=requester), files=files_of(root))
+    assert resp.status_code == 201, resp.text
+    job = resp.json()["job"]
+    assert job["status"] == "awaiting_funding" and job["funding"]["value"] == str(REWARD)
+    return job
+
+
+def status_of(node: TestClient, job_id: int) -> str:
+    return node.get(f"/jobs/image_processing/get-job/{job_id}").json()["status"]
+
+
+def events_of(node: TestClient, job_id: int, headers: dict[str, str]) -> list[dict[str, Any]]:
+    resp = node.get(f"/v1/jobs/job_{job_id}", headers=headers)
+    assert resp.status_code == 200, resp.text
+    return resp.json()["data"]["events"]
+
+
+def rpc(node: TestClient, method: str, *params: Any) -> Any:
+    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
+    reply = node.post("/chain/rpc", json=body).json()
+    assert "error" not in reply, reply
+    return reply["result"]
+
+
+def time_travel(node: TestClient, seconds: int) -> None:
+    rpc(node, "evm_increaseTime", seconds)
+
+
+def balance(w3: Web3, address: str) -> int:
+    return w3.eth.get_balance(Web3.to_checksum_address(address))
+
+
+def provider_headers(node: TestClient, acct: Any, name: str) -> dict[str, str]:
+    make_user(node.app, username=name, address=acct.address)
+    headers = auth_headers(node, name)
+    body = {"name": name, "job_types": ["image_processing"]}
+    resp = node.post("/v1/providers", json=body, headers=headers)
+    assert resp.status_code == 201, resp.text
+    return headers
+
+
+def lease_and_report(node: TestClient, headers: dict[str, str], job_id: int) -> int:
+    resp = node.post("/v1/providers/claim", json={}, headers=headers)
+    assert resp.status_code == 200, resp.text
+    data = resp.json()["data"]
+    assert data["job"]["id"] in (job_id, f"job_{job_id}")
+    attempt = data["lease"]["attempt"]
+    body = {"attempt": attempt, "result_cid": RESULT_CID}
+    resp = node.post(f"/v1/jobs/job_{job_id}/result", json=body, headers=headers)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["data"]["status"] == "submitted"
+    return attempt
+
+
+def test_underfunding_and_wrong_sender_keep_the_job_closed_with_the_reason(node, tmp_path):
+    w3 = Web3(RpcViaTestClient(node))
+    requester, stranger = wallet(node), wallet(node)
+    make_user(node.app, username="req", address=requester.address)
+    headers = auth_headers(node, "req")
+    short = upload(node, tmp_path, requester.address, seed=1)
+    hijacked = upload(node, tmp_path, requester.address, seed=2)
+    # the no-credential seed 000 detail carries the same funding call as the upload
+    detail = node.get(f"/jobs/image_processing/get-job/{short['id']}").json()
+    assert detail["funding"] == short["funding"]
+    bare = node.get(f"/jobs/{short['id']}/funding")  # seed 000 style, no credentials
+    assert bare.status_code == 200 and bare.json() == {"success": True, "data": short["funding"]}
+    v1 = node.get(f"/v1/jobs/job_{short['id']}/funding", headers=headers)
+    assert v1.status_code == 200 and v1.json() == {"success": True, "data": short["funding"]}
+
+    send_call(w3, requester, short["funding"], value=REWARD - 1)
+    stranger_before = balance(w3, stranger.address)
+    receipt = send_call(w3, stranger, hijacked["funding"])
+    squat_gas = receipt["gasUsed"] * receipt["effectiveGasPrice"]
+    tick(node)  # rejected: the node (assigner) returns both deposits through the outbox
+
+    assert node.get("/jobs/get-jobs").json() == []
+    for job, reason in ((short, "below the reward"), (hijacked, "not by the job's requester")):
+        assert status_of(node, job["id"]) == "awaiting_funding"
+        rejected, refunded = events_of(node, job["id"], headers)[-2:]
+        assert rejected["type"] == "funding_rejected" and reason in rejected["message"]
+        assert rejected["level"] == "warning" and rejected["data"]["tx_hash"].startswith("0x")
+        assert refunded["type"] == "settled" and refunded["data"]["outcome"] == "rejected"
+    assert balance(w3, stranger.address) == stranger_before - squat_gas
+    with session_scope(node.app.state.sessionmaker) as session:
+        rows = session.execute(select(ChainOutbox)).scalars().all()
+        assert sorted((r.action, r.status) for r in rows) == [("reject", "confirmed")] * 2
+    # the keys are free again: the requester funds both properly and they open
+    send_call(w3, requester, short["funding"])
+    send_call(w3, requester, hijacked["funding"])
+    tick(node)
+    listed = [j["id"] for j in node.get("/jobs/get-jobs").json()]
+    assert listed == [short["id"], hijacked["id"]]
+    assert [e["type"] for e in events_of(node, short["id"], headers)][-3:] == [
+        "funding_rejected",
+        "settled",
+        "funded",
+    ]
+    # someone else's job: 404; a non-awaiting job: 409 with a stable code
+    make_user(node.app, username="other", address=stranger.address)
+    other = node.get(f"/v1/jobs/job_{short['id']}/funding", headers=auth_headers(node, "other"))
+    assert other.status_code == 404 and other.json()["error"]["code"] == "JOB_NOT_FOUND"
+    assert node.get(f"/v1/jobs/job_{short['id']}/funding").status_code == 401
+
+
+def test_full_settle_path_finalizes_a_batch_and_pays_the_providers(node, tmp_path):
+    host = node.app.state.chain
+    w3 = Web3(RpcViaTestClient(node))
+    escrow = JobEscrow(w3, host.escrow_address)  # the provider's own binding, via /chain/rpc
+    requester = wallet(node)
+    providers = [Account.create(), Account.create()]
+    jobs = []
+    for seed, prov in enumerate(providers, start=1):
+        node.post("/chain/faucet", json={"address": prov.address, "amount": "1"})
+        job = upload(node, tmp_path, requester.address, seed=seed)
+        send_call(w3, requester, job["funding"])
+        jobs.append(job)
+    tick(node)
+    assert [j["id"] for j in node.get("/jobs/get-jobs").json()] == [j["id"] for j in jobs]
+
+    before = {p.address: balance(w3, p.address) for p in providers}
+    gas_paid = {p.address: 0 for p in providers}
+    for prov, job in zip(providers, jobs, strict=True):
+        headers = provider_headers(node, prov, f"prov{job['id']}")
+        attempt = lease_and_report(node, headers, job["id"])
+        # the node's operator is the escrow's assigner: it signs the voucher (claim response)
+        expiry = w3.eth.get_block("latest")["timestamp"] + 3600
+        voucher = escrow.sign_assignment(
+            host.operator.account, job["id"], prov.address, attempt, expiry
+        )
+        tx = escrow.submit_with_voucher(prov, voucher, escrow.cid_digest(RESULT_CID))
+        gas_paid[prov.address] += tx.fee_wei
+    report = tick(node)
+    assert report.finalize == []  # challenge window still open
+    for job in jobs:
+        assert status_of(node, job["id"]) == "submitted"
+
+    time_travel(node, WINDOW + 1)
+    report = tick(node)
+    assert report.finalize == [j["id"] for j in jobs]
+    for job in jobs:
+        assert status_of(node, job["id"]) == "completed"
+    with session_scope(node.app.state.sessionmaker) as session:
+        rows = session.execute(select(ChainOutbox)).scalars().all()
+        assert [(r.payload["function"], r.status) for r in rows] == [("finalizeBatch", "confirmed")]
+        batch_tx = rows[0].tx_hash
+    assert tick(node).finalize == []  # idempotent: nothing is due any more
+
+    for prov, job in zip(providers, jobs, strict=True):
+        assert balance(w3, prov.address) == before[prov.address] - gas_paid[prov.address] + REWARD
+        resp = node.get("/v1/payouts", params={"provider": prov.address})
+        assert resp.status_code == 200
+        [payout] = resp.json()["data"]
+        assert payout["job_id"] == f"job_{job['id']}" and payout["outcome"] == "finalized"
+        assert payout["recipient"] == prov.address and payout["amount_wei"] == str(REWARD)
+        assert payout["tx_hash"] == batch_tx and payout["fee_wei"] == "0"
+        receipt = w3.eth.get_transaction_receipt(batch_tx)
+        assert payout["block_number"] == receipt["blockNumber"]
+        block = w3.eth.get_block(receipt["blockNumber"])
+        assert payout["timestamp"] == block["timestamp"]
+        settled = node.get(f"/v1/jobs/job_{job['id']}/settlement").json()["data"]
+        assert settled == payout
+    by_requester = node.get("/v1/payouts", params={"requester": requester.address}).json()
+    assert len(by_requester["data"]) == 2
+    bad = node.get("/v1/payouts", params={"provider": "nope"})
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "INVALID_QUERY"
+    missing = node.get("/v1/jobs/job_999/settlement")
+    assert missing.status_code == 404
+
+
+def test_result_digest_mismatch_is_logged_and_never_finalized_by_the_node(node, tmp_path):
+    host = node.app.state.chain
+    w3 = Web3(RpcViaTestClient(node))
+    escrow = JobEscrow(w3, host.escrow_address)
+    requester, prov = wallet(node), wallet(node, "1")
+    make_user(node.app, username="req", address=requester.address)
+    job = upload(node, tmp_path, requester.address)
+    send_call(w3, requester, job["funding"])
+    tick(node)
+    attempt = lease_and_report(node, provider_headers(node, prov, "prov"), job["id"])
+    expiry = w3.eth.get_block("latest")["timestamp"] + 3600
+    voucher = escrow.sign_assignment(
+        host.operator.account, job["id"], prov.address, attempt, expiry
+    )
+    escrow.submit_with_voucher(prov, voucher, b"\x22" * 32)  # not the digest of RESULT_CID
+    tick(node)
+    events = events_of(node, job["id"], auth_headers(node, "req"))
+    assert events[-1]["type"] == "result_digest_mismatch" and events[-1]["level"] == "error"
+    time_travel(node, WINDOW + 1)
+    assert tick(node).finalize == []
+    assert status_of(node, job["id"]) == "submitted"
+
+
+def test_deadline_without_result_refunds_the_requester(node, tmp_path):
+    w3 = Web3(RpcViaTestClient(node))
+    requester = wallet(node)
+    job = upload(node, tmp_path, requester.address)
+    receipt = send_call(w3, requester, job["funding"])
+    funding_gas = receipt["gasUsed"] * receipt["effectiveGasPrice"]
+    tick(node)
+    assert status_of(node, job["id"]) == "pending"
+    after_funding = balance(w3, requester.address)
+    assert tick(node).refund == []  # deadline not reached
+    time_travel(node, 8 * 24 * 3600)  # past the 7-day default deadline
+    report = tick(node)
+    assert report.refund == [job["id"]]
+    assert status_of(node, job["id"]) == "expired"
+    assert balance(w3, requester.address) == after_funding + REWARD
+    assert after_funding + funding_gas + REWARD == 5 * 10**18  # every wei accounted for
+    [payout] = node.get("/v1/payouts", params={"requester": requester.address}).json()["data"]
+    assert payout["outcome"] == "expired" and payout["requester_refund_wei"] == str(REWARD)
+    assert payout["recipient"] == requester.address and payout["amount_wei"] == str(REWARD)
+    assert payout["provider_amount_wei"] == "0"
+    closed = node.get(f"/jobs/{job['id']}/funding")
+    assert closed.status_code == 409 and closed.json()["code"] == "NOT_AWAITING_FUNDING"
+    assert tick(node).refund == []
+
+
+def test_funded_job_cancels_only_on_chain(node, settings):
+    w3 = Web3(RpcViaTestClient(node))
+    requester = wallet(node)
+    owner = make_user(node.app, username="req", address=requester.address)
+    headers = auth_headers(node, "req")
+    ws_id = make_workspace(node.app, owner, name="lab")
+    with session_scope(node.app.state.sessionmaker) as session:
+        ids = [
+            create_job(
+                session,
+                job_type="container",
+                workspace_id=ws_id,
+                created_by=owner.id,
+                requester_address=requester.address,
+                reward_wei=REWARD,
+                status=JobStatus.AWAITING_FUNDING,
+            ).id
+            for _ in range(2)
+        ]
+    unfunded, funded = ids
+    # awaiting funding: cancelled by the node at once
+    resp = node.post(f"/workspace/{ws_id}/jobs/job_{unfunded}/cancel", headers=headers)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["status"] == "cancelled"
+
+    call = node.get(f"/v1/jobs/job_{funded}/funding", headers=headers).json()["data"]
+    detail = node.get(f"/v1/jobs/job_{funded}", headers=headers).json()["data"]
+    assert detail["funding"] == call  # the canonical detail carries it while awaiting
+    receipt = send_call(w3, requester, call)
+    gas = receipt["gasUsed"] * receipt["effectiveGasPrice"]
+    tick(node)
+    again = node.get(f"/v1/jobs/job_{funded}/funding", headers=headers)
+    assert again.status_code == 409 and again.json()["error"]["code"] == "NOT_AWAITING_FUNDING"
+    resp = node.post(f"/workspace/{ws_id}/jobs/job_{funded}/cancel", headers=headers)
+    assert resp.status_code == 409, resp.text
+    body = resp.json()
+    assert body["code"] == "CANCEL_ON_CHAIN"
+    assert body["detail"]["cancel_call"] == f"/v1/jobs/job_{funded}/cancel-call"
+    patch = node.patch(
+        f"/workspace/{ws_id}/jobs/job_{funded}", json={"status": "cancelled"}, headers=headers
+    )
+    assert patch.status_code == 409 and "CANCEL_ON_CHAIN" in patch.text
+
+    cancel = node.get(f"/v1/jobs/job_{funded}/cancel-call", headers=headers)
+    assert cancel.status_code == 200, cancel.text
+    cancel_call = cancel.json()["data"]
+    assert cancel_call["value"] == "0" and cancel_call["to"] == call["to"]
+    receipt = send_call(w3, requester, cancel_call)
+    gas += receipt["gasUsed"] * receipt["effectiveGasPrice"]
+    tick(node)
+    with session_scope(node.app.state.sessionmaker) as session:
+        assert session.get(Job, funded).status == "cancelled"
+    assert balance(w3, requester.address) == 5 * 10**18 - gas  # refunded to the wei
+    late = node.get(f"/v1/jobs/job_{funded}/cancel-call", headers=headers)
+    assert late.status_code == 409
+
+
+def test_unfunded_jobs_expire_and_release_pins_no_other_job_uses(node, tmp_path):
+    w3 = Web3(RpcViaTestClient(node))
+    store = node.app.state.content
+    requester = wallet(node)
+    shared_a = upload(node, tmp_path, requester.address, seed=1)
+    shared_b = upload(node, tmp_path, requester.address, seed=1)  # same dataset, same CIDs
+    alone = upload(node, tmp_path, requester.address, seed=2)
+    assert shared_a["folder_cid"] == shared_b["folder_cid"] != alone["folder_cid"]
+    send_call(w3, requester, shared_b["funding"])
+    tick(node)
+    assert status_of(node, shared_b["id"]) == "pending"
+    assert tick(node).expired == []  # younger than the funding timeout
+
+    node.app.state.chain_policy.funding_timeout_seconds = 0
+    report = tick(node)
+    assert report.expired == [shared_a["id"], alone["id"]]
+    assert status_of(node, shared_a["id"]) == status_of(node, alone["id"]) == "expired"
+    assert sorted(report.unpinned) == sorted([alone["folder_cid"], alone["metadata_cid"]])
+    assert not store.is_pinned(alone["folder_cid"]) and not store.is_pinned(alone["metadata_cid"])
+    assert store.is_pinned(shared_a["folder_cid"]) and store.is_pinned(shared_a["metadata_cid"])
+    assert node.get(f"/jobs/image_processing/get-job/{alone['id']}").json()["funding"] is None
+
+
+def test_sdk_funds_cancels_and_reads_settlement(node, tmp_path):
+    requester = wallet(node)
+    job = upload(node, tmp_path, requester.address)
+    sdk = NodeClient("http://testserver")
+    sdk.http = node  # TestClient is an httpx.Client: the SDK talks to the in-process node
+    receipt = sdk.fund(job["id"], requester)  # signs in with the wallet (SIWE), signs, sends
+    assert int(receipt["status"], 16) == 1
+    tick(node)
+    assert sdk.job(job["id"])["status"] == "pending"
+    sdk.cancel(job["id"], requester)  # funded and unbound: the escrow refunds it
+    tick(node)
+    assert sdk.job(job["id"])["status"] == "cancelled"
+    settlement = sdk.settlement(job["id"])
+    assert settlement["outcome"] == "cancelled"
+    assert settlement["requester_refund_wei"] == str(REWARD)
+    assert sdk.payouts(requester=requester.address) == [settlement]
+
+    # accept: the requester pays the provider at once, from the wallet, through the SDK
+    host = node.app.state.chain
+    escrow = JobEscrow(Web3(RpcViaTestClient(node)), host.escrow_address)
+    second = upload(node, tmp_path, requester.address, seed=2)
+    sdk.fund(second["id"], requester)
+    tick(node)
+    prov = wallet(node, "1")
+    attempt = lease_and_report(node, provider_headers(node, prov, "prov"), second["id"])
+    expiry = escrow.w3.eth.get_block("latest")["timestamp"] + 3600
+    voucher = escrow.sign_assignment(
+        host.operator.account, second["id"], prov.address, attempt, expiry
+    )
+    escrow.submit_with_voucher(prov, voucher, escrow.cid_digest(RESULT_CID))
+    receipt = sdk.accept(second["id"], requester)
+    tick(node)
+    assert sdk.job(second["id"])["status"] == "completed"
+    paid = sdk.settlement(second["id"])
+    assert paid["outcome"] == "accepted" and paid["recipient"] == prov.address
+    assert paid["tx_hash"] == receipt["transactionHash"]
+    assert sdk.payouts(provider=prov.address) == [paid]
+
+
+def test_chain_submit_before_the_api_report_waits_for_the_report(node, tmp_path):
+    """The provider daemon's order: submit on chain, then report the result to the API."""
+    host = node.app.state.chain
+    w3 = Web3(RpcViaTestClient(node))
+    escrow = JobEscrow(w3, host.escrow_address)
+    requester, prov = wallet(node), wallet(node, "1")
+    job = upload(node, tmp_path, requester.address)
+    send_call(w3, requester, job["funding"])
+    tick(node)
+    headers = provider_headers(node, prov, "prov")
+    lease = node.post("/v1/providers/claim", json={}, headers=headers).json()["data"]["lease"]
+    expiry = w3.eth.get_block("latest")["timestamp"] + 3600
+    voucher = escrow.sign_assignment(
+        host.operator.account, job["id"], prov.address, lease["attempt"], expiry
+    )
+    escrow.submit_with_voucher(prov, voucher, escrow.cid_digest(RESULT_CID))
+    tick(node)
+    assert status_of(node, job["id"]) == "claimed"  # the lease holder has yet to report
+    body = {"attempt": lease["attempt"], "result_cid": RESULT_CID}
+    resp = node.post(f"/v1/jobs/job_{job['id']}/result", json=body, headers=headers)
+    assert resp.status_code == 200, resp.text
+    assert status_of(node, job["id"]) == "submitted"
+    time_travel(node, WINDOW + 1)
+    assert tick(node).finalize == [job["id"]]
+    assert status_of(node, job["id"]) == "completed"
