@@ -36,5 +36,10 @@ class ProviderChain:
         digest = self.escrow.cid_digest(result_cid)
         return self.escrow.submit(self.account, job_key, digest).tx_hash
 
+    def abandon(self, job_key: str) -> str:
+        """Give the job up on chain (it becomes open: rebindable, or refundable to the
+        requester)."""
+        return self.escrow.abandon(self.account, job_key).tx_hash
+
     def balance(self) -> int:
         return int(self.w3.eth.get_balance(self.account.address))

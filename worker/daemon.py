@@ -315,10 +315,12 @@ class ProviderDaemon:
             log.info("job %s attempt %d submitted: %s", job_id, attempt, result_cid)
         except ExecutionCancelled:
             await self._hand_back(job_id, attempt, reporter)
+            await self._abandon_on_chain(job_id, voucher)
         except (DatasetMismatch, ValidationFailed) as exc:
             # Bytes that are not what the requester pinned, or a spec/dataset the executor
             # refuses: another attempt cannot do better, so the job fails.
             await self._report_failure(job_id, attempt, exc.message, retryable=False)
+            await self._abandon_on_chain(job_id, voucher)
         except _JobFailure as exc:
             await self._report_failure(job_id, attempt, str(exc), exc.retryable)
         except Conflict as exc:
@@ -346,6 +348,17 @@ class ProviderDaemon:
         with contextlib.suppress(MarketplaceError):
             await self.api.job_write(job_id, "release", attempt, reason=reason)
         log.info("job %s attempt %d handed back: %s", job_id, attempt, reason)
+
+    async def _abandon_on_chain(self, job_id: str, voucher: dict[str, Any] | None) -> None:
+        """Stopped without a result: release the on-chain binding so the job can be rebound
+        or refunded. Best effort: a successor may already have rebound it (NotProvider)."""
+        if voucher is None or self.chain is None:
+            return
+        try:
+            tx = await asyncio.to_thread(self.chain.abandon, voucher["job_key"])
+            log.info("job %s abandoned on chain: %s", job_id, tx)
+        except MarketplaceError as exc:
+            log.info("job %s not abandoned on chain: %s", job_id, exc.message)
 
     async def _report_failure(self, job_id: str, attempt: int, error: str, retryable: bool) -> None:
         log.error("job %s attempt %d failed: %s", job_id, attempt, error)

@@ -155,3 +155,19 @@ def get_job(
     detail = JobDetailV1.from_job(job)
     detail.funding = funding_or_none(session, getattr(request.app.state, "chain", None), job)
     return JobEnvelopeV1(data=detail, message="Job retrieved successfully")
+
+
+@router.post("/{jobId}/cancel", response_model=JobEnvelopeV1)
+def cancel_job(
+    job_id: Annotated[str, Path(alias="jobId", description="e.g. job_5")],
+    principal: PrincipalDep,
+    session: SessionDep,
+) -> JobEnvelopeV1:
+    """Cancel one of the caller's jobs. A running job stops at its provider's next epoch
+    boundary; a funded job's deposit comes back through the escrow's `cancel` (see
+    `GET /v1/jobs/{jobId}/cancel-call`)."""
+    job = service.get_owned_job(session, principal, job_id)
+    if principal.workspace_id is None and job.workspace_id is not None:
+        require_role(session, principal, job.workspace_id, Role.MEMBER)
+    service.cancel_job(session, job, reason="Cancelled by the requester")
+    return JobEnvelopeV1(data=JobDetailV1.from_job(job), message="Job cancelled")

@@ -271,9 +271,16 @@ def update_job(
 
 def cancel_job(session: Session, job: Job, *, reason: str = "Cancelled via API") -> Job:
     """Cancel a job that has not finished (409 INVALID_TRANSITION otherwise); the reason
-    is merged into its result."""
+    is merged into its result.
+
+    A job being worked on (claimed or running) is cancelled at once: its provider's next
+    heartbeat or progress write is refused, training stops at the next epoch boundary and
+    the provider abandons its on-chain binding, after which the requester's own escrow
+    `cancel` refunds the deposit. A funded job nobody works on is refunded on chain only
+    (409 CANCEL_ON_CHAIN)."""
     check_transition(job.status, JobStatus.CANCELLED)
-    _refuse_escrowed_cancel(job)
+    if job.status not in (JobStatus.CLAIMED.value, JobStatus.RUNNING.value):
+        _refuse_escrowed_cancel(job)
     job.result = {**(job.result or {}), "cancelled_reason": reason}
     return transition(session, job, JobStatus.CANCELLED, message=reason)
 

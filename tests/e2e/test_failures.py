@@ -17,7 +17,14 @@ from eth_account import Account
 
 from marketplace.errors import StaleAttempt
 from marketplace.sdk.client import NodeClient
-from tests.e2e.conftest import escrow_of, fund, new_provider, run_provider, wait_status
+from tests.e2e.conftest import (
+    REWARD_WEI,
+    escrow_of,
+    fund,
+    new_provider,
+    run_provider,
+    wait_status,
+)
 from tests.fixtures.served import REPO, dcm_env
 from worker.api import NodeAPI
 
@@ -146,3 +153,47 @@ def test_altered_dataset_is_refused_before_training(
     failure = [e for e in events if e["type"] == "failed"][-1]
     assert "does not match its CID" in failure["message"]
     assert httpx.get(f"{node.url}/jobs/get-jobs").json() == []
+
+
+def test_cancel_mid_training_stops_at_an_epoch_boundary_and_refunds(
+    node, requester, dataset, tmp_path, training_available
+):
+    import threading
+
+    job_id = _upload(node, requester, dataset, epochs=8)
+    client = NodeClient(node.url)
+    client.sign_in(requester)
+    provider = new_provider(node)
+    finished: list[list[dict]] = []
+    runner = threading.Thread(
+        target=lambda: finished.append(run_provider(node, provider, tmp_path / "provider"))
+    )
+    runner.start()
+    deadline = time.monotonic() + 120
+    while not any(
+        e["type"] == "progress" and (e.get("message") or "").startswith("Epoch")
+        for e in client.job(job_id)["events"]
+    ):
+        assert time.monotonic() < deadline, "no epoch reported"
+        time.sleep(0.3)
+
+    resp = client.request("POST", f"/v1/jobs/job_{job_id}/cancel")
+    assert resp.json()["data"]["status"] == "cancelled"
+    runner.join(120)
+    assert not runner.is_alive() and finished == [[]]  # the daemon ran nothing to the end
+
+    epochs = [
+        e
+        for e in client.job(job_id)["events"]
+        if e["type"] == "progress" and (e.get("message") or "").startswith("Epoch")
+    ]
+    assert 1 <= len(epochs) < 8
+    escrow = escrow_of(node)
+    record = escrow.get_job(job_id)
+    assert record.provider in (provider.address, "0x" + "0" * 40)
+
+    before = escrow.w3.eth.get_balance(requester.address)
+    client.cancel(job_id, requester)  # the requester's own escrow cancel: the refund
+    refund_gas = before - escrow.w3.eth.get_balance(requester.address) + REWARD_WEI
+    assert 0 < refund_gas < 10**15  # got the reward back, paid only gas
+    assert client.job(job_id)["status"] == "cancelled"
