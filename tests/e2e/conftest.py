@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,18 +33,48 @@ def training_available() -> None:
 
 
 @pytest.fixture
-def node(tmp_path: Path, database_url: str) -> Iterator[Served]:
-    served = Served(
-        tmp_path / "node",
-        database_url,
-        DCM_LEASES__LEASE_SECONDS="6",
-        DCM_LEASES__REAPER_INTERVAL_SECONDS="0.5",
-    )
-    yield served
-    served.stop()
+def node(request: pytest.FixtureRequest, tmp_path: Path, database_url: str) -> Iterator[Served]:
+    """A served node on the embedded chain, or (param "hardhat") on a real Hardhat node
+    through DCM_CHAIN_RPC_URL with a keystore operator that deploys the escrow."""
+    env = {"DCM_LEASES__LEASE_SECONDS": "6", "DCM_LEASES__REAPER_INTERVAL_SECONDS": "0.5"}
+    hardhat = None
+    if getattr(request, "param", "embedded") == "hardhat":
+        from tests.marketplace.escrow.harness import HardhatNode, hardhat_available
+
+        require_engine(hardhat_available(), "Hardhat not installed (npm ci at the repo root)")
+        hardhat = HardhatNode(tmp_path)
+        operator = Account.create()
+        keyfile = tmp_path / "operator.json"
+        keyfile.write_text(json.dumps(Account.encrypt(operator.key, "operator")))
+        _set_balance(hardhat.url, operator.address, 10**20)
+        env.update(
+            DCM_CHAIN_RPC_URL=hardhat.url,
+            DCM_CHAIN_OPERATOR_KEYFILE=str(keyfile),
+            DCM_CHAIN_OPERATOR_PASSWORD="operator",
+            DCM_CHAIN_CONFIRMATIONS="0",
+            DCM_CHAIN_WATCH_INTERVAL_SECONDS="0.5",
+        )
+    served = Served(tmp_path / "node", database_url, **env)
+    served.chain_rpc = hardhat.url if hardhat else served.url + "/chain/rpc"  # type: ignore[attr-defined]
+    try:
+        yield served
+    finally:
+        served.stop()
+        if hardhat is not None:
+            hardhat.stop()
+
+
+def _set_balance(rpc_url: str, address: str, wei: int) -> None:
+    w3 = Web3(Web3.HTTPProvider(rpc_url))
+    w3.provider.make_request("hardhat_setBalance", [address, hex(wei)])
 
 
 def faucet(node: Served, address: str, eth: str) -> None:
+    """Give `address` ether: the node's dev faucet, or Hardhat's balance cheat code."""
+    rpc = getattr(node, "chain_rpc", node.url + "/chain/rpc")
+    if not rpc.startswith(node.url):
+        _set_balance(rpc, address, int(float(eth) * 10**18))
+        return
     resp = httpx.post(node.url + "/chain/faucet", json={"address": address, "amount": eth})
     assert resp.status_code == 200, resp.text
 
@@ -63,7 +94,7 @@ def new_provider(node: Served) -> Any:
 
 def escrow_of(node: Served) -> JobEscrow:
     info = httpx.get(node.url + "/chain/info").json()
-    return JobEscrow(Web3(Web3.HTTPProvider(node.url + "/chain/rpc")), info["escrow_address"])
+    return JobEscrow(Web3(Web3.HTTPProvider(info["rpc_url"])), info["escrow_address"])
 
 
 @pytest.fixture

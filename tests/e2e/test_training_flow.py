@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import httpx
+import pytest
 
 from marketplace.sdk.client import NodeClient
 from tests.e2e.conftest import (
@@ -17,7 +18,12 @@ from tests.e2e.conftest import (
 )
 
 
-def test_job_goes_from_upload_to_payout(node, requester, dataset, tmp_path, training_available):
+@pytest.mark.parametrize("node", ["embedded", "hardhat"], indirect=True)
+def test_job_goes_from_upload_to_payout(
+    request, node, requester, dataset, tmp_path, training_available
+):
+    chain_id = httpx.get(node.url + "/chain/info").json()["chain_id"]
+    assert (chain_id == 31337) == (request.node.callspec.params["node"] == "hardhat")
     client = NodeClient(node.url)
     job = client.upload_dataset_job(
         dataset,
