@@ -234,8 +234,13 @@ def main() -> None:
                     runs["executor_no_export"].append(executor(f"execpt{i}", "pt")[0])
 
     if args.daemon_repeats:
+        # A pristine copy of the same data: plain train() writes labels/*.cache into the
+        # folder it trains on, which the node's upload validation rightly refuses.
+        pristine = make_detection_dataset(
+            base / "dataset-upload", train=args.train_images, val=args.val_images, size=args.imgsz
+        )
         runs["claim_to_submitted"] = claim_to_submitted(
-            dataset, args.daemon_repeats, args.model, args.epochs, args.imgsz, args.export
+            pristine, args.daemon_repeats, args.model, args.epochs, args.imgsz, args.export
         )
 
     med = {k: statistics.median(v) for k, v in runs.items()}
