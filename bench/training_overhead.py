@@ -30,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from marketplace.datasets.synthetic import write_detection_dataset  # noqa: E402
 from worker.executors import JobSpec, RecordingReporter  # noqa: E402
 from worker.executors.yolo import (  # noqa: E402
     YoloExecutor,
@@ -40,7 +41,6 @@ from worker.executors.yolo import (  # noqa: E402
     offline_environment,
 )
 from worker.hardware import detect_hardware  # noqa: E402
-from worker.synthetic import make_detection_dataset  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "training_overhead.json"
 
@@ -156,7 +156,7 @@ def main() -> None:
 
     base = Path(tempfile.mkdtemp(prefix="dcm-bench-train-"))
     config_dir = base / "ultralytics"
-    dataset = make_detection_dataset(
+    dataset = write_detection_dataset(
         base / "dataset", train=args.train_images, val=args.val_images, size=args.imgsz
     )
     data_yaml = base / "plain-data.yaml"
@@ -236,7 +236,7 @@ def main() -> None:
     if args.daemon_repeats:
         # A pristine copy of the same data: plain train() writes labels/*.cache into the
         # folder it trains on, which the node's upload validation rightly refuses.
-        pristine = make_detection_dataset(
+        pristine = write_detection_dataset(
             base / "dataset-upload", train=args.train_images, val=args.val_images, size=args.imgsz
         )
         runs["claim_to_submitted"] = claim_to_submitted(

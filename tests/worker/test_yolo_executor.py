@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from marketplace.datasets.synthetic import write_classification_dataset, write_detection_dataset
 from worker.executors import ExecutionCancelled, JobSpec, RecordingReporter
 from worker.executors.yolo import YoloExecutor
-from worker.synthetic import make_classification_dataset, make_detection_dataset
 
 OFFLINE_VARS = ("YOLO_OFFLINE", "YOLO_AUTOINSTALL", "YOLO_CONFIG_DIR")
 
@@ -23,7 +23,7 @@ def _files(root: Path) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def detection_run(yolo_config_dir, tmp_path_factory):
     base = tmp_path_factory.mktemp("detect")
-    dataset = make_detection_dataset(base / "dataset", train=16, val=8, size=64)
+    dataset = write_detection_dataset(base / "dataset", train=16, val=8, size=64)
     before = _files(dataset)
     env_before = {k: os.environ.get(k) for k in OFFLINE_VARS}
     reporter = RecordingReporter()
@@ -122,7 +122,9 @@ def test_run_leaves_dataset_and_environment_untouched(detection_run):
 
 
 def test_classification_run_with_torchscript_export(yolo_config_dir, tmp_path):
-    dataset = make_classification_dataset(tmp_path / "dataset", train_per_class=8, val_per_class=4)
+    dataset = write_classification_dataset(
+        tmp_path / "dataset", classes=("red", "blue"), train=8, val=4
+    )
     reporter = RecordingReporter()
     job = JobSpec(
         "job_8",
@@ -150,7 +152,7 @@ def test_classification_run_with_torchscript_export(yolo_config_dir, tmp_path):
 
 
 def test_cancel_stops_training_at_an_epoch_boundary(yolo_config_dir, tmp_path):
-    dataset = make_detection_dataset(tmp_path / "dataset", train=8, val=4, size=64)
+    dataset = write_detection_dataset(tmp_path / "dataset", train=8, val=4, size=64)
     reporter = RecordingReporter(cancel_after_progress=1)  # cancel once epoch 1 is reported
     job = JobSpec(
         "job_9", 1, "yolo_training", {"model": "yolov8n", "epochs": 5, "imgsz": 64}, dataset
@@ -180,7 +182,7 @@ def test_local_weights_are_used_and_reporter_failures_do_not_stop_training(
     (weights_dir / "yolov8n.pt").write_bytes(
         (detection_run["result"].output_dir / "weights" / "best.pt").read_bytes()
     )
-    dataset = make_detection_dataset(tmp_path / "dataset", train=4, val=2, size=64)
+    dataset = write_detection_dataset(tmp_path / "dataset", train=4, val=2, size=64)
     job = JobSpec(
         "job_10", 1, "yolo_training", {"model": "YOLOv8n", "epochs": 1, "imgsz": 64}, dataset
     )
