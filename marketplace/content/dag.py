@@ -161,3 +161,42 @@ def _cat(
         if pos + size > offset:
             yield from _cat(get, child, get(child), pos, offset, end)
         pos += size
+
+
+class DagReader:
+    """The read side every content store shares, over one verified block fetcher.
+
+    Subclasses implement `_get(cid) -> bytes` (raising `ContentNotFound` for a missing
+    block and `CorruptBlock` for bytes that do not hash to the CID); the rest follows."""
+
+    def _get(self, cid: Cid) -> bytes:
+        raise NotImplementedError
+
+    def get_block(self, cid: str) -> bytes:
+        return self._get(parse_cid(cid))
+
+    def resolve(self, ref: str) -> str:
+        return str(resolve(self._get, ref))
+
+    def cat(self, cid: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
+        return cat(self._get, resolve(self._get, cid), offset, length)
+
+    def ls(self, cid: str) -> list[Entry]:
+        return ls(self._get, resolve(self._get, cid))
+
+    def stat(self, cid: str) -> Stat:
+        return stat(self._get, resolve(self._get, cid))
+
+    def has(self, cid: str) -> bool:
+        try:
+            for _ in walk(self._get, parse_cid(cid)):
+                pass
+        except ContentNotFound:
+            return False
+        return True
+
+    def export_car(self, cid: str) -> Iterator[bytes]:
+        from marketplace.content import car
+
+        root = parse_cid(cid)
+        return car.write_car([root], walk(self._get, root))

@@ -28,8 +28,8 @@ from urllib.parse import quote
 
 import httpx
 
-from marketplace.content import car, dag
 from marketplace.content.cid import Cid, parse_cid
+from marketplace.content.dag import DagReader
 from marketplace.content.errors import (
     CidMismatch,
     ContentNotFound,
@@ -37,11 +37,11 @@ from marketplace.content.errors import (
     PinNotFound,
 )
 from marketplace.content.importer import ImportOptions, Node, import_path
-from marketplace.content.store import AddedCallback, Entry
+from marketplace.content.store import AddedCallback
 from marketplace.errors import MarketplaceError, UpstreamUnavailable, ValidationFailed
 
 
-class KuboStore:
+class KuboStore(DagReader):
     """A `ContentStore` backed by a Kubo RPC API at `api_url` (e.g. http://127.0.0.1:5001)."""
 
     def __init__(
@@ -190,30 +190,6 @@ class KuboStore:
         if not cid.verify(data):
             raise CorruptBlock(f"the IPFS daemon returned bytes that do not hash to {cid}")
         return data
-
-    def get_block(self, cid: str) -> bytes:
-        return self._get(parse_cid(cid))
-
-    def resolve(self, ref: str) -> str:
-        return str(dag.resolve(self._get, ref))
-
-    def cat(self, cid: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
-        return dag.cat(self._get, dag.resolve(self._get, cid), offset, length)
-
-    def ls(self, cid: str) -> list[Entry]:
-        return dag.ls(self._get, dag.resolve(self._get, cid))
-
-    def has(self, cid: str) -> bool:
-        try:
-            for _ in dag.walk(self._get, parse_cid(cid)):
-                pass
-        except ContentNotFound:
-            return False
-        return True
-
-    def export_car(self, cid: str) -> Iterator[bytes]:
-        root = parse_cid(cid)
-        return car.write_car([root], dag.walk(self._get, root))
 
     # -- pins -----------------------------------------------------------------------
     def pin(self, cid: str) -> None:

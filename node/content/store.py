@@ -9,7 +9,7 @@ request has written anything, or the two connections will wait on each other.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from marketplace.content import car, dag
 from marketplace.content.cid import Cid, parse_cid
+from marketplace.content.dag import DagReader
 from marketplace.content.errors import ContentNotFound, PinNotFound
 from marketplace.content.importer import (
     ImportOptions,
@@ -25,12 +26,12 @@ from marketplace.content.importer import (
     import_path,
     import_stream,
 )
-from marketplace.content.store import AddedCallback, Entry
+from marketplace.content.store import AddedCallback
 from node.content import repository
 from node.content.blockstore import FsBlocks
 
 
-class EmbeddedStore:
+class EmbeddedStore(DagReader):
     """A `ContentStore` on local disk and the node's database."""
 
     def __init__(self, blocks_dir: Path, sessions: sessionmaker[Session]) -> None:
@@ -104,33 +105,6 @@ class EmbeddedStore:
     # -- reading ------------------------------------------------------------------
     def _get(self, cid: Cid) -> bytes:
         return self.blocks.get(cid)
-
-    def get_block(self, cid: str) -> bytes:
-        return self.blocks.get(parse_cid(cid))
-
-    def resolve(self, ref: str) -> str:
-        return str(dag.resolve(self._get, ref))
-
-    def cat(self, cid: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
-        return dag.cat(self._get, dag.resolve(self._get, cid), offset, length)
-
-    def ls(self, cid: str) -> list[Entry]:
-        return dag.ls(self._get, dag.resolve(self._get, cid))
-
-    def stat(self, cid: str) -> dag.Stat:
-        return dag.stat(self._get, dag.resolve(self._get, cid))
-
-    def has(self, cid: str) -> bool:
-        try:
-            for _ in dag.walk(self._get, parse_cid(cid)):
-                pass
-        except ContentNotFound:
-            return False
-        return True
-
-    def export_car(self, cid: str) -> Iterator[bytes]:
-        root = parse_cid(cid)
-        return car.write_car([root], dag.walk(self._get, root))
 
     # -- pins ---------------------------------------------------------------------
     def pin(self, cid: str) -> None:
