@@ -19,6 +19,7 @@ import random
 import shutil
 import signal
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,8 +47,14 @@ class DaemonConfig:
 
 
 class _Reporter:
-    """Bridges an executor thread to the node: progress and logs are posted from the
-    event loop; `should_cancel` turns true when the lease is lost or shutdown forces it."""
+    """Bridges an executor thread to the node; `should_cancel` turns true when the lease is
+    lost or shutdown forces it.
+
+    Progress and log lines are queued and sent in order by one sender task with at most one
+    request in flight: consecutive log lines go as one batch, so a chatty trainer cannot
+    flood the node (and starve the heartbeats that keep the lease)."""
+
+    MAX_LINES_PER_REQUEST = 500
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, api: NodeAPI, job_id: str, attempt: int
@@ -55,19 +62,17 @@ class _Reporter:
         self.loop, self.api, self.job_id, self.attempt = loop, api, job_id, attempt
         self.cancelled = threading.Event()
         self.cancel_reason: str | None = None
-        self._pending: list[asyncio.Future[Any]] = []
+        self._items: deque[tuple[str, dict[str, Any]]] = deque()
+        self._lock = threading.Lock()
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task = loop.create_task(self._sender())
 
-    def _post(self, action: str, **body: Any) -> None:
-        async def send() -> None:
-            try:
-                await self.api.job_write(self.job_id, action, self.attempt, **body)
-            except Conflict as exc:
-                self.cancel(f"lease lost: {exc.message}")
-            except MarketplaceError as exc:
-                log.warning("job %s %s not delivered: %s", self.job_id, action, exc.message)
-
-        fut = asyncio.run_coroutine_threadsafe(send(), self.loop)
-        self._pending.append(fut)  # type: ignore[arg-type]
+    def _enqueue(self, kind: str, body: dict[str, Any]) -> None:
+        with self._lock:
+            self._items.append((kind, body))
+        self.loop.call_soon_threadsafe(self._wake.set)
 
     def progress(
         self,
@@ -75,10 +80,12 @@ class _Reporter:
         message: str | None = None,
         metrics: dict[str, Any] | None = None,
     ) -> None:
-        self._post("progress", percent=percent, message=message, metrics=metrics or {})
+        self._enqueue(
+            "progress", {"percent": percent, "message": message, "metrics": metrics or {}}
+        )
 
     def log(self, line: str, level: str = "info") -> None:
-        self._post("logs", lines=[{"line": line[:8000], "level": level}])
+        self._enqueue("log", {"line": line[:8000], "level": level})
 
     def should_cancel(self) -> bool:
         return self.cancelled.is_set()
@@ -87,11 +94,62 @@ class _Reporter:
         self.cancel_reason = reason
         self.cancelled.set()
 
+    def _take(self) -> list[tuple[str, dict[str, Any]]]:
+        with self._lock:
+            batch = list(self._items)
+            self._items.clear()
+            if batch:
+                self._idle.clear()
+        return batch
+
+    def _requests(self, batch: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict]]:
+        out: list[tuple[str, dict[str, Any]]] = []
+        for kind, body in batch:
+            if kind == "log":
+                if (
+                    out
+                    and out[-1][0] == "logs"
+                    and (len(out[-1][1]["lines"]) < self.MAX_LINES_PER_REQUEST)
+                ):
+                    out[-1][1]["lines"].append(body)
+                else:
+                    out.append(("logs", {"lines": [body]}))
+            else:
+                out.append((kind, body))
+        return out
+
+    async def _sender(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while batch := self._take():
+                for action, body in self._requests(batch):
+                    await self._send(action, body)
+            self._idle.set()
+
+    async def _send(self, action: str, body: dict[str, Any]) -> None:
+        try:
+            await self.api.job_write(self.job_id, action, self.attempt, **body)
+        except Conflict as exc:
+            self.cancel(f"lease lost: {exc.message}")
+        except MarketplaceError as exc:
+            log.warning("job %s %s not delivered: %s", self.job_id, action, exc.message)
+
     async def drain(self) -> None:
-        for fut in self._pending:
-            with contextlib.suppress(Exception):
-                await asyncio.wrap_future(fut)  # type: ignore[arg-type]
-        self._pending.clear()
+        """Wait until everything queued so far has been sent (or given up on)."""
+        while True:
+            with self._lock:
+                done = not self._items and self._idle.is_set()
+            if done:
+                return
+            self._wake.set()
+            await asyncio.sleep(0.02)
+
+    async def close(self) -> None:
+        await self.drain()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
 
 
 class ProviderDaemon:
@@ -336,7 +394,7 @@ class ProviderDaemon:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
-            await reporter.drain()
+            await reporter.close()
             self._running.pop(job_id, None)
             shutil.rmtree(workdir, ignore_errors=True)
 

@@ -36,7 +36,7 @@ def training_available() -> None:
 def node(request: pytest.FixtureRequest, tmp_path: Path, database_url: str) -> Iterator[Served]:
     """A served node on the embedded chain, or (param "hardhat") on a real Hardhat node
     through DCM_CHAIN_RPC_URL with a keystore operator that deploys the escrow."""
-    env = {"DCM_LEASES__LEASE_SECONDS": "6", "DCM_LEASES__REAPER_INTERVAL_SECONDS": "0.5"}
+    env = {"DCM_LEASES__LEASE_SECONDS": "10", "DCM_LEASES__REAPER_INTERVAL_SECONDS": "0.5"}
     hardhat = None
     if getattr(request, "param", "embedded") == "hardhat":
         from tests.marketplace.escrow.harness import HardhatNode, hardhat_available
@@ -155,7 +155,7 @@ def run_provider(node: Served, account: Any, workdir: Path, **config: Any) -> li
         workdir=workdir,
         run_once=True,
         claim_wait_seconds=5,
-        lease_seconds=6,
+        lease_seconds=10,
         grace_seconds=300,
         **config,
     )
