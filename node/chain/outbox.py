@@ -28,7 +28,7 @@ from web3.exceptions import ContractLogicError, TransactionNotFound
 from node.chain import repository
 from node.chain.host import ChainHost
 from node.chain.models import ChainOutbox
-from node.chain.repository import transaction
+from node.db import session_scope
 
 log = logging.getLogger("dcm.chain.outbox")
 
@@ -78,7 +78,7 @@ class OutboxSender:
         if self.host.operator is None or not self.host.escrow_address:
             return 0
         ids = []
-        with transaction(self.sessions) as session:
+        with session_scope(self.sessions) as session:
             ids = [row.id for row in repository.outbox_open(session)]
         done = 0
         for row_id in ids:
@@ -101,7 +101,7 @@ class OutboxSender:
         return status
 
     def _load_status(self, row_id: int) -> str:
-        with transaction(self.sessions) as session:
+        with session_scope(self.sessions) as session:
             row = session.get(ChainOutbox, row_id)
             return row.status if row else "missing"
         return "missing"
@@ -111,7 +111,7 @@ class OutboxSender:
         operator = self.host.operator
         assert operator is not None
         escrow = self.host.escrow()
-        with transaction(self.sessions) as session:
+        with session_scope(self.sessions) as session:
             row = session.get(ChainOutbox, row_id)
             assert row is not None
             payload = row.payload
@@ -145,7 +145,7 @@ class OutboxSender:
         w3 = self.host.w3
         operator = self.host.operator
         assert operator is not None
-        with transaction(self.sessions) as session:
+        with session_scope(self.sessions) as session:
             row = session.get(ChainOutbox, row_id)
             assert row is not None and row.tx_hash and row.raw_tx and row.nonce is not None
             receipt = self._receipt(row.tx_hash)

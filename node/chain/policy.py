@@ -37,9 +37,8 @@ from marketplace.jobs.states import JobStatus
 from node.chain import repository
 from node.chain.models import ChainEvent
 from node.chain.outbox import enqueue
-from node.chain.repository import transaction
 from node.chain.service import RESULT_MISMATCH, chain_time, register_job_key
-from node.db import utcnow
+from node.db import session_scope, utcnow
 from node.jobs.models import Job, JobEvent
 from node.jobs.service import record_event, transition
 
@@ -78,7 +77,7 @@ class SettlementPolicy:
     def run_once(self) -> PolicyReport:
         report = PolicyReport()
         release: list[str] = []
-        with transaction(self.sessions) as session:
+        with session_scope(self.sessions) as session:
             if self.host is not None and self.host.escrow_address:
                 escrow = self.host.escrow()
                 now = chain_time(self.host)
@@ -264,7 +263,7 @@ class SettlementPolicy:
         """After commit: unpin each CID no job that is not expired still uses."""
         if not cids or self.content is None:
             return []
-        with transaction(self.sessions) as session:
+        with session_scope(self.sessions) as session:
             in_use = set(
                 session.execute(
                     select(Job.folder_cid).where(

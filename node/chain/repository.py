@@ -2,32 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from node.chain.models import ChainCursor, ChainEvent, ChainJobKey, ChainOutbox
 from node.jobs.models import Job
-
-
-@contextmanager
-def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
-    """One committed-or-rolled-back unit of work outside a request (watcher, outbox).
-
-    A `with` block (unlike a `for` over `session_scope`) also commits when the body
-    returns early.
-    """
-    session = sessions()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 def cursor(session: Session, name: str) -> ChainCursor | None:

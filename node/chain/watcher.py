@@ -27,9 +27,8 @@ from starlette.concurrency import run_in_threadpool
 from node.chain import repository
 from node.chain.host import ChainHost
 from node.chain.models import ChainCursor
-from node.chain.repository import transaction
 from node.chain.service import apply_escrow_event
-from node.db import utcnow
+from node.db import session_scope, utcnow
 
 log = logging.getLogger("dcm.chain.watcher")
 
@@ -77,7 +76,7 @@ class ChainWatcher:
         cursor, or when the cursor's block hash is not on this chain any more (a reorg
         or a reset chain: re-reading is safe, applying is idempotent)."""
         first = self.host.deployment_block or 0
-        with transaction(self.sessions) as session:
+        with session_scope(self.sessions) as session:
             cur = repository.cursor(session, self.name)
             if cur is None or cur.chain_id != self.host.chain_id:
                 return first
@@ -95,7 +94,7 @@ class ChainWatcher:
         topics = self._event_topics(escrow.contract)
         timestamps: dict[int, int] = {}
         applied = 0
-        with transaction(self.sessions) as session:
+        with session_scope(self.sessions) as session:
             for entry in logs:
                 name = (
                     topics.get("0x" + bytes(entry["topics"][0]).hex()) if entry["topics"] else None

@@ -13,10 +13,10 @@ from pathlib import Path
 from marketplace.jobs.states import JobStatus
 from node.app import create_app
 from node.chain.outbox import OutboxSender, enqueue
-from node.chain.repository import transaction
 from node.chain.service import register_job_key
 from node.chain.startup import build_host, escrow_deploy_hook
 from node.config import NodeSettings
+from node.db import session_scope
 from node.jobs.models import Job
 from node.jobs.service import record_event
 from tests.node.chain.scenario import bind_and_submit, funded_wallet, make_job
@@ -33,14 +33,14 @@ def main(data_dir: str, database_url: str, mode: str) -> None:
     job_id = make_job(
         sessions, requester=requester.address, reward_wei=10**17, status=JobStatus.SUBMITTED
     )
-    with transaction(sessions) as session:  # what funding_request does for a wallet
+    with session_scope(sessions) as session:  # what funding_request does for a wallet
         register_job_key(session, escrow, job_id)
     deadline = host.evm.head_timestamp() + 7200
     escrow.fund(requester, job_id, amount_wei=10**17, deadline=deadline, challenge_window=60)
     bind_and_submit(host, provider, job_id)
     host.evm.time_travel(host.evm.head_timestamp() + 120)  # challenge window over
 
-    with transaction(sessions) as session:  # the state change and its outbox row, together
+    with session_scope(sessions) as session:  # the state change and its outbox row, together
         job = session.get(Job, job_id)
         record_event(session, job, "finalize_requested", "challenge window over")
         enqueue(

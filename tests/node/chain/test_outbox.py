@@ -16,7 +16,7 @@ from sqlalchemy import select
 from node.app import create_app
 from node.chain.models import ChainOutbox
 from node.chain.outbox import enqueue
-from node.chain.repository import transaction
+from node.db import session_scope
 from tests.node.chain.scenario import job_status
 
 REPO = Path(__file__).resolve().parents[3]
@@ -56,7 +56,7 @@ def test_kill_between_state_change_and_send_sends_exactly_once(settings, crash_p
     job_id = int(child.stdout.split()[0])
 
     app = create_app(settings)  # not started yet: look at what the killed node left
-    with transaction(app.state.sessionmaker) as session:
+    with session_scope(app.state.sessionmaker) as session:
         left = session.execute(select(ChainOutbox)).scalar_one()
         expected = "pending" if crash_point == "before_sign" else "signed"
         assert (left.status, left.tx_hash is not None) == (expected, expected == "signed")
@@ -71,13 +71,13 @@ def test_kill_between_state_change_and_send_sends_exactly_once(settings, crash_p
                 break
             time.sleep(0.1)
         assert job_status(sessions, job_id)[0] == "completed"
-        with transaction(sessions) as session:
+        with session_scope(sessions) as session:
             rows = session.execute(select(ChainOutbox)).scalars().all()
             assert [(r.status, r.receipt_status) for r in rows] == [("confirmed", 1)]
             tx_hash = rows[0].tx_hash
         assert _finalize_txs(host) == [tx_hash.removeprefix("0x")]
         # enqueueing the same decision again is a no-op
-        with transaction(sessions) as session:
+        with session_scope(sessions) as session:
             again = enqueue(
                 session,
                 dedupe_key=f"finalize:{job_id}",
