@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +20,9 @@ from web3 import Web3
 
 from marketplace.datasets.synthetic import write_detection_dataset
 from marketplace.escrow.client import JobEscrow
+from marketplace.sdk.client import NodeClient
 from tests.fixtures.engines import require_engine
-from tests.fixtures.served import Served
+from tests.fixtures.served import REPO, Served, dcm_env
 
 REWARD_WEI = 10**16  # 0.01 ETH
 
@@ -166,3 +169,54 @@ def run_provider(node: Served, account: Any, workdir: Path, **config: Any) -> li
             return daemon.completed
 
     return asyncio.run(main())
+
+
+def job_events(node: Served, requester: Any, job_id: int) -> list[dict]:
+    client = NodeClient(node.url)
+    client.sign_in(requester)
+    return client.job(job_id)["events"]
+
+
+def provider_process(
+    node: Served, tmp_path: Path, name: str, *extra_args: str
+) -> tuple[subprocess.Popen, Any, Any]:
+    """`dcm provider run` as its own process with a fresh faucet-funded keystore wallet;
+    returns the process, its open log file (the caller closes it) and the account."""
+    account = new_provider(node)
+    keyfile = tmp_path / f"{name}.json"
+    keyfile.write_text(json.dumps(Account.encrypt(account.key, "pw")))
+    env = dcm_env(tmp_path / "unused", None, DCM_WALLET_PASSWORD="pw")
+    log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 (closed by the caller)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dcm.cli",
+            "provider",
+            "run",
+            "--node",
+            node.url,
+            "--keyfile",
+            str(keyfile),
+            "--workdir",
+            str(tmp_path / name),
+            *extra_args,
+        ],
+        env=env,
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    return proc, log, account
+
+
+def wait_for_epoch(node: Served, requester: Any, job_id: int, proc: subprocess.Popen) -> None:
+    """Block until the job has reported its first training epoch."""
+    deadline = time.monotonic() + 120
+    while not any(
+        e["type"] == "progress" and (e.get("message") or "").startswith("Epoch")
+        for e in job_events(node, requester, job_id)
+    ):
+        assert proc.poll() is None, "provider exited before training"
+        assert time.monotonic() < deadline, "no epoch reported"
+        time.sleep(0.3)

@@ -13,57 +13,25 @@ import time
 from eth_account import Account
 
 from marketplace.sdk.client import NodeClient
-from tests.e2e.conftest import new_provider, run_provider, wait_status
-from tests.e2e.test_failures import _events, _upload
+from tests.e2e.conftest import (
+    job_events,
+    new_provider,
+    provider_process,
+    run_provider,
+    wait_for_epoch,
+    wait_status,
+)
+from tests.e2e.test_failures import _upload
 from tests.fixtures.served import REPO, dcm_env
-
-
-def _provider_process(node, tmp_path, name: str):
-    account = new_provider(node)
-    keyfile = tmp_path / f"{name}.json"
-    keyfile.write_text(json.dumps(Account.encrypt(account.key, "pw")))
-    env = dcm_env(tmp_path / "unused", None, DCM_WALLET_PASSWORD="pw")
-    log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 (closed by the caller)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dcm.cli",
-            "provider",
-            "run",
-            "--node",
-            node.url,
-            "--keyfile",
-            str(keyfile),
-            "--workdir",
-            str(tmp_path / name),
-        ],
-        env=env,
-        cwd=REPO,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    return proc, log
-
-
-def _wait_for_epoch(node, requester, job_id: int, proc) -> None:
-    deadline = time.monotonic() + 120
-    while not any(
-        e["type"] == "progress" and (e.get("message") or "").startswith("Epoch")
-        for e in _events(node, requester, job_id)
-    ):
-        assert proc.poll() is None, "provider exited before training"
-        assert time.monotonic() < deadline, "no epoch reported"
-        time.sleep(0.3)
 
 
 def test_first_sigterm_drains_the_running_job(
     node, requester, dataset, tmp_path, training_available
 ):
     job_id = _upload(node, requester, dataset, epochs=4)
-    proc, log = _provider_process(node, tmp_path, "drain")
+    proc, log, _ = provider_process(node, tmp_path, "drain")
     try:
-        _wait_for_epoch(node, requester, job_id, proc)
+        wait_for_epoch(node, requester, job_id, proc)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(120) == 0
     finally:
@@ -77,9 +45,9 @@ def test_second_sigterm_hands_the_job_back_at_once(
     node, requester, dataset, tmp_path, training_available
 ):
     job_id = _upload(node, requester, dataset, epochs=30)
-    proc, log = _provider_process(node, tmp_path, "abort")
+    proc, log, _ = provider_process(node, tmp_path, "abort")
     try:
-        _wait_for_epoch(node, requester, job_id, proc)
+        wait_for_epoch(node, requester, job_id, proc)
         proc.send_signal(signal.SIGTERM)
         time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)
@@ -90,7 +58,7 @@ def test_second_sigterm_hands_the_job_back_at_once(
         log.close()
     # released, not left to the reaper: pending again at once, with a `released` event
     assert wait_status(node, job_id, {"pending"}, timeout=5)["status"] == "pending"
-    assert any(e["type"] == "released" for e in _events(node, requester, job_id))
+    assert any(e["type"] == "released" for e in job_events(node, requester, job_id))
 
 
 def test_dcm_job_submit_uploads_funds_follows_and_downloads(

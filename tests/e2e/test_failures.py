@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import io
-import json
 import signal
-import subprocess
-import sys
 import time
 import zipfile
 from pathlib import Path
 
 import httpx
 import pytest
-from eth_account import Account
 
 from marketplace.errors import StaleAttempt
 from marketplace.sdk.client import NodeClient
@@ -21,11 +17,13 @@ from tests.e2e.conftest import (
     REWARD_WEI,
     escrow_of,
     fund,
+    job_events,
     new_provider,
+    provider_process,
     run_provider,
+    wait_for_epoch,
     wait_status,
 )
-from tests.fixtures.served import REPO, dcm_env
 from worker.api import NodeAPI
 
 
@@ -45,57 +43,22 @@ def _upload(node, requester, dataset, epochs: int) -> int:
     return job["id"]
 
 
-def _events(node, requester, job_id: int) -> list[dict]:
-    client = NodeClient(node.url)
-    client.sign_in(requester)
-    return client.job(job_id)["events"]
-
-
 def test_killed_provider_loses_its_lease_and_a_second_one_finishes(
     node, requester, dataset, tmp_path, training_available
 ):
     job_id = _upload(node, requester, dataset, epochs=4)
-    victim = new_provider(node)
-    keyfile = tmp_path / "victim.json"
-    keyfile.write_text(json.dumps(Account.encrypt(victim.key, "pw")))
-    env = dcm_env(tmp_path / "unused", None, DCM_WALLET_PASSWORD="pw")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dcm.cli",
-            "provider",
-            "run",
-            "--node",
-            node.url,
-            "--keyfile",
-            str(keyfile),
-            "--workdir",
-            str(tmp_path / "victim"),
-            "--once",
-        ],
-        env=env,
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc, log, victim = provider_process(node, tmp_path, "victim", "--once")
     try:
-        deadline = time.monotonic() + 120
-        while not any(
-            e["type"] == "progress" and (e.get("message") or "").startswith("Epoch")
-            for e in _events(node, requester, job_id)
-        ):
-            assert proc.poll() is None, "provider exited before training"
-            assert time.monotonic() < deadline, "no epoch reported"
-            time.sleep(0.3)
+        wait_for_epoch(node, requester, job_id, proc)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     finally:
         if proc.poll() is None:
             proc.kill()
+        log.close()
 
     wait_status(node, job_id, {"pending"}, timeout=30)  # the reaper took the lease back
-    assert any(e["type"] == "lease_expired" for e in _events(node, requester, job_id))
+    assert any(e["type"] == "lease_expired" for e in job_events(node, requester, job_id))
 
     successor = new_provider(node)
     done = run_provider(node, successor, tmp_path / "successor")
@@ -146,7 +109,7 @@ def test_altered_dataset_is_refused_before_training(
     run_provider(node, new_provider(node), tmp_path / "provider")
     detail = wait_status(node, job_id, {"failed"}, timeout=30)
     assert detail["status"] == "failed"
-    events = _events(node, requester, job_id)
+    events = job_events(node, requester, job_id)
     assert not any(
         e["type"] == "progress" and (e.get("message") or "").startswith("Epoch") for e in events
     )
