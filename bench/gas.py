@@ -2,7 +2,10 @@
 
 Writes bench/results/gas.json and prints the figures. The lifecycle is fund + bind + submit +
 finalize (issue 4 target: at most 170,000 gas; the original YOLO marketplace contract spends
-528,361 for create + accept + complete). Measured in steady state (the fee recipient's
+528,361 for create + accept + complete), with the binding the node itself makes when it
+leases a job (`assign`, sent by the assigner key). The same lifecycle with a voucher the
+provider relays (`bind`) and with bind + submit in one transaction (`submitWithVoucher`)
+is reported beside it. Measured in steady state (the fee recipient's
 `owed` slot already non-zero), with and without a platform fee, plus a 50-job batch
 finalize (stretch target: at most 25,000 gas per job).
 
@@ -60,7 +63,9 @@ class Chain:
     def now(self) -> int:
         return self.w3.eth.get_block("latest")["timestamp"]
 
-    def new_job(self, digest: bytes = b"\x5a" * 32) -> tuple[str, dict[str, int]]:
+    def new_job(
+        self, digest: bytes = b"\x5a" * 32, via: str = "assign"
+    ) -> tuple[str, dict[str, int]]:
         self.n += 1
         job = f"job_{self.n}"
         gas = {}
@@ -73,8 +78,11 @@ class Chain:
             challenge_window=600,
             dataset_digest=digest,
         ).gas_used
-        voucher = self.escrow.sign_assignment(self.node, job, self.prov.address, 1, now + 3600)
-        gas["bind"] = self.escrow.bind(self.prov, voucher).gas_used
+        if via == "assign":
+            gas["assign"] = self.escrow.assign(self.node, job, self.prov.address, 1).gas_used
+        else:
+            voucher = self.escrow.sign_assignment(self.node, job, self.prov.address, 1, now + 3600)
+            gas["bind"] = self.escrow.bind(self.prov, voucher).gas_used
         gas["submit"] = self.escrow.submit(self.prov, job, b"\xa5" * 32).gas_used
         return job, gas
 
@@ -95,7 +103,15 @@ def measure(fee_bps: int) -> dict:
     ops.update(gas)
     c.travel(601)
     ops["finalize"] = esc.finalize(c.keeper, job).gas_used
-    lifecycle = ops["fund"] + ops["bind"] + ops["submit"] + ops["finalize"]
+    lifecycle = ops["fund"] + ops["assign"] + ops["submit"] + ops["finalize"]
+
+    # The same with a voucher the provider relays.
+    job, gas = c.new_job(via="voucher")
+    ops["bind"] = gas["bind"]
+    c.travel(601)
+    lifecycle_voucher = (
+        gas["fund"] + gas["bind"] + gas["submit"] + esc.finalize(c.keeper, job).gas_used
+    )
 
     # Bind and submit in one transaction (submitWithVoucher).
     c.n += 1
@@ -143,11 +159,13 @@ def measure(fee_bps: int) -> dict:
     jobs = [c.new_job()[0] for _ in range(BATCH)]
     c.travel(601)
     batch = esc.finalize_batch(c.keeper, jobs)
-    assert all(esc.get_job(j).status.name == "PAID" for j in jobs)
+    assert all(esc.get_job(j).status.name == "NONE" for j in jobs)  # settled and deleted
     return {
         "fee_bps": fee_bps,
         "operations": ops,
         "lifecycle_fund_bind_submit_finalize": lifecycle,
+        "lifecycle_binding": "assign (the node's own transaction when it leases the job)",
+        "lifecycle_fund_voucherBind_submit_finalize": lifecycle_voucher,
         "lifecycle_fund_submitWithVoucher_finalize": lifecycle_3tx,
         "batch_finalize": {
             "jobs": BATCH,
@@ -177,9 +195,13 @@ def main() -> int:
             print(f"  {name:26s} {gas:>9,}")
         life = run["lifecycle_fund_bind_submit_finalize"]
         print(
-            f"  lifecycle (fund+bind+submit+finalize) {life:,} "
+            f"  lifecycle (fund+assign+submit+finalize) {life:,} "
             f"(target {TARGET_LIFECYCLE:,}: {'met' if life <= TARGET_LIFECYCLE else 'MISSED'}; "
             f"original {REFERENCE_ORIGINAL:,} = {REFERENCE_ORIGINAL / life:.2f}x)"
+        )
+        print(
+            "  lifecycle with a relayed voucher (fund+bind+submit+finalize) "
+            f"{run['lifecycle_fund_voucherBind_submit_finalize']:,}"
         )
         life3 = run["lifecycle_fund_submitWithVoucher_finalize"]
         print(f"  lifecycle with bind+submit in one tx (fund+submitWithVoucher+finalize) {life3:,}")

@@ -16,10 +16,9 @@ from .client import (
     Voucher,
 )
 from .errors import decode_revert
-from .keys import DEFAULT_NODE_ID, cid_digest, job_key
+from .keys import cid_digest, job_key
 
 __all__ = [
-    "DEFAULT_NODE_ID",
     "GAS_LIMITS",
     "JobEscrow",
     "JobRecord",

@@ -29,22 +29,21 @@ from marketplace.errors import ChainError, UpstreamUnavailable, ValidationFailed
 
 from .artifact import load_artifact
 from .errors import chain_error, revert_data_of
-from .keys import DEFAULT_NODE_ID, cid_digest, job_key
+from .keys import cid_digest, job_key
 
 JobRef = bytes | str | int
 """A job: its bytes32 key, or the node's job id (`5`, `"job_5"`) turned into one."""
 
 
 class Status(IntEnum):
+    """A job's on-chain status. NONE: never funded, or settled (the record is deleted;
+    the `JobSettled` event says how)."""
+
     NONE = 0
     OPEN = 1
     BOUND = 2
     SUBMITTED = 3
     DISPUTED = 4
-    PAID = 5
-    RESOLVED = 6
-    CANCELLED = 7
-    EXPIRED = 8
 
 
 class Outcome(IntEnum):
@@ -93,6 +92,7 @@ class TxResult:
 # Fixed gas limits (generous upper bounds; settlement includes a PUSH_GAS-bounded call).
 GAS_LIMITS = {
     "fund": 120_000,
+    "assign": 100_000,
     "bind": 110_000,
     "abandon": 60_000,
     "submit": 70_000,
@@ -130,12 +130,10 @@ class JobEscrow:
         w3: Web3,
         address: str,
         *,
-        node_id: str = DEFAULT_NODE_ID,
         receipt_timeout: float = 30.0,
     ) -> None:
         self.w3 = w3
         self.address = to_checksum_address(address)
-        self.node_id = node_id
         self.receipt_timeout = receipt_timeout
         self.contract = w3.eth.contract(address=self.address, abi=load_artifact()["abi"])
         self._chain_id: int | None = None
@@ -156,7 +154,6 @@ class JobEscrow:
         fee_bps: int = 0,
         fee_recipient: str | None = None,
         arbitration_window: int = 7 * 24 * 3600,
-        node_id: str = DEFAULT_NODE_ID,
         receipt_timeout: float = 60.0,
     ) -> JobEscrow:
         """Deploy a new escrow signed by `account`; returns its binding."""
@@ -170,7 +167,7 @@ class JobEscrow:
             to_checksum_address(fee_recipient or zero),
             int(arbitration_window),
         )
-        escrow = cls(w3, zero, node_id=node_id, receipt_timeout=receipt_timeout)
+        escrow = cls(w3, zero, receipt_timeout=receipt_timeout)
         data = factory.constructor(*args).data_in_transaction
         receipt = escrow._transact(account, None, data, 0, 3_000_000, action="deploy")
         escrow.address = to_checksum_address(receipt["contractAddress"])
@@ -189,15 +186,15 @@ class JobEscrow:
         return self._chain_id
 
     def key(self, job: JobRef) -> bytes:
-        """The bytes32 key of `job` (a key passes through; a job id is hashed)."""
+        """The bytes32 key of `job` (a key passes through; a job id becomes one)."""
         if isinstance(job, bytes | bytearray):
             return _bytes32(bytes(job), "job key")
         if isinstance(job, str) and job.startswith("0x") and len(job) == 66:
             return _bytes32(job, "job key")
-        return job_key(job, self.node_id)
+        return job_key(job)
 
     def job_key(self, job_id: str | int) -> bytes:
-        return job_key(job_id, self.node_id)
+        return job_key(job_id)
 
     @staticmethod
     def cid_digest(cid: str) -> bytes:
@@ -320,6 +317,12 @@ class JobEscrow:
         digest = _bytes32(dataset_digest, "dataset digest")
         args = (self.key(job), digest, deadline, challenge_window)
         return self._send(account, "fund", args, value=amount_wei)
+
+    def assign(self, account: LocalAccount, job: JobRef, provider: str, attempt: int) -> TxResult:
+        """The assigner binds `provider` to `job` for lease `attempt` (its own transaction)."""
+        return self._send(
+            account, "assign", (self.key(job), to_checksum_address(provider), attempt)
+        )
 
     def bind(self, account: LocalAccount, voucher: Voucher) -> TxResult:
         args = (

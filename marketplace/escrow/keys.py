@@ -1,8 +1,9 @@
 """Off-chain identifiers of the escrow: job keys and dataset CID digests.
 
-`job_key(job_id, node_id)` is `keccak256(abi.encode(keccak256(bytes(node_id)), uint256(n)))`
-for the node's job `job_<n>`: the node id namespaces keys so that several nodes could share
-one escrow deployment. `cid_digest(cid)` is the 32-byte sha2-256 digest inside a CID's
+`job_key(job_id)` is `bytes32(uint256(n))` for the node's job `job_<n>`: each node has its
+own escrow (the contract's ASSIGNER is the node's key), so the number alone is unique there,
+and its zero bytes make every transaction's calldata cheaper than a hash would.
+`cid_digest(cid)` is the 32-byte sha2-256 digest inside a CID's
 multihash (CIDv0 `Qm...` or CIDv1 base32 `b...`/base58btc `z...`).
 """
 
@@ -10,23 +11,18 @@ from __future__ import annotations
 
 import base64
 
-from eth_abi import encode as abi_encode
-from eth_utils import keccak
-
 from marketplace.errors import ValidationFailed
 from marketplace.jobs.ids import parse_job_id
-
-DEFAULT_NODE_ID = "dcm"
 
 _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _B58_INDEX = {c: i for i, c in enumerate(_B58)}
 _SHA2_256 = 0x12
 
 
-def job_key(job_id: str | int, node_id: str = DEFAULT_NODE_ID) -> bytes:
+def job_key(job_id: str | int) -> bytes:
     """The bytes32 key of the node's job `job_id` (`5`, `"5"` or `"job_5"`)."""
     number = parse_job_id(job_id)
-    return keccak(abi_encode(["bytes32", "uint256"], [keccak(node_id.encode()), number]))
+    return number.to_bytes(32, "big")
 
 
 def _b58decode(text: str) -> bytes:

@@ -73,8 +73,21 @@ def fund_job(chain: Harness, books: Books, job: str, *, deadline_in: int = 86_40
     books.tx("requester", res, AMOUNT)
 
 
-def bind(chain: Harness, books: Books, job: str, provider: str = "provider", attempt: int = 1):
+def bind(
+    chain: Harness,
+    books: Books,
+    job: str,
+    provider: str = "provider",
+    attempt: int = 1,
+    *,
+    via: str = "assign",
+):
+    """Bind `provider` the way the node does (`assign`, its own transaction) or with a
+    voucher the provider relays (`via="voucher"`)."""
     acct = chain.actors[provider]
+    if via == "assign":
+        books.tx("node", chain.escrow.assign(chain.node, job, acct.address, attempt))
+        return
     voucher = chain.escrow.sign_assignment(
         chain.node, job, acct.address, attempt, chain.now() + 3600
     )
@@ -90,32 +103,25 @@ def test_fund_bind_submit_accept(chain: Harness):
     fund_job(chain, books, "job_1")
     rec = esc.get_job("job_1")
     assert (rec.requester, rec.amount, rec.status) == (chain.requester.address, AMOUNT, Status.OPEN)
+    books.revert("NotAssigner", esc.assign, chain.mallory, "job_1", chain.mallory.address, 1)
     bind(chain, books, "job_1")
+    assert esc.get_job("job_1").provider == chain.provider.address
     submit(chain, books, "job_1")
     books.revert("NotRequester", esc.accept, chain.mallory, "job_1")
     books.tx("requester", esc.accept(chain.requester, "job_1"))
     books.paid("provider", AMOUNT - fee_of(AMOUNT))
     books.check()
     assert esc.owed(chain.fee.address) == fee_of(AMOUNT)
-    assert esc.get_job("job_1").status == Status.PAID
+    assert esc.get_job("job_1") == esc.get_job("job_999")  # settled: the record is deleted
     # The fee is pulled to the fixed recipient by anyone; the escrow ends empty.
     books.tx("keeper", esc.withdraw(chain.keeper, chain.fee.address))
     books.paid("fee", fee_of(AMOUNT))
     books.check()
     assert chain.balance(esc.address) == 0
     books.revert("NothingOwed", esc.withdraw, chain.mallory, chain.fee.address)
-    # Settled for good: nothing pays twice, the key cannot be funded again.
+    # Settled for good: nothing pays twice.
     books.revert("WrongStatus", esc.accept, chain.requester, "job_1")
     books.revert("WrongStatus", esc.finalize, chain.mallory, "job_1")
-    books.revert(
-        "JobExists",
-        esc.fund,
-        chain.requester2,
-        "job_1",
-        amount_wei=1,
-        deadline=chain.now() + 100,
-        challenge_window=10,
-    )
     events = esc.events("JobSettled")
     assert len(events) == 1
     ev = events[0]["args"]
@@ -126,6 +132,17 @@ def test_fund_bind_submit_accept(chain: Harness):
     funded = esc.events("JobFunded")[0]["args"]
     assert funded["amount"] == AMOUNT and funded["datasetDigest"] == DIGEST
     assert esc.events("ResultSubmitted")[0]["args"]["resultDigest"] == RESULT
+    # A new funding of the key is a new escrow, from attempt 0: it pays nobody from the
+    # old one and its funder can take it back.
+    res = esc.fund(
+        chain.requester2, "job_1", amount_wei=5, deadline=chain.now() + 100, challenge_window=10
+    )
+    books.tx("requester2", res, 5)
+    assert esc.get_job("job_1").attempt == 0
+    books.revert("WrongStatus", esc.submit, chain.provider, "job_1", RESULT)
+    books.tx("requester2", esc.cancel(chain.requester2, "job_1"))
+    books.paid("requester2", 5)
+    books.check()
 
 
 def test_assigner_rejects_a_squatted_funding_and_frees_the_key(chain: Harness):
@@ -248,7 +265,7 @@ def test_refund_after_deadline_without_result(chain: Harness):
 def test_abandonment_and_rebinding(chain: Harness):
     esc, books = chain.escrow, Books(chain)
     fund_job(chain, books, "job_8")
-    bind(chain, books, "job_8", "provider", attempt=1)
+    bind(chain, books, "job_8", "provider", attempt=1, via="voucher")
     books.revert("NotProvider", esc.abandon, chain.provider2, "job_8")
     books.tx("provider", esc.abandon(chain.provider, "job_8"))
     assert esc.get_job("job_8").status == Status.OPEN
@@ -260,8 +277,10 @@ def test_abandonment_and_rebinding(chain: Harness):
     books.revert("BadSignature", esc.bind, chain.mallory, forged)
     late = esc.sign_assignment(chain.node, "job_8", chain.provider2.address, 2, chain.now() - 1)
     books.revert("VoucherExpired", esc.bind, chain.mallory, late)
-    bind(chain, books, "job_8", "provider2", attempt=2)
-    # The node reaps provider2's lease and re-assigns with a higher attempt (fencing).
+    bind(chain, books, "job_8", "provider2", attempt=2, via="voucher")
+    # The node reaps provider2's lease and re-assigns with a higher attempt (fencing); its
+    # own assignments are fenced the same way.
+    books.revert("StaleAttempt", esc.assign, chain.node, "job_8", chain.provider.address, 2)
     bind(chain, books, "job_8", "provider", attempt=3)
     books.revert("NotProvider", esc.submit, chain.provider2, "job_8", RESULT)
     submit(chain, books, "job_8", "provider")
@@ -287,7 +306,7 @@ def test_submit_with_voucher_and_batch_finalize(chain: Harness):
     for _ in jobs[1:]:
         books.paid("provider", AMOUNT - fee_of(AMOUNT))
     books.check()
-    assert all(esc.get_job(j).status == Status.PAID for j in jobs)
+    assert all(esc.get_job(j).status == Status.NONE for j in jobs)
     assert len(esc.events("JobSettled", from_block=res.block_number)) == 3
 
 

@@ -1,11 +1,11 @@
 """Stateful property test of the escrow on the in-process EVM.
 
-Hypothesis drives random sequences of every operation (fund, bind, submitWithVoucher,
-abandon, submit, accept, dispute, resolve, finalize, finalizeBatch, cancel, refundExpired,
-reject, withdraw) by every actor, across several jobs, with time travel. A Python model mirrors the
-contract's rules, including the order of its checks, so every call must either succeed when
-the model allows it or revert with exactly the custom error the model predicts (which covers
-"unauthorised calls revert"). After every step:
+Hypothesis drives random sequences of every operation (fund, assign, bind,
+submitWithVoucher, abandon, submit, accept, dispute, resolve, finalize, finalizeBatch,
+cancel, refundExpired, reject, withdraw) by every actor, across several jobs, with time
+travel. A Python model mirrors the contract's rules, including the order of its checks, so
+every call must either succeed when the model allows it or revert with exactly the custom
+error the model predicts (which covers "unauthorised calls revert"). After every step:
   - the contract's balance equals the unsettled escrow plus what is owed (fees, deferred);
   - every actor's balance equals its start balance minus its gas minus what it funded plus
     what it was paid, to the wei;
@@ -31,7 +31,7 @@ from marketplace.escrow import JobEscrow
 
 from .harness import ARBITRATION_WINDOW, FEE_BPS, Harness, in_process
 
-NONE, OPEN, BOUND, SUBMITTED, DISPUTED, PAID, RESOLVED, CANCELLED, EXPIRED = range(9)
+NONE, OPEN, BOUND, SUBMITTED, DISPUTED = range(5)
 JOBS = ("job_1", "job_2", "job_3", "job_4")
 REQUESTERS = ("requester", "requester2")
 PROVIDERS = ("provider", "provider2")
@@ -109,9 +109,9 @@ class EscrowMachine(RuleBasedStateMachine):
         if fee:
             self.owed["fee"] = self.owed.get("fee", 0) + fee
 
-    def settle(self, job: str, status: int) -> None:
-        j = self.jobs[job]
-        j.status, j.requester, j.amount = status, None, 0
+    def settle(self, job: str) -> None:
+        """Settlement deletes the record: the key may be funded again, from attempt 0."""
+        self.jobs[job] = Job()
         self.settled[job] += 1
         # The settling transaction carries exactly one JobSettled for this job.
         key = self.esc.job_key(job)
@@ -122,12 +122,12 @@ class EscrowMachine(RuleBasedStateMachine):
         ]
         assert len(settled) == 1
 
-    def pay_provider(self, job: str, status: int) -> None:
+    def pay_provider(self, job: str) -> None:
         j = self.jobs[job]
         fee = j.amount * FEE_BPS // 10_000
         self.pay(j.provider, j.amount - fee)
         self.credit_fee(fee)
-        self.settle(job, status)
+        self.settle(job)
 
     # ------------------------------------------------------------ rules
 
@@ -194,6 +194,25 @@ class EscrowMachine(RuleBasedStateMachine):
             return None
 
         return predict
+
+    @rule(
+        job=st.sampled_from(JOBS),
+        provider=st.sampled_from(PROVIDERS),
+        delta=st.sampled_from([1, 1, 2, 0]),
+        who=st.sampled_from(["node", "node", "node", "requester", "provider"]),
+    )
+    def assign(self, job, provider, delta, who):
+        """The assigner's own transaction; anyone else is refused before any other check."""
+        j = self.jobs[job]
+        attempt = j.attempt + delta
+        inner = self._bind_predict(j, provider, attempt, 2**256 - 1)
+        res, _ = self.do(
+            who,
+            lambda a: self.esc.assign(a, job, self.addr(provider), attempt),
+            lambda ts: "NotAssigner" if who != "node" else inner(ts),
+        )
+        if res:
+            j.provider, j.attempt, j.status = provider, attempt, BOUND
 
     @rule(
         job=st.sampled_from(JOBS),
@@ -290,7 +309,7 @@ class EscrowMachine(RuleBasedStateMachine):
             return None if who == j.requester else "NotRequester"
 
         if self.do(who, lambda a: self.esc.accept(a, job), predict)[0]:
-            self.pay_provider(job, PAID)
+            self.pay_provider(job)
 
     @rule(job=st.sampled_from(JOBS), who=REQUESTER_SIDE)
     def dispute(self, job, who):
@@ -334,7 +353,7 @@ class EscrowMachine(RuleBasedStateMachine):
             if j.amount - part:
                 self.pay(j.requester, j.amount - part)
             self.credit_fee(fee)
-            self.settle(job, RESOLVED)
+            self.settle(job)
 
     @rule(job=st.sampled_from(JOBS), who=st.sampled_from(CALLERS))
     def finalize(self, job, who):
@@ -348,7 +367,7 @@ class EscrowMachine(RuleBasedStateMachine):
             return "WrongStatus"
 
         if self.do(who, lambda a: self.esc.finalize(a, job), predict)[0]:
-            self.pay_provider(job, PAID)
+            self.pay_provider(job)
 
     @rule(jobs=st.lists(st.sampled_from(JOBS), min_size=1, max_size=4, unique=True))
     def finalize_batch(self, jobs):
@@ -356,7 +375,7 @@ class EscrowMachine(RuleBasedStateMachine):
         for job in jobs:
             j = self.jobs[job]
             if j.status in (SUBMITTED, DISPUTED) and ts >= j.phase_end:
-                self.pay_provider(job, PAID)
+                self.pay_provider(job)
 
     @rule(job=st.sampled_from(JOBS), who=REQUESTER_SIDE)
     def cancel(self, job, who):
@@ -371,7 +390,7 @@ class EscrowMachine(RuleBasedStateMachine):
 
         if self.do(who, lambda a: self.esc.cancel(a, job), predict)[0]:
             self.pay(j.requester, j.amount)
-            self.settle(job, CANCELLED)
+            self.settle(job)
 
     @rule(job=st.sampled_from(JOBS), who=st.sampled_from(CALLERS))
     def refund_expired(self, job, who):
@@ -384,7 +403,7 @@ class EscrowMachine(RuleBasedStateMachine):
 
         if self.do(who, lambda a: self.esc.refund_expired(a, job), predict)[0]:
             self.pay(j.requester, j.amount)
-            self.settle(job, EXPIRED)
+            self.settle(job)
 
     @rule(job=st.sampled_from(JOBS), who=st.sampled_from(["node", "node", "requester"]))
     def reject(self, job, who):
@@ -399,8 +418,7 @@ class EscrowMachine(RuleBasedStateMachine):
 
         if self.do(who, lambda a: self.esc.reject(a, job), predict)[0]:
             self.pay(j.requester, j.amount)
-            self.settle(job, NONE)
-            self.jobs[job] = Job()  # forgotten: the job id may be funded again
+            self.settle(job)
 
     @rule(account=st.sampled_from(["fee", "provider", "requester"]), who=st.sampled_from(CALLERS))
     def withdraw(self, account, who):
@@ -427,8 +445,10 @@ class EscrowMachine(RuleBasedStateMachine):
                 self.fund(job, REQUESTERS[choice % 2], 10**18 + 7, 4000, 300)
             elif j.status == OPEN and choice == 0:
                 self.submit_with_voucher(job, provider, 1)
-            elif j.status == OPEN:
+            elif j.status == OPEN and choice == 1:
                 self.bind(job, provider, 1, provider, 100)
+            elif j.status == OPEN:
+                self.assign(job, provider, 1, "node")
             elif j.status == BOUND:
                 self.submit(job, "right") if choice else self.abandon(job, "right")
             elif j.status == SUBMITTED:
@@ -479,9 +499,7 @@ class EscrowMachine(RuleBasedStateMachine):
         self.money_is_where_the_model_says()
         self.check_chain_records()
         assert self.chain.balance(self.esc.address) == 0
-        assert all(
-            j.status in (NONE, PAID, RESOLVED, CANCELLED, EXPIRED) for j in self.jobs.values()
-        )
+        assert all(j.status == NONE for j in self.jobs.values())
 
 
 EscrowMachine.TestCase.settings = settings(
