@@ -1,6 +1,9 @@
-"""The provider's on-chain steps for escrowed jobs: bind with the node's voucher before
-working, submit the result digest when done. Transactions are signed locally with the
-provider's key and sent through the node's `/chain/rpc` (or any RPC the node names)."""
+"""The provider's on-chain steps for escrowed jobs: submit the result digest when done,
+abandon the job when it stops without one. The node binds the provider itself when it
+grants the lease (its own `assign` transaction); the voucher in the claim response is the
+provider's way in when that has not landed by submit time (`submitWithVoucher`).
+Transactions are signed locally with the provider's key and sent through the node's
+`/chain/rpc` (or any RPC the node names)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from typing import Any
 
 from web3 import Web3
 
-from marketplace.escrow.client import JobEscrow, Voucher
+from marketplace.escrow.client import JobEscrow, Status, Voucher
 
 
 def voucher_from_json(data: dict[str, Any]) -> Voucher:
@@ -29,12 +32,22 @@ class ProviderChain:
         self.escrow = JobEscrow(self.w3, escrow_address)
         self.account = account
 
-    def bind(self, voucher: dict[str, Any]) -> str:
-        return self.escrow.bind(self.account, voucher_from_json(voucher)).tx_hash
-
-    def submit(self, job_key: str, result_cid: str) -> str:
+    def submit(self, voucher: dict[str, Any], result_cid: str) -> str:
+        """Submit the result digest: as the bound provider when the node's assignment for
+        this lease landed, else binding with the voucher in the same transaction (which
+        reverts `StaleAttempt` when the node has since assigned the job to a newer lease)."""
         digest = self.escrow.cid_digest(result_cid)
-        return self.escrow.submit(self.account, job_key, digest).tx_hash
+        record = self.escrow.get_job(voucher["job_key"])
+        bound = (
+            record.status == Status.BOUND
+            and record.provider == self.account.address
+            and record.attempt == int(voucher["attempt"])
+        )
+        if bound:
+            return self.escrow.submit(self.account, voucher["job_key"], digest).tx_hash
+        return self.escrow.submit_with_voucher(
+            self.account, voucher_from_json(voucher), digest
+        ).tx_hash
 
     def abandon(self, job_key: str) -> str:
         """Give the job up on chain (it becomes open: rebindable, or refundable to the

@@ -324,13 +324,8 @@ class ProviderDaemon:
         heartbeat = asyncio.create_task(self._heartbeat(job_id, attempt, reporter))
         try:
             await self.api.job_write(job_id, "start", attempt)
-            if voucher is not None:
-                # Bind on chain before working: from then on the requester can no longer
-                # cancel, and only this provider can be paid for the job.
-                if self.chain is None:
-                    raise _JobFailure("escrowed job but the node names no chain", retryable=True)
-                tx = await asyncio.to_thread(self.chain.bind, voucher)
-                reporter.log(f"bound on chain: {tx}")
+            if voucher is not None and self.chain is None:
+                raise _JobFailure("escrowed job but the node names no chain", retryable=True)
             executor = self.executors.get(job["type"])
             if executor is None:
                 raise _JobFailure(f"no executor for job type {job['type']}", retryable=True)
@@ -352,7 +347,7 @@ class ProviderDaemon:
             result_cid = await self.api.add_directory(result.output_dir)
             await reporter.drain()
             if voucher is not None:
-                tx = await asyncio.to_thread(self.chain.submit, voucher["job_key"], result_cid)
+                tx = await asyncio.to_thread(self.chain.submit, voucher, result_cid)
                 reporter.log(f"result digest submitted on chain: {tx}")
                 await reporter.drain()
             body = {

@@ -20,7 +20,9 @@ answer, `GET /jobs/image_processing/get-job/{id}`, `GET /jobs/{id}/funding` (see
 jobs, no credentials), `GET /v1/jobs/{id}/funding` and the /v1 detail's `funding`. The
 watcher (`watcher.py`) applies escrow events (funded -> pending; wrong funder or too little
 -> rejected back through the outbox; ResultSubmitted -> submitted; JobDisputed ->
-disputed; JobSettled -> completed/cancelled/expired). The settlement policy
+disputed; JobSettled -> completed/cancelled/expired). A claim of an escrowed job
+queues the operator's `assign` (the lease holder, at the lease's attempt) in the claim's
+own transaction and wakes the outbox. The settlement policy
 (`policy.py`, every `DCM_CHAIN_POLICY_INTERVAL_SECONDS`) finalizes after the window
 (`finalizeBatch` for several), refunds expired deposits, and expires jobs unfunded for
 `DCM_FUNDING_TIMEOUT_SECONDS` (releasing their pins). Requester calls: `/v1/jobs/{id}/

@@ -5,7 +5,9 @@ database transaction as its state change; nothing touches the network there. Aft
 commit, `OutboxSender.process()` sends the open rows one at a time, in id order:
 
 1. `pending`: build and sign the call with the operator key, store the raw transaction,
-   its hash and nonce, status `signed` -- and COMMIT before sending.
+   its hash and nonce, status `signed` -- and COMMIT before sending. A call that would
+   revert (gas estimation fails: a newer assignment landed first, the job was settled
+   meanwhile) is never sent: status `skipped`, with the revert in `last_error`.
 2. `signed`: send the stored raw transaction (re-sending the same bytes can never make a
    second transaction: same hash, same nonce), wait for the receipt, status
    `confirmed` (or `failed` for a mined revert).
@@ -25,6 +27,7 @@ from eth_utils import to_checksum_address
 from sqlalchemy.orm import Session, sessionmaker
 from web3.exceptions import ContractLogicError, TransactionNotFound
 
+from marketplace.escrow.errors import chain_error
 from node.chain import repository
 from node.chain.host import ChainHost
 from node.chain.models import ChainOutbox
@@ -131,9 +134,11 @@ class OutboxSender:
                     }
                 )
             except ContractLogicError as exc:
-                row.status = "failed"
-                row.last_error = f"reverts: {exc}"[:1000]
-                return "failed"
+                reason = chain_error(exc, action=payload["function"]).message
+                row.status = "skipped"
+                row.last_error = reason[:1000]
+                log.info("outbox %s %s skipped: %s", row.id, row.action, reason)
+                return "skipped"
             signed = operator.account.sign_transaction(tx)
             row.nonce = nonce
             row.raw_tx = "0x" + bytes(signed.raw_transaction).hex()

@@ -130,6 +130,14 @@ class ChainWatcher:
         return applied
 
 
+def wake_chain(app: Any) -> None:
+    """Run the next chain tick now rather than after the poll interval (from any thread):
+    an outbox row was just committed."""
+    wake = getattr(app.state, "chain_wake", None)
+    if wake is not None:
+        wake()
+
+
 def install_watcher(app: FastAPI) -> None:
     """Run the watcher and the outbox sender in the background while the app runs."""
 
@@ -169,19 +177,26 @@ def install_watcher(app: FastAPI) -> None:
                         sender.process()
                         watcher.poll_once()
 
+        woken = asyncio.Event()
+        running = asyncio.get_running_loop()
+        app.state.chain_wake = lambda: running.call_soon_threadsafe(woken.set)
+
         async def loop() -> None:
             while True:
+                woken.clear()
                 try:
                     await run_in_threadpool(tick)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
                     log.exception("chain watcher tick failed")
-                await asyncio.sleep(interval)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), interval)
 
         app.state.chain_watch_task = asyncio.create_task(loop())
 
     async def stop(app: FastAPI) -> None:
+        app.state.chain_wake = None
         task = getattr(app.state, "chain_watch_task", None)
         if task is not None:
             task.cancel()

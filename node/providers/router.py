@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from marketplace.jobs.ids import format_job_id, parse_job_id
+from node.chain.watcher import wake_chain
 from node.db import session_scope
 from node.deps import PrincipalDep, SessionDep, SettingsDep
 from node.jobs.models import Job
@@ -32,7 +33,7 @@ from node.providers.schemas import (
     ReleaseBody,
     ResultBody,
 )
-from node.providers.vouchers import assignment_voucher
+from node.providers.vouchers import assignment_voucher, enqueue_assignment
 
 router = APIRouter(prefix="/v1", tags=["providers"])
 
@@ -97,11 +98,14 @@ async def claim(
             got = service.claim(session, settings, provider, body.job_types)
             if got is None:
                 return None
+            enqueue_assignment(session, chain, got.job, provider.address, got.attempt)
             voucher = assignment_voucher(chain, got.job, provider.address, got.attempt)
-            return ok(
+            result = ok(
                 {"lease": _lease_out(got.job), "job": job_for_provider(got.job), "voucher": voucher}
             )
-        return None
+        if voucher is not None:
+            wake_chain(request.app)  # committed: the outbox sends the assignment now
+        return result
 
     while True:
         seen = notifier.generation

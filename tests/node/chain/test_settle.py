@@ -1,6 +1,7 @@
 """Funding gate, settlement policy and payouts through the node's real routes and its
 embedded EVM: seed 000 upload -> funding call -> wallet deposit through /chain/rpc ->
-watcher -> provider lease, on-chain bind+submit with the node's voucher -> time travel ->
+watcher -> provider lease, the node's own on-chain assignment (or the provider's voucher)
+-> the provider's on-chain submit -> time travel ->
 policy finalizes through the outbox -> completed -> /v1/payouts; refunds on expiry and on
 the requester's cancel; unfunded jobs expire and release their pins."""
 
@@ -39,6 +40,7 @@ WINDOW = 24 * 3600  # the node's default challenge window
 def node(settings) -> Any:
     settings.chain_watch_interval_seconds = 3600  # the test drives every tick itself
     with TestClient(create_app(settings)) as client:
+        client.app.state.chain_wake = None  # a claim does not run a tick either
         yield client
 
 
@@ -187,12 +189,10 @@ def test_full_settle_path_finalizes_a_batch_and_pays_the_providers(node, tmp_pat
     for prov, job in zip(providers, jobs, strict=True):
         headers = provider_headers(node, prov, f"prov{job['id']}")
         attempt = lease_and_report(node, headers, job["id"])
-        # the node's operator is the escrow's assigner: it signs the voucher (claim response)
-        expiry = w3.eth.get_block("latest")["timestamp"] + 3600
-        voucher = escrow.sign_assignment(
-            host.operator.account, job["id"], prov.address, attempt, expiry
-        )
-        tx = escrow.submit_with_voucher(prov, voucher, escrow.cid_digest(RESULT_CID))
+        tick(node)  # the outbox sends the node's own assignment of the lease
+        record = escrow.get_job(job["id"])
+        assert (record.provider, record.attempt) == (prov.address, attempt)
+        tx = escrow.submit(prov, job["id"], escrow.cid_digest(RESULT_CID))
         gas_paid[prov.address] += tx.fee_wei
     report = tick(node)
     assert report.finalize == []  # challenge window still open
@@ -205,9 +205,13 @@ def test_full_settle_path_finalizes_a_batch_and_pays_the_providers(node, tmp_pat
     for job in jobs:
         assert status_of(node, job["id"]) == "completed"
     with session_scope(node.app.state.sessionmaker) as session:
-        rows = session.execute(select(ChainOutbox)).scalars().all()
-        assert [(r.payload["function"], r.status) for r in rows] == [("finalizeBatch", "confirmed")]
-        batch_tx = rows[0].tx_hash
+        rows = session.execute(select(ChainOutbox).order_by(ChainOutbox.id)).scalars().all()
+        assert [(r.payload["function"], r.status) for r in rows] == [
+            ("assign", "confirmed"),
+            ("assign", "confirmed"),
+            ("finalizeBatch", "confirmed"),
+        ]
+        batch_tx = rows[-1].tx_hash
     assert tick(node).finalize == []  # idempotent: nothing is due any more
 
     for prov, job in zip(providers, jobs, strict=True):
@@ -246,8 +250,14 @@ def test_result_digest_mismatch_is_logged_and_never_finalized_by_the_node(node, 
     voucher = escrow.sign_assignment(
         host.operator.account, job["id"], prov.address, attempt, expiry
     )
+    # the provider binds itself with the voucher before the node's assignment is sent
     escrow.submit_with_voucher(prov, voucher, b"\x22" * 32)  # not the digest of RESULT_CID
     tick(node)
+    with session_scope(node.app.state.sessionmaker) as session:
+        [row] = session.execute(select(ChainOutbox)).scalars().all()
+        # superseded: it would revert (the job is submitted), so it is never sent
+        assert (row.action, row.status, row.tx_hash) == ("assign", "skipped", None)
+        assert "WrongStatus" in row.last_error
     events = events_of(node, job["id"], auth_headers(node, "req"))
     assert events[-1]["type"] == "result_digest_mismatch" and events[-1]["level"] == "error"
     time_travel(node, WINDOW + 1)
