@@ -5,9 +5,10 @@
 - `apply_escrow_event(...)`: one decoded escrow log -> DB effects, exactly once (a
   `chain_events` row unique by (chain, tx, log index) records that it was applied).
   `JobFunded` opens an `awaiting_funding` job (-> `pending`) only when the funder is the
-  job's requester and the amount covers the reward; otherwise the reason goes to the
-  job's event log and an outbox row `reject`s the deposit (the node is the escrow's
-  assigner: the funder gets it back and the key is free for the requester again).
+  job's requester and the amount covers the reward; otherwise (or when the job is not
+  awaiting funding: a deposit on the key of a job whose escrow was settled) the reason
+  goes to the job's event log and an outbox row `reject`s the deposit (the node is the
+  escrow's assigner: the funder gets it back and the key is free again).
   `ResultSubmitted` -> `submitted` (digest checked against the result CID),
   `JobDisputed` -> `disputed`, `ProviderBound`/`ProviderReleased` -> event log.
   `JobSettled` moves the job to its final state where the job table allows it and is
@@ -190,9 +191,11 @@ def _apply_funded(
         reason = f"funded {amount} wei, below the reward of {int(job.reward_wei)} wei"
     if reason:
         record_event(session, job, "funding_rejected", reason, level="warning", data=data)
-        if key and job.status == JobStatus.AWAITING_FUNDING.value:
+        if key:
             # The node (the escrow's assigner) hands the deposit back to whoever made it
-            # and frees the key for the job's requester: sent after commit, once.
+            # and frees the key: sent after commit, once. A job past awaiting funding can
+            # only see a new deposit after its escrow was settled (the record deleted), so
+            # that one is stray too.
             from node.chain.outbox import enqueue
 
             enqueue(

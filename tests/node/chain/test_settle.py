@@ -346,6 +346,33 @@ def test_funded_job_cancels_only_on_chain(node, settings):
     late = node.get(f"/v1/jobs/job_{funded}/cancel-call", headers=headers)
     assert late.status_code == 409
 
+    # The refund deleted the escrow record: a stray deposit on the cancelled job's key is
+    # handed back by the node (the assigner), it never reopens the job.
+    receipt = send_call(w3, requester, call)
+    gas += receipt["gasUsed"] * receipt["effectiveGasPrice"]
+    tick(node)
+    with session_scope(node.app.state.sessionmaker) as session:
+        assert session.get(Job, funded).status == "cancelled"
+        [reject] = session.execute(
+            select(ChainOutbox).where(ChainOutbox.action == "reject")
+        ).scalars()
+        assert reject.status == "confirmed"
+    assert balance(w3, requester.address) == 5 * 10**18 - gas
+    stray = events_of(node, funded, headers)[-2:]
+    assert [e["type"] for e in stray] == ["funding_rejected", "settled"]
+    assert "not awaiting funding" in stray[0]["message"]
+
+    # A retry goes back to awaiting funding, and the same key takes the new deposit.
+    retried = node.post(f"/workspace/{ws_id}/jobs/job_{funded}/retry", headers=headers)
+    assert retried.status_code == 200, retried.text
+    with session_scope(node.app.state.sessionmaker) as session:
+        assert session.get(Job, funded).status == "awaiting_funding"
+    call = node.get(f"/v1/jobs/job_{funded}/funding", headers=headers).json()["data"]
+    send_call(w3, requester, call)
+    tick(node)
+    with session_scope(node.app.state.sessionmaker) as session:
+        assert session.get(Job, funded).status == "pending"
+
 
 def test_unfunded_jobs_expire_and_release_pins_no_other_job_uses(node, tmp_path):
     w3 = Web3(RpcViaTestClient(node))
