@@ -122,6 +122,12 @@ def _bytes32(value: bytes | str, what: str) -> bytes:
     return bytes(value)
 
 
+def _metadata_trailer(code: bytes) -> bytes:
+    """The CBOR metadata solc appends to runtime code (its length is the last 2 bytes)."""
+    length = int.from_bytes(code[-2:], "big") + 2
+    return code[-length:] if length <= len(code) else b""
+
+
 class JobEscrow:
     """One deployed escrow on one chain (in-process EVM or JSON-RPC node)."""
 
@@ -270,6 +276,15 @@ class JobEscrow:
         )
 
     # ----------------------------------------------------------------- reads
+
+    def runs_this_build(self) -> bool:
+        """Whether the code at `address` was compiled from this package's artifact: the
+        CBOR metadata trailer (the hash of the source and compiler settings) at the end of
+        the runtime code must be the artifact's. Immutables live before it, so any
+        deployment of this build matches; another build, or no code, does not."""
+        code = bytes(self.w3.eth.get_code(self.address))
+        expected = bytes.fromhex(load_artifact()["deployedBytecode"].removeprefix("0x"))
+        return len(code) > 2 and _metadata_trailer(code) == _metadata_trailer(expected)
 
     def get_job(self, job: JobRef) -> JobRecord:
         r = self._call("getJob", self.key(job))

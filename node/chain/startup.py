@@ -16,6 +16,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from marketplace.errors import ChainError
 from node.chain.host import ChainHost, EmbeddedChainHost, ExternalChainHost
 from node.chain.keys import load_keystore, load_or_create_operator_key
 from node.config import NodeSettings
@@ -99,6 +100,30 @@ def escrow_deploy_hook(host: ChainHost) -> None:
     log.info("JobEscrow deployed at %s (block %s)", escrow.address, escrow.deployment_block)
 
 
+def check_escrow_build(host: ChainHost) -> None:
+    """Refuse to start against an escrow compiled from another JobEscrow build (a data
+    directory or `DCM_CHAIN_ESCROW_ADDRESS` from an older dcm): its functions, job keys
+    and events would not be the ones this node speaks, and money would be stuck."""
+    if not host.escrow_address:
+        return
+    escrow = host.escrow()
+    if escrow.runs_this_build():
+        return
+    where = (
+        f"the embedded chain in {host.deployments.path.parent}"
+        if host.embedded
+        else "DCM_CHAIN_ESCROW_ADDRESS"
+        if host._configured_escrow
+        else "the recorded deployment"
+    )
+    raise ChainError(
+        f"the escrow at {escrow.address} ({where}) is not this dcm's JobEscrow build: "
+        "start with a fresh DCM_DATA_DIR, or deploy this build (`dcm chain deploy`) and point "
+        "DCM_CHAIN_ESCROW_ADDRESS at it",
+        error_name="EscrowBuildMismatch",
+    )
+
+
 def install_chain(app: FastAPI) -> None:
     """Register chain startup/shutdown and mount the dev faucet where it applies."""
     settings: NodeSettings = app.state.settings
@@ -114,6 +139,7 @@ def install_chain(app: FastAPI) -> None:
         app.state.chain = host
         for hook in app.state.chain_deploy_hooks:
             hook(host)
+        check_escrow_build(host)
 
     async def stop(app: FastAPI) -> None:
         host = app.state.chain

@@ -48,3 +48,40 @@ def test_bad_arguments_are_validation_errors(chain: Harness):
         esc.submit(chain.provider, b"\x01" * 32, b"short")
     with pytest.raises(ValidationFailed):
         esc.funding_call("job_1", amount_wei=0, deadline=chain.now() + 10, challenge_window=5)
+
+
+def _deploy_runtime(chain: Harness, runtime: bytes) -> str:
+    """Deploy `runtime` as is (init code: CODECOPY it to memory and RETURN it)."""
+    n = len(runtime).to_bytes(2, "big")
+    init = bytes.fromhex("61") + n + bytes.fromhex("8061000d6000396000f3") + runtime
+    assert len(init) - len(runtime) == 0x0D
+    w3, acct = chain.w3, chain.deployer
+    block = w3.eth.get_block("latest")
+    tx = {
+        "chainId": w3.eth.chain_id,
+        "data": init,
+        "value": 0,
+        "gas": 3_000_000,
+        "nonce": w3.eth.get_transaction_count(acct.address),
+        "maxFeePerGas": 2 * block["baseFeePerGas"] + 10**9,
+        "maxPriorityFeePerGas": 10**9,
+    }
+    tx_hash = w3.eth.send_raw_transaction(acct.sign_transaction(tx).raw_transaction)
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30)
+    assert receipt["status"] == 1
+    return receipt["contractAddress"]
+
+
+def test_runs_this_build_tells_this_escrow_from_other_code(chain: Harness):
+    from marketplace.escrow import load_artifact
+
+    assert chain.escrow.runs_this_build()
+    runtime = bytes.fromhex(load_artifact()["deployedBytecode"][2:])
+    same = _deploy_runtime(chain, runtime)
+    assert JobEscrow(chain.w3, same).runs_this_build()
+    # one byte of the metadata hash differs: another source or compiler settings
+    altered = bytearray(runtime)
+    altered[-20] ^= 0xFF
+    other = _deploy_runtime(chain, bytes(altered))
+    assert not JobEscrow(chain.w3, other).runs_this_build()
+    assert not JobEscrow(chain.w3, chain.keeper.address).runs_this_build()  # no code at all

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
 from eth_account import Account
 from fastapi.testclient import TestClient
 from web3 import Web3
 from web3._utils.contract_sources.contract_data.emitter_contract import EMITTER_CONTRACT_DATA
 
+from marketplace.errors import ChainError
 from node.app import create_app
 from node.chain.evm import CHAIN_ID, EmbeddedEVM
 from node.chain.journal import Journal
@@ -102,3 +104,22 @@ def test_genesis_is_taken_from_the_journal_not_the_arguments(tmp_path):
     assert second.get_balance(a.address) == 5 and second.get_balance(b.address) == 0
     head = json.loads((tmp_path / "j.jsonl").read_text().splitlines()[0])
     assert head["kind"] == "genesis" and head["chain_id"] == CHAIN_ID
+
+
+def test_node_refuses_to_start_on_an_escrow_of_another_build(settings):
+    """A data directory whose escrow was compiled from another JobEscrow source (an older
+    dcm) would speak the wrong functions and keys: the node says so instead of starting."""
+    acct = Account.create()
+    with TestClient(create_app(settings)) as node:
+        w3 = Web3(RpcViaTestClient(node))
+        fund(node, acct.address, "1")
+        other = deploy(w3, acct, EMITTER_CONTRACT_DATA)
+    path = settings.data_dir / "chain" / "deployments.json"
+    records = json.loads(path.read_text())
+    records["JobEscrow"]["address"] = other.address
+    path.write_text(json.dumps(records))
+    app = create_app(settings)
+    with pytest.raises(ChainError, match="not this dcm's JobEscrow build") as info, TestClient(app):
+        pass
+    assert info.value.error_name == "EscrowBuildMismatch"
+    assert "DCM_DATA_DIR" in info.value.message
