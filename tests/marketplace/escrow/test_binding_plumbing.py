@@ -11,21 +11,26 @@ from marketplace.escrow import JobEscrow, Status
 from .harness import Harness
 
 
-def test_nonce_is_resynced_after_another_client_used_the_account(chain: Harness):
-    esc, req, w3 = chain.escrow, chain.requester, chain.w3
-    esc.fund(req, "job_1", amount_wei=5, deadline=chain.now() + 1000, challenge_window=60)
+def _send_raw(chain: Harness, acct, **fields) -> dict:
+    """Sign and send a transaction outside the binding (another client of the account)."""
+    w3 = chain.w3
     block = w3.eth.get_block("latest")
-    external = {
+    tx = {
         "chainId": w3.eth.chain_id,
-        "to": chain.keeper.address,
-        "value": 1,
-        "gas": 21_000,
-        "nonce": w3.eth.get_transaction_count(req.address),
+        "value": 0,
+        "nonce": w3.eth.get_transaction_count(acct.address),
         "maxFeePerGas": 2 * block["baseFeePerGas"] + 10**9,
         "maxPriorityFeePerGas": 10**9,
+        **fields,
     }
-    tx_hash = w3.eth.send_raw_transaction(req.sign_transaction(external).raw_transaction)
-    w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30)
+    tx_hash = w3.eth.send_raw_transaction(acct.sign_transaction(tx).raw_transaction)
+    return w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30)
+
+
+def test_nonce_is_resynced_after_another_client_used_the_account(chain: Harness):
+    esc, req = chain.escrow, chain.requester
+    esc.fund(req, "job_1", amount_wei=5, deadline=chain.now() + 1000, challenge_window=60)
+    _send_raw(chain, req, to=chain.keeper.address, value=1, gas=21_000)
     # The binding's cached nonce is now stale: it resyncs and the call still succeeds.
     esc.fund(req, "job_2", amount_wei=7, deadline=chain.now() + 1000, challenge_window=60)
     assert esc.get_job("job_2").status == Status.OPEN
@@ -55,19 +60,7 @@ def _deploy_runtime(chain: Harness, runtime: bytes) -> str:
     n = len(runtime).to_bytes(2, "big")
     init = bytes.fromhex("61") + n + bytes.fromhex("8061000d6000396000f3") + runtime
     assert len(init) - len(runtime) == 0x0D
-    w3, acct = chain.w3, chain.deployer
-    block = w3.eth.get_block("latest")
-    tx = {
-        "chainId": w3.eth.chain_id,
-        "data": init,
-        "value": 0,
-        "gas": 3_000_000,
-        "nonce": w3.eth.get_transaction_count(acct.address),
-        "maxFeePerGas": 2 * block["baseFeePerGas"] + 10**9,
-        "maxPriorityFeePerGas": 10**9,
-    }
-    tx_hash = w3.eth.send_raw_transaction(acct.sign_transaction(tx).raw_transaction)
-    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30)
+    receipt = _send_raw(chain, chain.deployer, data=init, gas=3_000_000)
     assert receipt["status"] == 1
     return receipt["contractAddress"]
 
