@@ -5,8 +5,8 @@
 - `apply_escrow_event(...)`: one decoded escrow log -> DB effects, exactly once (a
   `chain_events` row unique by (chain, tx, log index) records that it was applied).
   `JobFunded` opens an `awaiting_funding` job (-> `pending`) only when the funder is the
-  job's requester and the amount covers the reward; otherwise (or when the job is not
-  awaiting funding: a deposit on the key of a job whose escrow was settled) the reason
+  job's requester and the amount covers the reward; otherwise (or when the job has
+  ended: a deposit on the key of a job whose escrow was settled) the reason
   goes to the job's event log and an outbox row `reject`s the deposit (the node is the
   escrow's assigner: the funder gets it back and the key is free again).
   `ResultSubmitted` -> `submitted` (digest checked against the result CID),
@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from marketplace.errors import ChainError, Conflict, JobNotFound, NotAwaitingFunding, NotFound
-from marketplace.jobs.states import JobStatus, can_transition
+from marketplace.jobs.states import TERMINAL, JobStatus, can_transition
 from node.chain import repository
 from node.chain.models import ChainEvent, ChainJobKey
 from node.jobs.models import Job
@@ -191,11 +191,11 @@ def _apply_funded(
         reason = f"funded {amount} wei, below the reward of {int(job.reward_wei)} wei"
     if reason:
         record_event(session, job, "funding_rejected", reason, level="warning", data=data)
-        if key:
+        if key and (job.status == JobStatus.AWAITING_FUNDING.value or job.status in TERMINAL):
             # The node (the escrow's assigner) hands the deposit back to whoever made it
-            # and frees the key: sent after commit, once. A job past awaiting funding can
-            # only see a new deposit after its escrow was settled (the record deleted), so
-            # that one is stray too.
+            # and frees the key: sent after commit, once. A job that ended can only see a
+            # new deposit after its escrow was settled (the record deleted): stray too. A
+            # live job's deposit is left alone (its record is the one being worked on).
             from node.chain.outbox import enqueue
 
             enqueue(

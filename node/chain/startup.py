@@ -85,9 +85,11 @@ def escrow_deploy_hook(host: ChainHost) -> None:
     """Deploy the JobEscrow (marketplace.escrow binding) once, signed by the operator.
 
     The operator is arbiter and voucher assigner; no platform fee. On an external
-    chain with `DCM_CHAIN_ESCROW_ADDRESS` set, nothing is deployed.
+    chain with `DCM_CHAIN_ESCROW_ADDRESS` set, nothing is deployed. An escrow already
+    recorded or configured must be this build (`check_escrow_build`).
     """
     if host.escrow_address:
+        check_escrow_build(host)
         return
     if host.operator is None:
         log.warning("no operator key: JobEscrow not deployed")
@@ -139,7 +141,6 @@ def install_chain(app: FastAPI) -> None:
         app.state.chain = host
         for hook in app.state.chain_deploy_hooks:
             hook(host)
-        check_escrow_build(host)
 
     async def stop(app: FastAPI) -> None:
         host = app.state.chain

@@ -12,6 +12,8 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from web3 import Web3
 
+from marketplace.errors import ChainError
+from marketplace.escrow import JobEscrow
 from node.app import create_app
 from node.chain.service import funding_request
 from node.config import NodeSettings
@@ -87,10 +89,24 @@ def test_external_chain_deploys_escrow_once_and_waits_for_confirmations(
 
 def test_configured_escrow_address_is_used_without_deploying(hardhat, settings, tmp_path):
     ext = _external_settings(settings, hardhat.url, tmp_path)
-    configured = Account.create().address
-    ext = ext.model_copy(update={"chain_escrow_address": configured})
-    with TestClient(create_app(ext)) as node:
-        assert node.get("/chain/info").json()["escrow_address"] == configured
+    w3 = Web3(Web3.HTTPProvider(hardhat.url))
+    deployer = Account.create()
+    w3.provider.make_request("hardhat_setBalance", [deployer.address, hex(10**19)])
+    deployed = JobEscrow.deploy(w3, deployer, arbiter=deployer.address, assigner=deployer.address)
+    head = w3.eth.block_number
+    with TestClient(
+        create_app(ext.model_copy(update={"chain_escrow_address": deployed.address}))
+    ) as node:
+        assert node.get("/chain/info").json()["escrow_address"] == deployed.address
+    assert w3.eth.block_number == head  # nothing deployed
+    # an address without this build's code (here: none at all) is refused at startup
+    nowhere = ext.model_copy(update={"chain_escrow_address": Account.create().address})
+    with (
+        pytest.raises(ChainError, match="DCM_CHAIN_ESCROW_ADDRESS") as info,
+        TestClient(create_app(nowhere)),
+    ):
+        pass
+    assert info.value.error_name == "EscrowBuildMismatch"
 
 
 def test_policy_finalizes_through_the_outbox_on_a_hardhat_node(hardhat, settings, tmp_path):
