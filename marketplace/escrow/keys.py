@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 
-from marketplace.errors import ValidationFailed
+from marketplace.errors import JobNotFound, ValidationFailed
 from marketplace.jobs.ids import parse_job_id
 
 _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
@@ -23,6 +23,16 @@ def job_key(job_id: str | int) -> bytes:
     """The bytes32 key of the node's job `job_id` (`5`, `"5"` or `"job_5"`)."""
     number = parse_job_id(job_id)
     return number.to_bytes(32, "big")
+
+
+def job_number_of_key(key: bytes | str) -> int | None:
+    """The job number a key stands for (the inverse of `job_key`), or None for a key no
+    job of this node can have (a stranger's funding under an arbitrary key)."""
+    raw = bytes.fromhex(key.removeprefix("0x")) if isinstance(key, str) else bytes(key)
+    try:
+        return parse_job_id(int.from_bytes(raw, "big"))
+    except JobNotFound:
+        return None
 
 
 def _b58decode(text: str) -> bytes:

@@ -6,7 +6,6 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from node.chain.models import ChainCursor, ChainEvent, ChainJobKey, ChainOutbox
-from node.jobs.models import Job
 
 
 def cursor(session: Session, name: str) -> ChainCursor | None:
@@ -30,11 +29,6 @@ def job_id_for_key(session: Session, job_key: str) -> int | None:
 def key_for_job(session: Session, job_id: int) -> str | None:
     stmt = select(ChainJobKey.job_key).where(ChainJobKey.job_id == job_id)
     return session.execute(stmt).scalar_one_or_none()
-
-
-def jobs_awaiting_funding(session: Session, limit: int = 1000) -> list[Job]:
-    stmt = select(Job).where(Job.status == "awaiting_funding").order_by(Job.id).limit(limit)
-    return list(session.execute(stmt).scalars())
 
 
 def settlements(

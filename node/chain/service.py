@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from marketplace.errors import ChainError, Conflict, JobNotFound, NotAwaitingFunding, NotFound
+from marketplace.escrow.keys import job_number_of_key
 from marketplace.jobs.states import TERMINAL, JobStatus, can_transition
 from node.chain import repository
 from node.chain.models import ChainEvent, ChainJobKey
@@ -103,12 +104,13 @@ def funding_request(
 def _job_for_key(session: Session, escrow: Any, key: str) -> Job | None:
     job_id = repository.job_id_for_key(session, key)
     if job_id is None:
-        # a wallet may fund without asking the node: try the jobs waiting for funds
-        for job in repository.jobs_awaiting_funding(session):
-            if _hex(escrow.job_key(job.id)) == key:
-                register_job_key(session, escrow, job.id)
-                return job
-        return None
+        # a wallet may fund without asking the node: the key names the job it is for
+        number = job_number_of_key(key)
+        job = session.get(Job, number) if number is not None else None
+        if job is None or job.status != JobStatus.AWAITING_FUNDING.value:
+            return None
+        register_job_key(session, escrow, job.id)
+        return job
     return session.get(Job, job_id)
 
 

@@ -98,12 +98,12 @@ async def claim(
             got = service.claim(session, settings, provider, body.job_types)
             if got is None:
                 return None
-            enqueue_assignment(session, chain, got.job, provider.address, got.attempt)
+            queued = enqueue_assignment(session, chain, got.job, provider.address, got.attempt)
             voucher = assignment_voucher(chain, got.job, provider.address, got.attempt)
             result = ok(
                 {"lease": _lease_out(got.job), "job": job_for_provider(got.job), "voucher": voucher}
             )
-        if voucher is not None:
+        if queued:
             wake_chain(request.app)  # committed: the outbox sends the assignment now
         return result
 

@@ -36,11 +36,12 @@ def _escrowed(chain: Any, job: Job) -> bool:
     )
 
 
-def enqueue_assignment(session: Session, chain: Any, job: Job, provider: str, attempt: int) -> None:
+def enqueue_assignment(session: Session, chain: Any, job: Job, provider: str, attempt: int) -> bool:
     """Queue the operator's `assign` for a new lease of an escrowed job, in the claim's own
-    database transaction (the outbox sends it after commit; idempotent per attempt)."""
+    database transaction (the outbox sends it after commit; idempotent per attempt).
+    Returns whether a row was queued."""
     if not _escrowed(chain, job):
-        return
+        return False
     from node.chain.outbox import enqueue
     from node.chain.service import register_job_key
 
@@ -53,6 +54,7 @@ def enqueue_assignment(session: Session, chain: Any, job: Job, provider: str, at
         args=[key, to_checksum_address(provider), attempt],
         job_id=job.id,
     )
+    return True
 
 
 def assignment_voucher(chain: Any, job: Job, provider: str, attempt: int) -> dict[str, Any] | None:

@@ -17,7 +17,7 @@ from web3.exceptions import ContractCustomError
 from marketplace.errors import ChainError, JobNotFound, ValidationFailed
 from marketplace.escrow import cid_digest, decode_revert, job_key, load_artifact
 from marketplace.escrow.errors import chain_error
-from marketplace.escrow.keys import multihash_of
+from marketplace.escrow.keys import job_number_of_key, multihash_of
 from tests.fixtures.engines import require_engine
 
 from .harness import ROOT
@@ -27,6 +27,8 @@ def test_job_key_is_the_documented_formula():
     expected = abi_encode(["uint256"], [5])
     assert job_key("job_5") == job_key(5) == job_key("5") == expected
     assert job_key(6) != expected
+    assert job_number_of_key(expected) == job_number_of_key("0x" + expected.hex()) == 5
+    assert job_number_of_key(b"\xff" * 32) is None  # no job of this node has that key
     assert job_key(0x1234) == b"\x00" * 30 + b"\x12\x34"  # mostly zero bytes: cheap calldata
     with pytest.raises(JobNotFound):
         job_key("job_0")
