@@ -22,6 +22,7 @@ install: $(STAMP)
 
 run:                    ## the node alone: REST API, content store, in-process chain
 	$(MAKE) install EXTRAS=dev
+	$(BIN)/dcm db upgrade
 	$(BIN)/dcm serve
 
 demo:                   ## node + provider + requester, upload to payout, prints a summary

@@ -106,6 +106,7 @@ def main() -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "DCM_DATA_DIR": str(work / "node")}
         env.pop("DCM_DATABASE_URL", None)
         env["DCM_UPLOAD__MAX_BYTES"] = str(4 * 1024**3)
+        subprocess.run([sys.executable, "-m", "dcm.cli", "db", "upgrade"], env=env, check=True)
         proc = subprocess.Popen(
             [sys.executable, "-m", "dcm.cli", "serve", "--port", str(port)],
             env=env,

@@ -1,6 +1,9 @@
 """Benchmark: how fast an idle provider is handed a new job, and how many claims per second
 the node sustains under 32 concurrent providers with no job handed out twice.
 
+The jobs carry no reward, so they are private jobs of the requester's workspace; the
+providers join its pool with a `provider` API key (as `dcm provider run --api-key` does).
+
 Part 1 (latency): a real `dcm serve`; one idle provider claims in a loop while a requester
 creates jobs one at a time. Latency = server time of the `claimed` event minus server time
 of the `created` event (the job is born pending). Measured with the long-poll claim and,
@@ -22,10 +25,7 @@ import asyncio
 import datetime as dt
 import json
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,41 +39,8 @@ from eth_account import Account
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench._node import Node  # noqa: E402
 from marketplace.sdk.http import siwe_payload  # noqa: E402
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Node:
-    def __init__(self, data_dir: Path, database_url: str | None) -> None:
-        port = _free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        env = {k: v for k, v in os.environ.items() if k != "DCM_DATABASE_URL"}
-        env.update(PYTHONPATH=str(REPO), DCM_DATA_DIR=str(data_dir), DCM_PUBLIC_URL=self.url)
-        if database_url:
-            env["DCM_DATABASE_URL"] = database_url
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dcm.cli", "serve", "--port", str(port)],
-            env=env,
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(600):
-            try:
-                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError("node did not start")
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(20)
 
 
 async def wallet_session(http: httpx.AsyncClient) -> tuple[Any, dict[str, str]]:
@@ -86,12 +53,34 @@ async def wallet_session(http: httpx.AsyncClient) -> tuple[Any, dict[str, str]]:
     return account, {"Authorization": f"Bearer {tokens['access_token']}"}
 
 
-async def provider(http: httpx.AsyncClient, max_concurrent: int = 1) -> dict[str, str]:
+async def requester(http: httpx.AsyncClient) -> tuple[dict[str, str], int, str]:
+    """A requester's session, its workspace, and a `provider` key of that workspace."""
+    _account, headers = await wallet_session(http)
+    resp = await http.post("/workspaces", headers=headers, json={"name": "bench"})
+    resp.raise_for_status()
+    workspace_id = resp.json()["id"]
+    resp = await http.post(
+        f"/workspaces/{workspace_id}/api-keys",
+        headers=headers,
+        json={"name": "bench pool", "role": "provider"},
+    )
+    resp.raise_for_status()
+    return headers, workspace_id, resp.json()["key"]
+
+
+async def provider(
+    http: httpx.AsyncClient, pool_key: str, max_concurrent: int = 1
+) -> dict[str, str]:
     _account, headers = await wallet_session(http)
     resp = await http.post(
         "/v1/providers",
         headers=headers,
-        json={"name": "bench", "job_types": ["bench"], "max_concurrent": max_concurrent},
+        json={
+            "name": "bench",
+            "job_types": ["bench"],
+            "max_concurrent": max_concurrent,
+            "api_keys": [pool_key],
+        },
     )
     if resp.status_code != 201:
         raise RuntimeError(f"register failed: {resp.status_code} {resp.text}")
@@ -106,8 +95,8 @@ async def measure_latency(
     node: Node, samples: int, long_poll: bool, poll_interval: float
 ) -> list[float]:
     async with httpx.AsyncClient(base_url=node.url, timeout=60) as http:
-        prov = await provider(http)
-        _req, req_headers = await wallet_session(http)
+        req_headers, workspace_id, pool_key = await requester(http)
+        prov = await provider(http, pool_key)
         latencies: list[float] = []
         for _ in range(samples):
 
@@ -123,7 +112,9 @@ async def measure_latency(
             task = asyncio.create_task(claimer())
             await asyncio.sleep(0.3)  # the provider is idle, waiting
             created = await http.post(
-                "/v1/jobs", headers=req_headers, json={"type": "bench", "payload": {}}
+                "/v1/jobs",
+                headers=req_headers,
+                json={"type": "bench", "payload": {}, "workspaceId": workspace_id},
             )
             created.raise_for_status()
             claim = await task
@@ -158,14 +149,18 @@ async def measure_latency(
 async def measure_throughput(node: Node, jobs: int, providers: int) -> dict[str, Any]:
     limits = httpx.Limits(max_connections=providers * 2)
     async with httpx.AsyncClient(base_url=node.url, timeout=120, limits=limits) as http:
-        _req, req_headers = await wallet_session(http)
+        req_headers, workspace_id, pool_key = await requester(http)
         ids = []
         for _ in range(jobs):
             resp = await http.post(
-                "/v1/jobs", headers=req_headers, json={"type": "bench", "payload": {}}
+                "/v1/jobs",
+                headers=req_headers,
+                json={"type": "bench", "payload": {}, "workspaceId": workspace_id},
             )
             ids.append(resp.json()["data"]["id"])
-        provs = [await provider(http, max_concurrent=min(jobs, 256)) for _ in range(providers)]
+        provs = [
+            await provider(http, pool_key, max_concurrent=min(jobs, 256)) for _ in range(providers)
+        ]
         claimed: list[tuple[str, int]] = []
 
         async def run(headers: dict[str, str]) -> None:

@@ -53,42 +53,17 @@ def claim_to_submitted(
     and CID check, training, export, pinning the artifacts, on-chain submit, result."""
     import asyncio
     import datetime as dt
-    import os
-    import signal
-    import socket
-    import subprocess
 
     import httpx
     from eth_account import Account
 
+    from bench._node import served_node
     from marketplace.sdk.client import NodeClient
     from worker.daemon import DaemonConfig, ProviderDaemon
     from worker.executors import default_executors
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
     base = Path(tempfile.mkdtemp(prefix="dcm-bench-train-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DCM_")}
-    env.update(
-        DCM_DATA_DIR=str(base / "node"),
-        DCM_PUBLIC_URL=url,
-        PYTHONPATH=str(Path(__file__).resolve().parents[1]),
-    )
-    node = subprocess.Popen(
-        [sys.executable, "-m", "dcm.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(600):
-            try:
-                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+    with served_node(base / "node") as url:
         requester, provider = Account.create(), Account.create()
         for account in (requester, provider):
             httpx.post(url + "/chain/faucet", json={"address": account.address, "amount": "1"})
@@ -106,7 +81,7 @@ def claim_to_submitted(
                 requester_address=requester.address,
                 export_format=export,
             )
-            if job["status"] == "awaiting_funding":
+            if job["dcm_status"] == "awaiting_funding":
                 client.fund(job["id"], requester)
                 client.wait_for(job["id"], {"pending"}, timeout=60)
             config = DaemonConfig(
@@ -129,10 +104,6 @@ def claim_to_submitted(
 
             seconds.append((at("submitted") - at("claimed")).total_seconds())
         return seconds
-    finally:
-        node.send_signal(signal.SIGTERM)
-        node.wait(30)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def main() -> None:

@@ -3,79 +3,86 @@ pragma solidity 0.8.28;
 
 /// @title JobEscrow: holds a compute job's reward until the result is accepted, finalized,
 ///        arbitrated or refunded.
-/// @notice One escrow per marketplace node (its ASSIGNER is that node's key). Jobs are keyed
-///         by the node's job id: `jobKey = bytes32(uint256(n))` for the node's `job_<n>`
-///         (Python: `marketplace.escrow.job_key`). The key is the number itself, not a hash:
-///         every transaction carries it, and calldata costs 4 gas per zero byte against 16
-///         per non-zero byte, so a small job number saves ~370 gas in each of fund, bind,
-///         submit and settle. Settling deletes the record, so a key that was refunded
-///         (cancelled, expired, rejected) can be funded again for a retry.
+/// @notice One escrow per marketplace node (its ASSIGNER is that node's key). The ARBITER,
+///         who rules on disputes, is a party that is not the node.
 ///
-/// Lifecycle
-///   fund (requester, pays) -> Open
-///   assign (sent by the node's assigner key when it leases the job) -> Bound
-///   bind (an assignment voucher signed by the assigner key, relayed by anyone) -> Bound
-///   abandon (provider) -> Open again; a later voucher with a higher attempt may also rebind
-///   submit (bound provider, before the deadline, result digest) -> Submitted
-///   submitWithVoucher (provider named by a voucher: bind + submit in one transaction)
-///   accept (requester)                       -> settled (provider paid at once)
-///   dispute (requester, within the window)   -> Disputed
-///   resolve (arbiter, within ARBITRATION_WINDOW, provider share in bps) -> settled
-///   finalize (anyone, after the challenge window, or after the arbitration window with
-///             no ruling: the DEFAULT RULE pays the provider in full)        -> settled
-///   cancel (requester, while no provider is bound)                          -> settled
-///   refundExpired (anyone, deadline passed without a result)                -> settled
-///   reject (assigner, while no provider was ever bound: refund the funder)  -> None
-///   Every settlement deletes the record (status back to None); `JobSettled` says how.
+/// Job keys
+///   jobKey = requester (bytes 0-19) | generation (bytes 20-23) | job number (bytes 24-31)
+///   (Python: `marketplace.escrow.job_key(job, requester, generation)`). Only the requester
+///   a key names may fund it, so nobody can squat another requester's key, now or in the
+///   future, and a deposit always belongs to the requester its key names. The node picks a
+///   new generation for every funding it asks for (a retry, a refused deposit), so an old
+///   funding call, an old voucher or a late node transaction names a key that no longer
+///   holds that job's money. The number and generation are mostly zero bytes (4 gas each
+///   in calldata against 16 for a non-zero byte).
+///
+/// Money rules (each state: who may act, and what happens when nobody does)
+///   | state     | who may act                                         | on silence            |
+///   |-----------|-----------------------------------------------------|-----------------------|
+///   | None      | the requester named in the key: fund -> Open        | -                     |
+///   | Open      | requester: cancel (refund); assigner: assign ->     | deadline: anyone may  |
+///   |           | Bound, refund (to the requester); a provider named  | refundExpired (to the |
+///   |           | by the assigner's voucher: bind / submitWithVoucher | requester)            |
+///   | Bound     | provider: submit -> Submitted, abandon -> Open;     | deadline: anyone may  |
+///   |           | assigner: unassign (its lease ended) -> Open        | refundExpired         |
+///   | Submitted | requester: accept (pays the provider), dispute;     | challenge window over:|
+///   |           | assigner: dispute (freezes; moves no money)         | anyone may finalize:  |
+///   |           |                                                     | the provider is paid  |
+///   | Disputed  | arbiter: resolve (provider share in bps, the rest   | arbitration window    |
+///   |           | to the requester); requester: accept                | over: anyone may      |
+///   |           |                                                     | finalize: the         |
+///   |           |                                                     | requester is refunded |
+///   |           |                                                     | in full               |
+///   | owed      | anyone: withdraw(account) pays account;             | stays owed            |
+///   |           | account: withdrawTo(to)                             |                       |
+///   Every settlement deletes the record (status None again); `JobSettled` says how. Ether
+///   only ever leaves towards the job's requester, its bound provider or the fee recipient.
 ///
 /// Design decisions
-/// - Binding is the node's decision, not a first-come on-chain claim. The node already
-///   decides who works on a job (leases with expiry, reaping, re-assignment with a fencing
-///   attempt counter). A plain on-chain claim would give the chain a second, competing
-///   scheduler: a provider could claim on-chain a job the node leased to someone else. So
-///   the chain only accepts assignments from the ASSIGNER fixed at deployment, for this
-///   job, with an attempt number strictly above the last one used (the node's fencing
-///   token), before the job's deadline. When the node reaps an expired lease it assigns the
-///   next provider with a higher attempt; the stale provider's `submit` then reverts
-///   (`NotProvider`). Two ways to carry that decision, one rule:
-///   * `assign`, a transaction the assigner sends itself when it grants a lease: the
-///     transaction's signature is the node's signature, so it costs no ecrecover and no
-///     voucher calldata (~29k gas against ~34k for `bind`), and the provider is protected
-///     (the requester can no longer cancel) before it starts work, without paying for it.
-///   * An EIP-712 `Assignment` voucher the node hands the provider with the lease, which
-///     anyone may relay (`bind`), or the provider sends with its result
-///     (`submitWithVoucher`): the provider's way in when the node's own transaction has
-///     not landed (an operator key short of gas, a node that went down after the lease).
-///   Either way it buys zero extra storage and no on-chain lease bookkeeping. An assignment
-///   never moves money: a malicious assigner can only choose who may submit; the requester
-///   still accepts or disputes, and deadlines still refund.
-/// - Squatting: anyone may fund any key first (e.g. 1 wei under someone else's job id).
-///   The node's funding gate ignores a funding by anyone but the job's requester, and the
-///   ASSIGNER may `reject` a funding no provider was ever bound to: the ether goes back to
-///   whoever funded it and the key is freed for the real requester. The assigner cannot
-///   send escrowed ether anywhere else, and cannot touch a job once it has been assigned.
-/// - Arbitration default rule: a dispute not resolved within ARBITRATION_WINDOW is settled by
-///   `finalize` exactly as an undisputed result (provider paid, minus the fee). A dispute is
-///   a claim the requester must get upheld; otherwise disputing every result for free would
-///   let a requester keep both the result and the money whenever the arbiter is slow.
+/// - Binding is the node's decision, not a first-come on-chain claim. The node decides who
+///   works on a job (leases with expiry, reaping, re-assignment with a fencing attempt
+///   counter), so the chain accepts assignments only from the ASSIGNER fixed at deployment,
+///   for an Open job, at an attempt above the job's last one, before the deadline. When a
+///   lease ends the node sends `unassign(jobKey, attempt)`: the job is Open again and the
+///   old holder can no longer submit; the next lease's `assign` (higher attempt) follows.
+///   Binding the provider already bound at the same attempt again is a no-op, so a provider's
+///   `submitWithVoucher` racing the node's own `assign` for that lease succeeds. Two ways to
+///   carry the decision, one rule:
+///   * `assign`, a transaction the assigner sends itself when it grants a lease (no
+///     ecrecover, no voucher calldata), binding the provider before it starts work;
+///   * an EIP-712 `Assignment(jobKey, provider, attempt, funding, expiry)` voucher the node
+///     hands the provider with the lease, relayed by anyone (`bind`) or sent with the result
+///     (`submitWithVoucher`). `funding` is the deposit's tag (the low 16 bits of the funding
+///     block's timestamp, kept in the record): a voucher binds only the deposit it was
+///     signed for, although settlement deletes the record and resets the attempt counter.
+///     Two fundings of one key share a tag only 65,536 s (18.2 h) apart or more, while the
+///     node's vouchers live an hour.
+/// - What the assigner cannot do. It never binds itself, the arbiter, the requester or
+///   address(0); it cannot rebind a job someone is bound to (only unassign it at that
+///   lease's attempt); the only money it can move is a deposit back to its own requester
+///   (`refund`). So a leaked operator key can choose who works, no more: the requester's
+///   dispute and the arbiter still stand between a bad result and the money.
+/// - Disputes. The requester disputes a result within the challenge window; the assigner may
+///   dispute too (it moves no money, it only freezes it for the arbiter), so the node can
+///   protect a requester when its own check fails: an on-chain digest that differs from
+///   what the lease holder reported, a result from a provider whose lease had ended, a
+///   result nobody reported. The arbiter rules within ARBITRATION_WINDOW (at least an hour).
+///   Silence never pays the side under dispute: once the window is over `finalize` refunds
+///   the requester in full (DefaultRuling). The requester may still accept a disputed
+///   result (withdrawing its own dispute, or overruling the node's).
 /// - Payments: checks-effects-interactions plus a transient-storage reentrancy guard on
-///   every function that moves ether. Refunds and payouts are pushed with a bounded gas
-///   allowance (PUSH_GAS); when a push fails (a recipient contract that reverts or needs more
-///   gas) the amount is credited to `owed[recipient]` and can be pulled with `withdraw`.
-///   So a hostile recipient can neither re-enter nor block settlement of anyone else's job
-///   (batch finalize included). Platform fees always accrue to `owed[FEE_RECIPIENT]`
-///   (cheaper than a second push per job) and anyone may trigger `withdraw(FEE_RECIPIENT)`.
-/// - No owner. Arbiter, assigner, fee rate and fee recipient are immutable. No function moves
-///   escrowed ether except to the job's own requester, its bound provider or the fee
-///   recipient, and only along the lifecycle above.
-/// - Storage: two slots per job, deleted on settlement. Digests (dataset CID, result) are
-///   bytes32 and live only in events, which is where the node's watcher and explorers read
-///   them. Deleting both slots earns the SSTORE refund (4,800 gas per slot, capped at a fifth
-///   of the transaction): about 4,300 gas less per settlement than keeping a status
-///   tombstone. The price: after settlement a key forgets its last voucher attempt. A
-///   voucher signed for an earlier funding of the same key could bind again only if the key
-///   is funded anew before the voucher expires, and then any voucher with a higher attempt
-///   rebinds over it, so the node's fencing still holds.
+///   `fund` and on every function that moves ether. Refunds and payouts are pushed with a
+///   bounded gas allowance (PUSH_GAS); when a push fails (a recipient contract that reverts,
+///   needs more gas, or tries to re-enter) the amount is credited to `owed[recipient]`
+///   (`PaymentDeferred`) and can be pulled with `withdraw` or `withdrawTo`. A hostile
+///   recipient can neither re-enter nor block anyone else's settlement (batch finalize
+///   included). Platform fees always accrue to `owed[FEE_RECIPIENT]`; anyone may trigger
+///   `withdraw(FEE_RECIPIENT)`.
+/// - No owner. Arbiter, assigner, fee rate and fee recipient are immutable; the arbiter must
+///   differ from the assigner.
+/// - Storage: two slots per job, deleted on settlement (the SSTORE refund: about 4,300 gas
+///   less per settlement than a tombstone). The requester is not stored: it is in the key.
+///   Digests (dataset CID, result) are bytes32 and live only in events.
 contract JobEscrow {
     // ------------------------------------------------------------------ types
 
@@ -96,20 +103,21 @@ contract JobEscrow {
         DefaultRuling,
         Cancelled,
         Expired,
-        Rejected
+        Refunded
     }
 
-    /// @dev slot 0: requester + amount; slot 1: provider + phase end + window + status + attempt.
-    /// `phaseEnd` is the result deadline while Open/Bound, the end of the challenge window
-    /// while Submitted, and the end of the arbitration window while Disputed.
+    /// @dev slot 0: amount; slot 1: provider + phase end + window + status + attempt +
+    /// funding tag. `phaseEnd` is the result deadline while Open/Bound, the end of the
+    /// challenge window while Submitted, and the end of the arbitration window while
+    /// Disputed.
     struct Job {
-        address requester;
-        uint96 amount;
+        uint256 amount;
         address provider;
         uint32 phaseEnd;
-        uint32 challengeWindow;
+        uint24 challengeWindow;
         Status status;
-        uint24 attempt;
+        uint16 attempt;
+        uint16 funding;
     }
 
     // ------------------------------------------------------------------ constants
@@ -117,16 +125,19 @@ contract JobEscrow {
     uint256 public constant MAX_FEE_BPS = 1000; // 10 %
     uint256 public constant MAX_CHALLENGE_WINDOW = 30 days;
     uint256 public constant MAX_DEADLINE_AHEAD = 365 days;
+    uint256 public constant MIN_ARBITRATION_WINDOW = 1 hours;
+    uint256 public constant MAX_ARBITRATION_WINDOW = 90 days;
     uint256 public constant PUSH_GAS = 50_000;
 
-    bytes32 public constant ASSIGNMENT_TYPEHASH =
-        keccak256("Assignment(bytes32 jobKey,address provider,uint256 attempt,uint256 expiry)");
+    bytes32 public constant ASSIGNMENT_TYPEHASH = keccak256(
+        "Assignment(bytes32 jobKey,address provider,uint256 attempt,uint256 funding,uint256 expiry)"
+    );
     bytes32 private constant DOMAIN_TYPEHASH =
         keccak256(
             "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
         );
     bytes32 private constant NAME_HASH = keccak256("DCM JobEscrow");
-    bytes32 private constant VERSION_HASH = keccak256("1");
+    bytes32 private constant VERSION_HASH = keccak256("2");
     uint256 private constant SECP256K1_HALF_N =
         0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
 
@@ -166,7 +177,8 @@ contract JobEscrow {
         bytes32 resultDigest,
         uint256 challengeEnd
     );
-    event JobDisputed(bytes32 indexed jobKey, address indexed requester, uint256 arbitrationEnd);
+    /// @notice `by` is the requester or the assigner.
+    event JobDisputed(bytes32 indexed jobKey, address indexed by, uint256 arbitrationEnd);
     /// @notice One event per settlement: who got what. `provider` is zero for refunds
     ///         of jobs never bound.
     event JobSettled(
@@ -178,16 +190,15 @@ contract JobEscrow {
         uint256 requesterAmount,
         uint256 fee
     );
-    event PaymentDeferred(address indexed account, uint256 amount);
-    event Withdrawn(address indexed account, uint256 amount);
+    /// @notice A push to `account` failed: `amount` of job `jobKey` waits in `owed`.
+    event PaymentDeferred(bytes32 indexed jobKey, address indexed account, uint256 amount);
+    event Withdrawn(address indexed account, address indexed to, uint256 amount);
 
     // ------------------------------------------------------------------ errors
 
     error InvalidConfig();
     error ZeroAmount();
-    error AmountTooLarge();
     error JobExists();
-    error UnknownJob();
     error BadDeadline();
     error BadChallengeWindow();
     error WrongStatus(Status status);
@@ -195,10 +206,11 @@ contract JobEscrow {
     error NotProvider();
     error NotArbiter();
     error NotAssigner();
-    error AlreadyAssigned();
+    error ForbiddenProvider();
     error DeadlinePassed();
     error DeadlineNotReached();
     error VoucherExpired();
+    error WrongFunding();
     error StaleAttempt();
     error BadSignature();
     error ChallengeWindowClosed();
@@ -212,8 +224,8 @@ contract JobEscrow {
 
     // ------------------------------------------------------------------ setup
 
-    /// @param arbiter resolves disputes (required)
-    /// @param assigner signs assignment vouchers (the node's key; required)
+    /// @param arbiter resolves disputes (required; not the assigner)
+    /// @param assigner binds providers and signs assignment vouchers (the node's key; required)
     /// @param feeBps platform fee on provider payouts, at most MAX_FEE_BPS
     /// @param feeRecipient receives fees (required when feeBps > 0)
     /// @param arbitrationWindow seconds the arbiter has to rule (1 hour .. 90 days)
@@ -225,9 +237,11 @@ contract JobEscrow {
         uint32 arbitrationWindow
     ) {
         if (arbiter == address(0) || assigner == address(0)) revert InvalidConfig();
+        if (arbiter == assigner) revert InvalidConfig();
         if (feeBps > MAX_FEE_BPS) revert InvalidConfig();
         if (feeBps > 0 && feeRecipient == address(0)) revert InvalidConfig();
-        if (arbitrationWindow == 0 || arbitrationWindow > 90 days) revert InvalidConfig();
+        if (arbitrationWindow < MIN_ARBITRATION_WINDOW) revert InvalidConfig();
+        if (arbitrationWindow > MAX_ARBITRATION_WINDOW) revert InvalidConfig();
         ARBITER = arbiter;
         ASSIGNER = assigner;
         FEE_BPS = feeBps;
@@ -246,16 +260,19 @@ contract JobEscrow {
 
     // ------------------------------------------------------------------ requester
 
-    /// @notice Fund job `jobKey` with msg.value. `deadline` (unix seconds) is when the result
-    ///         is due; `challengeWindow` (seconds) is how long the requester may dispute a
-    ///         submitted result. `datasetDigest` is the sha2-256 digest inside the dataset
-    ///         CID's multihash (emitted only).
+    /// @notice Fund job `jobKey` with msg.value; the key must name msg.sender as its
+    ///         requester. `deadline` (unix seconds) is when the result is due;
+    ///         `challengeWindow` (seconds) is how long the requester may dispute a submitted
+    ///         result. `datasetDigest` is the sha2-256 digest inside the dataset CID's
+    ///         multihash (emitted only).
     function fund(bytes32 jobKey, bytes32 datasetDigest, uint32 deadline, uint32 challengeWindow)
         external
         payable
     {
+        // Never entered from inside a payment (it makes no call itself: checking suffices).
+        if (_locked) revert Reentrancy();
         if (msg.value == 0) revert ZeroAmount();
-        if (msg.value > type(uint96).max) revert AmountTooLarge();
+        if (_requester(jobKey) != msg.sender) revert NotRequester();
         if (deadline <= block.timestamp || deadline > block.timestamp + MAX_DEADLINE_AHEAD) {
             revert BadDeadline();
         }
@@ -264,11 +281,11 @@ contract JobEscrow {
         }
         Job storage job = _jobs[jobKey];
         if (job.status != Status.None) revert JobExists();
-        job.requester = msg.sender;
-        job.amount = uint96(msg.value);
+        job.amount = msg.value;
         job.phaseEnd = deadline;
-        job.challengeWindow = challengeWindow;
+        job.challengeWindow = uint24(challengeWindow);
         job.status = Status.Open;
+        job.funding = uint16(block.timestamp);
         emit JobFunded(jobKey, msg.sender, msg.value, datasetDigest, deadline, challengeWindow);
     }
 
@@ -276,23 +293,25 @@ contract JobEscrow {
     function cancel(bytes32 jobKey) external nonReentrant {
         Job storage job = _jobs[jobKey];
         if (job.status != Status.Open) revert WrongStatus(job.status);
-        if (msg.sender != job.requester) revert NotRequester();
+        if (msg.sender != _requester(jobKey)) revert NotRequester();
         _refund(jobKey, job, Outcome.Cancelled);
     }
 
-    /// @notice Accept the submitted result: the provider is paid at once.
+    /// @notice Accept the submitted (or disputed) result: the provider is paid at once.
     function accept(bytes32 jobKey) external nonReentrant {
         Job storage job = _jobs[jobKey];
-        if (job.status != Status.Submitted) revert WrongStatus(job.status);
-        if (msg.sender != job.requester) revert NotRequester();
+        Status status = job.status;
+        if (status != Status.Submitted && status != Status.Disputed) revert WrongStatus(status);
+        if (msg.sender != _requester(jobKey)) revert NotRequester();
         _payProvider(jobKey, job, Outcome.Accepted);
     }
 
-    /// @notice Dispute the submitted result within the challenge window.
+    /// @notice Dispute the submitted result within the challenge window (the requester, or
+    ///         the assigner on the requester's behalf): the arbiter rules.
     function dispute(bytes32 jobKey) external {
         Job storage job = _jobs[jobKey];
         if (job.status != Status.Submitted) revert WrongStatus(job.status);
-        if (msg.sender != job.requester) revert NotRequester();
+        if (msg.sender != _requester(jobKey) && msg.sender != ASSIGNER) revert NotRequester();
         if (block.timestamp >= job.phaseEnd) revert ChallengeWindowClosed();
         uint32 end = uint32(block.timestamp) + ARBITRATION_WINDOW;
         job.phaseEnd = end;
@@ -300,39 +319,64 @@ contract JobEscrow {
         emit JobDisputed(jobKey, msg.sender, end);
     }
 
-    // ------------------------------------------------------------------ provider
+    // ------------------------------------------------------------------ assigner
 
-    /// @notice The assigner binds `provider` to an Open or Bound job for lease `attempt`,
-    ///         which must exceed the job's last attempt (fencing).
+    /// @notice The assigner binds `provider` to an Open job for lease `attempt`, which must
+    ///         exceed the job's last attempt (fencing). Binding the provider already bound at
+    ///         this attempt is a no-op.
     function assign(bytes32 jobKey, address provider, uint256 attempt) external {
         if (msg.sender != ASSIGNER) revert NotAssigner();
         Job storage job = _jobs[jobKey];
-        _checkAssignment(job, provider, attempt, block.timestamp);
+        if (_alreadyBound(job, provider, attempt)) return;
+        _checkAssignment(job, jobKey, provider, attempt, block.timestamp);
         _setProvider(job, jobKey, provider, attempt);
     }
 
-    /// @notice Bind `provider` to an Open or Bound job with the node's assignment voucher
-    ///         (EIP-712 `Assignment(jobKey, provider, attempt, expiry)` signed by ASSIGNER).
-    ///         Anyone may send it. `attempt` must exceed the job's last attempt (fencing).
+    /// @notice The lease `attempt` ended: the assigner releases its binding and the job is
+    ///         Open again (for the next lease's assignment, or a refund).
+    function unassign(bytes32 jobKey, uint256 attempt) external {
+        if (msg.sender != ASSIGNER) revert NotAssigner();
+        Job storage job = _jobs[jobKey];
+        if (job.status != Status.Bound) revert WrongStatus(job.status);
+        if (attempt != job.attempt) revert StaleAttempt();
+        _release(job, jobKey);
+    }
+
+    /// @notice The assigner returns an Open deposit to its requester: a deposit the node
+    ///         refused (terms, a key it retired), or a job it ended without a result.
+    function refund(bytes32 jobKey) external nonReentrant {
+        if (msg.sender != ASSIGNER) revert NotAssigner();
+        Job storage job = _jobs[jobKey];
+        if (job.status != Status.Open) revert WrongStatus(job.status);
+        _refund(jobKey, job, Outcome.Refunded);
+    }
+
+    // ------------------------------------------------------------------ provider
+
+    /// @notice Bind `provider` to an Open job with the node's assignment voucher (EIP-712
+    ///         `Assignment(jobKey, provider, attempt, funding, expiry)` signed by ASSIGNER).
+    ///         Anyone may send it.
     function bind(
         bytes32 jobKey,
         address provider,
         uint256 attempt,
+        uint256 funding,
         uint256 expiry,
         uint8 v,
         bytes32 r,
         bytes32 s
     ) external {
         Job storage job = _jobs[jobKey];
-        _bind(job, jobKey, provider, attempt, expiry, v, r, s);
+        if (_alreadyBound(job, provider, attempt)) return;
+        _bind(job, jobKey, provider, attempt, funding, expiry, v, r, s);
     }
 
     /// @notice Bind with a voucher naming msg.sender and submit the result in one
-    ///         transaction (a provider that finished its leased work before binding on-chain
-    ///         saves a transaction; until it binds, the requester may still cancel).
+    ///         transaction (a provider whose binding has not landed yet saves one).
     function submitWithVoucher(
         bytes32 jobKey,
         uint256 attempt,
+        uint256 funding,
         uint256 expiry,
         uint8 v,
         bytes32 r,
@@ -340,18 +384,18 @@ contract JobEscrow {
         bytes32 resultDigest
     ) external {
         Job storage job = _jobs[jobKey];
-        _bind(job, jobKey, msg.sender, attempt, expiry, v, r, s);
+        if (!_alreadyBound(job, msg.sender, attempt)) {
+            _bind(job, jobKey, msg.sender, attempt, funding, expiry, v, r, s);
+        }
         _submit(job, jobKey, resultDigest);
     }
 
-    /// @notice The bound provider gives the job up; it is Open again for another voucher.
+    /// @notice The bound provider gives the job up; it is Open again.
     function abandon(bytes32 jobKey) external {
         Job storage job = _jobs[jobKey];
         if (job.status != Status.Bound) revert WrongStatus(job.status);
         if (msg.sender != job.provider) revert NotProvider();
-        job.provider = address(0);
-        job.status = Status.Open;
-        emit ProviderReleased(jobKey, msg.sender, job.attempt);
+        _release(job, jobKey);
     }
 
     /// @notice The bound provider submits the result digest before the deadline; the
@@ -372,7 +416,7 @@ contract JobEscrow {
         if (job.status != Status.Disputed) revert WrongStatus(job.status);
         if (block.timestamp >= job.phaseEnd) revert ArbitrationWindowClosed();
         if (providerShareBps > 10_000) revert BadShare();
-        address requester = job.requester;
+        address requester = _requester(jobKey);
         address provider = job.provider;
         uint256 amount = job.amount;
         uint256 share = (amount * providerShareBps) / 10_000;
@@ -384,14 +428,14 @@ contract JobEscrow {
         emit JobSettled(
             jobKey, requester, provider, Outcome.Resolved, toProvider, toRequester, fee
         );
-        if (toProvider != 0) _push(provider, toProvider);
-        if (toRequester != 0) _push(requester, toRequester);
+        if (toProvider != 0) _push(jobKey, provider, toProvider);
+        if (toRequester != 0) _push(jobKey, requester, toRequester);
     }
 
     // ------------------------------------------------------------------ anyone
 
-    /// @notice Pay the provider after the challenge window, or after the arbitration window
-    ///         of an unresolved dispute (default rule).
+    /// @notice After the challenge window: pay the provider. After the arbitration window of
+    ///         an unresolved dispute: refund the requester in full (default ruling).
     function finalize(bytes32 jobKey) external nonReentrant {
         Job storage job = _jobs[jobKey];
         Status status = job.status;
@@ -400,7 +444,7 @@ contract JobEscrow {
             _payProvider(jobKey, job, Outcome.Finalized);
         } else if (status == Status.Disputed) {
             if (block.timestamp < job.phaseEnd) revert ArbitrationWindowOpen();
-            _payProvider(jobKey, job, Outcome.DefaultRuling);
+            _refund(jobKey, job, Outcome.DefaultRuling);
         } else {
             revert WrongStatus(status);
         }
@@ -415,15 +459,16 @@ contract JobEscrow {
         returns (uint256 settled)
     {
         for (uint256 i; i < jobKeys.length; ++i) {
-            Job storage job = _jobs[jobKeys[i]];
+            bytes32 jobKey = jobKeys[i];
+            Job storage job = _jobs[jobKey];
             Status status = job.status;
             if (status != Status.Submitted && status != Status.Disputed) continue;
             if (block.timestamp < job.phaseEnd) continue;
-            _payProvider(
-                jobKeys[i],
-                job,
-                status == Status.Submitted ? Outcome.Finalized : Outcome.DefaultRuling
-            );
+            if (status == Status.Submitted) {
+                _payProvider(jobKey, job, Outcome.Finalized);
+            } else {
+                _refund(jobKey, job, Outcome.DefaultRuling);
+            }
             ++settled;
         }
     }
@@ -437,34 +482,22 @@ contract JobEscrow {
         _refund(jobKey, job, Outcome.Expired);
     }
 
-    /// @notice The assigner returns a funding it will not honour (wrong funder, too little)
-    ///         to whoever funded it, and frees the key, while no provider was ever bound.
-    function reject(bytes32 jobKey) external nonReentrant {
-        if (msg.sender != ASSIGNER) revert NotAssigner();
-        Job storage job = _jobs[jobKey];
-        if (job.status != Status.Open) revert WrongStatus(job.status);
-        if (job.attempt != 0) revert AlreadyAssigned();
-        address requester = job.requester;
-        uint256 amount = job.amount;
-        _close(job);
-        emit JobSettled(jobKey, requester, address(0), Outcome.Rejected, 0, amount, 0);
-        _push(requester, amount);
-    }
-
     /// @notice Pay `account` what it is owed (failed pushes, accrued fees). Anyone may call;
     ///         the ether only ever goes to `account`.
     function withdraw(address account) external nonReentrant {
-        uint256 amount = owed[account];
-        if (amount == 0) revert NothingOwed();
-        owed[account] = 0;
-        emit Withdrawn(account, amount);
-        (bool ok, ) = payable(account).call{value: amount}("");
-        if (!ok) revert TransferFailed();
+        _withdraw(account, account);
+    }
+
+    /// @notice Pay what msg.sender is owed to `to` (an account that cannot receive ether
+    ///         itself, e.g. a contract without a payable fallback, names another).
+    function withdrawTo(address to) external nonReentrant {
+        _withdraw(msg.sender, to);
     }
 
     // ------------------------------------------------------------------ views
 
-    /// @notice The job's on-chain record (all zero before funding and after settlement).
+    /// @notice The job's on-chain record (all zero before funding and after settlement);
+    ///         `requester` is read from the key.
     function getJob(bytes32 jobKey)
         external
         view
@@ -475,18 +508,20 @@ contract JobEscrow {
             uint256 phaseEnd,
             uint256 challengeWindow,
             Status status,
-            uint256 attempt
+            uint256 attempt,
+            uint256 funding
         )
     {
         Job storage job = _jobs[jobKey];
         return (
-            job.requester,
+            job.status == Status.None ? address(0) : _requester(jobKey),
             job.amount,
             job.provider,
             job.phaseEnd,
             job.challengeWindow,
             job.status,
-            job.attempt
+            job.attempt,
+            job.funding
         );
     }
 
@@ -497,22 +532,38 @@ contract JobEscrow {
 
     // ------------------------------------------------------------------ internals
 
+    function _requester(bytes32 jobKey) private pure returns (address) {
+        return address(bytes20(jobKey));
+    }
+
+    function _alreadyBound(Job storage job, address provider, uint256 attempt)
+        private
+        view
+        returns (bool)
+    {
+        return job.status == Status.Bound && job.provider == provider && job.attempt == attempt;
+    }
+
     function _bind(
         Job storage job,
         bytes32 jobKey,
         address provider,
         uint256 attempt,
+        uint256 funding,
         uint256 expiry,
         uint8 v,
         bytes32 r,
         bytes32 s
     ) private {
-        _checkAssignment(job, provider, attempt, expiry);
+        _checkAssignment(job, jobKey, provider, attempt, expiry);
+        if (funding != job.funding) revert WrongFunding();
         bytes32 digest = keccak256(
             abi.encodePacked(
                 "\x19\x01",
                 domainSeparator(),
-                keccak256(abi.encode(ASSIGNMENT_TYPEHASH, jobKey, provider, attempt, expiry))
+                keccak256(
+                    abi.encode(ASSIGNMENT_TYPEHASH, jobKey, provider, attempt, funding, expiry)
+                )
             )
         );
         if (uint256(s) > SECP256K1_HALF_N) revert BadSignature();
@@ -522,31 +573,43 @@ contract JobEscrow {
     }
 
     /// @dev The rules of every assignment, in this order (a voucher's expiry is checked
-    ///      after the deadline; `assign` passes the block time, which never fails it).
-    function _checkAssignment(Job storage job, address provider, uint256 attempt, uint256 expiry)
-        private
-        view
-    {
+    ///      after the deadline; `assign` passes the block time, which never fails it; a
+    ///      voucher's funding tag is checked next, by `_bind`).
+    function _checkAssignment(
+        Job storage job,
+        bytes32 jobKey,
+        address provider,
+        uint256 attempt,
+        uint256 expiry
+    ) private view {
         Status status = job.status;
-        if (status != Status.Open && status != Status.Bound) revert WrongStatus(status);
+        if (status != Status.Open) revert WrongStatus(status);
         if (block.timestamp >= job.phaseEnd) revert DeadlinePassed();
         if (block.timestamp > expiry) revert VoucherExpired();
-        if (attempt <= job.attempt || attempt > type(uint24).max) revert StaleAttempt();
-        if (provider == address(0)) revert NotProvider();
+        if (attempt <= job.attempt || attempt > type(uint16).max) revert StaleAttempt();
+        if (
+            provider == address(0) || provider == ASSIGNER || provider == ARBITER
+                || provider == _requester(jobKey)
+        ) revert ForbiddenProvider();
     }
 
     function _setProvider(Job storage job, bytes32 jobKey, address provider, uint256 attempt)
         private
     {
-        address previous = job.provider;
-        if (previous != address(0)) emit ProviderReleased(jobKey, previous, job.attempt);
         job.provider = provider;
-        job.attempt = uint24(attempt);
+        job.attempt = uint16(attempt);
         job.status = Status.Bound;
         emit ProviderBound(jobKey, provider, attempt);
     }
 
-    /// @dev Caller checked status == Bound.
+    function _release(Job storage job, bytes32 jobKey) private {
+        address provider = job.provider;
+        job.provider = address(0);
+        job.status = Status.Open;
+        emit ProviderReleased(jobKey, provider, job.attempt);
+    }
+
+    /// @dev Caller checked status == Bound (or bound it in this transaction).
     function _submit(Job storage job, bytes32 jobKey, bytes32 resultDigest) private {
         if (msg.sender != job.provider) revert NotProvider();
         if (block.timestamp >= job.phaseEnd) revert DeadlinePassed();
@@ -563,41 +626,40 @@ contract JobEscrow {
     }
 
     function _payProvider(bytes32 jobKey, Job storage job, Outcome outcome) private {
-        address requester = job.requester;
         address provider = job.provider;
         uint256 amount = job.amount;
         uint256 fee = (amount * FEE_BPS) / 10_000;
         _close(job);
         if (fee != 0) _credit(FEE_RECIPIENT, fee);
-        emit JobSettled(jobKey, requester, provider, outcome, amount - fee, 0, fee);
-        _push(provider, amount - fee);
+        emit JobSettled(jobKey, _requester(jobKey), provider, outcome, amount - fee, 0, fee);
+        _push(jobKey, provider, amount - fee);
     }
 
     function _refund(bytes32 jobKey, Job storage job, Outcome outcome) private {
-        address requester = job.requester;
+        address requester = _requester(jobKey);
         address provider = job.provider;
         uint256 amount = job.amount;
         _close(job);
         emit JobSettled(jobKey, requester, provider, outcome, 0, amount, 0);
-        _push(requester, amount);
+        _push(jobKey, requester, amount);
     }
 
     /// @dev Effects before interactions: delete the record (both slots zero, status None).
     function _close(Job storage job) private {
-        job.requester = address(0);
         job.amount = 0;
         job.provider = address(0);
         job.phaseEnd = 0;
         job.challengeWindow = 0;
         job.status = Status.None;
         job.attempt = 0;
+        job.funding = 0;
     }
 
     function _credit(address account, uint256 amount) private {
         owed[account] += amount;
     }
 
-    function _push(address to, uint256 amount) private {
+    function _push(bytes32 jobKey, address to, uint256 amount) private {
         bool ok;
         // No return data is copied: a recipient cannot grief with a large revert payload.
         assembly ("memory-safe") {
@@ -605,7 +667,16 @@ contract JobEscrow {
         }
         if (!ok) {
             _credit(to, amount);
-            emit PaymentDeferred(to, amount);
+            emit PaymentDeferred(jobKey, to, amount);
         }
+    }
+
+    function _withdraw(address account, address to) private {
+        uint256 amount = owed[account];
+        if (amount == 0) revert NothingOwed();
+        owed[account] = 0;
+        emit Withdrawn(account, to, amount);
+        (bool ok, ) = payable(to).call{value: amount}("");
+        if (!ok) revert TransferFailed();
     }
 }

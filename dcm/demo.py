@@ -4,10 +4,18 @@
    escrow contract) on a free loopback port;
 2. creates two dev wallets (requester, provider) and funds them from the dev faucet;
 3. starts a provider daemon (`dcm provider run`) with the provider's keystore;
-4. as the requester: writes a small synthetic YOLO dataset, uploads it through the seed 000
-   route, funds the escrow from the requester's wallet (signed locally), follows the job
-   live, accepts the result on chain (which pays the provider) and downloads the model;
-5. prints a summary and exits 0, or non-zero with the reason.
+4. as the requester: writes a small synthetic shape classification set (circles, squares
+   and triangles of random sizes and places: only the outline tells them apart), uploads
+   it through the seed 000 route, funds the escrow from the requester's wallet (signed
+   locally), follows the job live, accepts the result on chain (which pays the provider)
+   and downloads the model;
+5. prints a summary, with the validation top-1 accuracy of the first epoch next to the
+   last one's, and exits 0, or non-zero with the reason.
+
+The defaults (yolov8n-cls from scratch, 100 training and 30 validation images per class at
+64 px, 12 epochs) train in about 35 s on two CPU cores, from a top-1 accuracy of 0.33
+(chance) after the first epoch to 0.98 after the last; `tests/e2e/test_demo.py` holds it
+to at least 0.9.
 """
 
 from __future__ import annotations
@@ -28,7 +36,12 @@ import click
 import httpx
 
 REWARD = "0.01"
-CLASSES = ["square", "block"]
+MODEL = "yolov8n-cls"
+TRAIN_PER_CLASS = 100
+VAL_PER_CLASS = 30
+EPOCHS = 12
+IMGSZ = 64
+METRIC = "top1"  # validation top-1 accuracy, what the demo shows learning with
 
 
 def _free_port() -> int:
@@ -89,8 +102,7 @@ def run_demo(workdir: Path, epochs: int, imgsz: int, keep: bool) -> dict[str, An
     from eth_account import Account
     from web3 import Web3
 
-    from marketplace.datasets.synthetic import write_detection_dataset
-    from marketplace.escrow.client import JobEscrow
+    from marketplace.datasets.synthetic import SHAPES, write_shapes_dataset
     from marketplace.money import wei_to_eth
     from marketplace.sdk.client import NodeClient
 
@@ -107,6 +119,12 @@ def run_demo(workdir: Path, epochs: int, imgsz: int, keep: bool) -> dict[str, An
     processes: list[_Process] = []
     try:
         _say("starting the node", f"(embedded SQLite, IPFS store and EVM) at {url}")
+        subprocess.run(  # the schema first, as on any node: `dcm serve` never migrates
+            [sys.executable, "-m", "dcm.cli", "db", "upgrade"],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         node = _Process(
             "node", ["serve", "--host", "127.0.0.1", "--port", str(port)], env, workdir / "node.log"
         )
@@ -148,31 +166,30 @@ def run_demo(workdir: Path, epochs: int, imgsz: int, keep: bool) -> dict[str, An
         )
         processes.append(daemon)
 
-        dataset = write_detection_dataset(
-            workdir / "dataset", train=16, val=8, size=64, num_classes=len(CLASSES)
+        dataset = write_shapes_dataset(
+            workdir / "dataset", train=TRAIN_PER_CLASS, val=VAL_PER_CLASS, size=imgsz
         )
         client = NodeClient(url)
         w3 = Web3(Web3.HTTPProvider(url + "/chain/rpc"))
-        escrow = JobEscrow(w3, info["escrow_address"])
         provider_before = w3.eth.get_balance(provider.address)
 
         _say("uploading the dataset", "(seed 000 route, pinned as a UnixFS directory)")
         job = client.upload_dataset_job(
             dataset,
-            model="yolov8n",
+            model=MODEL,
             epochs=epochs,
             imgsz=imgsz,
-            classes=CLASSES,
+            classes=list(SHAPES),
             reward=REWARD,
             requester_address=requester.address,
             export_format="onnx",
             folder_name="shapes",
         )
         job_id = job["id"]
-        click.echo(f"    job {job_id}: dataset {job['folder_cid']}, status {job['status']}")
+        click.echo(f"    job {job_id}: dataset {job['folder_cid']}, status {job['dcm_status']}")
 
         client.sign_in(requester)
-        if job["status"] == "awaiting_funding":
+        if job["dcm_status"] == "awaiting_funding":
             _say("funding the escrow", f"with {REWARD} ETH from the requester's wallet")
             funded = client.fund(job_id, requester)
             click.echo(f"    funding tx {funded['transactionHash']}")
@@ -201,7 +218,7 @@ def run_demo(workdir: Path, epochs: int, imgsz: int, keep: bool) -> dict[str, An
 
         result_cid = detail["result"]["result_cid"]
         _say("accepting the result", "(the requester's wallet calls accept: the escrow pays)")
-        accepted = escrow.accept(requester, job_id)
+        accepted = client.accept(job_id, requester)  # the node's accept call, signed here
         client.wait_for(job_id, {"completed"}, timeout=60)
         paid = w3.eth.get_balance(provider.address) - provider_before
 
@@ -210,14 +227,20 @@ def run_demo(workdir: Path, epochs: int, imgsz: int, keep: bool) -> dict[str, An
         client.download_directory(result_cid, out)
         metrics_file = out / "metrics.json"
         metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+        per_epoch = metrics.get("per_epoch") or [{}]
+        first, last = per_epoch[0], per_epoch[-1]
         return {
             "job_id": job_id,
             "dataset_cid": job["folder_cid"],
             "result_cid": result_cid,
             "result_dir": str(out),
             "final_metrics": metrics.get("final") or metrics,
-            "payout_tx": accepted.tx_hash,
-            "payout_block": accepted.block_number,
+            "learned": (
+                f"{METRIC} {first.get(METRIC)} after epoch {first.get('epoch')}, "
+                f"{last.get(METRIC)} after epoch {last.get('epoch')}"
+            ),
+            "payout_tx": accepted["transactionHash"],
+            "payout_block": int(accepted["blockNumber"], 16),
             "provider": provider.address,
             "provider_balance_change_eth": wei_to_eth(paid) if paid >= 0 else f"-{-paid}",
         }
@@ -236,8 +259,8 @@ def run_demo(workdir: Path, epochs: int, imgsz: int, keep: bool) -> dict[str, An
     default=None,
     help="Where the node, provider and result live (default: a temp dir).",
 )
-@click.option("--epochs", default=3, show_default=True, type=click.IntRange(1, 100))
-@click.option("--imgsz", default=64, show_default=True, type=int)
+@click.option("--epochs", default=EPOCHS, show_default=True, type=click.IntRange(1, 100))
+@click.option("--imgsz", default=IMGSZ, show_default=True, type=click.IntRange(32, 256))
 @click.option("--keep", is_flag=True, help="Keep the node's and provider's data.")
 def demo(workdir: Path | None, epochs: int, imgsz: int, keep: bool) -> None:
     """Run a node, a provider and a requester end to end on the embedded defaults."""
@@ -251,3 +274,22 @@ def demo(workdir: Path | None, epochs: int, imgsz: int, keep: bool) -> None:
         if isinstance(value, dict):
             value = ", ".join(f"{k}={v}" for k, v in value.items()) or "-"
         click.echo(f"    {key:<{width}}  {value}")
+
+
+@click.command("demo-dataset")
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--imgsz", default=IMGSZ, show_default=True, type=click.IntRange(32, 256))
+def demo_dataset(out: Path, imgsz: int) -> None:
+    """Write the demo's shape classification set (classes circle, square, triangle) as a zip
+    for the seed 000 upload: `train/<shape>/*.png` and `val/<shape>/*.png`."""
+    import zipfile
+
+    from marketplace.datasets.synthetic import SHAPES, write_shapes_dataset
+
+    with tempfile.TemporaryDirectory(prefix="dcm-shapes-") as tmp:
+        root = write_shapes_dataset(Path(tmp), train=TRAIN_PER_CLASS, val=VAL_PER_CLASS, size=imgsz)
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zf:
+            for path in sorted(root.rglob("*")):
+                if path.is_file():
+                    zf.write(path, path.relative_to(root).as_posix())
+    click.echo(f"{out}: {len(SHAPES)} classes {json.dumps(list(SHAPES))}")

@@ -1,15 +1,18 @@
 """Requester commands: `dcm job submit | watch | result`, and the escrow actions
-`dcm job fund | accept | cancel` (the call the node prepares, signed with the keystore
-here and sent through the node's /chain/rpc or `--rpc URL`) and `dcm job settlement`.
+`dcm job fund | accept | dispute` (the call the node prepares, signed with the keystore
+here and sent through the node's /chain/rpc or `--rpc URL`), `dcm job cancel` (the node
+cancels and refunds a funded job itself), `dcm job escrow` and `dcm job settlement`.
 They use the SDK; keys stay on this machine."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
+
+from dcm.keystore import load_account
+from dcm.progress import progress
 
 NODE = click.option(
     "--node",
@@ -33,30 +36,34 @@ PASSWORD = click.option(
 
 
 def _client(node_url: str, keyfile: Path, password_stdin: bool) -> tuple[Any, Any]:
-    from dcm.cli import _load_account
     from marketplace.sdk.client import NodeClient
 
-    account = _load_account(keyfile, password_stdin)
+    account = load_account(keyfile, password_stdin)
     client = NodeClient(node_url)
     client.sign_in(account)
     return client, account
 
 
 def _follow(client: Any, job_id: str | int, until: set[str]) -> dict[str, Any]:
+    """Print the job's events until its status is in `until`. On a terminal, training
+    progress (the job's percent, from its epoch reports) is a bar with an ETA instead of
+    one line per epoch."""
     import time
 
     seen = 0
-    while True:
-        detail = client.job(job_id)
-        for event in detail["events"][seen:]:
-            if event["type"] == "log":
-                continue
-            stamp = str(event.get("createdAt") or event.get("created_at") or "")[11:19]
-            click.echo(f"{stamp} {event['type']:<12} {event.get('message') or ''}")
-        seen = len(detail["events"])
-        if detail["status"] in until:
-            return detail
-        time.sleep(0.5)
+    with progress("training", 100) as bar:
+        while True:
+            detail = client.job(job_id)
+            for event in detail["events"][seen:]:
+                if event["type"] == "log" or (event["type"] == "progress" and bar.shown):
+                    continue
+                stamp = str(event.get("createdAt") or event.get("created_at") or "")[11:19]
+                click.echo(f"{stamp} {event['type']:<12} {event.get('message') or ''}")
+            seen = len(detail["events"])
+            bar.update(int(detail.get("progress") or 0))
+            if detail["status"] in until:
+                return detail
+            time.sleep(0.5)
 
 
 @click.group()
@@ -96,15 +103,23 @@ def submit(
     keyfile: Path,
     password_stdin: bool,
 ) -> None:
-    """Upload DATASET_DIR as a training job, fund its escrow, follow it, fetch the model."""
+    """Upload DATASET_DIR as a training job, fund its escrow, follow it, fetch the model.
+
+    Nothing is left half-done: a wallet that cannot pay the reward is refused before the
+    upload, and a job whose funding fails is cancelled before the error is reported."""
+    from marketplace.errors import ChainError, MarketplaceError
+    from marketplace.money import parse_eth, wei_to_eth
+
+    reward_wei = parse_eth(reward)
     client, account = _client(node_url, keyfile, password_stdin)
+    balance = int(client.rpc("eth_getBalance", [account.address, "latest"]), 16)
+    if balance <= reward_wei:
+        raise ChainError(
+            f"wallet {account.address} holds {wei_to_eth(balance)} ETH, not enough for a "
+            f"{wei_to_eth(reward_wei)} ETH reward plus gas; nothing was submitted"
+        )
     names = [c.strip() for c in classes.split(",") if c.strip()]
-    with click.progressbar(length=1, label="uploading", file=sys.stderr) as bar:
-
-        def progress(done: int, total: int) -> None:
-            bar.length = max(total, 1)
-            bar.update(done - bar.pos)
-
+    with progress("uploading") as bar:
         created = client.upload_dataset_job(
             dataset_dir,
             model=model,
@@ -114,12 +129,18 @@ def submit(
             reward=reward,
             requester_address=account.address,
             export_format=export_format,
-            on_progress=progress,
+            on_progress=bar.update,
         )
     job_id = created["id"]
     click.echo(f"job {job_id}: dataset {created['folder_cid']}")
-    if created["status"] == "awaiting_funding":
-        receipt = client.fund(job_id, account)
+    if created["dcm_status"] == "awaiting_funding":
+        try:
+            receipt = client.fund(job_id, account)
+        except MarketplaceError as exc:
+            client.cancel(job_id, account)
+            raise ChainError(
+                f"funding job {job_id} failed ({exc.message}); the job was cancelled"
+            ) from exc
         click.echo(f"funding {reward} ETH: tx {receipt['transactionHash']}")
     if no_wait:
         return
@@ -127,7 +148,8 @@ def submit(
     click.echo(f"job {job_id} is {detail['status']}")
     result = detail.get("result") or {}
     if out is not None and result.get("result_cid"):
-        client.download_directory(result["result_cid"], out)
+        with progress("downloading") as bar:
+            client.download_result(job_id, out, on_progress=bar.update)
         click.echo(f"result {result['result_cid']} downloaded to {out}")
     if detail["status"] in ("failed", "cancelled", "expired"):
         raise SystemExit(1)
@@ -139,10 +161,40 @@ def submit(
 @KEYFILE
 @PASSWORD
 def watch(job_id: str, node_url: str, keyfile: Path, password_stdin: bool) -> None:
-    """Follow a job's events live until it ends."""
+    """Follow a job's events live until it ends (the node's event stream, resumed after
+    a dropped connection or a node restart without losing or repeating one)."""
     client, _ = _client(node_url, keyfile, password_stdin)
-    detail = _follow(client, job_id, {"completed", "failed", "cancelled", "expired"})
-    click.echo(f"job {job_id} is {detail['status']}")
+    for event in client.events(job_id):
+        click.echo(_event_line(event))
+    click.echo(f"job {job_id} is {client.job(job_id)['status']}")
+
+
+def _event_line(event: dict[str, Any]) -> str:
+    stamp = str(event.get("createdAt") or "")[11:19]
+    return f"{stamp} {event['type']:<12} {event.get('message') or ''}"
+
+
+@job.command("logs")
+@click.argument("job_id")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the job ends.")
+@click.option("--tail", type=int, default=None, help="Start from the last N lines.")
+@NODE
+@KEYFILE
+@PASSWORD
+def logs(
+    job_id: str,
+    follow: bool,
+    tail: int | None,
+    node_url: str,
+    keyfile: Path,
+    password_stdin: bool,
+) -> None:
+    """Print a job's log lines (`--follow`: live, resuming by itself)."""
+    client, _ = _client(node_url, keyfile, password_stdin)
+    for line in client.logs(job_id, follow=follow, tail=tail):
+        stream = f"[{line['stream']}] " if line.get("stream") else ""
+        level = "" if line.get("level") == "info" else f"{line['level'].upper()} "
+        click.echo(f"{stream}{level}{line.get('message') or ''}")
 
 
 @job.command("result")
@@ -154,11 +206,9 @@ def watch(job_id: str, node_url: str, keyfile: Path, password_stdin: bool) -> No
 def result(job_id: str, out: Path, node_url: str, keyfile: Path, password_stdin: bool) -> None:
     """Download a job's result directory, verified against its CID."""
     client, _ = _client(node_url, keyfile, password_stdin)
-    cid = (client.job(job_id).get("result") or {}).get("result_cid")
-    if not cid:
-        raise click.ClickException(f"job {job_id} has no result yet")
-    client.download_directory(cid, out)
-    click.echo(f"result {cid} downloaded to {out}")
+    with progress("downloading") as bar:
+        client.download_result(job_id, out, on_progress=bar.update)
+    click.echo(f"result {client.job(job_id).get('resultCid')} downloaded to {out}")
 
 
 RPC = click.option(
@@ -229,8 +279,40 @@ def accept(
 def cancel(
     job_id: str, node_url: str, keyfile: Path, password_stdin: bool, rpc_url: str | None
 ) -> None:
-    """Cancel JOB_ID; a funded one on chain (the escrow refunds the deposit)."""
+    """Cancel JOB_ID; the node returns a funded job's deposit to the requester's wallet."""
     _escrow_action("cancel", job_id, node_url, keyfile, password_stdin, rpc_url)
+
+
+@job.command("dispute")
+@click.argument("job_id")
+@NODE
+@KEYFILE
+@PASSWORD
+@RPC
+def dispute(
+    job_id: str, node_url: str, keyfile: Path, password_stdin: bool, rpc_url: str | None
+) -> None:
+    """Dispute JOB_ID's submitted result on chain, within its challenge window: the
+    arbiter rules (`dcm chain resolve`); if it does not, the requester is refunded."""
+    _escrow_action("dispute", job_id, node_url, keyfile, password_stdin, rpc_url)
+
+
+@job.command("escrow")
+@click.argument("job_id")
+@NODE
+def escrow(job_id: str, node_url: str) -> None:
+    """Print what the chain holds for JOB_ID (JSON; needs no wallet): key, status, amount,
+    binding, and a result that exists only on chain with who submitted it."""
+    import json
+
+    from marketplace.errors import MarketplaceError
+    from marketplace.sdk.client import NodeClient
+
+    with NodeClient(node_url) as client:
+        try:
+            click.echo(json.dumps(client.escrow(job_id), indent=2))
+        except MarketplaceError as exc:
+            raise click.ClickException(f"{exc.code}: {exc.message}") from exc
 
 
 @job.command("settlement")

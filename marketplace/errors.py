@@ -2,12 +2,21 @@
 
 Every expected failure is a `MarketplaceError` carrying an HTTP status and a stable,
 machine-readable code. The node renders it in the envelope of the API dialect that was
-called; clients (SDK, provider daemon) rebuild it from a response with `from_code`.
+called; clients (SDK, provider daemon) rebuild it from a response with
+`marketplace.codes.from_code`.
+
+Every class that names a `code` registers it here when it is defined; two classes may not
+share a code. The classes live under `marketplace/` only (this module and the content and
+datasets domains' `errors` modules), so any client that imports `marketplace.codes` can
+rebuild every code the node emits.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
+
+_REGISTRY: dict[str, type[MarketplaceError]] = {}
 
 
 class MarketplaceError(Exception):
@@ -15,6 +24,18 @@ class MarketplaceError(Exception):
 
     status: ClassVar[int] = 400
     code: ClassVar[str] = "BAD_REQUEST"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "code" in cls.__dict__:
+            known = _REGISTRY.get(cls.code)
+            same = known is not None and (known.__module__, known.__qualname__) == (
+                cls.__module__,
+                cls.__qualname__,
+            )
+            if known is not None and not same:
+                raise TypeError(f"error code {cls.code} is already {known.__qualname__}")
+            _REGISTRY[cls.code] = cls
 
     def __init__(self, message: str | None = None, *, details: Any = None) -> None:
         super().__init__(message or self.default_message())
@@ -29,6 +50,13 @@ class MarketplaceError(Exception):
 class ValidationFailed(MarketplaceError):
     status = 422
     code = "VALIDATION_ERROR"
+
+
+class InvalidField(ValidationFailed):
+    """A field is missing, repeated, unknown or out of range (`details.field` names it): a
+    dataset upload's form field or a training spec's, whichever dialect carried it."""
+
+    code = "INVALID_FIELD"
 
 
 class UnsupportedModel(ValidationFailed):
@@ -158,6 +186,14 @@ class Conflict(MarketplaceError):
     code = "CONFLICT"
 
 
+class NotSupported(MarketplaceError):
+    """A well-formed request for something this node does not do (IPNS names, a codec it
+    does not store): 501, never retried."""
+
+    status = 501
+    code = "NOT_SUPPORTED"
+
+
 class AlreadyMember(Conflict):
     code = "ALREADY_MEMBER"
 
@@ -190,11 +226,24 @@ class NotAwaitingFunding(Conflict):
     code = "NOT_AWAITING_FUNDING"
 
 
-class CancelOnChain(Conflict):
-    """A funded job's deposit is held by the escrow: only the requester's on-chain `cancel`
-    refunds it (the node then marks the job cancelled from the JobSettled event)."""
+class NotFunded(Conflict):
+    """A job was asked to be confirmed (TrainChain's `POST /jobs/confirm/:jobId`) while the
+    escrow holds no deposit for it yet (`details.missing` says what is missing)."""
 
-    code = "CANCEL_ON_CHAIN"
+    code = "NOT_FUNDED"
+
+
+class JobFunded(Conflict):
+    """Deleting a job that is no longer unfunded: its reward is (or was) in the escrow."""
+
+    code = "JOB_FUNDED"
+
+
+class JobNotClaimable(Conflict):
+    """A provider chose a job it cannot claim now (leased, not open, not its type or
+    export format, or the provider is at its `max_concurrent`)."""
+
+    code = "JOB_NOT_CLAIMABLE"
 
 
 class PayloadTooLarge(MarketplaceError):
@@ -202,9 +251,47 @@ class PayloadTooLarge(MarketplaceError):
     code = "PAYLOAD_TOO_LARGE"
 
 
-class RateLimited(MarketplaceError):
+class RetryLater(MarketplaceError):
+    """A refusal that passes with time: rendered with a `Retry-After` header (seconds)."""
+
+    def __init__(
+        self, message: str | None = None, *, retry_after_seconds: float = 1.0, details: Any = None
+    ) -> None:
+        super().__init__(message, details=details)
+        self.retry_after_seconds = max(1, math.ceil(retry_after_seconds))
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_seconds)}
+
+
+class RateLimited(RetryLater):
+    """Too many requests from one client address or for one account (token buckets)."""
+
     status = 429
     code = "RATE_LIMIT_EXCEEDED"
+
+
+class JsonTooDeep(MarketplaceError):
+    """A JSON body (or JSON form field) nested deeper than the node parses."""
+
+    status = 400
+    code = "JSON_TOO_DEEP"
+
+
+class InvalidJson(MarketplaceError):
+    """A JSON body Python would parse but that is not interchange JSON (NaN, Infinity, a
+    number past the float range, an unpaired surrogate)."""
+
+    status = 400
+    code = "INVALID_JSON"
+
+
+class RequestTimeout(MarketplaceError):
+    """The request body stalled: no bytes arrived for longer than the node waits."""
+
+    status = 408
+    code = "REQUEST_TIMEOUT"
 
 
 class UpstreamUnavailable(MarketplaceError):
@@ -240,20 +327,128 @@ class WorkspaceMismatch(MarketplaceError):
     code = "WORKSPACE_MISMATCH"
 
 
-def _all_subclasses(cls: type[MarketplaceError]) -> list[type[MarketplaceError]]:
-    out = []
-    for sub in cls.__subclasses__():
-        out.append(sub)
-        out.extend(_all_subclasses(sub))
-    return out
+def registered() -> dict[str, type[MarketplaceError]]:
+    """Every code defined so far and its class (see `marketplace.codes` for all of them)."""
+    return dict(_REGISTRY)
 
 
-def from_code(code: str, message: str, status: int) -> MarketplaceError:
-    """Rebuild the domain error a response described (used by clients)."""
-    for cls in _all_subclasses(MarketplaceError):
-        if cls.code == code:
-            return cls(message)
-    err = MarketplaceError(message)
-    err.status = status  # type: ignore[misc]
-    err.code = code  # type: ignore[misc]
-    return err
+# -- authorization (issue 9) -------------------------------------------------------------
+
+
+class NotAdmitted(Forbidden):
+    """A provider acted on a private job of a workspace pool it is not admitted to (it
+    presented no live `provider` key of that workspace)."""
+
+    code = "NOT_ADMITTED"
+
+
+class PinInUse(Conflict):
+    """A pin behind a live job's dataset, metadata or result cannot be removed."""
+
+    code = "PIN_IN_USE"
+
+
+# -- the provider contract (issue 10) ------------------------------------------------------
+
+
+class ProviderNotRegistered(Forbidden):
+    """A provider route called by a wallet that never registered (`POST /v1/providers`)."""
+
+    code = "PROVIDER_NOT_REGISTERED"
+
+
+class NotLeaseHolder(StaleAttempt):
+    """A write under a lease another provider holds: the caller's lease is lost."""
+
+    code = "NOT_LEASE_HOLDER"
+
+
+# -- codes the node's handlers emit without raising (issue 10) ------------------------------
+
+
+class InvalidBody(MarketplaceError):
+    """A request body that fails validation on `/v1` (seed 002 answers 400)."""
+
+    status = 400
+    code = "INVALID_BODY"
+
+
+class MethodNotAllowed(MarketplaceError):
+    status = 405
+    code = "METHOD_NOT_ALLOWED"
+
+
+class HttpError(MarketplaceError):
+    """An HTTP status the node has no more specific code for."""
+
+    code = "HTTP_ERROR"
+
+
+class InternalError(UpstreamUnavailable):
+    """A bug on the node (logged there with the request id); clients retry it as any 5xx."""
+
+    status = 500
+    code = "INTERNAL_ERROR"
+
+
+class BadUpload(MarketplaceError):
+    """A Kubo-style `add` upload with an unsafe or contradictory path."""
+
+    status = 400
+    code = "BAD_UPLOAD"
+
+
+class UpstreamRejected(MarketplaceError):
+    """The production IPFS daemon answered 4xx: a CID or parameter it did not accept."""
+
+    status = 400
+    code = "UPSTREAM_REJECTED"
+
+
+class UpstreamTimeout(UpstreamUnavailable):
+    """A call to an engine behind an adapter ran past its timeout."""
+
+    code = "UPSTREAM_TIMEOUT"
+
+
+class InsufficientStorage(UpstreamUnavailable):
+    """The node's disk is full: nothing was stored; the same request may succeed later
+    (retryable, like every 5xx)."""
+
+    status = 507
+    code = "INSUFFICIENT_STORAGE"
+
+
+class WebhookNotFound(NotFound):
+    code = "WEBHOOK_NOT_FOUND"
+
+    @classmethod
+    def default_message(cls) -> str:
+        return "Webhook not found"
+
+
+class WebhookTargetRefused(MarketplaceError):
+    """A webhook URL this node will not call: not http(s), or (in production, unless
+    allowed) an address in a private, loopback or link-local range."""
+
+    status = 400
+    code = "WEBHOOK_TARGET_REFUSED"
+
+
+class NotRequester(Forbidden):
+    """A requester-only action signed or named by another address than the job's
+    requester."""
+
+    code = "NOT_REQUESTER"
+
+
+class AddressMismatch(Forbidden):
+    """The address a TrainChain contributor route names is not the signed-in wallet's."""
+
+    code = "ADDRESS_MISMATCH"
+
+
+class ModelNotFound(NotFound):
+    """The job has no result (trained model) yet, or its files are not in the store."""
+
+    code = "MODEL_NOT_FOUND"

@@ -5,28 +5,49 @@ submitted) and the provider's YOLO executor (what to train).
   `YOLOv8s`, `yolo11n-cls`...) to an Ultralytics model definition (`yolov8n.yaml`) and the name
   of the matching weights file a provider may keep locally (`yolov8n.pt`). It never returns a
   `.pt` *model* name: Ultralytics downloads those from GitHub, which a provider must not do.
-- `TrainingSpec.from_mapping` reads a job's parameters in any of the dialects' spellings
-  (`exportFormat` / `export_format`, `numClasses` / `num_classes`, `imgsz` as text) and refuses
-  bad values with `ValidationFailed` before any compute is spent.
+- `TrainingSpec.from_mapping` is the one parser of a job's training parameters: the node runs
+  it on seed 000's form fields at upload, the provider on the stored spec before any compute
+  is spent. It reads any of the dialects' spellings (`exportFormat` / `export_format`,
+  `numClasses` / `num_classes`, numbers as text) and refuses bad values with `InvalidField`
+  (422 `INVALID_FIELD`, `details.field` the snake_case name), `UnsupportedModel` or
+  `UnsupportedExportFormat` (the formats are `marketplace.exports`' one list).
 
-Note for the lead: a datasets helper may ship its own model-name normaliser under
-`marketplace/datasets/`; this one is named `resolve_model` / `normalize_model_name` so the two
-can be reconciled into one.
+Limits (one set, for both sides):
+- `epochs` 1..10000;
+- `imgsz` 32..4096 and a multiple of 32: YOLO's largest stride is 32 (Ultralytics would
+  silently round another size), and 4096 is already past what one GPU trains at a useful
+  batch; 8192 only ever reached the provider, never through the node;
+- `num_classes` 1..10000 and equal to the number of `classes`: ten times the largest
+  detection vocabularies in use (LVIS 1203, Open Images 601), and what the node always
+  enforced at upload, the only place a training job gets its dataset;
+- `classes`: see `parse_classes`; `batch` 1..4096; `seed` 0..2**31-1.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
-from marketplace.errors import UnsupportedExportFormat, UnsupportedModel, ValidationFailed
+from marketplace.errors import InvalidField, UnsupportedModel, ValidationFailed
+from marketplace.exports import normalize_export_format
+from marketplace.jsondepth import loads_bounded
 
-DETECT = "detect"
-CLASSIFY = "classify"
+DETECT: Final = "detect"
+CLASSIFY: Final = "classify"
 TASKS = (DETECT, CLASSIFY)
+
+EPOCHS_RANGE = (1, 10_000)
+IMGSZ_RANGE = (32, 4096)
+IMGSZ_STRIDE = 32
+NUM_CLASSES_RANGE = (1, 10_000)
+BATCH_RANGE = (1, 4096)
+SEED_RANGE = (0, 2**31 - 1)
+MAX_CLASS_NAME = 128
+
+_INT = re.compile(r"^[+]?\d{1,12}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 # Ultralytics family -> (file stem prefix, scales, default scale). Versions 11+ drop the "v".
 _FAMILIES: dict[int, tuple[str, tuple[str, ...], str]] = {
@@ -54,37 +75,6 @@ _NAME = re.compile(
 SUPPORTED_MODELS_HINT = (
     "yolov3 (-tiny, -spp), yolov5/yolov6/yolov8/yolo11/yolo12/yolo26 with scale n|s|m|l|x, "
     "yolov9 t|s|m|c|e, yolov10 n|s|m|b|l|x; classification: yolov8/yolo11/yolo12/yolo26"
-)
-
-EXPORT_FORMATS = {
-    "pt": "pt",
-    "pytorch": "pt",
-    "torch": "pt",
-    "torch_script": "torchscript",
-    "none": "pt",
-    "": "pt",
-    "onnx": "onnx",
-    "torchscript": "torchscript",
-}
-
-
-# Formats Ultralytics knows but providers refuse: they need extra toolchains (TensorFlow,
-# CoreML tools, TensorRT, OpenVINO, Paddle...) or network downloads at export time.
-UNSUPPORTED_EXPORT_FORMATS = (
-    "openvino",
-    "engine",
-    "tensorrt",
-    "coreml",
-    "saved_model",
-    "pb",
-    "tflite",
-    "edgetpu",
-    "tfjs",
-    "paddle",
-    "mnn",
-    "ncnn",
-    "imx",
-    "rknn",
 )
 
 
@@ -181,74 +171,92 @@ def resolve_model(requested: str, task: str | None = None) -> ModelChoice:
     )
 
 
-def normalize_export_format(value: Any) -> str:
-    """`"ONNX"` -> `"onnx"`; `pt`/`pytorch`/empty -> `"pt"` (no export); others refused."""
-    text = "" if value is None else str(value).strip().lower()
-    if text not in EXPORT_FORMATS:
-        known = text in UNSUPPORTED_EXPORT_FORMATS
-        reason = "is not produced by providers" if known else "is unknown"
-        raise UnsupportedExportFormat(
-            f"Export format {str(value)[:32]!r} {reason}; supported: pt, torchscript, onnx",
-            details={
-                "field": "export_format",
-                "value": str(value)[:32],
-                "supported": ["pt", "torchscript", "onnx"],
-                "unsupported": list(UNSUPPORTED_EXPORT_FORMATS),
-            },
-        )
-    return EXPORT_FORMATS[text]
+# `classes` as JSON is a flat list of names: anything nested deeper is refused unparsed.
+CLASSES_MAX_DEPTH = 2
 
 
 def parse_classes(value: Any) -> tuple[str, ...] | None:
-    """Classes as a JSON array, a JSON-array string or a comma-separated string."""
+    """Class names from a JSON array, a JSON-array string or a comma-separated string;
+    None when absent. Names are trimmed, non-empty, unique, at most 128 characters, without
+    `/`, `\\`, `,` or control characters (they become folder names for classification and
+    are rendered joined by ", ")."""
     if value is None or value == "":
         return None
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("["):
             try:
-                value = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise ValidationFailed(
+                value = loads_bounded(text, max_depth=CLASSES_MAX_DEPTH)
+            except ValueError as exc:  # not JSON, or nested deeper than a list of names can be
+                raise InvalidField(
                     "classes is not a valid JSON array", details={"field": "classes"}
                 ) from exc
+            if not isinstance(value, list):
+                raise InvalidField(
+                    "classes must be a JSON array of strings", details={"field": "classes"}
+                )
         else:
-            value = [part for part in (p.strip() for p in text.split(",")) if part]
+            value = text.split(",") if text else []
     if not isinstance(value, list | tuple) or not all(isinstance(c, str) for c in value):
-        raise ValidationFailed("classes must be a list of names", details={"field": "classes"})
+        raise InvalidField("classes must be a list of names", details={"field": "classes"})
     names = tuple(c.strip() for c in value)
-    if not names or any(not c for c in names) or len(set(names)) != len(names):
-        raise ValidationFailed(
-            "classes must be non-empty, unique names", details={"field": "classes"}
-        )
+    if not names:
+        raise InvalidField("classes must name at least one class", details={"field": "classes"})
+    for name in names:
+        if (
+            not name
+            or len(name) > MAX_CLASS_NAME
+            or name in (".", "..")
+            or any(ch in name for ch in "/\\,")
+            or _CONTROL.search(name)
+        ):
+            raise InvalidField(
+                "class names must be 1-128 characters without '/', '\\\\', ',' or control "
+                "characters",
+                details={"field": "classes", "value": name[:MAX_CLASS_NAME]},
+            )
+    if len(set(names)) != len(names):
+        raise InvalidField("classes contains duplicate names", details={"field": "classes"})
     return names
 
 
-def _int_field(spec: Mapping[str, Any], keys: tuple[str, ...], default: Any, lo: int, hi: int):
-    for key in keys:
-        if key in spec and spec[key] is not None and spec[key] != "":
-            raw = spec[key]
-            break
-    else:
+_REQUIRED = object()
+
+
+def _int_field(
+    spec: Mapping[str, Any],
+    keys: tuple[str, ...],
+    default: Any,
+    limits: tuple[int, int],
+    stride: int = 1,
+) -> Any:
+    """The first of `keys` present in `spec`, as an int within `limits` and a multiple of
+    `stride`. Errors name the key as the caller spelled it; `details.field` is `keys[0]`."""
+    found = next((k for k in keys if spec.get(k) is not None and spec.get(k) != ""), None)
+    if found is None:
         if default is _REQUIRED:
-            raise ValidationFailed(f"{keys[0]} is required", details={"field": keys[0]})
+            raise InvalidField(f"{keys[0]} is required", details={"field": keys[0]})
         return default
-    try:
-        if isinstance(raw, bool):
-            raise ValueError
-        value = int(str(raw).strip()) if not isinstance(raw, int) else raw
-    except ValueError as exc:
-        raise ValidationFailed(
-            f"{keys[0]} must be an integer", details={"field": keys[0], "value": raw}
-        ) from exc
+    raw = spec[found]
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        value = raw
+    elif isinstance(raw, str) and _INT.match(raw.strip()):
+        value = int(raw.strip())
+    else:
+        raise InvalidField(
+            f"{found} must be an integer", details={"field": keys[0], "value": str(raw)[:32]}
+        )
+    lo, hi = limits
     if not lo <= value <= hi:
-        raise ValidationFailed(
-            f"{keys[0]} must be between {lo} and {hi}", details={"field": keys[0], "value": raw}
+        raise InvalidField(
+            f"{found} must be between {lo} and {hi}",
+            details={"field": keys[0], "value": value, "min": lo, "max": hi},
+        )
+    if value % stride:
+        raise InvalidField(
+            f"{found} must be a multiple of {stride}", details={"field": keys[0], "value": value}
         )
     return value
-
-
-_REQUIRED = object()
 
 
 @dataclass(frozen=True)
@@ -267,34 +275,42 @@ class TrainingSpec:
 
     @classmethod
     def from_mapping(cls, spec: Mapping[str, Any]) -> TrainingSpec:
-        """Read a job's parameters (snake_case or camelCase); ValidationFailed on bad values."""
+        """Read a job's parameters (snake_case or camelCase, numbers or their text);
+        `InvalidField` (or `UnsupportedModel`/`UnsupportedExportFormat`) on bad values,
+        checked in the order model, export format, epochs, image size, classes."""
         if not isinstance(spec, Mapping):
             raise ValidationFailed("job parameters must be an object")
         model = spec.get("model")
         normalize_model_name(model)  # type: ignore[arg-type]  # validates
+        export_format = normalize_export_format(spec.get("export_format", spec.get("exportFormat")))
+        epochs = _int_field(spec, ("epochs",), _REQUIRED, EPOCHS_RANGE)
+        imgsz = _int_field(spec, ("imgsz", "img_size", "imgSize"), 640, IMGSZ_RANGE, IMGSZ_STRIDE)
+        num_classes = _int_field(spec, ("num_classes", "numClasses", "nc"), None, NUM_CLASSES_RANGE)
         classes = parse_classes(spec.get("classes"))
-        num_classes = _int_field(spec, ("num_classes", "numClasses", "nc"), None, 1, 100_000)
         if classes is not None and num_classes is not None and len(classes) != num_classes:
-            raise ValidationFailed(
-                f"num_classes is {num_classes} but {len(classes)} classes are named",
-                details={"field": "num_classes"},
+            key = next(k for k in ("num_classes", "numClasses", "nc") if spec.get(k) is not None)
+            raise InvalidField(
+                f"{key} is {num_classes} but classes names {len(classes)}",
+                details={
+                    "field": "num_classes",
+                    "num_classes": num_classes,
+                    "classes": len(classes),
+                },
             )
         task = spec.get("task")
         if task is not None and task not in TASKS:
-            raise ValidationFailed(f"task must be one of {TASKS}", details={"field": "task"})
+            raise InvalidField(f"task must be one of {TASKS}", details={"field": "task"})
         pretrained = spec.get("pretrained", True)
         if not isinstance(pretrained, bool):
-            raise ValidationFailed("pretrained must be a boolean", details={"field": "pretrained"})
+            raise InvalidField("pretrained must be a boolean", details={"field": "pretrained"})
         return cls(
             model=model,  # type: ignore[arg-type]
-            epochs=_int_field(spec, ("epochs",), _REQUIRED, 1, 10_000),
-            imgsz=_int_field(spec, ("imgsz", "img_size", "imgSize"), 640, 32, 8192),
-            batch=_int_field(spec, ("batch", "batch_size", "batchSize"), None, 1, 4096),
-            export_format=normalize_export_format(
-                spec.get("export_format", spec.get("exportFormat"))
-            ),
+            epochs=epochs,
+            imgsz=imgsz,
+            batch=_int_field(spec, ("batch", "batch_size", "batchSize"), None, BATCH_RANGE),
+            export_format=export_format,
             classes=classes,
             task=task,
             pretrained=pretrained,
-            seed=_int_field(spec, ("seed",), 0, 0, 2**31 - 1),
+            seed=_int_field(spec, ("seed",), 0, SEED_RANGE),
         )

@@ -1,59 +1,59 @@
 """The node's FastAPI application factory.
 
-`create_app(settings)` builds the engine, migrates the schema, wires adapters into
-`app.state`, mounts one router per API dialect and installs error rendering, request
-ids and structured request logs.
+`create_app(settings)` builds the node's runtime (`node.runtime`: engine, content store,
+chain host, loop services), checks the schema is current (`dcm db upgrade` migrates it),
+mounts one router per API dialect and installs error rendering, request ids and
+structured request logs. It is the composition root: it may import every package.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from node.chain.router import faucet_router
 from node.config import NodeSettings
-from node.content.factory import make_content_store
-from node.db import make_engine, make_sessionmaker, upgrade_schema
-from node.errors import error_response, install_error_handlers
+from node.errors import install_error_handlers
+from node.limits.body import BodyLimitMiddleware
+from node.openapi import install_openapi
+from node.routers import ROUTERS
+from node.runtime import build_runtime
+from node.schema import require_current_schema
 
 log = logging.getLogger("dcm.access")
-
-
-def _include_routers(app: FastAPI) -> None:
-    from node.routers import ROUTERS
-
-    for router in ROUTERS:
-        app.include_router(router)
-
-
-def _install_chain(app: FastAPI) -> None:
-    from node.chain.startup import install_chain
-
-    install_chain(app)
 
 
 def create_app(settings: NodeSettings | None = None) -> FastAPI:
     settings = settings or NodeSettings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.sqlalchemy_url)
-    upgrade_schema(engine)
+    runtime = build_runtime(settings)
+    engine = runtime.engine
+    try:
+        require_current_schema(engine)  # `dcm db upgrade` migrates; a booting node never does
+    except Exception:
+        engine.dispose()
+        raise
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        for start in app.state.on_startup:
-            await start(app)
+        await runtime.start()
         try:
             yield
         finally:
-            for stop in reversed(app.state.on_shutdown):
-                await stop(app)
+            await runtime.stop()
             engine.dispose()
 
     app = FastAPI(
@@ -62,74 +62,90 @@ def create_app(settings: NodeSettings | None = None) -> FastAPI:
         description="Decentralized compute marketplace node",
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.engine = engine
-    app.state.sessionmaker = make_sessionmaker(engine)
-    app.state.content = make_content_store(settings, app.state.sessionmaker)
-    app.state.on_startup = []
-    app.state.on_shutdown = []
-
-    from node.providers import runtime as providers_runtime
-
-    providers_runtime.setup(app)
+    app.state.runtime = runtime  # read by the typed dependencies only (node.runtime)
 
     install_error_handlers(app)
-    _install_middleware(app, settings)
-    _include_routers(app)
-    _install_chain(app)
+    install_openapi(app)
+    app.add_middleware(RequestContextMiddleware)
+    # Added last, so outermost: it must see the raw body stream (node.limits.body).
+    app.add_middleware(BodyLimitMiddleware, settings=settings)
+    for router in ROUTERS:
+        app.include_router(router)
+    if settings.is_dev and not settings.chain_rpc_url:
+        app.include_router(faucet_router)  # development only: absent (404) in production
 
     @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:  # async: answers even when every worker thread is busy
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"])
+    @app.get(
+        "/readyz",
+        tags=["ops"],
+        responses={503: {"description": "The database is down, or the disk is nearly full"}},
+    )
     def readyz() -> JSONResponse:
         try:
             with engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
         except Exception as exc:  # readiness reports, it does not raise
             return JSONResponse({"status": "unavailable", "database": str(exc)[:200]}, 503)
-        return JSONResponse({"status": "ready", "database": "ok"})
+        disk = disk_report(settings.data_dir, settings.upload.min_free_disk_bytes)
+        if disk["low"]:
+            return JSONResponse({"status": "unavailable", "database": "ok", "disk": disk}, 503)
+        return JSONResponse({"status": "ready", "database": "ok", "disk": disk})
 
     return app
 
 
-def _install_middleware(app: FastAPI, settings: NodeSettings) -> None:
-    json_limit = settings.upload.max_json_bytes
+def disk_report(path: Path, min_free_bytes: int) -> dict[str, Any]:
+    """Free space under the data directory, and whether it is below the threshold."""
+    try:
+        free = shutil.disk_usage(path).free
+    except OSError:
+        return {"free_bytes": None, "min_free_bytes": min_free_bytes, "low": True}
+    return {"free_bytes": free, "min_free_bytes": min_free_bytes, "low": free < min_free_bytes}
 
-    @app.middleware("http")
-    async def request_context(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        request.state.request_id = request_id[:64]
+
+class RequestContextMiddleware:
+    """Request ids (`X-Request-ID`, taken from the request or made) and one structured log
+    line per request. Pure ASGI: Starlette's BaseHTTPMiddleware about doubled the cost of a
+    small request (a task group and a body stream per request)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"")
+        request_id = given.decode("latin-1")[:64] or uuid.uuid4().hex
+        state = scope.setdefault("state", {})  # what `request.state` reads and writes
+        state["request_id"] = request_id
         started = time.perf_counter()
-        ctype = request.headers.get("content-type", "")
-        length = request.headers.get("content-length")
-        if (
-            ctype.startswith("application/json")
-            and length
-            and length.isdigit()
-            and int(length) > json_limit
-        ):
-            response: Response = error_response(
-                request, 413, "PAYLOAD_TOO_LARGE", f"JSON body over {json_limit} bytes"
+        status = 500  # if the app raises before answering, the server answers 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            principal = state.get("principal")  # set by node.deps
+            log.info(
+                json.dumps(
+                    {
+                        "request_id": request_id,
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        "user_id": getattr(principal, "user_id", None),
+                        "api_key_id": getattr(principal, "api_key_id", None),
+                    }
+                )
             )
-        else:
-            response = await call_next(request)
-        response.headers["X-Request-ID"] = request.state.request_id
-        principal = getattr(request.state, "principal", None)  # set by node.deps
-        log.info(
-            json.dumps(
-                {
-                    "request_id": request.state.request_id,
-                    "method": request.method,
-                    "path": request.url.path,
-                    "status": response.status_code,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    "user_id": getattr(principal, "user_id", None),
-                    "api_key_id": getattr(principal, "api_key_id", None),
-                }
-            )
-        )
-        return response

@@ -10,10 +10,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_SECRET = "dev-insecure-secret-change-me-not-for-production"
+# Wallets refuse larger chain ids (MetaMask's bound, so that EIP-155 `v` fits a JS number).
+MAX_CHAIN_ID = 4503599627370476
 
 
 class UploadLimits(BaseModel):
@@ -23,6 +25,91 @@ class UploadLimits(BaseModel):
         200.0, description="Largest uncompressed/compressed ratio of one archive entry."
     )
     max_json_bytes: int = Field(1024 * 1024, description="Largest JSON request body, in bytes.")
+    min_free_disk_bytes: int = Field(
+        512 * 1024**2,
+        ge=0,
+        description="Below this much free space under the data directory `/readyz` reports "
+        "the disk as low (503), before uploads start failing with 507.",
+    )
+
+
+class BodyLimits(BaseModel):
+    """Limits on request bodies, enforced while they stream in (node.limits.body). JSON
+    bodies use `upload.max_json_bytes`, dataset uploads `upload.max_bytes`."""
+
+    max_rpc_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Largest JSON-RPC body on /chain/rpc, in bytes."
+    )
+    max_kubo_add_bytes: int = Field(
+        2 * 1024**3,
+        ge=1024,
+        description="Largest raw multipart body of a Kubo RPC write (/api/v0/add...), in bytes.",
+    )
+    max_json_depth: int = Field(
+        64, ge=2, le=1000, description="Deepest nesting of arrays/objects a JSON body may have."
+    )
+    stall_seconds: float = Field(
+        30.0, gt=0, description="A request body that sends no byte for this long is cut (408)."
+    )
+
+
+class RateLimits(BaseModel):
+    """Token buckets per client address and per account (node.limits.rates), and the bound
+    on concurrent password hashing. Rates read `N/second`, `N/minute` or `N/hour`: a burst
+    of N, refilled evenly over the period. Limits are per replica."""
+
+    enabled: bool = Field(True, description="Turn every rate limit off (not the hashing bound).")
+    login_per_client: str = Field("20/minute", description="POST /auth/login per client address.")
+    login_failures_per_account: str = Field("10/minute", description="Failed logins per username.")
+    nonce_per_client: str = Field("60/minute", description="GET /auth/nonce per client address.")
+    siwe_per_client: str = Field("30/minute", description="POST /auth/siwe per client address.")
+    siwe_failures_per_address: str = Field(
+        "10/minute", description="Failed wallet sign-ins per address."
+    )
+    refresh_per_client: str = Field(
+        "60/minute", description="POST /auth/refresh per client address."
+    )
+    refresh_per_account: str = Field("30/minute", description="Token refreshes per user.")
+    faucet_per_client: str = Field(
+        "10/minute", description="POST /chain/faucet per client address."
+    )
+    faucet_per_address: str = Field("10/minute", description="Faucet payments per address.")
+    auth_failures_per_client: str = Field(
+        "60/minute",
+        description="Rejected bearer credentials (tokens, API keys) per client address.",
+    )
+    upload_per_client: str = Field(
+        "30/minute", description="Dataset uploads (seed 000) per client address."
+    )
+    max_tracked_keys: int = Field(
+        100_000, ge=100, description="Most buckets kept in memory; the stalest are dropped."
+    )
+    password_hash_slots: int = Field(
+        1,
+        ge=1,
+        description="Password hashes (Argon2id, 64 MiB each) computed at once per process.",
+    )
+    password_hash_wait_seconds: float = Field(
+        5.0, ge=0, description="Longest a login waits for a hashing slot before a 429."
+    )
+
+    @field_validator("*")
+    @classmethod
+    def _rate(cls, value: object, info: ValidationInfo) -> object:
+        if isinstance(value, str):
+            parse_rate(value)  # raises ValueError with the accepted forms
+        return value
+
+
+_RATE_PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0}
+
+
+def parse_rate(text: str) -> tuple[int, float]:
+    """`"20/minute"` -> (20, 60.0): a burst of 20 refilled over 60 seconds."""
+    count, _, period = text.strip().partition("/")
+    if not count.isdigit() or int(count) < 1 or period.strip() not in _RATE_PERIODS:
+        raise ValueError(f"rate {text!r}: expected N/second, N/minute or N/hour with N >= 1")
+    return int(count), _RATE_PERIODS[period.strip()]
 
 
 class LeaseSettings(BaseModel):
@@ -38,6 +125,53 @@ class LeaseSettings(BaseModel):
     )
     provider_online_seconds: int = Field(
         120, description="A provider seen within this many seconds is shown online."
+    )
+
+
+class EventSettings(BaseModel):
+    """The job event log, its streams, and the webhooks fed from it (`node.jobs.events`,
+    `node.webhooks`)."""
+
+    log_retention_days: float = Field(
+        30, ge=0, description="Log lines older than this are deleted (0 keeps them forever)."
+    )
+    max_line_chars: int = Field(
+        8192, ge=80, description="Longer log lines are cut here, with a marker saying so."
+    )
+    max_log_lines_per_job: int = Field(
+        10_000, ge=1, description="Log lines kept per job; later ones are dropped with a marker."
+    )
+    stream_heartbeat_seconds: float = Field(
+        15.0, gt=0, description="A comment on an idle event stream this often (proxies)."
+    )
+    stream_max_seconds: float = Field(
+        3600.0,
+        ge=0,
+        description="An event stream closes after this (without its `end` frame); the client "
+        "resumes with Last-Event-ID. 0: after the entries already stored.",
+    )
+    webhook_retry_hours: float = Field(
+        24.0, gt=0, description="How long a failing webhook delivery is retried."
+    )
+    webhook_backoff_base_seconds: float = Field(
+        5.0, gt=0, description="The first retry's wait; doubling (with jitter) after each."
+    )
+    webhook_backoff_max_seconds: float = Field(
+        3600.0, gt=0, description="The longest wait between two tries of a delivery."
+    )
+    webhook_timeout_seconds: float = Field(
+        10.0, gt=0, description="How long one delivery waits for the receiver's answer."
+    )
+    webhook_disable_after_failures: int = Field(
+        50, ge=1, description="Failed tries in a row after which a subscription is disabled."
+    )
+    webhook_concurrency: int = Field(
+        16, ge=1, description="Deliveries sent at once (a dead receiver holds one slot)."
+    )
+    webhook_allow_private_targets: bool | None = Field(
+        None,
+        description="Allow webhook URLs on loopback, RFC 1918 or link-local addresses. "
+        "Unset: allowed in development, refused in production.",
     )
 
 
@@ -64,13 +198,36 @@ class NodeSettings(BaseSettings):
     siwe_domain: str | None = Field(
         None, description="Domain SIWE messages must name; defaults to the host of public_url."
     )
-    chain_id: int = Field(
-        131277322940537,
-        description="Chain id SIWE messages must name; the embedded EVM's by default.",
+    chain_id: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_CHAIN_ID,
+        description="Chain id of the embedded EVM. Unset: chosen at random when the data dir "
+        "is new and kept in its chain journal, so a transaction signed for one node does not "
+        "replay on another. On an external chain, the id its RPC must serve (checked at "
+        "start). SIWE messages and /chain/info name the chain's actual id.",
+    )
+    operator_token: SecretStr | None = Field(
+        None,
+        description="Bearer token that lets a client other than loopback use the "
+        "development-only JSON-RPC methods (evm_mine, evm_increaseTime, evm_snapshot, "
+        "evm_revert). Unset: loopback only.",
+    )
+    chain_rpc_cors_origins: list[str] | None = Field(
+        None,
+        description="Origins whose browser pages may call /chain/rpc (CORS; a JSON list, "
+        '["*"] for any). Unset: any origin in development, none in production, where the '
+        "operator names the dapps it serves. No credentials are ever allowed cross-origin.",
     )
     access_token_seconds: int = Field(3600, description="Lifetime of an access token.")
     refresh_token_seconds: int = Field(30 * 24 * 3600, description="Lifetime of a refresh token.")
     siwe_nonce_seconds: int = Field(600, description="Lifetime of a sign-in nonce.")
+    siwe_clock_skew_seconds: int = Field(
+        60,
+        ge=0,
+        le=3600,
+        description="How far ahead of the node's clock a wallet's Issued At / Not Before may be.",
+    )
     ipfs_api_url: str | None = Field(
         None, description="Kubo RPC URL; unset means the built-in store."
     )
@@ -89,6 +246,19 @@ class NodeSettings(BaseSettings):
     chain_operator_password: SecretStr | None = Field(
         None, description="Password of chain_operator_keyfile."
     )
+    chain_snapshot_every: int = Field(
+        500,
+        ge=0,
+        description="Embedded chain: write a snapshot of its state (in the background) every "
+        "this many journal records, so a start replays only the records after it; 0: only at "
+        "clean shutdown.",
+    )
+    chain_snapshot_keep: int = Field(
+        2,
+        ge=0,
+        description="Embedded chain snapshots kept (newest first); 0: none written or used, "
+        "every start replays the whole journal.",
+    )
     chain_watch_interval_seconds: float = Field(
         1.0, description="Pause between chain watcher polls (escrow events, outbox sends)."
     )
@@ -104,8 +274,41 @@ class NodeSettings(BaseSettings):
     chain_faucet_max_eth: str = Field(
         "100", description="Largest amount (ETH) one dev-faucet request may mint."
     )
+    chain_arbiter_address: str | None = Field(
+        None,
+        description="Arbiter of the escrow the node deploys on an external chain (required "
+        "there; never the operator). The embedded chain generates its own arbiter key.",
+    )
+    chain_challenge_window_seconds: int = Field(
+        24 * 3600,
+        ge=60,
+        le=30 * 24 * 3600,
+        description="Challenge window the node asks deposits for (and requires of them).",
+    )
+    chain_min_job_seconds: int = Field(
+        3600, ge=0, description="A deposit whose deadline leaves the job less time is refused."
+    )
+    funding_deadline_seconds: int = Field(
+        7 * 24 * 3600,
+        gt=0,
+        description="Result deadline the node asks a deposit for when the job sets none.",
+    )
+    public_url_from_request: bool = Field(
+        False,
+        description="Advertise URLs (the chain RPC URL) from each request's own host; "
+        "`dcm serve` sets it when it listens on every interface and DCM_PUBLIC_URL is unset.",
+    )
+    block_gc_interval_seconds: float = Field(
+        600.0,
+        ge=0,
+        description="Pause between passes of the block collector (embedded store): blocks no "
+        "pin reaches are deleted; imports in progress are never touched. 0 turns it off.",
+    )
     upload: UploadLimits = Field(default_factory=UploadLimits)
     leases: LeaseSettings = Field(default_factory=LeaseSettings)
+    body: BodyLimits = Field(default_factory=BodyLimits)
+    rate_limits: RateLimits = Field(default_factory=RateLimits)
+    events: EventSettings = Field(default_factory=EventSettings)
     log_level: str = Field("INFO", description="Python logging level.")
 
     @model_validator(mode="after")
@@ -119,6 +322,18 @@ class NodeSettings(BaseSettings):
     @property
     def is_dev(self) -> bool:
         return self.environment == "development"
+
+    @property
+    def webhook_private_targets_allowed(self) -> bool:
+        allowed = self.events.webhook_allow_private_targets
+        return self.is_dev if allowed is None else allowed
+
+    @property
+    def rpc_cors_origins(self) -> list[str]:
+        """The origins CORS allows on /chain/rpc (see `chain_rpc_cors_origins`)."""
+        if self.chain_rpc_cors_origins is not None:
+            return self.chain_rpc_cors_origins
+        return ["*"] if self.is_dev else []
 
     @cached_property
     def sqlalchemy_url(self) -> str:

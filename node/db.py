@@ -1,5 +1,5 @@
 """Database plumbing shared by every domain: declarative base, portable column types,
-engine and session factories, schema migration, and the per-request session.
+engine and session factories, and the per-request session (migrations: `node.schema`).
 
 One request, one transaction: services `flush()`, the request's session dependency
 commits on success and rolls back on error. SQLite is the embedded default, PostgreSQL
@@ -106,24 +106,6 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False, autoflush=True)
-
-
-def alembic_config(engine: Engine) -> Any:
-    from alembic.config import Config
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    cfg.attributes["engine"] = engine
-    return cfg
-
-
-def upgrade_schema(engine: Engine) -> None:
-    """Bring the database to the newest schema (all migration heads)."""
-    from alembic import command
-
-    import node.models  # noqa: F401  (registers every table on Base.metadata)
-
-    command.upgrade(alembic_config(engine), "heads")
 
 
 @contextmanager

@@ -5,24 +5,31 @@
 | /v1                 | {"error": {"code", "message", "details"}}                    |
 | /api/plugin-core    | {"success": false, "error": {"code", "message"}}             |
 | /api/jobs           | {"status": "error", "error": {"code", "message"}}            |
-| /api/v0 (Kubo RPC)  | {"Message", "Code": 0, "Type": "error"}                      |
+| /api/v0 (Kubo RPC)  | {"Message", "Code": 0, "Type": "error", "ErrorCode": code}   |
+| /chain/rpc          | {"jsonrpc": "2.0", "id": null, "error": {"code": -32600,     |
+|                     |   "message", "data": {"code"}}}  (JSON-RPC 2.0)              |
 | everything else     | {"detail": message, "code": code}  (seed 000/001 style)      |
 
 Validation failures are 422 with the field path; on `/v1` they are 400 (`INVALID_QUERY` for
 a query/path parameter, `INVALID_BODY` for the body), as seed 002 documents.
+
+Each envelope is also a pydantic model below (`envelope_model(path)`), which the OpenAPI
+document (`node.openapi`) declares on every error response of that dialect's routes.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from marketplace.errors import MarketplaceError
+from marketplace.errors import InsufficientStorage, MarketplaceError
 
 log = logging.getLogger("dcm.errors")
 
@@ -34,10 +41,95 @@ _HTTP_CODES = {
     405: "METHOD_NOT_ALLOWED",
     409: "CONFLICT",
     413: "PAYLOAD_TOO_LARGE",
+    408: "REQUEST_TIMEOUT",
     415: "UNSUPPORTED_MEDIA_TYPE",
     422: "VALIDATION_ERROR",
     429: "RATE_LIMIT_EXCEEDED",
 }
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class V1ErrorEnvelope(BaseModel):
+    """`/v1` (seed 002)."""
+
+    error: ErrorDetail
+
+
+class PluginCoreErrorEnvelope(BaseModel):
+    """`/api/plugin-core` (seed 003)."""
+
+    success: Literal[False]
+    error: ErrorDetail
+
+
+class JobsApiErrorEnvelope(BaseModel):
+    """`/api/jobs` (seed 004)."""
+
+    status: Literal["error"]
+    error: ErrorDetail
+
+
+class KuboErrorEnvelope(BaseModel):
+    """`/api/v0`, as Kubo answers, plus the stable code (`ErrorCode`) clients rebuild
+    the domain error from."""
+
+    Message: str
+    Code: int
+    Type: Literal["error"]
+    ErrorCode: str
+
+
+class JsonRpcErrorData(BaseModel):
+    code: str
+    details: Any = None
+
+
+class JsonRpcErrorObject(BaseModel):
+    code: int
+    message: str
+    data: JsonRpcErrorData
+
+
+class JsonRpcErrorEnvelope(BaseModel):
+    """`/chain/rpc` refusing a request before reading it (size, depth, rate): JSON-RPC 2.0
+    with `id` null and the stable code in `error.data.code`."""
+
+    jsonrpc: Literal["2.0"]
+    id: None
+    error: JsonRpcErrorObject
+
+
+class ErrorEnvelope(BaseModel):
+    """Every other route (seed 000/001 style): `detail` is the message, or the details
+    (e.g. the validation errors) with the message in `message`."""
+
+    detail: Any
+    code: str
+    message: str | None = None
+
+
+_ENVELOPES: tuple[tuple[str, type[BaseModel]], ...] = (
+    ("/v1", V1ErrorEnvelope),
+    ("/api/plugin-core", PluginCoreErrorEnvelope),
+    ("/api/jobs", JobsApiErrorEnvelope),
+    ("/api/v0", KuboErrorEnvelope),
+    ("/chain/rpc", JsonRpcErrorEnvelope),
+)
+
+
+def envelope_model(path: str) -> type[BaseModel]:
+    """The model of the error body `error_body` renders for `path`."""
+    return next((model for prefix, model in _ENVELOPES if path.startswith(prefix)), ErrorEnvelope)
+
+
+def validation_status(path: str) -> int:
+    """The status of a request that fails validation: 400 on `/v1` (seed 002), else 422."""
+    return 400 if path.startswith("/v1") else 422
 
 
 def error_body(path: str, code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -51,7 +143,15 @@ def error_body(path: str, code: str, message: str, details: Any = None) -> dict[
     if path.startswith("/api/jobs"):
         return {"status": "error", "error": {"code": code, "message": message, "details": details}}
     if path.startswith("/api/v0"):
-        return {"Message": message, "Code": 0, "Type": "error"}
+        # Kubo's own three fields, plus the stable code (Kubo clients ignore extra keys).
+        return {"Message": message, "Code": 0, "Type": "error", "ErrorCode": code}
+    if path == "/chain/rpc":  # refused before any JSON-RPC request was read: id null
+        data = {"code": code} if details is None else {"code": code, "details": details}
+        return {
+            "jsonrpc": "2.0",
+            "id": None,
+            "error": {"code": -32600, "message": message, "data": data},
+        }
     body: dict[str, Any] = {"detail": message if details is None else details, "code": code}
     if details is not None:
         body["message"] = message
@@ -85,14 +185,15 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(MarketplaceError)
     async def _domain(request: Request, exc: MarketplaceError) -> JSONResponse:
-        return error_response(request, exc.status, exc.code, exc.message, exc.details)
+        headers = getattr(exc, "headers", None)  # e.g. Retry-After of a RetryLater
+        return error_response(request, exc.status, exc.code, exc.message, exc.details, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         details = _validation_details(exc)
         in_query = all(d["loc"] and d["loc"][0] in ("query", "path") for d in details)
         # Seed 002 documents 400 for bad query parameters and for invalid input bodies.
-        status = 400 if request.url.path.startswith("/v1") else 422
+        status = validation_status(request.url.path)
         if (
             request.url.path.startswith("/jobs/")
             or request.url.path.startswith("/workspace")
@@ -114,7 +215,27 @@ def install_error_handlers(app: FastAPI) -> None:
             request, exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None)
         )
 
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        if not database_disk_full(exc):
+            raise exc  # any other database failure is unexpected (500 below)
+        # The transaction rolled back: nothing was written, the same request may succeed.
+        log.error("database disk full request_id=%s", getattr(request.state, "request_id", "-"))
+        full = InsufficientStorage("The node's database has no space left; retry later")
+        return error_response(request, full.status, full.code, full.message)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error request_id=%s", getattr(request.state, "request_id", "-"))
         return error_response(request, 500, "INTERNAL_ERROR", "Internal server error")
+
+
+def database_disk_full(exc: BaseException) -> bool:
+    """Whether a database error says its disk is full: SQLite's SQLITE_FULL ("database or
+    disk is full") or PostgreSQL's SQLSTATE 53100 (disk_full)."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    original = exc.orig
+    if getattr(original, "sqlstate", None) == "53100":
+        return True
+    return "database or disk is full" in str(original)

@@ -1,6 +1,7 @@
 // Deploy JobEscrow from the committed artifact to a Hardhat network:
 //   npx hardhat run scripts/deploy.js --network localhost
-// Environment: ESCROW_ARBITER, ESCROW_ASSIGNER (default: the deployer), ESCROW_FEE_BPS (0),
+// Environment: ESCROW_ARBITER (default: the second account; never the assigner: the
+// contract refuses it), ESCROW_ASSIGNER (default: the deployer), ESCROW_FEE_BPS (0),
 // ESCROW_FEE_RECIPIENT, ESCROW_ARBITRATION_WINDOW (seconds, default 7 days).
 // Prints one JSON line: {address, chainId, block, txHash}.
 const fs = require("fs");
@@ -16,7 +17,7 @@ async function main() {
   const deployer = accounts[0];
   const env = process.env;
   const zero = "0x" + "00".repeat(20);
-  const arbiter = env.ESCROW_ARBITER || deployer;
+  const arbiter = env.ESCROW_ARBITER || accounts[1];
   const assigner = env.ESCROW_ASSIGNER || deployer;
   const feeBps = BigInt(env.ESCROW_FEE_BPS || "0");
   const feeRecipient = env.ESCROW_FEE_RECIPIENT || (feeBps > 0n ? deployer : zero);

@@ -2,14 +2,19 @@
 # The test command of the README. Runs the whole suite on the embedded defaults; when
 # DCM_TEST_DATABASE_URL names a PostgreSQL server (CI sets it), runs the database-bound
 # suites (tests/node, tests/e2e) again against PostgreSQL.
+# Tests run in parallel (pytest-xdist): every test has its own database, data dir and free
+# ports, so they share nothing. DCM_TEST_WORKERS overrides the number of workers (default:
+# the CPU count, at most 4; each worker holds its own engines); 0 runs in one process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${VENV:-.venv}/bin
+cpus=$(nproc 2>/dev/null || echo 2)
+WORKERS=${DCM_TEST_WORKERS:-$(( cpus < 4 ? (cpus < 2 ? 2 : cpus) : 4 ))}
 
-echo "== suite on SQLite"
-env -u DCM_TEST_DATABASE_URL "$BIN/pytest" -q "$@"
+echo "== suite on SQLite ($WORKERS workers)"
+env -u DCM_TEST_DATABASE_URL "$BIN/pytest" -q -n "$WORKERS" "$@"
 
 if [ -n "${DCM_TEST_DATABASE_URL:-}" ]; then
-  echo "== database-bound suites on PostgreSQL ($DCM_TEST_DATABASE_URL)"
-  "$BIN/pytest" -q tests/node tests/e2e "$@"
+  echo "== database-bound suites on PostgreSQL ($DCM_TEST_DATABASE_URL, $WORKERS workers)"
+  "$BIN/pytest" -q -n "$WORKERS" tests/node tests/e2e "$@"
 fi

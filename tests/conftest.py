@@ -10,10 +10,17 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from node.app import create_app
 from node.config import NodeSettings
+from tests.fixtures.app import create_app
 from tests.fixtures.db import PG_ADMIN_URL, PostgresTemplates
 from tests.fixtures.passwords import use_cheap_password_hashing
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """`@pytest.mark.postgres`: what only PostgreSQL can show (row locks, ...) runs in the
+    PostgreSQL pass of scripts/test.sh (DCM_TEST_DATABASE_URL), and skips in the SQLite one."""
+    if item.get_closest_marker("postgres") is not None and not PG_ADMIN_URL:
+        pytest.skip("PostgreSQL only: runs when DCM_TEST_DATABASE_URL is set")
 
 
 @pytest.fixture(autouse=True)

@@ -2,7 +2,8 @@
 
 Transport errors and 5xx raise `UpstreamUnavailable` (the loop backs off and retries);
 4xx raise the domain error the node described (the loop treats them as final for that
-call: a 409 on a job write means the lease is gone).
+call: a 409 on a job write means the lease is gone). Answers are validated with the
+node's own wire models (`marketplace.leases`), never read as loose dicts.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 
 import httpx
 
-from marketplace.errors import NotFound, UpstreamUnavailable
+from marketplace.errors import NotFound, PayloadTooLarge, UpstreamUnavailable
+from marketplace.leases import Claim, JobOutcome, Lease
 from marketplace.sdk.http import raise_for_error, siwe_payload
 
 
@@ -57,15 +59,20 @@ class NodeAPI:
         return (await self._call("POST", "/v1/providers", json=registration)).json()["data"]
 
     async def claim(
-        self, wait_seconds: float, job_types: list[str] | None = None
-    ) -> dict[str, Any] | None:
-        resp = await self._call(
-            "POST",
-            "/v1/providers/claim",
-            json={"wait_seconds": wait_seconds, "job_types": job_types},
-            timeout=wait_seconds + 30,
-        )
-        return None if resp.status_code == 204 else resp.json()["data"]
+        self,
+        wait_seconds: float,
+        job_types: list[str] | None = None,
+        exclude: list[str] | None = None,
+    ) -> Claim | None:
+        body: dict[str, Any] = {"wait_seconds": wait_seconds, "job_types": job_types}
+        if exclude:
+            body["exclude_job_ids"] = exclude
+        resp = await self._call("POST", "/v1/providers/claim", json=body, timeout=wait_seconds + 30)
+        return None if resp.status_code == 204 else Claim.model_validate(resp.json()["data"])
+
+    async def end_claims(self) -> None:
+        """Ask the node to end this provider's open claim long-polls (draining)."""
+        await self._call("POST", "/v1/providers/claim/end")
 
     async def job_write(
         self, job_id: str, action: str, attempt: int, **body: Any
@@ -75,20 +82,35 @@ class NodeAPI:
         )
         return resp.json()["data"]
 
-    async def download_dataset(self, job_id: str, dest: Path) -> Path:
-        """Stream the dataset zip (seed 000 route) to `dest`."""
-        numeric = job_id.removeprefix("job_")
+    async def renew(self, job_id: str, attempt: int, action: str = "heartbeat") -> Lease:
+        """`heartbeat` (or `start`): extend the lease; 409 when it is no longer ours."""
+        return Lease.model_validate(await self.job_write(job_id, action, attempt))
+
+    async def report_result(self, job_id: str, attempt: int, **body: Any) -> JobOutcome:
+        return JobOutcome.model_validate(await self.job_write(job_id, "result", attempt, **body))
+
+    async def download_car(self, cid: str, dest: Path, *, max_bytes: int) -> Path:
+        """Stream the DAG under `cid` as a CAR (`/api/v0/dag/export`) to `dest`, at most
+        `max_bytes` of it (PayloadTooLarge past that)."""
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
         try:
             async with self.http.stream(
-                "GET", f"/jobs/get-dataset/{numeric}", headers=headers, timeout=None
+                "POST",
+                "/api/v0/dag/export",
+                params={"arg": cid},
+                headers=headers,
+                timeout=None,
             ) as resp:
                 if resp.status_code >= 400:
                     await resp.aread()
                     raise_for_error(resp)
                 tmp = dest.with_suffix(".part")
+                received = 0
                 with open(tmp, "wb") as fh:
                     async for chunk in resp.aiter_bytes(1 << 20):
+                        received += len(chunk)
+                        if received > max_bytes:
+                            raise PayloadTooLarge(f"the CAR of {cid} is over {max_bytes} bytes")
                         fh.write(chunk)
                 os.replace(tmp, dest)
         except httpx.TransportError as exc:

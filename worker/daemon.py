@@ -1,8 +1,12 @@
 """The provider daemon: sign in, register hardware, claim work, run it, return results.
 
 After Prefect's worker: an async context manager owning its HTTP client; a claim loop that
-long-polls the node; one heartbeat loop per running job (jittered, at a third of the lease);
-transport errors and 5xx back off and retry, 4xx are final for that call. The first SIGTERM
+long-polls the node; one heartbeat loop per running job (jittered, at a third of the lease
+the node granted); transport errors and 5xx back off and retry, 4xx are final for that
+call. The final steps (upload, result and failure reports) retry through a node outage for
+as long as the lease may still be ours; nothing is uploaded or submitted on chain once the
+lease is lost. A failure of the provider's own makes it back off, check itself and leave
+that job to others. The first SIGTERM
 stops claiming and lets running jobs finish within `grace_seconds`, handing back what is
 left; the second stops at once and releases every lease.
 
@@ -14,22 +18,45 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import random
 import shutil
 import signal
+import tempfile
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from marketplace.errors import Conflict, MarketplaceError, UpstreamUnavailable, ValidationFailed
+from pydantic import ValidationError
+
+from marketplace.datasets.layout import stored_layout
+from marketplace.errors import (
+    Conflict,
+    MarketplaceError,
+    NotAdmitted,
+    UpstreamUnavailable,
+    ValidationFailed,
+)
+from marketplace.leases import (
+    MIN_RELIABLE_LEASE_SECONDS,
+    AssignmentVoucher,
+    Claim,
+    Lease,
+    heartbeat_seconds,
+    lease_too_short,
+)
 from worker.api import NodeAPI
 from worker.datasets import DatasetCache, DatasetMismatch
 
 log = logging.getLogger("dcm.provider")
+
+# The lease length assumed only until the node's first answer names one (an old node).
+FALLBACK_LEASE_SECONDS = 60.0
 
 
 @dataclass
@@ -40,10 +67,42 @@ class DaemonConfig:
     max_concurrent: int = 1
     name: str = "provider"
     claim_wait_seconds: float = 25.0
-    lease_seconds: float = 60.0
     grace_seconds: float = 60.0
     max_backoff_seconds: float = 30.0
     run_once: bool = False  # stop after one job (tests, demo)
+    # `provider` API keys of workspaces whose private pools this provider joins; without
+    # them it is offered escrowed (open-market) jobs only.
+    api_keys: list[str] = field(default_factory=list)
+    # After a failure of its own (unwritable workdir, executor crash): wait this long
+    # (doubling per failure in a row, up to `max_backoff_seconds`), then check itself
+    # before claiming again, and do not claim the failed job for `avoid_failed_seconds`.
+    failure_backoff_seconds: float = 2.0
+    avoid_failed_seconds: float = 600.0
+    min_free_disk_bytes: int = 256 * 1024 * 1024
+
+
+class _LeaseClock:
+    """The lease as the node last granted it: its length and when it runs out here
+    (monotonic, so the node's and this machine's clocks need not agree)."""
+
+    def __init__(self, job_id: str, lease: Lease) -> None:
+        self.job_id = job_id
+        self.attempt = lease.attempt
+        self.ttl = FALLBACK_LEASE_SECONDS
+        self.renewed_at = time.monotonic()
+        self.renewed(lease)
+
+    def renewed(self, lease: Lease) -> None:
+        if lease.ttl_seconds is not None:
+            self.ttl = max(lease.ttl_seconds, 0.0)
+        self.renewed_at = time.monotonic()
+
+    @property
+    def deadline(self) -> float:
+        return self.renewed_at + self.ttl
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
 
 
 class _Reporter:
@@ -52,16 +111,26 @@ class _Reporter:
 
     Progress and log lines are queued and sent in order by one sender task with at most one
     request in flight: consecutive log lines go as one batch, so a chatty trainer cannot
-    flood the node (and starve the heartbeats that keep the lease)."""
+    flood the node (and starve the heartbeats that keep the lease). While the node does not
+    answer, the queue waits and the same request is retried with backoff: an outage loses
+    no line (up to `MAX_QUEUED` items, then the oldest log lines go)."""
 
     MAX_LINES_PER_REQUEST = 500
+    MAX_QUEUED = 20_000
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, api: NodeAPI, job_id: str, attempt: int
+        self,
+        loop: asyncio.AbstractEventLoop,
+        api: NodeAPI,
+        job_id: str,
+        attempt: int,
+        lease: _LeaseClock | None = None,
     ) -> None:
         self.loop, self.api, self.job_id, self.attempt = loop, api, job_id, attempt
+        self.lease = lease
         self.cancelled = threading.Event()
         self.cancel_reason: str | None = None
+        self.dropped = 0
         self._items: deque[tuple[str, dict[str, Any]]] = deque()
         self._lock = threading.Lock()
         self._wake = asyncio.Event()
@@ -71,6 +140,12 @@ class _Reporter:
 
     def _enqueue(self, kind: str, body: dict[str, Any]) -> None:
         with self._lock:
+            if len(self._items) >= self.MAX_QUEUED:
+                for i, (queued_kind, _body) in enumerate(self._items):
+                    if queued_kind == "log":
+                        del self._items[i]
+                        self.dropped += 1
+                        break
             self._items.append((kind, body))
         self.loop.call_soon_threadsafe(self._wake.set)
 
@@ -91,8 +166,14 @@ class _Reporter:
         return self.cancelled.is_set()
 
     def cancel(self, reason: str) -> None:
-        self.cancel_reason = reason
+        if not self.cancelled.is_set():
+            self.cancel_reason = reason
         self.cancelled.set()
+        self.loop.call_soon_threadsafe(self._wake.set)
+
+    @property
+    def lease_lost(self) -> bool:
+        return self.cancelled.is_set() and (self.cancel_reason or "").startswith("lease lost")
 
     def _take(self) -> list[tuple[str, dict[str, Any]]]:
         with self._lock:
@@ -128,28 +209,46 @@ class _Reporter:
             self._idle.set()
 
     async def _send(self, action: str, body: dict[str, Any]) -> None:
-        try:
-            await self.api.job_write(self.job_id, action, self.attempt, **body)
-        except Conflict as exc:
-            self.cancel(f"lease lost: {exc.message}")
-        except MarketplaceError as exc:
-            log.warning("job %s %s not delivered: %s", self.job_id, action, exc.message)
+        backoff = 0.5
+        while not self.lease_lost:
+            try:
+                data = await self.api.job_write(self.job_id, action, self.attempt, **body)
+            except (Conflict, NotAdmitted) as exc:  # lease lost, or the pool's key revoked
+                self.cancel(f"lease lost: {exc.message}")
+                return
+            except UpstreamUnavailable as exc:  # the node is away: keep the line, retry
+                log.info("job %s %s waits for the node: %s", self.job_id, action, exc.message)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            except MarketplaceError as exc:
+                log.warning("job %s %s not delivered: %s", self.job_id, action, exc.message)
+                return
+            if action == "progress" and self.lease is not None:
+                with contextlib.suppress(ValidationError):  # an answer without a lease
+                    self.lease.renewed(Lease.model_validate(data))
+            return
 
     async def drain(self) -> None:
-        """Wait until everything queued so far has been sent (or given up on)."""
+        """Wait until everything queued so far has been sent (or the lease is lost)."""
         while True:
             with self._lock:
                 done = not self._items and self._idle.is_set()
-            if done:
+            if done or self.lease_lost:
                 return
             self._wake.set()
             await asyncio.sleep(0.02)
 
-    async def close(self) -> None:
-        await self.drain()
+    async def close(self, timeout: float = 30.0) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.drain(), timeout)
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+
+
+class _LeaseLost(Exception):
+    """The lease ended under a running job (reaped, superseded, cancelled)."""
 
 
 class ProviderDaemon:
@@ -170,33 +269,91 @@ class ProviderDaemon:
         self._stopping = asyncio.Event()
         self.chain: Any = None
         self._forced = False
+        self._forced_event = asyncio.Event()
         self.completed: list[dict[str, Any]] = []
+        # failures of this provider's own (see `_own_failure`)
+        self._own_failures = 0
+        self._cooldown_until = 0.0
+        self._failed_jobs: dict[str, float] = {}
+
+    def runnable_job_types(self) -> list[str]:
+        """The configured job types this machine can run: an executor for each, whose
+        `missing()` (if it has one) finds nothing lacking. Only these are advertised, so
+        a provider without the training extra never claims (and burns) a training job."""
+        out = []
+        for job_type in self.config.job_types:
+            executor = self.executors.get(job_type)
+            check = getattr(executor, "missing", None)
+            problem = "no executor" if executor is None else (check() if callable(check) else None)
+            if problem:
+                log.warning("not offering %s: %s", job_type, problem)
+            else:
+                out.append(job_type)
+        return out
 
     async def __aenter__(self) -> ProviderDaemon:
+        runnable = self.runnable_job_types()
+        if not runnable:
+            raise ValidationFailed(
+                "this machine can run none of the job types "
+                f"{', '.join(self.config.job_types)}: "
+                + "; ".join(
+                    f"{t}: {getattr(self.executors.get(t), 'missing', lambda: 'no executor')()}"
+                    for t in self.config.job_types
+                )
+            )
+        self.config.job_types = runnable
         self.config.workdir.mkdir(parents=True, exist_ok=True)
+        self._clean_job_folders()
         await self._retry(lambda: self.api.sign_in(self.account))
         caps = self.hardware(self.config.workdir) if self.hardware else {}
-        await self._retry(
+        for executor in {id(e): e for e in self.executors.values()}.values():
+            if callable(getattr(executor, "capabilities", None)):  # e.g. export formats
+                caps.update(await asyncio.to_thread(executor.capabilities))
+        registered = await self._retry(
             lambda: self.api.register(
                 {
                     "name": self.config.name,
                     "capabilities": caps,
                     "job_types": self.config.job_types,
                     "max_concurrent": self.config.max_concurrent,
+                    "api_keys": self.config.api_keys,
                 }
             )
         )
-        log.info("provider %s registered at %s", self.account.address, self.config.node_url)
+        pools = sorted({p["workspace_id"] for p in registered.get("pools") or []})
+        log.info(
+            "provider %s registered at %s (open market%s)",
+            self.account.address,
+            self.config.node_url,
+            f" and the pools of workspaces {pools}" if pools else "",
+        )
         info = await self._retry(self.api.chain_info)
         if info and info.get("escrow_address"):
-            from worker.chain import ProviderChain
+            from worker.chain import ProviderChain, resolve_rpc
 
-            rpc = info.get("rpc_url") or self.config.node_url.rstrip("/") + "/chain/rpc"
+            rpc = await asyncio.to_thread(resolve_rpc, info, self.config.node_url)
             self.chain = ProviderChain(rpc, info["escrow_address"], self.account)
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.api.aclose()
+
+    def _clean_job_folders(self) -> None:
+        """Job folders left by a run that was killed: no attempt resumes from them (a new
+        lease starts over), so they only fill the disk."""
+        jobs = self.config.workdir / "jobs"
+        if not jobs.is_dir():
+            return
+        left = [p for p in jobs.iterdir()]
+        for path in left:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        if left:
+            log.info("removed %d job folder(s) left by an earlier run", len(left))
 
     # -- signals ----------------------------------------------------------------------
 
@@ -210,6 +367,7 @@ class ProviderDaemon:
         if self._stopping.is_set():
             log.warning("second stop signal: cancelling running jobs and releasing leases")
             self._forced = True
+            self._forced_event.set()
             for _task, reporter, _attempt in self._running.values():
                 reporter.cancel("provider shutting down")
             return
@@ -227,6 +385,8 @@ class ProviderDaemon:
             if len(self._running) >= self.config.max_concurrent:
                 await self._wait_for_slot()
                 continue
+            if self._own_failures and not await self._ready_to_claim():
+                continue
             try:
                 got = await self._claim()
                 backoff = 1.0
@@ -238,30 +398,60 @@ class ProviderDaemon:
             if got is None:
                 continue
             claimed_any = True
-            job, lease = got["job"], got["lease"]
-            reporter = _Reporter(asyncio.get_running_loop(), self.api, job["id"], lease["attempt"])
-            task = asyncio.create_task(self._run_job(job, lease, got.get("voucher"), reporter))
-            self._running[job["id"]] = (task, reporter, lease["attempt"])
+            job_id, attempt = got.job.id, got.lease.attempt
+            lease = _LeaseClock(job_id, got.lease)
+            if lease_too_short(lease.ttl):
+                log.warning(
+                    "job %s: the node leases for %.1fs; heartbeats every %.1fs leave little "
+                    "room for a slow answer (leases of %.0fs or more renew reliably)",
+                    job_id,
+                    lease.ttl,
+                    heartbeat_seconds(lease.ttl),
+                    MIN_RELIABLE_LEASE_SECONDS,
+                )
+            reporter = _Reporter(asyncio.get_running_loop(), self.api, job_id, attempt, lease)
+            task = asyncio.create_task(self._run_job(got, lease, reporter))
+            self._running[job_id] = (task, reporter, attempt)
         await self._drain()
 
-    async def _claim(self) -> dict[str, Any] | None:
+    def _avoided_jobs(self) -> list[str]:
+        now = time.monotonic()
+        self._failed_jobs = {
+            job_id: at
+            for job_id, at in self._failed_jobs.items()
+            if now - at < self.config.avoid_failed_seconds
+        }
+        return sorted(self._failed_jobs)[:100]
+
+    async def _claim(self) -> Claim | None:
         claim = asyncio.create_task(
-            self.api.claim(self.config.claim_wait_seconds, self.config.job_types)
+            self.api.claim(
+                self.config.claim_wait_seconds, self.config.job_types, self._avoided_jobs()
+            )
         )
         stop = asyncio.create_task(self._stopping.wait())
         done, _ = await asyncio.wait({claim, stop}, return_when=asyncio.FIRST_COMPLETED)
         if claim in done:
             stop.cancel()
             return claim.result()
-        claim.cancel()
+        # Draining: a long-poll cut on our side may still be answered on the node's (a
+        # lease granted, the job bound on chain, to a client no longer listening). So
+        # ask the node to end the poll, wait for its answer (204 at once, or a lease it
+        # granted just before) and hand back whatever it leased; only a second stop
+        # signal cuts the wait.
+        with contextlib.suppress(MarketplaceError):
+            await self.api.end_claims()
+        forced = asyncio.create_task(self._forced_event.wait())
+        await asyncio.wait({claim, forced}, return_when=asyncio.FIRST_COMPLETED)
+        forced.cancel()
+        if not claim.done():
+            claim.cancel()
         with contextlib.suppress(asyncio.CancelledError, MarketplaceError):
             result = await claim
             if result:  # the node leased a job as we stopped: hand it straight back
+                log.info("draining: handing back job %s leased as we stopped", result.job.id)
                 await self.api.job_write(
-                    result["job"]["id"],
-                    "release",
-                    result["lease"]["attempt"],
-                    reason="provider stopping",
+                    result.job.id, "release", result.lease.attempt, reason="provider stopping"
                 )
         return None
 
@@ -297,71 +487,216 @@ class ProviderDaemon:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.config.max_backoff_seconds)
 
+    # -- failures of this provider's own ----------------------------------------------
+
+    def _own_failure(self, job_id: str) -> None:
+        """The job failed here for a reason of this machine's (not the job's): back off,
+        then check this machine before the next claim, and leave this job to others."""
+        self._own_failures += 1
+        self._failed_jobs[job_id] = time.monotonic()
+        wait = min(
+            self.config.failure_backoff_seconds * 2 ** (self._own_failures - 1),
+            self.config.max_backoff_seconds,
+        )
+        self._cooldown_until = time.monotonic() + wait
+        log.warning(
+            "job %s failed on this provider (%d in a row): checking this machine in %.1fs "
+            "before claiming again; the job is left to other providers",
+            job_id,
+            self._own_failures,
+            wait,
+        )
+
+    async def _ready_to_claim(self) -> bool:
+        """After failures of its own: wait out the backoff, then claim only if the
+        self-check passes (else back off further)."""
+        wait = self._cooldown_until - time.monotonic()
+        if wait > 0:
+            await self._sleep_or_stop(wait)
+            return False
+        problems = await asyncio.to_thread(self.self_check)
+        if problems:
+            self._own_failures += 1
+            self._cooldown_until = time.monotonic() + min(
+                self.config.failure_backoff_seconds * 2 ** (self._own_failures - 1),
+                self.config.max_backoff_seconds,
+            )
+            log.error("self-check failed, not claiming: %s", "; ".join(problems))
+            return False
+        return True
+
+    def self_check(self) -> list[str]:
+        """What keeps this machine from running a job: an unwritable work directory, too
+        little free disk, an executor whose code does not import. Empty when all is well."""
+        problems = []
+        jobs = self.config.workdir / "jobs"
+        try:
+            jobs.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=jobs, prefix=".self-check-") as fh:
+                fh.write(b"ok")
+                fh.flush()
+        except OSError as exc:
+            problems.append(f"work directory {jobs} is not writable: {exc.strerror or exc}")
+        try:
+            free = shutil.disk_usage(self.config.workdir).free
+            if free < self.config.min_free_disk_bytes:
+                problems.append(
+                    f"{free // 2**20} MiB free under {self.config.workdir} "
+                    f"(needs {self.config.min_free_disk_bytes // 2**20} MiB)"
+                )
+        except OSError as exc:
+            problems.append(f"cannot read free disk space: {exc}")
+        for job_type, executor in sorted(self.executors.items()):
+            try:
+                importlib.import_module(type(executor).__module__)
+                check = getattr(executor, "self_check", None)
+                if callable(check):
+                    problems.extend(f"{job_type}: {p}" for p in check() or ())
+            except Exception as exc:  # noqa: BLE001 - any import failure is the finding
+                problems.append(f"executor for {job_type} does not load: {exc!r}")
+        return problems
+
     # -- one job ----------------------------------------------------------------------
 
-    async def _heartbeat(self, job_id: str, attempt: int, reporter: _Reporter) -> None:
-        period = self.config.lease_seconds / 3
+    async def _heartbeat(self, lease: _LeaseClock, reporter: _Reporter) -> None:
+        """Renew the lease a third of its length after each renewal (the node's grant,
+        not a local guess); while the node does not answer, retry every second or two."""
+        failing = False
         while not reporter.should_cancel():
-            await asyncio.sleep(period * random.uniform(0.8, 1.0))
+            if failing:
+                wait = min(2.0, max(0.5, lease.remaining() / 4))
+            else:
+                due = lease.renewed_at + heartbeat_seconds(lease.ttl) * random.uniform(0.8, 1.0)
+                wait = max(0.1, due - time.monotonic())
+            await asyncio.sleep(wait)
+            if not failing and time.monotonic() < due - 0.05:
+                continue  # a progress write renewed the lease meanwhile
             try:
-                await self.api.job_write(job_id, "heartbeat", attempt)
-            except Conflict as exc:  # lease lost, job cancelled, or superseded
-                reporter.cancel(f"lease lost: {exc.message}")
+                lease.renewed(await self.api.renew(lease.job_id, lease.attempt))
+                failing = False
+            except (Conflict, NotAdmitted) as exc:  # lease lost, cancelled, superseded, or
+                reporter.cancel(f"lease lost: {exc.message}")  # the pool's key was revoked
+            except UpstreamUnavailable as exc:
+                failing = True
+                log.warning(
+                    "heartbeat for %s failed (%.1fs of lease left): %s",
+                    lease.job_id,
+                    lease.remaining(),
+                    exc.message,
+                )
             except MarketplaceError as exc:
-                log.warning("heartbeat for %s failed: %s", job_id, exc.message)
+                log.warning("heartbeat for %s failed: %s", lease.job_id, exc.message)
 
-    async def _run_job(
-        self,
-        job: dict[str, Any],
-        lease: dict[str, Any],
-        voucher: dict[str, Any] | None,
-        reporter: _Reporter,
-    ) -> None:
+    async def _within_lease(
+        self, what: str, lease: _LeaseClock, reporter: _Reporter, call: Callable[[], Any]
+    ) -> Any:
+        """Run a final step (upload, result, failure report), retrying while the node does
+        not answer, for as long as the lease may still be ours. The node cannot reap a
+        lease while it is down, so the retries run up to one lease length past the local
+        expiry; a node that comes back answers 409 when the lease is gone."""
+        backoff = 0.5
+        while True:
+            if reporter.lease_lost:
+                raise _LeaseLost(reporter.cancel_reason or "lease lost")
+            try:
+                return await call()
+            except UpstreamUnavailable as exc:
+                left = lease.remaining() + lease.ttl
+                if left <= 0:
+                    raise
+                log.warning("%s for %s failed, retrying: %s", what, lease.job_id, exc.message)
+                await asyncio.sleep(min(backoff, max(left, 0.1)))
+                backoff = min(backoff * 2, 5.0)
+
+    async def _drain_within_lease(self, reporter: _Reporter, lease: _LeaseClock) -> None:
+        """Let queued progress and log lines reach the node first (they wait out an outage),
+        but not past the time the lease may still be ours."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(reporter.drain(), max(1.0, lease.remaining() + lease.ttl))
+
+    async def _still_ours(self, lease: _LeaseClock, reporter: _Reporter) -> None:
+        """Before a step that publishes (upload, on-chain submit): the job must not have
+        been cancelled here, and the node must still grant this lease (409 otherwise)."""
+        if reporter.should_cancel():
+            raise _LeaseLost(reporter.cancel_reason or "cancelled")
+        renewed = await self._within_lease(
+            "lease check", lease, reporter, lambda: self.api.renew(lease.job_id, lease.attempt)
+        )
+        lease.renewed(renewed)
+
+    async def _run_job(self, got: Claim, lease: _LeaseClock, reporter: _Reporter) -> None:
         from worker.executors.base import ExecutionCancelled, JobSpec
 
-        job_id, attempt = job["id"], lease["attempt"]
+        job, voucher = got.job, got.voucher
+        job_id, attempt = job.id, lease.attempt
         workdir = self.config.workdir / "jobs" / f"{job_id}-a{attempt}"
-        heartbeat = asyncio.create_task(self._heartbeat(job_id, attempt, reporter))
+        heartbeat = asyncio.create_task(self._heartbeat(lease, reporter))
+        own_failure = False
         try:
-            await self.api.job_write(job_id, "start", attempt)
+            lease.renewed(
+                await self._within_lease(
+                    "start", lease, reporter, lambda: self.api.renew(job_id, attempt, "start")
+                )
+            )
             if voucher is not None and self.chain is None:
                 raise _JobFailure("escrowed job but the node names no chain", retryable=True)
-            executor = self.executors.get(job["type"])
+            executor = self.executors.get(job.type)
             if executor is None:
-                raise _JobFailure(f"no executor for job type {job['type']}", retryable=True)
+                raise _JobFailure(f"no executor for job type {job.type}", retryable=True)
             dataset_dir = None
-            if job.get("folder_cid"):
+            if job.folder_cid:
                 reporter.progress(0, "Fetching dataset")
-                dataset_dir = await self.datasets.fetch(self.api, job_id, job["folder_cid"])
+                dataset_dir = await self.datasets.fetch(self.api, job_id, job.folder_cid)
             spec = JobSpec(
                 job_id=job_id,
                 attempt=attempt,
-                job_type=job["type"],
-                spec=job.get("spec") or {},
+                job_type=job.type,
+                spec=job.spec,
                 dataset_dir=dataset_dir,
+                dataset_layout=stored_layout(job.spec),
             )
-            workdir.mkdir(parents=True, exist_ok=True)
-            result = await asyncio.to_thread(executor.run, spec, workdir, reporter)
-            await reporter.drain()
+            try:
+                workdir.mkdir(parents=True, exist_ok=True)
+                result = await asyncio.to_thread(executor.run, spec, workdir, reporter)
+            except (ExecutionCancelled, MarketplaceError, DatasetMismatch):
+                raise
+            except Exception:
+                own_failure = True
+                raise
+            await self._drain_within_lease(reporter, lease)
+            # Training is over: nothing leaves this machine unless the lease is still ours
+            # (reaped, superseded or cancelled meanwhile: stop here, upload nothing).
+            await self._still_ours(lease, reporter)
             reporter.progress(100, "Uploading results")
-            result_cid = await self.api.add_directory(result.output_dir)
-            await reporter.drain()
+            result_cid = await self._within_lease(
+                "upload", lease, reporter, lambda: self.api.add_directory(result.output_dir)
+            )
+            await self._drain_within_lease(reporter, lease)
             if voucher is not None:
-                tx = await asyncio.to_thread(self.chain.submit, voucher, result_cid)
+                # The lease must still be ours before anything reaches the chain: a lost
+                # lease answers 409 here and nothing is sent (the node fenced the escrow).
+                await self._still_ours(lease, reporter)
+                tx = await asyncio.to_thread(self.chain.submit, voucher.model_dump(), result_cid)
                 reporter.log(f"result digest submitted on chain: {tx}")
-                await reporter.drain()
+                await self._drain_within_lease(reporter, lease)
             body = {
                 "result_cid": result_cid,
                 "result": result.metrics,
                 "result_type": result.result_type,
             }
-            done = await self.api.job_write(job_id, "result", attempt, **body)
+            done = await self._within_lease(
+                "result report",
+                lease,
+                reporter,
+                lambda: self.api.report_result(job_id, attempt, **body),
+            )
+            self._own_failures = 0
             self.completed.append(
                 {
                     "job_id": job_id,
                     "attempt": attempt,
                     "result_cid": result_cid,
-                    "status": done["status"],
+                    "status": done.status,
                     "metrics": result.metrics,
                 }
             )
@@ -369,21 +704,27 @@ class ProviderDaemon:
         except ExecutionCancelled:
             await self._hand_back(job_id, attempt, reporter)
             await self._abandon_on_chain(job_id, voucher)
+        except _LeaseLost as exc:
+            log.warning("job %s attempt %d stopped, nothing published: %s", job_id, attempt, exc)
+            await self._abandon_on_chain(job_id, voucher)
         except (DatasetMismatch, ValidationFailed) as exc:
             # Bytes that are not what the requester pinned, or a spec/dataset the executor
             # refuses: another attempt cannot do better, so the job fails.
-            await self._report_failure(job_id, attempt, exc.message, retryable=False)
+            await self._report_failure(lease, reporter, exc.message, retryable=False)
             await self._abandon_on_chain(job_id, voucher)
         except _JobFailure as exc:
-            await self._report_failure(job_id, attempt, str(exc), exc.retryable)
-        except Conflict as exc:
+            self._own_failure(job_id)
+            await self._report_failure(lease, reporter, str(exc), exc.retryable)
+        except Conflict as exc:  # the node's 409, or the escrow holding another lease
             log.warning("job %s attempt %d lost its lease: %s", job_id, attempt, exc.message)
         except MarketplaceError as exc:
-            await self._report_failure(job_id, attempt, exc.message, retryable=True)
-        except Exception as exc:  # an executor bug must not kill the daemon
+            await self._report_failure(lease, reporter, exc.message, retryable=True)
+        except Exception as exc:  # an executor bug, or this machine (disk, permissions)
             log.exception("job %s failed", job_id)
+            if own_failure or isinstance(exc, OSError):
+                self._own_failure(job_id)
             await self._report_failure(
-                job_id, attempt, f"{type(exc).__name__}: {exc}", retryable=True
+                lease, reporter, f"{type(exc).__name__}: {exc}", retryable=True
             )
         finally:
             heartbeat.cancel()
@@ -402,22 +743,31 @@ class ProviderDaemon:
             await self.api.job_write(job_id, "release", attempt, reason=reason)
         log.info("job %s attempt %d handed back: %s", job_id, attempt, reason)
 
-    async def _abandon_on_chain(self, job_id: str, voucher: dict[str, Any] | None) -> None:
-        """Stopped without a result: release the on-chain binding so the job can be rebound
-        or refunded. Best effort: a successor may already have rebound it (NotProvider)."""
+    async def _abandon_on_chain(self, job_id: str, voucher: AssignmentVoucher | None) -> None:
+        """Stopped without a result: release this lease's on-chain binding at once so the
+        job can be rebound or refunded (the node's `unassign` would do it too). Sent only
+        while the binding is still this lease's."""
         if voucher is None or self.chain is None:
             return
         try:
-            tx = await asyncio.to_thread(self.chain.abandon, voucher["job_key"])
-            log.info("job %s abandoned on chain: %s", job_id, tx)
+            tx = await asyncio.to_thread(self.chain.abandon, voucher.job_key, voucher.attempt)
+            if tx:
+                log.info("job %s abandoned on chain: %s", job_id, tx)
         except MarketplaceError as exc:
             log.info("job %s not abandoned on chain: %s", job_id, exc.message)
 
-    async def _report_failure(self, job_id: str, attempt: int, error: str, retryable: bool) -> None:
-        log.error("job %s attempt %d failed: %s", job_id, attempt, error)
-        with contextlib.suppress(MarketplaceError):
-            await self.api.job_write(
-                job_id, "fail", attempt, error=error[:3900], retryable=retryable
+    async def _report_failure(
+        self, lease: _LeaseClock, reporter: _Reporter, error: str, retryable: bool
+    ) -> None:
+        log.error("job %s attempt %d failed: %s", lease.job_id, lease.attempt, error)
+        with contextlib.suppress(MarketplaceError, _LeaseLost):
+            await self._within_lease(
+                "failure report",
+                lease,
+                reporter,
+                lambda: self.api.job_write(
+                    lease.job_id, "fail", lease.attempt, error=error[:3900], retryable=retryable
+                ),
             )
 
 

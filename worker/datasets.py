@@ -1,8 +1,13 @@
-"""The provider's dataset cache: download, unpack safely, verify against the CID, keep.
+"""The provider's dataset cache: fetch the job's `folder_cid` as one CAR, verify it block
+by block, unpack it, keep it.
 
-A dataset is trusted only if the unpacked tree re-adds to exactly the job's `folder_cid`
-(Kubo-identical import); anything else is refused before training. Verified datasets are
-kept under `<cache>/<cid>/` so a retried or repeated job does not download again.
+The DAG comes from the node's `dag/export`; every block is checked against its CID as it
+is read, and the tree is written by walking the DAG from `folder_cid`, so what lands on
+disk is exactly what the requester pinned (nothing is re-imported to check it); a block
+that does not match, or one the CAR lacks, refuses the dataset before training
+(`DatasetMismatch`). The byte and file limits bound what a hostile node can make a
+provider write. Verified datasets are kept under `<cache>/<cid>/` so a retried or
+repeated job does not download again.
 """
 
 from __future__ import annotations
@@ -13,17 +18,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from marketplace.errors import MarketplaceError
+from marketplace.datasets.errors import DatasetMismatch
 
 # What a provider is willing to unpack (a hostile node could serve a zip bomb).
 MAX_DATASET_BYTES = 64 * 1024**3
 MAX_DATASET_FILES = 5_000_000
-MAX_COMPRESSION_RATIO = 1000.0
 
-
-class DatasetMismatch(MarketplaceError):
-    status = 422
-    code = "DATASET_CID_MISMATCH"
+__all__ = ["DatasetCache", "DatasetMismatch"]
 
 
 class DatasetCache:
@@ -44,9 +45,11 @@ class DatasetCache:
             staging = self.root / f".staging-{uuid.uuid4().hex}"
             staging.mkdir()
             try:
-                archive = await api.download_dataset(job_id, staging / "dataset.zip")
+                archive = await api.download_car(
+                    folder_cid, staging / "dataset.car", max_bytes=2 * MAX_DATASET_BYTES
+                )
                 tree = staging / "tree"
-                await asyncio.to_thread(_unpack_and_verify, archive, tree, folder_cid)
+                await asyncio.to_thread(_unpack_verified, archive, tree, folder_cid)
                 shutil.rmtree(final, ignore_errors=True)
                 tree.rename(final)
                 (final / ".verified").touch()
@@ -55,21 +58,18 @@ class DatasetCache:
             return final
 
 
-def _unpack_and_verify(archive: Path, tree: Path, folder_cid: str) -> None:
-    from marketplace.content.importer import import_path
-    from marketplace.datasets.archive import extract_zip
+def _unpack_verified(archive: Path, tree: Path, folder_cid: str) -> None:
+    from marketplace.content.errors import ContentNotFound, CorruptBlock, InvalidBlock
+    from marketplace.content.unpack import unpack_car
 
     tree.mkdir()
-    extract_zip(
-        archive,
-        tree,
-        max_bytes=MAX_DATASET_BYTES,
-        max_files=MAX_DATASET_FILES,
-        max_ratio=MAX_COMPRESSION_RATIO,
-    )
-    actual = str(import_path(tree).cid)
-    if actual != folder_cid:
+    try:
+        with open(archive, "rb") as f:
+            unpack_car(
+                f, folder_cid, tree, max_files=MAX_DATASET_FILES, max_bytes=MAX_DATASET_BYTES
+            )
+    except (InvalidBlock, CorruptBlock, ContentNotFound) as exc:
         raise DatasetMismatch(
-            f"Dataset does not match its CID: expected {folder_cid}, got {actual}",
-            details={"expected": folder_cid, "actual": actual},
-        )
+            f"Dataset does not match its CID {folder_cid}: {exc.message}",
+            details={"expected": folder_cid},
+        ) from exc

@@ -7,6 +7,7 @@ Layout: `varint(len) dag-cbor{"roots": [CID...], "version": 1}`, then per block
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
 
@@ -81,9 +82,15 @@ def _cbor_decode(buf: bytes, pos: int) -> tuple[Any, int]:
 
 
 def write_car(roots: list[Cid], blocks: Iterable[tuple[Cid, bytes]]) -> Iterator[bytes]:
-    """Yield the CAR stream piece by piece (header, then one section per block)."""
+    """Yield the CAR stream piece by piece (header, then one section per block).
+
+    The first block is read before the header is yielded: a root that is not stored
+    raises from the first `next()`, while a server can still answer with an error status
+    (as Kubo does), instead of a 200 carrying a header and nothing else."""
+    blocks = iter(blocks)
+    first = next(blocks, None)
     yield encode_header(roots)
-    for cid, data in blocks:
+    for cid, data in itertools.chain([first] if first is not None else [], blocks):
         raw = cid.to_bytes()
         yield encode_varint(len(raw) + len(data)) + raw
         yield data

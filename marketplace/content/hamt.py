@@ -11,7 +11,6 @@ stripped), hashType=0x22, fanout=256`.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING
 
 from marketplace.content.cid import DAG_PB, Cid, encode_varint
 from marketplace.content.dagpb import (
@@ -21,9 +20,7 @@ from marketplace.content.dagpb import (
     encode_link,
     encode_node,
 )
-
-if TYPE_CHECKING:
-    from marketplace.content.importer import BlockSink, ImportOptions, Node
+from marketplace.content.nodes import BlockSink, ImportOptions, Node
 
 FANOUT = 256
 MURMUR3_X64_64 = 0x22
@@ -110,8 +107,6 @@ def _shard(
     options: ImportOptions,
     sink: BlockSink | None,
 ) -> Node:
-    from marketplace.content.importer import Node
-
     if depth >= 8:
         raise ValueError("murmur3-x64-64 collision across all 8 bytes")
     slots: dict[int, list[tuple[bytes, bytes, Node]]] = {}

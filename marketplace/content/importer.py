@@ -15,12 +15,11 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO
 
-from marketplace.content.cid import DAG_PB, RAW, Cid
+from marketplace.content.cid import DAG_PB, RAW, Cid, encode_varint
 from marketplace.content.dagpb import (
     DIRECTORY_DATA,
     encode_link,
@@ -29,52 +28,15 @@ from marketplace.content.dagpb import (
     unixfs_file_parent,
 )
 from marketplace.content.hamt import build_hamt
-
-CHUNK_SIZE = 262144
-MAX_LINKS = 174
-# Kubo turns a directory into a HAMT shard once the sum over its links of
-# len(name) + len(binary CID) reaches this (boxo `HAMTShardingSize`, "links" estimation).
-HAMT_SHARDING_SIZE = 262144
-
-Buffer = bytes | bytearray | memoryview
-
-
-class BlockSink(Protocol):
-    def put(self, cid: Cid, parts: Sequence[Buffer]) -> None:
-        """Store one block given as consecutive buffers (valid only during the call)."""
-
-
-@dataclass(frozen=True)
-class ImportOptions:
-    cid_version: int = 0
-    raw_leaves: bool | None = None  # None: Kubo's default (raw leaves iff CIDv1)
-    chunk_size: int = CHUNK_SIZE
-    max_links: int = MAX_LINKS
-    include_hidden: bool = False  # Kubo's `ipfs add -r` skips dot files unless --hidden
-    # Kubo's Import.UnixFSHAMTDirectorySizeThreshold (estimated from name and CID lengths)
-    hamt_sharding_size: int = HAMT_SHARDING_SIZE
-
-    def __post_init__(self) -> None:
-        if self.cid_version not in (0, 1):
-            raise ValueError("cid_version must be 0 or 1")
-        if self.chunk_size < 1 or self.max_links < 2:
-            raise ValueError("chunk_size >= 1 and max_links >= 2 required")
-
-    @property
-    def use_raw_leaves(self) -> bool:
-        return self.cid_version == 1 if self.raw_leaves is None else self.raw_leaves
-
-
-@dataclass(frozen=True, slots=True)
-class Node:
-    """The root of an imported DAG. `tsize` is the cumulative size of all its blocks (what
-    Kubo shows as `Size` in `ipfs add` output and puts in parent links); `filesize` the
-    number of file bytes (0 for directories)."""
-
-    cid: Cid
-    tsize: int
-    filesize: int
-    is_dir: bool = False
+from marketplace.content.nodes import (  # noqa: F401  (importable from here too)
+    CHUNK_SIZE,
+    HAMT_SHARDING_SIZE,
+    MAX_LINKS,
+    BlockSink,
+    Buffer,
+    ImportOptions,
+    Node,
+)
 
 
 class FileBuilder:
@@ -234,7 +196,6 @@ def build_directory(
 
 def build_symlink(target: str, options: ImportOptions, sink: BlockSink | None) -> Node:
     t = target.encode("utf-8")
-    from marketplace.content.cid import encode_varint
 
     data = b"\x08\x04\x12" + encode_varint(len(t)) + t
     block = encode_node([], data)

@@ -8,9 +8,19 @@ store returns has been checked against its CID.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
+
+
+@dataclass(frozen=True)
+class RepoStat:
+    """What `ipfs repo stat` reports: blocks stored and their bytes."""
+
+    num_objects: int
+    repo_size: int
+    storage_max: int
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,16 @@ class ContentStore(Protocol):
     def export_car(self, cid: str) -> Iterator[bytes]:
         """The DAG under `cid` as a CARv1 stream (depth-first, each block once)."""
 
+    def put_block(self, cid: str, data: bytes, *, pin: bool = False) -> None:
+        """Store one block whose bytes hash to `cid` (raw or dag-pb); with `pin`, pin it."""
+
+    def import_car(self, stream: BinaryIO, *, pin: bool = True) -> list[str]:
+        """Store every block of a CARv1 stream (each verified); pin its roots when `pin`
+        and the DAGs are complete. Returns the roots."""
+
+    def repo_stat(self) -> RepoStat:
+        """Blocks stored and their total size."""
+
     def pin(self, cid: str) -> None: ...
 
     def unpin(self, cid: str) -> None: ...
@@ -83,3 +103,7 @@ class ContentStore(Protocol):
 
     def pins(self) -> list[str]:
         """Every recursively pinned root."""
+
+    def hold(self) -> AbstractContextManager[None]:
+        """Keep what is added inside from garbage collection until the block exits, so an
+        importer can add, then pin (or give up), without a collection in between."""

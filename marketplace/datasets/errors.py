@@ -1,7 +1,7 @@
 """Stable error codes of dataset uploads and downloads (all `MarketplaceError`s).
 
 They live here rather than in `marketplace.errors` so that this domain owns its codes;
-`marketplace.errors.from_code` still finds them once this module is imported.
+`marketplace.codes` imports this module, so `from_code` finds them.
 """
 
 from __future__ import annotations
@@ -49,12 +49,6 @@ class ArchiveTooLarge(PayloadTooLarge):
     code = "ARCHIVE_TOO_LARGE"
 
 
-class InvalidField(ValidationFailed):
-    """A form field is missing, repeated, unknown or out of range."""
-
-    code = "INVALID_FIELD"
-
-
 class InvalidAddress(ValidationFailed):
     code = "INVALID_ADDRESS"
 
@@ -75,3 +69,11 @@ class DatasetNotFound(NotFound):
     @classmethod
     def default_message(cls) -> str:
         return "Dataset not found"
+
+
+class DatasetMismatch(MarketplaceError):
+    """The dataset a provider fetched does not re-add to the job's `folder_cid`: the bytes
+    are not what the requester pinned (the provider refuses to train on them)."""
+
+    status = 422
+    code = "DATASET_CID_MISMATCH"

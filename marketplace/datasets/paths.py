@@ -12,15 +12,13 @@ CID is the one Kubo gives for the unpacked folder.
 from __future__ import annotations
 
 import re
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 MAX_PATH_CHARS = 1024
 MAX_NAME_BYTES = 255
 MAX_DEPTH = 16
 JUNK_NAMES = frozenset({".ds_store", "thumbs.db", "desktop.ini"})
 JUNK_DIRS = frozenset({"__macosx"})
-# Folder names that belong to a YOLO layout and therefore are never a wrapper to strip.
-LAYOUT_NAMES = frozenset({"images", "labels", "train", "val", "valid", "test"})
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -57,13 +55,3 @@ def safe_relative_path(raw: str) -> PurePosixPath | None:
     if any(p.startswith(".") for p in parts):
         return None
     return PurePosixPath(*parts)
-
-
-def dataset_root(staging: Path) -> Path:
-    """The folder to import: `staging` itself, or its single top-level folder when every
-    file sits under one wrapper folder (zips usually wrap `folderName/`) whose name is not
-    part of a YOLO layout (`images`, `labels`, `train`, `val`...)."""
-    children = list(staging.iterdir())
-    if len(children) == 1 and children[0].is_dir() and children[0].name.lower() not in LAYOUT_NAMES:
-        return children[0]
-    return staging

@@ -115,3 +115,57 @@ def write_classification_dataset(
                     png_bytes(size, size, [jitter * size] * size)
                 )
     return root
+
+
+SHAPES = ("circle", "square", "triangle")
+
+
+def _inside(shape: str, x: float, y: float, cx: float, cy: float, r: float) -> bool:
+    dx, dy = x - cx, y - cy
+    if shape == "circle":
+        return dx * dx + dy * dy <= r * r
+    if shape == "square":
+        return abs(dx) <= r * 0.8 and abs(dy) <= r * 0.8
+    if shape == "triangle":  # apex up, base at cy + r; half-width grows linearly downwards
+        return -r <= dy <= r and abs(dx) <= (dy + r) * 0.6
+    raise ValueError(f"unknown shape {shape!r}")
+
+
+def shape_png(rng: random.Random, shape: str, size: int) -> bytes:
+    """One `size`x`size` image of `shape` in a random colour, size and place, on a random
+    background of another colour: only the outline tells the classes apart."""
+    bg = (rng.randrange(0, 70),) * 3
+    fg = (rng.randrange(180, 256),) * 3
+    r = rng.uniform(0.22, 0.4) * size
+    cx = rng.uniform(r, size - r)
+    cy = rng.uniform(r, size - r)
+    bg_px, fg_px = bytes(bg), bytes(fg)
+    rows = []
+    for y in range(size):
+        row = bytearray()
+        for x in range(size):
+            row += fg_px if _inside(shape, x + 0.5, y + 0.5, cx, cy, r) else bg_px
+        rows.append(bytes(row))
+    return png_bytes(size, size, rows)
+
+
+def write_shapes_dataset(
+    root: Path,
+    *,
+    classes: tuple[str, ...] = SHAPES,
+    train: int = 100,
+    val: int = 30,
+    size: int = 64,
+    seed: int = 0,
+) -> Path:
+    """Write a shape classification set: `train/<shape>/` and `val/<shape>/` with `train`
+    and `val` images per class (circle, square, triangle in random colours, sizes and
+    places), the same bytes for the same arguments."""
+    rng = random.Random(seed)
+    for split, count in (("train", train), ("val", val)):
+        for name in classes:
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                (folder / f"{name}_{i:04d}.png").write_bytes(shape_png(rng, name, size))
+    return root

@@ -1,7 +1,7 @@
 """Python binding of the JobEscrow contract (contracts/JobEscrow.sol).
 
-`JobEscrow` deploys, reads and transacts; `job_key`, `cid_digest` compute the contract's
-identifiers; `funding_call` is what a requester's wallet signs to fund a job.
+`JobEscrow` deploys, reads and transacts; `job_key`, `parse_job_key`, `cid_digest`
+compute the contract's identifiers; `funding_call` is what a requester's wallet signs to fund a job.
 """
 
 from .artifact import load_artifact
@@ -16,19 +16,22 @@ from .client import (
     Voucher,
 )
 from .errors import decode_revert
-from .keys import cid_digest, job_key
+from .keys import KeyParts, cid_digest, cidv0_of_digest, job_key, parse_job_key
 
 __all__ = [
     "GAS_LIMITS",
     "JobEscrow",
     "JobRecord",
     "JobRef",
+    "KeyParts",
     "Outcome",
     "Status",
     "TxResult",
     "Voucher",
     "cid_digest",
+    "cidv0_of_digest",
     "decode_revert",
     "job_key",
     "load_artifact",
+    "parse_job_key",
 ]

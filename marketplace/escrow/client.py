@@ -29,10 +29,11 @@ from marketplace.errors import ChainError, UpstreamUnavailable, ValidationFailed
 
 from .artifact import load_artifact
 from .errors import chain_error, revert_data_of
+from .fees import fee_fields
 from .keys import cid_digest, job_key
 
-JobRef = bytes | str | int
-"""A job: its bytes32 key, or the node's job id (`5`, `"job_5"`) turned into one."""
+JobRef = bytes | str
+"""A job's bytes32 key, as bytes or 0x hex (`job_key` builds one from a job id)."""
 
 
 class Status(IntEnum):
@@ -53,7 +54,7 @@ class Outcome(IntEnum):
     DEFAULT_RULING = 3
     CANCELLED = 4
     EXPIRED = 5
-    REJECTED = 6
+    REFUNDED = 6
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class JobRecord:
     challenge_window: int
     status: Status
     attempt: int
+    funding: int  # the deposit's tag: the low 16 bits of its block's timestamp
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ class Voucher:
     key: bytes
     provider: str
     attempt: int
+    funding: int
     expiry: int
     v: int
     r: bytes
@@ -93,6 +96,8 @@ class TxResult:
 GAS_LIMITS = {
     "fund": 120_000,
     "assign": 100_000,
+    "unassign": 60_000,
+    "refund": 150_000,
     "bind": 110_000,
     "abandon": 60_000,
     "submit": 70_000,
@@ -103,8 +108,8 @@ GAS_LIMITS = {
     "finalize": 150_000,
     "cancel": 150_000,
     "refundExpired": 150_000,
-    "reject": 150_000,
     "withdraw": 100_000,
+    "withdrawTo": 100_000,
 }
 FEE_CACHE_SECONDS = 5.0
 
@@ -166,12 +171,12 @@ class JobEscrow:
         artifact = load_artifact()
         factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
         zero = "0x" + "00" * 20
-        args = (
-            to_checksum_address(arbiter),
-            to_checksum_address(assigner),
-            int(fee_bps),
-            to_checksum_address(fee_recipient or zero),
-            int(arbitration_window),
+        args = cls.constructor_args(
+            arbiter=arbiter,
+            assigner=assigner,
+            fee_bps=fee_bps,
+            fee_recipient=fee_recipient,
+            arbitration_window=arbitration_window,
         )
         escrow = cls(w3, zero, receipt_timeout=receipt_timeout)
         data = factory.constructor(*args).data_in_transaction
@@ -180,6 +185,24 @@ class JobEscrow:
         escrow.contract = w3.eth.contract(address=escrow.address, abi=artifact["abi"])
         escrow.deployment_block = int(receipt["blockNumber"])
         return escrow
+
+    @staticmethod
+    def constructor_args(
+        *,
+        arbiter: str,
+        assigner: str,
+        fee_bps: int = 0,
+        fee_recipient: str | None = None,
+        arbitration_window: int = 7 * 24 * 3600,
+    ) -> tuple[Any, ...]:
+        """The JobEscrow constructor's arguments, in order (for any deployer)."""
+        return (
+            to_checksum_address(arbiter),
+            to_checksum_address(assigner),
+            int(fee_bps),
+            to_checksum_address(fee_recipient or "0x" + "00" * 20),
+            int(arbitration_window),
+        )
 
     deployment_block: int | None = None
 
@@ -192,15 +215,16 @@ class JobEscrow:
         return self._chain_id
 
     def key(self, job: JobRef) -> bytes:
-        """The bytes32 key of `job` (a key passes through; a job id becomes one)."""
+        """`job` as a bytes32 key (bytes or 0x hex)."""
         if isinstance(job, bytes | bytearray):
             return _bytes32(bytes(job), "job key")
         if isinstance(job, str) and job.startswith("0x") and len(job) == 66:
             return _bytes32(job, "job key")
-        return job_key(job)
+        raise ValidationFailed("a job key is 32 bytes (build one with `job_key`)")
 
-    def job_key(self, job_id: str | int) -> bytes:
-        return job_key(job_id)
+    @staticmethod
+    def job_key(job_id: str | int, requester: str, generation: int = 0) -> bytes:
+        return job_key(job_id, requester, generation)
 
     @staticmethod
     def cid_digest(cid: str) -> bytes:
@@ -208,7 +232,7 @@ class JobEscrow:
 
     def funding_call(
         self,
-        job_id: JobRef,
+        job: JobRef,
         *,
         amount_wei: int,
         deadline: int,
@@ -216,7 +240,7 @@ class JobEscrow:
         dataset_cid: str | None = None,
         dataset_digest: bytes | None = None,
     ) -> dict[str, Any]:
-        """What the requester's wallet must sign to fund `job_id`:
+        """What the requester's wallet must sign to fund the job keyed `job`:
         `{chain_id, to, data, value}` with value in wei as a decimal string."""
         if amount_wei <= 0:
             raise ValidationFailed("amount must be positive")
@@ -225,7 +249,7 @@ class JobEscrow:
             digest = cid_digest(dataset_cid) if dataset_cid else b"\x00" * 32
         data = self.contract.encode_abi(
             "fund",
-            args=[self.key(job_id), _bytes32(digest, "dataset digest"), deadline, challenge_window],
+            args=[self.key(job), _bytes32(digest, "dataset digest"), deadline, challenge_window],
         )
         return {
             "chain_id": self.chain_id,
@@ -235,9 +259,16 @@ class JobEscrow:
         }
 
     def sign_assignment(
-        self, assigner: LocalAccount, job: JobRef, provider: str, attempt: int, expiry: int
+        self,
+        assigner: LocalAccount,
+        job: JobRef,
+        provider: str,
+        attempt: int,
+        funding: int,
+        expiry: int,
     ) -> Voucher:
-        """Sign the EIP-712 `Assignment` voucher binding `provider` to `job` (node side)."""
+        """Sign the EIP-712 `Assignment` voucher binding `provider` to `job` for lease
+        `attempt` of the deposit tagged `funding` (node side)."""
         key = self.key(job)
         provider = to_checksum_address(provider)
         typed = {
@@ -252,23 +283,31 @@ class JobEscrow:
                     {"name": "jobKey", "type": "bytes32"},
                     {"name": "provider", "type": "address"},
                     {"name": "attempt", "type": "uint256"},
+                    {"name": "funding", "type": "uint256"},
                     {"name": "expiry", "type": "uint256"},
                 ],
             },
             "primaryType": "Assignment",
             "domain": {
                 "name": "DCM JobEscrow",
-                "version": "1",
+                "version": "2",
                 "chainId": self.chain_id,
                 "verifyingContract": self.address,
             },
-            "message": {"jobKey": key, "provider": provider, "attempt": attempt, "expiry": expiry},
+            "message": {
+                "jobKey": key,
+                "provider": provider,
+                "attempt": attempt,
+                "funding": funding,
+                "expiry": expiry,
+            },
         }
         signed = assigner.sign_message(encode_typed_data(full_message=typed))
         return Voucher(
             key=key,
             provider=provider,
             attempt=attempt,
+            funding=funding,
             expiry=expiry,
             v=signed.v,
             r=signed.r.to_bytes(32, "big"),
@@ -288,7 +327,7 @@ class JobEscrow:
 
     def get_job(self, job: JobRef) -> JobRecord:
         r = self._call("getJob", self.key(job))
-        return JobRecord(r[0], r[1], r[2], r[3], r[4], Status(r[5]), r[6])
+        return JobRecord(r[0], r[1], r[2], r[3], r[4], Status(r[5]), r[6], r[7])
 
     def owed(self, account: str) -> int:
         return self._call("owed", to_checksum_address(account))
@@ -307,9 +346,6 @@ class JobEscrow:
 
     def arbitration_window(self) -> int:
         return self._call("ARBITRATION_WINDOW")
-
-    def domain_separator(self) -> bytes:
-        return self._call("domainSeparator")
 
     def events(self, name: str, from_block: int = 0, to_block: int | str = "latest") -> list:
         """Decoded logs of event `name` (JobFunded, JobSettled, ...) in a block range."""
@@ -339,11 +375,20 @@ class JobEscrow:
             account, "assign", (self.key(job), to_checksum_address(provider), attempt)
         )
 
+    def unassign(self, account: LocalAccount, job: JobRef, attempt: int) -> TxResult:
+        """The assigner releases lease `attempt`'s binding (the job is Open again)."""
+        return self._send(account, "unassign", (self.key(job), attempt))
+
+    def refund(self, account: LocalAccount, job: JobRef) -> TxResult:
+        """Assigner only: return an Open deposit to its requester."""
+        return self._send(account, "refund", (self.key(job),))
+
     def bind(self, account: LocalAccount, voucher: Voucher) -> TxResult:
         args = (
             voucher.key,
             voucher.provider,
             voucher.attempt,
+            voucher.funding,
             voucher.expiry,
             voucher.v,
             voucher.r,
@@ -358,6 +403,7 @@ class JobEscrow:
         args = (
             voucher.key,
             voucher.attempt,
+            voucher.funding,
             voucher.expiry,
             voucher.v,
             voucher.r,
@@ -396,12 +442,13 @@ class JobEscrow:
     def refund_expired(self, account: LocalAccount, job: JobRef) -> TxResult:
         return self._send(account, "refundExpired", (self.key(job),))
 
-    def reject(self, account: LocalAccount, job: JobRef) -> TxResult:
-        """Assigner only: refund an unassigned funding to its funder and free the key."""
-        return self._send(account, "reject", (self.key(job),))
-
     def withdraw(self, account: LocalAccount, beneficiary: str) -> TxResult:
+        """Pay `beneficiary` what it is owed (anyone may send it)."""
         return self._send(account, "withdraw", (to_checksum_address(beneficiary),))
+
+    def withdraw_to(self, account: LocalAccount, to: str) -> TxResult:
+        """Pay what `account` is owed to `to`."""
+        return self._send(account, "withdrawTo", (to_checksum_address(to),))
 
     # ----------------------------------------------------------------- plumbing
 
@@ -446,13 +493,7 @@ class JobEscrow:
         now = time.monotonic()
         if self._fees and now - self._fees[0] < FEE_CACHE_SECONDS:
             return self._fees[1]
-        block = self.w3.eth.get_block("latest")
-        base = block.get("baseFeePerGas")
-        if base is None:
-            fields = {"gasPrice": int(self.w3.eth.gas_price)}
-        else:
-            tip = int(self.w3.eth.max_priority_fee)
-            fields = {"maxFeePerGas": 2 * int(base) + tip, "maxPriorityFeePerGas": tip}
+        fields = fee_fields(self.w3)
         self._fees = (now, fields)
         return fields
 

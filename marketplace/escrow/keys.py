@@ -1,96 +1,94 @@
 """Off-chain identifiers of the escrow: job keys and dataset CID digests.
 
-`job_key(job_id)` is `bytes32(uint256(n))` for the node's job `job_<n>`: each node has its
-own escrow (the contract's ASSIGNER is the node's key), so the number alone is unique there,
-and its zero bytes make every transaction's calldata cheaper than a hash would.
+`job_key(job_id, requester, generation)` is the contract's key of the node's job
+`job_<n>`: the requester's 20 address bytes, then the generation (4 bytes), then the job
+number (8 bytes). Only the requester a key names may fund it (nobody can squat another
+requester's key); the node picks a new generation for every funding it asks for, so an old
+funding, voucher or late transaction names a key that no longer holds the job's money. The
+number and generation are mostly zero bytes, cheap in calldata.
 `cid_digest(cid)` is the 32-byte sha2-256 digest inside a CID's
 multihash (CIDv0 `Qm...` or CIDv1 base32 `b...`/base58btc `z...`).
 """
 
 from __future__ import annotations
 
-import base64
+from dataclasses import dataclass
 
+from eth_utils import is_hex_address, to_checksum_address
+
+from marketplace.content.cid import DAG_PB, SHA2_256, Cid, parse_cid
+from marketplace.content.errors import InvalidCid
 from marketplace.errors import JobNotFound, ValidationFailed
 from marketplace.jobs.ids import parse_job_id
 
-_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-_B58_INDEX = {c: i for i, c in enumerate(_B58)}
-_SHA2_256 = 0x12
+MAX_GENERATION = 2**32 - 1
 
 
-def job_key(job_id: str | int) -> bytes:
-    """The bytes32 key of the node's job `job_id` (`5`, `"5"` or `"job_5"`)."""
+@dataclass(frozen=True)
+class KeyParts:
+    """What a job key says: whose deposit it holds, which funding, which job number."""
+
+    requester: str
+    generation: int
+    number: int
+
+
+def job_key(job_id: str | int, requester: str, generation: int = 0) -> bytes:
+    """The bytes32 key of the node's job `job_id` (`5`, `"5"` or `"job_5"`) funded by
+    `requester`, for funding `generation` (0 for the first)."""
     number = parse_job_id(job_id)
-    return number.to_bytes(32, "big")
+    if not is_hex_address(requester):
+        raise ValidationFailed("a job key needs the requester's 0x address")
+    if not 0 <= generation <= MAX_GENERATION:
+        raise ValidationFailed(f"generation must be 0..{MAX_GENERATION}")
+    address = bytes.fromhex(to_checksum_address(requester)[2:])
+    return address + generation.to_bytes(4, "big") + number.to_bytes(8, "big")
 
 
-def job_number_of_key(key: bytes | str) -> int | None:
-    """The job number a key stands for (the inverse of `job_key`), or None for a key no
-    job of this node can have (a stranger's funding under an arbitrary key)."""
+def parse_job_key(key: bytes | str) -> KeyParts:
+    """The parts of a key (the inverse of `job_key`); `number` is 0 when the key's last 8
+    bytes name no job this node can have (a stranger's own key)."""
     raw = bytes.fromhex(key.removeprefix("0x")) if isinstance(key, str) else bytes(key)
+    if len(raw) != 32:
+        raise ValidationFailed("job key must be 32 bytes")
     try:
-        return parse_job_id(int.from_bytes(raw, "big"))
+        number = parse_job_id(int.from_bytes(raw[24:], "big"))
     except JobNotFound:
-        return None
-
-
-def _b58decode(text: str) -> bytes:
-    value = 0
-    for char in text:
-        try:
-            value = value * 58 + _B58_INDEX[char]
-        except KeyError:
-            raise ValidationFailed("CID is not valid base58") from None
-    body = value.to_bytes((value.bit_length() + 7) // 8, "big") if value else b""
-    pad = len(text) - len(text.lstrip("1"))
-    return b"\x00" * pad + body
-
-
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if pos >= len(data) or shift > 63:
-            raise ValidationFailed("CID has a truncated varint")
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return value, pos
+        number = 0
+    return KeyParts(
+        requester=to_checksum_address(raw[:20]),
+        generation=int.from_bytes(raw[20:24], "big"),
+        number=number,
+    )
 
 
 def multihash_of(cid: str) -> bytes:
-    """The multihash bytes of a CIDv0 or CIDv1 string."""
-    cid = cid.strip()
-    if len(cid) == 46 and cid.startswith("Qm"):
-        return _b58decode(cid)
-    if not cid:
+    """The multihash bytes of a CIDv0 or CIDv1 string (parsed by the content package's one
+    CID parser; a CID it refuses is a validation error here)."""
+    return _parse(cid).multihash
+
+
+def _parse(cid: str) -> Cid:
+    if not cid.strip():
         raise ValidationFailed("CID is empty")
-    prefix, rest = cid[0], cid[1:]
-    if prefix in "bB":
-        padded = rest.upper() + "=" * (-len(rest) % 8)
-        try:
-            raw = base64.b32decode(padded)
-        except ValueError:
-            raise ValidationFailed("CID is not valid base32") from None
-    elif prefix == "z":
-        raw = _b58decode(rest)
-    else:
-        raise ValidationFailed("CID uses an unsupported multibase")
-    version, pos = _varint(raw, 0)
-    if version != 1:
-        raise ValidationFailed("CID version is not 1")
-    _codec, pos = _varint(raw, pos)
-    return raw[pos:]
+    try:
+        return parse_cid(cid)
+    except InvalidCid as exc:
+        raise ValidationFailed(exc.message) from None
 
 
 def cid_digest(cid: str) -> bytes:
     """The 32-byte sha2-256 digest of a CID's multihash (what `fund` records)."""
-    mh = multihash_of(cid)
-    code, pos = _varint(mh, 0)
-    length, pos = _varint(mh, pos)
-    digest = mh[pos:]
-    if code != _SHA2_256 or length != 32 or len(digest) != 32:
+    parsed = _parse(cid)
+    if parsed.hash_code != SHA2_256 or len(parsed.digest) != 32:
         raise ValidationFailed("CID is not a sha2-256 multihash")
-    return digest
+    return parsed.digest
+
+
+def cidv0_of_digest(digest: bytes | str) -> str:
+    """The CIDv0 (`Qm...`, dag-pb sha2-256) whose digest is `digest`: what a result digest
+    found only on chain most likely names (results are added as Kubo does, CIDv0)."""
+    raw = bytes.fromhex(digest.removeprefix("0x")) if isinstance(digest, str) else bytes(digest)
+    if len(raw) != 32:
+        raise ValidationFailed("a sha2-256 digest is 32 bytes")
+    return Cid.from_digest(raw, version=0, codec=DAG_PB).encode()

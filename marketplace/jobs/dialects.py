@@ -22,6 +22,22 @@ Filters on seed 001 accept its five words (expanded to every canonical state tha
 as that word) and the canonical-only words (`awaiting_funding`, `claimed`, `submitted`,
 `completed`, `expired`, `disputed`), which select exactly that state. Where a word is
 both (`pending`, `running`, `failed`, `cancelled`), the seed 001 meaning wins.
+
+Seed 000 (TrainChain, `/jobs/...`) shows its own words in the job object's `status`
+(`dcm_status` carries the canonical state next to it):
+
+| canonical          | TrainChain   | why                                                       |
+|--------------------|--------------|-----------------------------------------------------------|
+| awaiting_funding   | unconfirmed  | TrainChain's job before its `createJob` payment lands      |
+| pending            | pending      | open to contributors                                      |
+| claimed            | in_progress  | a contributor applied (holds the lease)                   |
+| running            | in_progress  |                                                           |
+| submitted          | in_progress  | model uploaded (`model_cid` set, downloadable); the       |
+|                    |              | escrow has not paid yet (challenge window)                |
+| disputed           | in_progress  | model uploaded, payment held by a dispute                 |
+| completed          | completed    | paid                                                      |
+| failed, expired    | failed       | no trained model will come (TrainChain has no word)       |
+| cancelled          | cancelled    | deleted while unfunded, or refunded (no word either)      |
 """
 
 from __future__ import annotations
@@ -74,3 +90,22 @@ def seed001_filter(words: Iterable[str]) -> set[str]:
         else:
             out.add(JobStatus(word).value)
     return out
+
+
+TRAINCHAIN_WORD: dict[JobStatus, str] = {
+    S.AWAITING_FUNDING: "unconfirmed",
+    S.PENDING: "pending",
+    S.CLAIMED: "in_progress",
+    S.RUNNING: "in_progress",
+    S.SUBMITTED: "in_progress",
+    S.DISPUTED: "in_progress",
+    S.COMPLETED: "completed",
+    S.FAILED: "failed",
+    S.EXPIRED: "failed",
+    S.CANCELLED: "cancelled",
+}
+
+
+def trainchain_word(status: JobStatus | str) -> str:
+    """The seed 000 (TrainChain) word for a canonical state."""
+    return TRAINCHAIN_WORD[JobStatus(status)]

@@ -3,6 +3,10 @@
     awaiting_funding -> pending -> claimed -> running -> submitted -> completed
     side exits: cancelled (refunded), failed (attempts exhausted), expired, disputed
 
+A job whose money is on chain follows the escrow: a result frozen by a dispute makes a
+pending, claimed or running job `disputed` (a stale provider's result, judged on chain),
+and a submitted job whose result never reached the chain expires with its deadline.
+
 Each API dialect maps these words to its own; every transition is checked here and
 appended to the job's event log by the service that performs it.
 """
@@ -32,12 +36,14 @@ S = JobStatus
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     S.AWAITING_FUNDING: frozenset({S.PENDING, S.CANCELLED, S.EXPIRED}),
     # pending -> running serves plain (non-escrow) jobs driven by PATCH, seed 001 style.
-    S.PENDING: frozenset({S.CLAIMED, S.RUNNING, S.CANCELLED, S.EXPIRED, S.FAILED}),
-    S.CLAIMED: frozenset({S.RUNNING, S.PENDING, S.CANCELLED, S.FAILED, S.EXPIRED}),
+    S.PENDING: frozenset({S.CLAIMED, S.RUNNING, S.CANCELLED, S.EXPIRED, S.FAILED, S.DISPUTED}),
+    S.CLAIMED: frozenset({S.RUNNING, S.PENDING, S.CANCELLED, S.FAILED, S.EXPIRED, S.DISPUTED}),
     # running -> completed serves plain jobs with no result window; running -> pending is a
     # lease that expired or was handed back.
-    S.RUNNING: frozenset({S.SUBMITTED, S.COMPLETED, S.PENDING, S.FAILED, S.CANCELLED, S.EXPIRED}),
-    S.SUBMITTED: frozenset({S.COMPLETED, S.DISPUTED}),
+    S.RUNNING: frozenset(
+        {S.SUBMITTED, S.COMPLETED, S.PENDING, S.FAILED, S.CANCELLED, S.EXPIRED, S.DISPUTED}
+    ),
+    S.SUBMITTED: frozenset({S.COMPLETED, S.DISPUTED, S.EXPIRED}),
     S.DISPUTED: frozenset({S.COMPLETED, S.CANCELLED}),
     # retry: a failed or cancelled job goes back to the queue (or to funding, if refunded).
     S.FAILED: frozenset({S.PENDING, S.AWAITING_FUNDING}),

@@ -2,15 +2,24 @@
 
     client = NodeClient("http://127.0.0.1:8000")
     client.sign_in(account)                     # SIWE with a local key (or .login(user, pw))
-    job = client.upload_dataset_job(Path("ds"), model="yolov8n", epochs=3, imgsz=64,
-                                    classes=["cat", "dog"], reward="0.01")
+    job = client.upload_dataset_job(Path("ds"), model="yolov8n-cls", epochs=1, imgsz=32,
+                                    classes=["circle", "square", "triangle"], reward="0.01",
+                                    requester_address=account.address)
     client.fund(job["id"], account)             # signs the escrow call locally, sends it
-    for event in client.watch(job["id"]): ...
-    client.download_result(job["id"], Path("out"))
+    for event in client.watch(job["id"]):       # stops once the result is submitted
+        print(event["type"], event.get("message") or "")
+    client.download_result(job["id"], Path("out"))   # verified against its CID
+    client.accept(job["id"], account)           # pays the provider from the escrow
+    print(client.settlement(job["id"]))         # waits for the node to see the payout
 
-Keys never leave the process: funding transactions are signed here and sent as raw
+Or in one call: `client.submit_and_wait(Path("ds"), account, ..., out=Path("out"))`.
+`client.jobs(status="completed")` lists your jobs. (`tests/e2e/test_sdk_docstring.py`
+runs the lines above against a node and a provider.)
+
+Keys never leave the process: escrow transactions are signed here and sent as raw
 transactions through the node's chain endpoint (or any RPC URL): `fund`, `accept`,
-`cancel` (on chain for a funded job), `settlement`, `payouts`.
+`dispute`, `cancel_on_chain`, and the arbiter's `resolve`; `cancel` asks the node (which
+refunds a funded job itself); reads: `escrow`, `settlement`, `payouts`.
 """
 
 from __future__ import annotations
@@ -26,17 +35,62 @@ from typing import IO, Any
 
 import httpx
 
-from marketplace.errors import ChainError, UpstreamUnavailable, ValidationFailed
+from marketplace.errors import (
+    ChainError,
+    JobNotFound,
+    MarketplaceError,
+    NotFound,
+    UpstreamUnavailable,
+    ValidationFailed,
+)
+from marketplace.sdk.events import JobStreams
 from marketplace.sdk.http import raise_for_error, siwe_payload
 
 TERMINAL = {"completed", "cancelled", "failed", "expired"}
+# Where `watch` stops by default: a result to look at (or a final state).
+SETTLED_OR_SUBMITTED = TERMINAL | {"submitted", "disputed"}
 
 
-class NodeClient:
-    def __init__(self, base_url: str, *, timeout: float = 60.0) -> None:
+class Job(dict[str, Any]):
+    """A job as the node's canonical dialect shows it (a dict, camelCase keys as on the
+    wire), with a one-line repr for notebooks and logs."""
+
+    @property
+    def id(self) -> str:
+        return str(self.get("id"))
+
+    @property
+    def status(self) -> str:
+        return str(self.get("status"))
+
+    def __repr__(self) -> str:
+        parts = [self.id, self.status, str(self.get("type", ""))]
+        if self.get("reward") not in (None, "0"):
+            parts.append(f"reward={self['reward']} ETH")
+        if self.get("resultCid"):
+            parts.append(f"result={self['resultCid']}")
+        if self.get("error"):
+            parts.append(f"error={str(self['error'])[:60]!r}")
+        return f"<Job {' '.join(p for p in parts if p)}>"
+
+
+class NodeClient(JobStreams):
+    def __init__(self, base_url: str, *, timeout: float = 60.0, token: str | None = None) -> None:
+        """`token`: a bearer credential to start with (an access token or a dcm_ API key);
+        `login` and `sign_in` replace it. It goes with every request, the content reads
+        and writes of `/api/v0` included."""
         self.base_url = base_url.rstrip("/")
         self.http = httpx.Client(base_url=self.base_url, timeout=timeout)
-        self.token: str | None = None
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ValidationFailed(
+                f"node URL {base_url!r} needs its scheme, e.g. http://127.0.0.1:8000"
+            )
+        self.token: str | None = token
+        self.address: str | None = None  # the wallet signed in with, if any
+
+    def __repr__(self) -> str:
+        who = self.address or ("a token" if self.token else "nobody")
+        return f"NodeClient({self.base_url!r}, signed in as {who})"
 
     def close(self) -> None:
         self.http.close()
@@ -57,8 +111,17 @@ class NodeClient:
         try:
             resp = self.http.request(method, path, headers=headers, **kw)
         except httpx.TransportError as exc:
-            raise UpstreamUnavailable(f"{method} {path}: {exc!r}") from exc
+            raise self._unreachable(exc) from exc
         return raise_for_error(resp)
+
+    def _unreachable(self, exc: httpx.TransportError) -> MarketplaceError:
+        """A transport failure in the words a user acts on: a URL without its scheme, or
+        a node that does not answer (retryable)."""
+        if isinstance(exc, httpx.UnsupportedProtocol):
+            return ValidationFailed(
+                f"node URL {self.base_url!r} needs its scheme, e.g. http://127.0.0.1:8000"
+            )
+        return UpstreamUnavailable(f"cannot reach the node at {self.base_url}: {exc}")
 
     # -- auth --------------------------------------------------------------------------
 
@@ -70,6 +133,7 @@ class NodeClient:
         nonce = self.request("GET", "/auth/nonce").json()
         body = siwe_payload(nonce, account, "Sign in to the dcm node.")
         self.token = self.request("POST", "/auth/siwe", json=body).json()["access_token"]
+        self.address = account.address
         return account.address
 
     # -- jobs --------------------------------------------------------------------------
@@ -115,8 +179,82 @@ class NodeClient:
             on_progress(total, total)
         return resp.json()["job"]
 
-    def job(self, job_id: str | int) -> dict[str, Any]:
-        return self.request("GET", f"/v1/jobs/{_job_ref(job_id)}").json()["data"]
+    def job(self, job_id: str | int) -> Job:
+        """The job with its events (`job["events"]`) and result."""
+        return Job(self.request("GET", f"/v1/jobs/{_job_ref(job_id)}").json()["data"])
+
+    def jobs(
+        self,
+        *,
+        status: str | list[str] | None = None,
+        type: str | list[str] | None = None,
+        limit: int = 100,
+        order: str = "desc",
+    ) -> list[Job]:
+        """Your jobs, newest first (`order="asc"` for oldest), filtered by status and job
+        type (one value or a list), at most `limit` of them, across pages."""
+        params: dict[str, Any] = {"order": order}
+        if status is not None:
+            params["status"] = [status] if isinstance(status, str) else status
+        if type is not None:
+            params["type"] = [type] if isinstance(type, str) else type
+        out: list[Job] = []
+        cursor = None
+        while len(out) < limit:
+            page = {**params, "limit": min(100, limit - len(out))}
+            if cursor:
+                page["cursor"] = cursor
+            body = self.request("GET", "/v1/jobs", params=page).json()
+            out += [Job(j) for j in body["data"]]
+            cursor = (body.get("pagination") or {}).get("nextCursor")
+            if not cursor:
+                break
+        return out
+
+    def submit_and_wait(
+        self,
+        dataset_dir: Path,
+        account: Any,
+        *,
+        model: str,
+        epochs: int,
+        imgsz: int | str,
+        classes: list[str],
+        reward: str,
+        export_format: str = "onnx",
+        out: Path | None = None,
+        timeout: float = 3600,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+    ) -> Job:
+        """Upload `dataset_dir` as a training job for `account`, fund it, wait until its
+        result is submitted (or the job ends), download the result into `out` if given,
+        and return the job. A job whose funding fails is cancelled before the error is
+        raised, so nothing is left awaiting funding."""
+        self._ensure_signed_in(account)
+        created = self.upload_dataset_job(
+            dataset_dir,
+            model=model,
+            epochs=epochs,
+            imgsz=imgsz,
+            classes=classes,
+            reward=reward,
+            requester_address=account.address,
+            export_format=export_format,
+        )
+        job_id = created["id"]
+        if created.get("dcm_status") == "awaiting_funding":
+            try:
+                self.fund(job_id, account)
+            except MarketplaceError:
+                self.cancel(job_id, account)
+                raise
+        for event in self.watch(job_id, timeout=timeout):
+            if on_event is not None:
+                on_event(event)
+        job = self.job(job_id)
+        if out is not None and job.get("resultCid"):
+            self.download_result(job_id, out)
+        return job
 
     def funding(self, job_id: str | int) -> dict[str, Any]:
         return self.request("GET", f"/v1/jobs/{_job_ref(job_id)}/funding").json()["data"]
@@ -137,24 +275,89 @@ class NodeClient:
         call = self.request("GET", f"/v1/jobs/{_job_ref(job_id)}/accept-call").json()["data"]
         return self.send_call(call, account, rpc_url=rpc_url)
 
-    def cancel(self, job_id: str | int, account: Any, rpc_url: str | None = None) -> dict[str, Any]:
-        """Cancel a job. One awaiting funding is cancelled by the node; a funded one that no
-        provider is bound to is cancelled on chain from `account` (the escrow refunds the
-        deposit; the node marks the job cancelled when it sees the refund)."""
+    def cancel(
+        self, job_id: str | int, account: Any | None = None, rpc_url: str | None = None
+    ) -> dict[str, Any]:
+        """Cancel a job through the node (signing in with `account` if not signed in);
+        returns the job. A funded job's deposit comes back to the requester's wallet from
+        the node: it releases the provider's binding and refunds the escrow."""
+        if account is not None:
+            self._ensure_signed_in(account)
+        return self.request("POST", f"/v1/jobs/{_job_ref(job_id)}/cancel").json()["data"]
+
+    def cancel_on_chain(
+        self, job_id: str | int, account: Any, rpc_url: str | None = None
+    ) -> dict[str, Any]:
+        """The requester's own refund, needing no node: the escrow's `cancel` of a funded
+        job no provider is bound to, signed by `account`; returns the mined receipt."""
         self._ensure_signed_in(account)
-        ref = _job_ref(job_id)
-        job = self.job(ref)
-        if job["status"] == "awaiting_funding":
-            if job.get("workspaceId") is None:
-                raise ValidationFailed("an unfunded job outside a workspace just expires")
-            path = f"/workspace/{job['workspaceId']}/jobs/{ref}/cancel"
-            return self.request("POST", path).json()
-        call = self.request("GET", f"/v1/jobs/{ref}/cancel-call").json()["data"]
+        call = self.request("GET", f"/v1/jobs/{_job_ref(job_id)}/cancel-call").json()["data"]
         return self.send_call(call, account, rpc_url=rpc_url)
 
-    def settlement(self, job_id: str | int) -> dict[str, Any]:
-        """How the job's escrow was settled: amount, recipient, fee, tx hash, block."""
-        return self.request("GET", f"/v1/jobs/{_job_ref(job_id)}/settlement").json()["data"]
+    def dispute(
+        self, job_id: str | int, account: Any, rpc_url: str | None = None
+    ) -> dict[str, Any]:
+        """Dispute the submitted result within the challenge window: the node returns the
+        escrow's `dispute` call, signed here by `account` (the requester) and sent; the
+        arbiter then rules (its silence refunds the requester). Returns the receipt."""
+        self._ensure_signed_in(account)
+        call = self.request("POST", f"/v1/jobs/{_job_ref(job_id)}/dispute").json()["data"]
+        return self.send_call(call, account, rpc_url=rpc_url)
+
+    def escrow(self, job_id: str | int) -> dict[str, Any]:
+        """The job's escrow as the node saw it on chain: key, status, amount, binding, and
+        a result that exists only on chain (digest, CID, who submitted it, verdict)."""
+        return self.request("GET", f"/v1/jobs/{_job_ref(job_id)}/escrow").json()["data"]
+
+    def resolve(
+        self,
+        job_id: str | int,
+        provider_share_bps: int,
+        arbiter: Any,
+        rpc_url: str | None = None,
+    ) -> dict[str, Any]:
+        """The arbiter's ruling on a disputed job: `provider_share_bps` (0..10000) of the
+        deposit to the provider, the rest to the requester; signed by `arbiter`."""
+        from web3 import Web3
+
+        from marketplace.escrow import JobEscrow
+
+        if not 0 <= provider_share_bps <= 10_000:
+            raise ValidationFailed("the provider's share is 0..10000 basis points")
+        view = self.escrow(job_id)
+        info = self.request("GET", "/chain/info").json()
+        binding = JobEscrow(Web3(), info["escrow_address"])  # encodes only
+        call = {
+            "chain_id": info["chain_id"],
+            "to": info["escrow_address"],
+            "data": binding.contract.encode_abi(
+                "resolve", args=[bytes.fromhex(view["job_key"][2:]), provider_share_bps]
+            ),
+            "value": "0",
+        }
+        return self.send_call(call, arbiter, rpc_url=rpc_url)
+
+    def settlement(self, job_id: str | int, *, wait_seconds: float = 30.0) -> dict[str, Any]:
+        """How the job's escrow was settled: amount, recipient, fee, tx hash, block.
+
+        The node learns of a settlement from its chain watcher, a moment after the
+        transaction (`accept` returns when it is mined): this waits up to `wait_seconds`
+        for the node to see it; past that, the NotFound says the node has not seen it."""
+        deadline = time.monotonic() + wait_seconds
+        path = f"/v1/jobs/{_job_ref(job_id)}/settlement"
+        while True:
+            try:
+                return self.request("GET", path).json()["data"]
+            except JobNotFound:
+                raise
+            except NotFound as exc:
+                if time.monotonic() > deadline:
+                    raise NotFound(
+                        f"{exc.message} (the node has not seen a settlement of "
+                        f"{_job_ref(job_id)} within {wait_seconds:g}s; if you just "
+                        "accepted, its chain watcher may still be catching up)"
+                    ) from exc
+                time.sleep(0.25)
 
     def payouts(
         self, *, provider: str | None = None, requester: str | None = None, limit: int = 100
@@ -179,7 +382,9 @@ class NodeClient:
             else:
                 resp = httpx.post(rpc_url, json=body, timeout=self.http.timeout)
         except httpx.TransportError as exc:
-            raise UpstreamUnavailable(f"{method}: {exc!r}") from exc
+            if rpc_url is None:
+                raise self._unreachable(exc) from exc
+            raise UpstreamUnavailable(f"{method} at {rpc_url}: {exc}") from exc
         raise_for_error(resp)
         reply = resp.json()
         if "error" in reply:
@@ -239,21 +444,28 @@ class NodeClient:
         return receipt
 
     def watch(
-        self, job_id: str | int, *, poll_seconds: float = 0.5, timeout: float | None = None
+        self,
+        job_id: str | int,
+        *,
+        timeout: float | None = None,
+        until: set[str] | frozenset[str] = frozenset(SETTLED_OR_SUBMITTED),
     ) -> Iterator[dict[str, Any]]:
-        """Yield each new event of the job until it reaches a terminal state."""
-        seen = 0
+        """Yield the job's events (state changes and progress; `logs()` has its log
+        lines) from the node's event stream, from the first, until its status is one of
+        `until`: by default once a result is submitted (there is something to download,
+        accept or dispute) or the job ends; pass `until=TERMINAL` to follow it to the end.
+        The stream resumes by itself after a dropped connection or a node restart. A
+        `timeout` (seconds) is checked as events arrive."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            job = self.job(job_id)
-            events = job.get("events") or []
-            yield from events[seen:]
-            seen = len(events)
-            if job["status"] in TERMINAL:
+        if self.job(job_id)["status"] in until:  # already there: its history, then stop
+            yield from self.events(job_id, follow=False)
+            return
+        for event in self.events(job_id):
+            yield event
+            if event.get("toStatus") in until:
                 return
             if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} still {job['status']} after {timeout}s")
-            time.sleep(poll_seconds)
+                raise TimeoutError(f"job {job_id} not yet {sorted(until)} after {timeout}s")
 
     def wait_for(
         self,
@@ -281,42 +493,43 @@ class NodeClient:
         body = self.request("POST", "/api/v0/ls", params={"arg": cid}).json()
         return body["Objects"][0]["Links"]
 
-    def download_directory(self, cid: str, out: Path) -> Path:
-        """Fetch a UnixFS directory into `out`, file by file, and check it re-adds to `cid`."""
-        from marketplace.content.importer import import_path
+    def download_result(
+        self,
+        job_id: str | int,
+        out: Path,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> Path:
+        """Fetch the job's result (the provider's artifact directory) into `out`, every
+        block verified against the result's CID. NotFound before there is a result."""
+        job = self.job(job_id)
+        cid = job.get("resultCid")
+        if not cid:
+            raise NotFound(f"{_job_ref(job_id)} has no result yet (it is {job.status})")
+        return self.download_directory(cid, out, on_progress=on_progress)
 
-        out.mkdir(parents=True, exist_ok=True)
-        self._download_into(cid, out)
-        actual = str(import_path(out).cid)
-        if actual != cid:
-            from marketplace.errors import ValidationFailed
+    def download_directory(
+        self, cid: str, out: Path, on_progress: Callable[[int, int], None] | None = None
+    ) -> Path:
+        """Fetch the UnixFS directory (or file) `cid` into `out` as one `dag/export` CAR:
+        every block is verified against its CID as it streams, and the tree is written
+        from the root down, so `out` holds exactly what `cid` names. `on_progress(done,
+        total)` counts files."""
+        from marketplace.content.unpack import ChunkReader, unpack_car
 
-            raise ValidationFailed(f"downloaded tree is {actual}, expected {cid}")
-        return out
-
-    def _download_into(self, cid: str, out: Path) -> None:
-        for link in self.ls(cid):
-            name = link["Name"]
-            if "/" in name or name in ("", ".", ".."):
-                raise ValueError(f"unsafe name in directory {cid}: {name!r}")
-            target = out / name
-            if link.get("Type") == 1:
-                target.mkdir(exist_ok=True)
-                self._download_into(link["Hash"], target)
-            else:
-                with self.http.stream(
-                    "POST",
-                    "/api/v0/cat",
-                    params={"arg": link["Hash"]},
-                    headers=self._headers(),
-                    timeout=None,
-                ) as resp:
-                    if resp.status_code >= 400:
-                        resp.read()
-                        raise_for_error(resp)
-                    with open(target, "wb") as fh:
-                        for chunk in resp.iter_bytes(1 << 20):
-                            fh.write(chunk)
+        try:
+            with self.http.stream(
+                "POST",
+                "/api/v0/dag/export",
+                params={"arg": cid},
+                headers=self._headers(),
+                timeout=None,
+            ) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    raise_for_error(resp)
+                return unpack_car(ChunkReader(resp.iter_bytes(1 << 20)), cid, out, on_progress)
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from exc
 
 
 def _job_ref(job_id: str | int) -> str:

@@ -8,7 +8,8 @@ from typing import Any
 
 import httpx
 
-from marketplace.errors import MarketplaceError, UpstreamUnavailable, from_code
+from marketplace.codes import from_code
+from marketplace.errors import MarketplaceError
 
 
 def error_from_response(resp: httpx.Response) -> MarketplaceError:
@@ -27,10 +28,11 @@ def error_from_response(resp: httpx.Response) -> MarketplaceError:
             code = str(body.get("code") or code)
             detail = body.get("message") or body["detail"]
             message = detail if isinstance(detail, str) else str(detail)
-        elif "Message" in body:
+        elif "Message" in body:  # the Kubo RPC dialect
             message = str(body["Message"])
-    if resp.status_code >= 500:
-        return UpstreamUnavailable(f"{resp.request.url.path}: {message}")
+            code = str(body.get("ErrorCode") or code)
+    if resp.status_code >= 500:  # retryable: the class keeps a 5xx's code when it has one
+        message = f"{resp.request.url.path}: {message}"
     return from_code(code, message, resp.status_code)
 
 

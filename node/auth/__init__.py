@@ -13,5 +13,11 @@ Missing or bad credentials are 401 with `WWW-Authenticate: Bearer` and a stable 
 (INVALID_CREDENTIALS, INVALID_TOKEN, TOKEN_EXPIRED, INVALID_API_KEY, INVALID_SIGNATURE,
 NONCE_INVALID, SIWE_DOMAIN_MISMATCH, SIWE_CHAIN_MISMATCH, SIWE_EXPIRED,
 SIWE_NOT_YET_VALID); a malformed SIWE message is 422 VALIDATION_ERROR at
-`["body", "message"]`. Workspace access is decided by `node.workspaces.service.require_role`.
+`["body", "message"]`. Who may do what is decided by `node.authz.policy`.
+
+Every `/auth` route is rate limited per client address, login and SIWE failures also per
+account, and rejected bearer credentials per client address: 429 `RATE_LIMIT_EXCEEDED`
+with `Retry-After` (`node.limits.rates`). Password hashes run a few at a time
+(`node.auth.passwords.HashingGate`). Token claims are type- and range-checked before
+any lookup (`node.auth.tokens`).
 """

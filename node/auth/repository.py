@@ -12,7 +12,7 @@ from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from node.auth.models import ApiKey, RefreshToken, SiweNonce, User
+from node.models.auth import ApiKey, RefreshToken, SiweNonce, User
 
 
 def user_by_username(session: Session, username: str) -> User | None:

@@ -1,14 +1,12 @@
-"""Wire types of the auth routes (`/auth/*`) and of the API-key routes."""
+"""Wire types of the auth routes (`/auth/*`; `/auth/me` is `node.workspaces.schemas`)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
 from marketplace.siwe import MAX_MESSAGE_CHARS
-from node.workspaces.models import Role
 
 
 class _Request(BaseModel):
@@ -46,55 +44,3 @@ class SiweRequest(_Request):
         pattern=r"^0x[0-9a-fA-F]{130}$",
         description="65-byte EIP-191 personal_sign signature, 0x-prefixed hex.",
     )
-
-
-class MeWorkspace(BaseModel):
-    id: int
-    name: str
-    role: Role
-
-
-class MeApiKey(BaseModel):
-    id: int
-    workspace_id: int
-
-
-class MeResponse(BaseModel):
-    id: int
-    username: str | None
-    address: str | None
-    workspaces: list[MeWorkspace]
-    api_key: MeApiKey | None = Field(
-        None, description="Set when the caller authenticated with an API key."
-    )
-
-
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-
-
-class ApiKeyCreate(_Request):
-    name: Name
-    role: Role = Role.MEMBER
-
-
-class ApiKeyRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    name: str
-    prefix: str
-    role: Role
-    workspace_id: int
-    created_at: dt.datetime
-    last_used_at: dt.datetime | None
-    revoked_at: dt.datetime | None
-
-
-class ApiKeyCreated(BaseModel):
-    id: int
-    name: str
-    key: str = Field(description="The secret; shown once, not stored.")
-    prefix: str
-    role: Role
-    workspace_id: int
-    created_at: dt.datetime

@@ -11,12 +11,12 @@ from sqlalchemy.orm import Session
 from marketplace.errors import InvalidCredentials, InvalidToken, RefreshTokenReused
 from node.auth import repository
 from node.auth.api_keys import API_KEY_PREFIX, authenticate_api_key
-from node.auth.models import RefreshToken, User
 from node.auth.passwords import hash_password, verify_password
+from node.auth.principal import Principal
 from node.auth.tokens import decode_token, encode_token
 from node.config import NodeSettings
 from node.db import utcnow
-from node.deps import Principal
+from node.models.auth import RefreshToken, User
 
 
 def create_user(session: Session, username: str, password: str) -> User:
@@ -56,6 +56,11 @@ def login(session: Session, settings: NodeSettings, username: str, password: str
     if not user.is_active:
         raise InvalidCredentials("Account disabled")
     return issue_token_pair(session, settings, user)
+
+
+def refresh_token_owner(settings: NodeSettings, token: str) -> int:
+    """The user id a validly signed refresh token names (401 otherwise)."""
+    return decode_token(settings.secret_key.get_secret_value(), token, "refresh").user_id
 
 
 def refresh(session: Session, settings: NodeSettings, token: str) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""The chain adapter services use: `app.state.chain`, embedded or external alike.
+"""The chain adapter services use (`node.runtime.Runtime.chain`), embedded or external alike.
 
 `ChainHost` is the small protocol: a web3.py client (`w3`), the chain id, the escrow
 address and its deployment block, the confirmations the watcher waits for, and the
@@ -24,9 +24,12 @@ from web3.providers.base import BaseProvider
 from web3.types import RPCEndpoint, RPCResponse, TxParams
 
 from marketplace.errors import ChainError, UpstreamUnavailable
-from node.chain.evm import CHAIN_ID, GENESIS_OPERATOR_BALANCE_WEI, EmbeddedEVM
+from marketplace.escrow.client import JobEscrow
+from marketplace.escrow.fees import fee_fields
+from node.chain.evm import GENESIS_OPERATOR_BALANCE_WEI, EmbeddedEVM
 from node.chain.keys import OperatorKey
 from node.chain.rpc import RpcDispatcher
+from node.chain.snapshot import Snapshots
 
 RECEIPT_TIMEOUT_SECONDS = 120.0
 
@@ -41,6 +44,8 @@ class ChainHost(Protocol):
     confirmations: int
     rpc_url: str
     operator_lock: threading.RLock
+    arbiter_address: str | None  # the escrow's arbiter (never the operator)
+    terms: Any  # node.escrow.service.FundingTerms: what deposits must meet
 
     @property
     def escrow_address(self) -> str | None: ...
@@ -50,9 +55,9 @@ class ChainHost(Protocol):
 
     def send_operator_transaction(self, tx: dict[str, Any]) -> dict[str, Any]: ...
 
-    def escrow(self) -> Any: ...
+    def operator_tx_fields(self) -> dict[str, Any]: ...
 
-    def record_deployment(self, name: str, address: str, block: int, tx_hash: str) -> None: ...
+    def escrow(self) -> Any: ...
 
     def deploy(self, name: str, abi: list[Any], bytecode: str, *args: Any) -> dict[str, Any]: ...
 
@@ -104,6 +109,8 @@ class _HostBase:
     operator: OperatorKey | None
     deployments: _Deployments
     escrow_name = "JobEscrow"
+    arbiter_address: str | None = None
+    terms: Any = None
     _configured_escrow: str | None = None
     _escrow: Any = None
     # Serializes everything the operator signs in this process, so two senders never
@@ -124,24 +131,12 @@ class _HostBase:
 
     def escrow(self) -> Any:
         """The `marketplace.escrow.client.JobEscrow` binding of the node's escrow."""
-        from marketplace.escrow.client import JobEscrow
 
         if not self.escrow_address:
             raise ChainError("no escrow contract is deployed on this chain")
         if getattr(self, "_escrow", None) is None or self._escrow.address != self.escrow_address:
             self._escrow = JobEscrow(self.w3, self.escrow_address)
         return self._escrow
-
-    def record_deployment(self, name: str, address: str, block: int, tx_hash: str) -> None:
-        self.deployments.put(
-            name,
-            {
-                "address": to_checksum_address(address),
-                "block": block,
-                "tx_hash": tx_hash,
-                "deployed_at": int(time.time()),
-            },
-        )
 
     def send_operator_transaction(self, tx: dict[str, Any]) -> dict[str, Any]:
         """Sign `tx` with the operator key, send it, wait for and return the receipt.
@@ -153,20 +148,29 @@ class _HostBase:
         with self.operator_lock:  # one operator nonce at a time (faucet, outbox, deploys)
             return self._send_operator_transaction(tx)
 
+    def operator_tx_fields(self) -> dict[str, Any]:
+        """What every operator transaction carries: sender, chain id, the next (pending)
+        nonce and the fees (`marketplace.escrow.fees`). Call it holding `operator_lock`
+        and sign before releasing it, so that two senders never take the same nonce: the
+        faucet, deployments (`send_operator_transaction`) and the outbox all do."""
+        assert self.operator is not None
+        return {
+            "from": self.operator.address,
+            "chainId": self.chain_id,
+            "nonce": self.w3.eth.get_transaction_count(_addr(self.operator.address), "pending"),
+            **fee_fields(self.w3),
+        }
+
     def _send_operator_transaction(self, tx: dict[str, Any]) -> dict[str, Any]:
         assert self.operator is not None
         w3 = self.w3
         tx = dict(tx)
-        tx.setdefault("chainId", self.chain_id)
-        tx.setdefault("from", self.operator.address)
-        tx.setdefault(
-            "nonce", w3.eth.get_transaction_count(_addr(self.operator.address), "pending")
-        )
-        if "gasPrice" not in tx:
-            priority = w3.eth.max_priority_fee
-            base = w3.eth.get_block("latest")["baseFeePerGas"]
-            tx.setdefault("maxPriorityFeePerGas", priority)
-            tx.setdefault("maxFeePerGas", 2 * base + priority)
+        fields = self.operator_tx_fields()
+        if "gasPrice" in tx:  # the caller chose a legacy fee: keep it
+            fields.pop("maxFeePerGas", None)
+            fields.pop("maxPriorityFeePerGas", None)
+        for name, value in fields.items():
+            tx.setdefault(name, value)
         if "gas" not in tx:
             tx["gas"] = int(w3.eth.estimate_gas(cast(TxParams, tx)) * 12 // 10)
         tx.pop("from")
@@ -210,17 +214,32 @@ class EmbeddedChainHost(_HostBase):
     confirmations = 0
 
     def __init__(
-        self, chain_dir: Path, operator: OperatorKey, rpc_url: str, *, dev_methods: bool = False
+        self,
+        chain_dir: Path,
+        operator: OperatorKey,
+        rpc_url: str,
+        *,
+        dev_methods: bool = False,
+        chain_id: int | None = None,
+        snapshot_every: int = 500,
+        snapshot_keep: int = 2,
     ) -> None:
         chain_dir.mkdir(parents=True, exist_ok=True)
         self.operator_lock = threading.RLock()
         self.operator = operator
         self.evm = EmbeddedEVM.open(
-            chain_dir / "journal.jsonl", {operator.address: GENESIS_OPERATOR_BALANCE_WEI}
+            chain_dir / "journal.jsonl",
+            {operator.address: GENESIS_OPERATOR_BALANCE_WEI},
+            chain_id=chain_id,
+            snapshots=(
+                Snapshots(chain_dir / "snapshots", snapshot_every, snapshot_keep)
+                if snapshot_keep > 0
+                else None
+            ),
         )
         self.dispatcher = RpcDispatcher(self.evm, dev_methods=dev_methods)
         self.w3 = Web3(InProcessProvider(self.dispatcher))
-        self.chain_id = CHAIN_ID
+        self.chain_id = self.evm.chain_id
         self.rpc_url = rpc_url
         self.deployments = _Deployments(chain_dir / "deployments.json")
 
@@ -232,7 +251,7 @@ class EmbeddedChainHost(_HostBase):
         return receipt
 
     def close(self) -> None:
-        self.evm.journal.close()
+        self.evm.close()
 
 
 class ExternalChainHost(_HostBase):
@@ -247,6 +266,7 @@ class ExternalChainHost(_HostBase):
         operator: OperatorKey | None,
         confirmations: int,
         escrow_address: str | None,
+        expected_chain_id: int | None = None,
     ) -> None:
         chain_dir.mkdir(parents=True, exist_ok=True)
         self.operator_lock = threading.RLock()
@@ -255,6 +275,11 @@ class ExternalChainHost(_HostBase):
             self.chain_id = int(self.w3.eth.chain_id)
         except Exception as exc:
             raise UpstreamUnavailable(f"chain RPC {rpc_url} unreachable: {exc}") from exc
+        if expected_chain_id is not None and expected_chain_id != self.chain_id:
+            raise ChainError(
+                f"chain RPC {rpc_url} serves chain {self.chain_id}, "
+                f"DCM_CHAIN_ID says {expected_chain_id}"
+            )
         self.operator = operator
         self.confirmations = confirmations
         self.rpc_url = rpc_url

@@ -1,9 +1,13 @@
-"""The node operator's signing key: generated at first start, kept 0600 under data_dir.
+"""The node's signing keys: generated at first start, kept 0600 under data_dir.
 
-The embedded chain funds the operator at genesis; it deploys the escrow and signs the
-node's own transactions. The key is never logged: `OperatorKey.__repr__` hides it.
-With an external chain the operator key comes from an eth-account keystore file
-(`DCM_CHAIN_OPERATOR_KEYFILE` + `DCM_CHAIN_OPERATOR_PASSWORD`).
+The operator key (`chain/operator.key`): the embedded chain funds it at genesis; it deploys
+the escrow, is its assigner and signs the node's own transactions. The embedded chain's
+arbiter key (`chain/arbiter.key`) is a second, separate file: the escrow's arbiter must
+not be the node's operator, and whoever rules disputes (`dcm chain resolve --key-file`)
+needs no access to the operator key. Keys are never logged: `OperatorKey.__repr__` hides
+them. With an external chain the operator key comes from an eth-account keystore file
+(`DCM_CHAIN_OPERATOR_KEYFILE` + `DCM_CHAIN_OPERATOR_PASSWORD`) and the arbiter is an
+address (`DCM_CHAIN_ARBITER_ADDRESS`) whose key the node never sees.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from eth_utils import is_hex, to_checksum_address
+from eth_utils import is_hex, keccak, to_checksum_address
 from web3.providers.eth_tester.middleware import (
     BLOCK_RESULT_KEY_MAPPING,
     LOG_RESULT_KEY_MAPPING,
@@ -22,7 +22,8 @@ from web3.providers.eth_tester.middleware import (
     TRANSACTION_RESULT_KEY_MAPPING,
 )
 
-from node.chain.evm import EmbeddedEVM, RejectedTransaction, Reverted
+from node.chain.evm import CallRejected, EmbeddedEVM, RejectedTransaction, Reverted
+from node.chain.filters import FilterNotFound, FilterRegistry, TooManyFilters
 
 log = logging.getLogger("dcm.chain.rpc")
 
@@ -30,6 +31,8 @@ CLIENT_VERSION = "dcm-embedded/0.1.0 (eth-tester/py-evm)"
 PRIORITY_FEE_WEI = 10**9
 MAX_BATCH = 100
 MAX_LOG_RANGE = 100_000
+MAX_PROOF_KEYS = 1024  # geth's limit on eth_getProof's storage keys
+MAX_PERCENTILES = 100  # geth's limit on eth_feeHistory's reward percentiles
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -40,6 +43,35 @@ SERVER_ERROR = -32000
 REVERT = 3
 
 _NAMED_BLOCKS = {"latest", "earliest", "pending", "safe", "finalized"}
+# Hardhat-style time control: development only, and over HTTP only for loopback clients
+# or the operator's token (the caller decides, see `handle(..., dev_allowed=)`).
+DEV_METHODS = frozenset({"evm_mine", "evm_increaseTime", "evm_snapshot", "evm_revert"})
+# Blocks are mined by no one: the coinbase of every block is the zero address.
+COINBASE = "0x" + "00" * 20
+CALL_TRACER = "callTracer"
+# Why some well-known methods are absent, after geth's "does not exist" (which ethers reads
+# as UNSUPPORTED_OPERATION): the node keeps no user keys, and HTTP carries no push.
+_NO_KEYS = (
+    ": this node holds no accounts (eth_accounts is empty); sign in the wallet and send "
+    "with eth_sendRawTransaction"
+)
+_NO_PUSH = ": subscriptions need a WebSocket; over HTTP poll with eth_newFilter/eth_newBlockFilter"
+_MISSING_HINTS = {
+    **dict.fromkeys(
+        (
+            "eth_sendTransaction",
+            "eth_sign",
+            "eth_signTransaction",
+            "eth_signTypedData",
+            "eth_signTypedData_v3",
+            "eth_signTypedData_v4",
+            "personal_sign",
+        ),
+        _NO_KEYS,
+    ),
+    "eth_subscribe": _NO_PUSH,
+    "eth_unsubscribe": _NO_PUSH,
+}
 
 
 class RpcError(Exception):
@@ -279,25 +311,67 @@ class RpcDispatcher:
             "eth_getTransactionReceipt": self._get_transaction_receipt,
             "eth_getLogs": self._get_logs,
             "eth_feeHistory": self._fee_history,
+            "web3_sha3": self._sha3,
+            "eth_coinbase": lambda p: COINBASE,
+            "eth_pendingTransactions": lambda p: [],  # mined at once: nothing is pending
+            "eth_getBlockTransactionCountByHash": self._tx_count_by_hash,
+            "eth_getBlockTransactionCountByNumber": self._tx_count_by_number,
+            "eth_getTransactionByBlockHashAndIndex": self._tx_by_hash_and_index,
+            "eth_getTransactionByBlockNumberAndIndex": self._tx_by_number_and_index,
+            "eth_getBlockReceipts": self._block_receipts,
+            "eth_getProof": self._get_proof,
+            "eth_newFilter": self._new_filter,
+            "eth_newBlockFilter": self._new_block_filter,
+            "eth_newPendingTransactionFilter": self._new_pending_filter,
+            "eth_getFilterChanges": self._filter_changes,
+            "eth_getFilterLogs": self._filter_logs,
+            "eth_uninstallFilter": self._uninstall_filter,
+            "debug_traceTransaction": self._trace_transaction,
+            "debug_traceCall": self._trace_call,
+            "debug_traceBlockByNumber": self._trace_block_by_number,
+            "debug_traceBlockByHash": self._trace_block_by_hash,
+            "debug_getRawTransaction": self._raw_transaction,
+            "debug_getRawBlock": lambda p: self._raw(p, 0),
+            "debug_getRawHeader": lambda p: self._raw(p, 1),
+            "debug_getRawReceipts": lambda p: self._raw(p, 2),
+            "eth_getHeaderByNumber": lambda p: self._header(p, False),
+            "eth_getHeaderByHash": lambda p: self._header(p, True),
+            # proof of stake has no uncles: zero of them in every known block
+            "eth_getUncleCountByBlockNumber": lambda p: self._uncle_count(p, False),
+            "eth_getUncleCountByBlockHash": lambda p: self._uncle_count(p, True),
+            "eth_getUncleByBlockNumberAndIndex": lambda p: None,
+            "eth_getUncleByBlockHashAndIndex": lambda p: None,
+            "eth_blobBaseFee": lambda p: hex(evm.blob_base_fee()),
+            # every transaction is mined as it arrives: the pool is always empty
+            "txpool_status": lambda p: {"pending": "0x0", "queued": "0x0"},
+            "txpool_content": lambda p: {"pending": {}, "queued": {}},
+            "txpool_inspect": lambda p: {"pending": {}, "queued": {}},
         }
+        self.filters = FilterRegistry()
         if dev_methods:  # Hardhat-style time control, journaled like transactions
             self.methods["evm_mine"] = self._evm_mine
             self.methods["evm_increaseTime"] = self._evm_increase_time
+            self.methods["evm_snapshot"] = self._evm_snapshot
+            self.methods["evm_revert"] = self._evm_revert
 
     # public entry ---------------------------------------------------------------------
 
-    def handle(self, body: Any) -> Any:
+    def handle(self, body: Any, *, dev_allowed: bool) -> Any:
+        """Answer a decoded request or batch; `dev_allowed` says whether this caller may
+        use the development methods (`DEV_METHODS`), where they are enabled."""
         if isinstance(body, list):
             if not body:
                 return _error(None, INVALID_REQUEST, "empty batch")
             if len(body) > MAX_BATCH:
                 return _error(None, INVALID_REQUEST, f"batch larger than {MAX_BATCH}")
-            replies = [self.handle_one(item) for item in body]
+            replies = [self.handle_one(item, dev_allowed=dev_allowed) for item in body]
             replies = [r for r in replies if r is not None]
             return replies or None
-        return self.handle_one(body)
+        return self.handle_one(body, dev_allowed=dev_allowed)
 
-    def handle_one(self, req: Any) -> dict[str, Any] | None:
+    def handle_one(self, req: Any, *, dev_allowed: bool = True) -> dict[str, Any] | None:
+        """One request. The default lets the node's own in-process client (`host.w3`)
+        use the development methods; HTTP callers go through `handle`."""
         if (
             not isinstance(req, dict)
             or req.get("jsonrpc") != "2.0"
@@ -313,12 +387,21 @@ class RpcDispatcher:
         try:
             method = self.methods.get(req["method"])
             if method is None:
-                raise RpcError(METHOD_NOT_FOUND, f"the method {req['method']} does not exist")
+                hint = _MISSING_HINTS.get(req["method"], "")
+                raise RpcError(METHOD_NOT_FOUND, f"the method {req['method']} does not exist{hint}")
+            if req["method"] in DEV_METHODS and not dev_allowed:
+                raise RpcError(
+                    METHOD_NOT_FOUND,
+                    f"the method {req['method']} is only available to loopback clients "
+                    "or with the operator token",
+                )
             if not isinstance(params, list):
                 raise RpcError(INVALID_PARAMS, "params must be an array")
             result = method(params)
         except RpcError as exc:
             return None if is_notification else _error(rid, exc.code, exc.message, exc.data)
+        except (CallRejected, RejectedTransaction, FilterNotFound, TooManyFilters) as exc:
+            return None if is_notification else _error(rid, SERVER_ERROR, str(exc))
         except Exception:
             log.exception("JSON-RPC %s failed", req.get("method"))
             return None if is_notification else _error(rid, INTERNAL_ERROR, "internal error")
@@ -358,6 +441,8 @@ class RpcDispatcher:
     def _get_storage_at(self, p: list[Any]) -> Any:
         _arity(p, 2, 3)
         slot = _quantity(p[1], "slot")
+        if slot >= 2**256:
+            raise RpcError(INVALID_PARAMS, "invalid slot: over 32 bytes")
         value = self.evm.get_storage_at(_address(p[0]), slot, _block_id(_opt(p, 2), self.evm))
         return "0x" + bytes.fromhex(value[2:]).rjust(32, b"\0").hex()
 
@@ -380,10 +465,7 @@ class RpcDispatcher:
         raw = _data(p[0], "raw transaction")
         if not raw:
             raise RpcError(INVALID_PARAMS, "empty raw transaction")
-        try:
-            return self.evm.send_raw_transaction(raw)
-        except RejectedTransaction as exc:
-            raise RpcError(SERVER_ERROR, str(exc)) from None
+        return self.evm.send_raw_transaction(raw)  # RejectedTransaction: -32000, geth's text
 
     def _get_transaction_by_hash(self, p: list[Any]) -> Any:
         _arity(p, 1, 1)
@@ -396,7 +478,13 @@ class RpcDispatcher:
 
     def _get_logs(self, p: list[Any]) -> Any:
         _arity(p, 1, 1)
-        flt = p[0]
+        lo, hi, addresses, topics = self._log_query(p[0])
+        if lo > hi:
+            return []
+        return [_log_out(entry) for entry in self.evm.get_logs(lo, hi, addresses, topics)]
+
+    def _log_query(self, flt: Any) -> tuple[int, int, list[str] | None, list[list[str] | None]]:
+        """A log filter object's block range (resolved now), addresses and topics."""
         if not isinstance(flt, dict):
             raise RpcError(INVALID_PARAMS, "invalid filter: expected an object")
         if flt.get("blockHash") is not None:
@@ -410,9 +498,7 @@ class RpcDispatcher:
             head = self.evm.block_number()
             lo = _log_bound(flt.get("fromBlock"), head)
             hi = _log_bound(flt.get("toBlock"), head)
-            if lo > hi:
-                return []
-            if hi - lo > MAX_LOG_RANGE:
+            if lo <= hi and hi - lo > MAX_LOG_RANGE:
                 raise RpcError(SERVER_ERROR, f"block range larger than {MAX_LOG_RANGE}")
         addr = flt.get("address")
         if addr is None:
@@ -421,8 +507,190 @@ class RpcDispatcher:
             addresses = [_address(a) for a in addr] or None
         else:
             addresses = [_address(addr)]
-        logs = self.evm.get_logs(lo, hi, addresses, _topics(flt.get("topics")))
-        return [_log_out(entry) for entry in logs]
+        return lo, hi, addresses, _topics(flt.get("topics"))
+
+    # blocks by index ------------------------------------------------------------------
+
+    def _block_by(self, ident: Any, by_hash: bool) -> dict[str, Any] | None:
+        if by_hash:
+            return self.evm.get_block(_hash(ident, "block hash"), True)
+        if not (isinstance(ident, str) and ident in _NAMED_BLOCKS):
+            ident = _quantity(ident, "block number")
+            if ident > self.evm.block_number():
+                return None
+        return self.evm.get_block(ident, True)
+
+    def _tx_count_by_hash(self, p: list[Any]) -> Any:
+        _arity(p, 1, 1)
+        block = self._block_by(p[0], True)
+        return None if block is None else hex(len(block["transactions"]))
+
+    def _tx_count_by_number(self, p: list[Any]) -> Any:
+        _arity(p, 1, 1)
+        block = self._block_by(p[0], False)
+        return None if block is None else hex(len(block["transactions"]))
+
+    def _tx_at(self, block: dict[str, Any] | None, index: Any) -> Any:
+        i = _quantity(index, "index")
+        if block is None or i >= len(block["transactions"]):
+            return None
+        return _tx_out(block["transactions"][i])
+
+    def _tx_by_hash_and_index(self, p: list[Any]) -> Any:
+        _arity(p, 2, 2)
+        return self._tx_at(self._block_by(p[0], True), p[1])
+
+    def _tx_by_number_and_index(self, p: list[Any]) -> Any:
+        _arity(p, 2, 2)
+        return self._tx_at(self._block_by(p[0], False), p[1])
+
+    def _block_receipts(self, p: list[Any]) -> Any:
+        _arity(p, 1, 1)
+        ident = p[0]
+        if isinstance(ident, dict):  # EIP-1898 form
+            ident = ident.get("blockHash") or ident.get("blockNumber")
+        if isinstance(ident, str) and len(ident) == 66:
+            block = self.evm.get_block(_hash(ident, "block hash"), False)
+        else:
+            block = self._block_by(ident, False)
+        if block is None:
+            return None
+        receipts = self.evm.block_receipts(int(block["number"]))
+        return None if receipts is None else [_receipt_out(r) for r in receipts]
+
+    def _get_proof(self, p: list[Any]) -> Any:
+        _arity(p, 2, 3)
+        if not isinstance(p[1], list) or len(p[1]) > MAX_PROOF_KEYS:
+            raise RpcError(INVALID_PARAMS, f"storageKeys: a list of at most {MAX_PROOF_KEYS}")
+        slots = [_quantity(k, "storage key") for k in p[1]]
+        if any(k >= 2**256 for k in slots):
+            raise RpcError(INVALID_PARAMS, "storage key over 32 bytes")
+        proof = self.evm.get_proof(_address(p[0]), slots, _block_id(_opt(p, 2), self.evm))
+        return _encode(proof)
+
+    def _sha3(self, p: list[Any]) -> Any:
+        _arity(p, 1, 1)
+        return "0x" + keccak(_data(p[0], "data")).hex()
+
+    def _header(self, p: list[Any], by_hash: bool) -> Any:
+        _arity(p, 1, 1)
+        block = self._block_by(p[0], by_hash)
+        if block is None:
+            return None
+        header = _block_out(block, False)
+        assert header is not None
+        for key in ("transactions", "uncles", "withdrawals", "size", "totalDifficulty"):
+            header.pop(key, None)
+        return header
+
+    def _uncle_count(self, p: list[Any], by_hash: bool) -> Any:
+        _arity(p, 1, 1)
+        return None if self._block_by(p[0], by_hash) is None else "0x0"
+
+    def _raw_transaction(self, p: list[Any]) -> Any:
+        _arity(p, 1, 1)
+        raw = self.evm.raw_transaction(_hash(p[0], "transaction hash"))
+        return None if raw is None else "0x" + raw.hex()
+
+    def _raw(self, p: list[Any], part: int) -> Any:
+        """debug_getRawBlock (0), debug_getRawHeader (1), debug_getRawReceipts (2)."""
+        _arity(p, 1, 1)
+        ident = p[0]
+        if isinstance(ident, str) and len(ident) == 66:
+            block = self._block_by(ident, True)
+        else:
+            block = self._block_by(ident, False)
+        if block is None:
+            raise RpcError(SERVER_ERROR, "block not found")
+        raw = self.evm.raw_block(int(block["number"]))[part]
+        if isinstance(raw, list):
+            return ["0x" + r.hex() for r in raw]
+        return "0x" + raw.hex()
+
+    # filters --------------------------------------------------------------------------
+
+    def _new_filter(self, p: list[Any]) -> Any:
+        _arity(p, 1, 1)
+        self._log_query(p[0])  # refuse a bad filter now, not at the first poll
+        return self.filters.install("logs", self.evm.block_number(), {"filter": p[0]})
+
+    def _new_block_filter(self, p: list[Any]) -> Any:
+        _arity(p, 0, 0)
+        return self.filters.install("blocks", self.evm.block_number())
+
+    def _new_pending_filter(self, p: list[Any]) -> Any:
+        _arity(p, 0, 1)
+        return self.filters.install("pending", self.evm.block_number())
+
+    def _filter_changes(self, p: list[Any]) -> Any:
+        _arity(p, 1, 1)
+        head = self.evm.block_number()
+        flt, since = self.filters.advance(p[0], head)
+        if flt.kind == "pending" or since > head:
+            return []
+        if flt.kind == "blocks":
+            return [self.evm.get_block(n, False)["hash"] for n in range(since, head + 1)]
+        lo, hi, addresses, topics = self._log_query(flt.criteria["filter"])
+        lo, hi = max(lo, since), min(hi, head)
+        if lo > hi:
+            return []
+        return [_log_out(e) for e in self.evm.get_logs(lo, hi, addresses, topics)]
+
+    def _filter_logs(self, p: list[Any]) -> Any:
+        _arity(p, 1, 1)
+        flt = self.filters.get(p[0])
+        if flt.kind != "logs":
+            raise RpcError(SERVER_ERROR, "filter not found")  # geth: only log filters
+        return self._get_logs([flt.criteria["filter"]])
+
+    def _uninstall_filter(self, p: list[Any]) -> Any:
+        _arity(p, 1, 1)
+        return self.filters.uninstall(p[0])
+
+    # tracing --------------------------------------------------------------------------
+
+    def _trace_transaction(self, p: list[Any]) -> Any:
+        _arity(p, 1, 2)
+        only_top = _tracer_options(_opt(p, 1))
+        frame = self.evm.trace_transaction(_hash(p[0], "transaction hash"))
+        if frame is None:
+            raise RpcError(SERVER_ERROR, "transaction not found")
+        return _top_only(frame) if only_top else frame
+
+    def _trace_call(self, p: list[Any]) -> Any:
+        _arity(p, 1, 3)
+        only_top = _tracer_options(_opt(p, 2))
+        frame = self.evm.trace_call(_call_tx(p[0]), _block_id(_opt(p, 1), self.evm))
+        return _top_only(frame) if only_top else frame
+
+    def _trace_block(self, block: dict[str, Any] | None, options: Any) -> Any:
+        only_top = _tracer_options(options)
+        if block is None:
+            raise RpcError(SERVER_ERROR, "block not found")
+        out = []
+        for tx in block["transactions"]:
+            tx_hash = tx if isinstance(tx, str) else tx["hash"]
+            frame = self.evm.trace_transaction(tx_hash)
+            out.append({"txHash": tx_hash, "result": _top_only(frame) if only_top else frame})
+        return out
+
+    def _trace_block_by_number(self, p: list[Any]) -> Any:
+        _arity(p, 1, 2)
+        return self._trace_block(self._block_by(p[0], False), _opt(p, 1))
+
+    def _trace_block_by_hash(self, p: list[Any]) -> Any:
+        _arity(p, 1, 2)
+        return self._trace_block(self._block_by(p[0], True), _opt(p, 1))
+
+    # development ----------------------------------------------------------------------
+
+    def _evm_snapshot(self, p: list[Any]) -> Any:
+        _arity(p, 0, 0)
+        return hex(self.evm.snapshot())
+
+    def _evm_revert(self, p: list[Any]) -> Any:
+        _arity(p, 1, 1)
+        return self.evm.revert(_quantity(p[0], "snapshot id"))
 
     def _evm_mine(self, p: list[Any]) -> Any:
         """`evm_mine([timestamp])`: mine an empty block (at `timestamp` if given)."""
@@ -449,27 +717,33 @@ class RpcDispatcher:
 
     def _fee_history(self, p: list[Any]) -> Any:
         _arity(p, 2, 3)
-        count = _quantity(p[0], "blockCount")
-        if count < 1 or count > 1024:
+        count = _quantity(p[0], "blockCount") if not isinstance(p[0], int) else p[0]
+        if isinstance(count, bool) or count < 1 or count > 1024:
             raise RpcError(INVALID_PARAMS, "blockCount must be between 1 and 1024")
         newest = _block_number(p[1], self.evm)
         percentiles = _opt(p, 2) or []
-        if not isinstance(percentiles, list) or not all(
-            isinstance(x, int | float) and 0 <= x <= 100 for x in percentiles
+        if (
+            not isinstance(percentiles, list)
+            or len(percentiles) > MAX_PERCENTILES
+            or not all(
+                isinstance(x, int | float) and not isinstance(x, bool) and 0 <= x <= 100
+                for x in percentiles
+            )
+            or any(a > b for a, b in zip(percentiles, percentiles[1:], strict=False))
         ):
-            raise RpcError(INVALID_PARAMS, "rewardPercentiles must be numbers in [0, 100]")
-        count = min(count, newest + 1)
+            raise RpcError(
+                INVALID_PARAMS,
+                f"rewardPercentiles must be at most {MAX_PERCENTILES} increasing numbers "
+                "in [0, 100]",
+            )
         result = self.evm.fee_history(count, newest, percentiles)
-        base_fees = list(result["base_fee_per_gas"])
-        if len(base_fees) == len(result["gas_used_ratio"]) and newest == self.evm.block_number():
-            base_fees.append(self.evm.base_fee())  # geth also reports the next block's fee
-        out = {
+        out: dict[str, Any] = {
             "oldestBlock": hex(result["oldest_block"]),
-            "baseFeePerGas": [hex(x) for x in base_fees],
+            "baseFeePerGas": [hex(x) for x in result["base_fee_per_gas"]],
             "gasUsedRatio": list(result["gas_used_ratio"]),
         }
         if percentiles:
-            out["reward"] = [[hex(x) for x in row] for row in result.get("reward", [])]
+            out["reward"] = [[hex(x) for x in row] for row in result["reward"]]
         return out
 
 
@@ -488,6 +762,22 @@ def _opt(p: list[Any], i: int) -> Any:
 def _arity(p: list[Any], lo: int, hi: int) -> None:
     if not lo <= len(p) <= hi:
         raise RpcError(INVALID_PARAMS, f"expected {lo}..{hi} params, got {len(p)}")
+
+
+def _tracer_options(options: Any) -> bool:
+    """Check a trace call's options; True when only the top call is wanted. Only geth's
+    `callTracer` is served: the struct logger's per-opcode output is not recorded."""
+    if not isinstance(options, dict) or options.get("tracer") != CALL_TRACER:
+        raise RpcError(
+            INVALID_PARAMS,
+            'only {"tracer": "callTracer"} is supported (no opcode-level struct logs)',
+        )
+    config = options.get("tracerConfig") or {}
+    return bool(isinstance(config, dict) and config.get("onlyTopCall"))
+
+
+def _top_only(frame: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in frame.items() if k != "calls"}
 
 
 def _revert_error(exc: Reverted) -> RpcError:

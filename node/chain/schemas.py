@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
-from pydantic import BaseModel, ConfigDict, field_validator
+from marketplace.addresses import parse_address
+from marketplace.money import WEI_PER_ETH, eth_to_wei
 
-WEI_PER_ETH = 10**18
+__all__ = ["WEI_PER_ETH", "ChainInfo", "FaucetRequest", "FaucetResult"]
 
 
 class ChainInfo(BaseModel):
@@ -16,41 +16,34 @@ class ChainInfo(BaseModel):
     deployment_block: int | None
     confirmations: int
     rpc_url: str
+    assigner: str | None = None  # the node's operator: binds providers, refunds deposits
+    arbiter: str | None = None  # rules disputes; never the operator
 
 
 class FaucetRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     address: str
-    amount: str
+    amount: str = Field(
+        max_length=100, description='Decimal ETH, at most 18 decimals, e.g. "1.5" (no exponents).'
+    )
 
     @field_validator("address")
     @classmethod
-    def _eip55(cls, value: str) -> str:
-        if not is_hex_address(value):
-            raise ValueError("not a 20-byte 0x-hex address")
-        body = value[2:]
-        mixed = body != body.lower() and body != body.upper()
-        if mixed and not is_checksum_address(value):
-            raise ValueError("EIP-55 checksum mismatch")
-        return to_checksum_address(value)
+    def _address(cls, value: str) -> str:
+        return parse_address(value)  # EIP-55; the zero address is refused
 
     @field_validator("amount")
     @classmethod
     def _eth_amount(cls, value: str) -> str:
-        try:
-            amount = Decimal(value)
-        except (InvalidOperation, TypeError):
-            raise ValueError('amount must be a decimal number of ETH, e.g. "1.5"') from None
-        if not amount.is_finite() or amount <= 0:
+        # The one money parser: no exponent (`1e999999999`), NaN, infinity or sign.
+        if eth_to_wei(value) <= 0:
             raise ValueError("amount must be positive")
-        if (amount * WEI_PER_ETH) != (amount * WEI_PER_ETH).to_integral_value():
-            raise ValueError("amount has more than 18 decimals")
         return value
 
     @property
     def amount_wei(self) -> int:
-        return int(Decimal(self.amount) * WEI_PER_ETH)
+        return eth_to_wei(self.amount)
 
 
 class FaucetResult(BaseModel):

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from marketplace.content.cid import Cid, b32decode, b32encode
+from marketplace.content.cid import Cid, b32encode
 from marketplace.content.errors import ContentNotFound, CorruptBlock
 from marketplace.content.importer import Buffer
 
@@ -33,9 +33,6 @@ class FsBlocks:
     def path(self, cid: Cid) -> Path:
         key = self.key(cid)
         return self.root / key[-3:-1] / key
-
-    def has_block(self, cid: Cid) -> bool:
-        return self.path(cid).exists()
 
     def put(self, cid: Cid, parts: Sequence[Buffer]) -> None:
         """Store a block unless present. The caller has computed `cid` from these bytes."""
@@ -96,6 +93,16 @@ class FsBlocks:
             raise CorruptBlock(f"block {cid} does not match its hash; refusing to serve it")
         return data
 
+    def first_byte(self, cid: Cid) -> int | None:
+        """The first byte of a stored block (None if absent or empty), read without the rest:
+        enough to tell a dag-pb leaf (Data first) from a node with links (Links first)."""
+        try:
+            with open(self.path(cid), "rb") as f:
+                head = f.read(1)
+        except FileNotFoundError:
+            return None
+        return head[0] if head else None
+
     def delete(self, key: str) -> None:
         (self.root / key[-3:-1] / key).unlink(missing_ok=True)
 
@@ -108,6 +115,18 @@ class FsBlocks:
                 if not f.name.startswith("."):
                     yield f.name
 
+    def usage(self) -> tuple[int, int]:
+        """(number of stored blocks, their total bytes), from the file sizes."""
+        count = size = 0
+        for shard in self.root.iterdir():
+            if not shard.is_dir():
+                continue
+            for f in shard.iterdir():
+                if not f.name.startswith("."):
+                    count += 1
+                    size += f.stat().st_size
+        return count, size
+
     def remove_temp_files(self) -> int:
         """Delete temp files left by a crash mid-write; return how many."""
         n = 0
@@ -117,10 +136,6 @@ class FsBlocks:
                     f.unlink(missing_ok=True)
                     n += 1
         return n
-
-    @staticmethod
-    def multihash_of_key(key: str) -> bytes:
-        return b32decode(key)
 
 
 def _fsync_dir(path: Path) -> None:

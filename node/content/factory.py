@@ -7,13 +7,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from marketplace.content.store import ContentStore
 from node.config import NodeSettings
+from node.content.kubo import KuboStore
+from node.content.store import EmbeddedStore
 
 
 def make_content_store(settings: NodeSettings, sessions: sessionmaker[Session]) -> ContentStore:
     if settings.ipfs_api_url:
-        from node.content.kubo import KuboStore
-
         return KuboStore(settings.ipfs_api_url)
-    from node.content.store import EmbeddedStore
 
     return EmbeddedStore(settings.data_dir / "blocks", sessions)

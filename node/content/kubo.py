@@ -20,25 +20,33 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
-from contextlib import suppress
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext, suppress
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
 import httpx
 
-from marketplace.content.cid import Cid, parse_cid
+from marketplace.content import car
+from marketplace.content.cid import DAG_PB, Cid, parse_cid
 from marketplace.content.dag import DagReader
 from marketplace.content.errors import (
     CidMismatch,
     ContentNotFound,
     CorruptBlock,
+    InvalidBlock,
     PinNotFound,
 )
 from marketplace.content.importer import ImportOptions, Node, import_path
-from marketplace.content.store import AddedCallback
-from marketplace.errors import MarketplaceError, UpstreamUnavailable, ValidationFailed
+from marketplace.content.store import AddedCallback, RepoStat
+from marketplace.errors import (
+    MarketplaceError,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    ValidationFailed,
+)
 
 
 class KuboStore(DagReader):
@@ -52,7 +60,10 @@ class KuboStore(DagReader):
         add_timeout_seconds: float = 600.0,
         block_timeout_seconds: float = 10.0,
         transport: httpx.BaseTransport | None = None,
+        bearer: str | None = None,
     ) -> None:
+        """`bearer`: a credential sent with every call (a dcm node's Kubo RPC dialect
+        takes writes only from a user token or an API key; a Kubo daemon ignores it)."""
         self.api_url = api_url.rstrip("/")
         self.timeout_seconds = timeout_seconds
         self.add_timeout_seconds = add_timeout_seconds
@@ -61,6 +72,7 @@ class KuboStore(DagReader):
             base_url=self.api_url + "/api/v0",
             timeout=httpx.Timeout(timeout_seconds, connect=5.0),
             transport=transport,
+            headers={"Authorization": f"Bearer {bearer}"} if bearer else None,
         )
 
     def close(self) -> None:
@@ -105,7 +117,10 @@ class KuboStore(DagReader):
         raw_leaves: bool | None = None,
         include_hidden: bool = False,
         on_entry: AddedCallback | None = None,
+        on_sent: Callable[[int], None] | None = None,
     ) -> str:
+        """As the protocol's, plus `on_sent(n)`: called as each n file bytes go out
+        (the upload is most of a large add's time; a progress bar follows it)."""
         path = Path(path)
         opts = ImportOptions(
             cid_version=cid_version, raw_leaves=raw_leaves, include_hidden=include_hidden
@@ -127,7 +142,9 @@ class KuboStore(DagReader):
             if fs_path.is_dir():
                 files.append(("file", (name, b"", "application/x-directory")))
             else:
-                files.append(("file", (name, _LazyFile(fs_path), "application/octet-stream")))
+                files.append(
+                    ("file", (name, _LazyFile(fs_path, on_sent), "application/octet-stream"))
+                )
         try:
             resp = self._post("add", params, timeout=self.add_timeout_seconds, files=files)
         except _Timeout as exc:
@@ -177,6 +194,42 @@ class KuboStore(DagReader):
                 shutil.copyfileobj(stream, f, 1024 * 1024)
             return self.add_path(p, pin=pin, cid_version=cid_version, raw_leaves=raw_leaves)
 
+    def put_block(self, cid: str, data: bytes, *, pin: bool = False) -> None:
+        want = parse_cid(cid)
+        if not want.verify(data):
+            raise InvalidBlock(f"the block does not hash to {cid}")
+        codec = "dag-pb" if want.codec == DAG_PB else "raw"
+        params = {"cid-codec": codec, "mhtype": "sha2-256", "pin": "true" if pin else "false"}
+        try:
+            resp = self._post("block/put", params, files=[("file", ("block", data))])
+        except _Timeout as exc:
+            raise UpstreamUnavailable(str(exc)) from exc
+        theirs = _parse(resp.json().get("Key", ""))
+        if theirs is None or theirs.multihash != want.multihash:
+            raise CidMismatch(f"IPFS daemon stored {theirs} for block {cid}")
+
+    def import_car(self, stream: BinaryIO, *, pin: bool = True) -> list[str]:
+        """Verify each block here, send it with `block/put`, then pin the roots."""
+        roots, blocks = car.read_car(stream)
+        for cid, data in blocks:
+            self.put_block(str(cid), data)
+        out = [str(r) for r in roots]
+        if pin:
+            for r in out:
+                self.pin(r)
+        return out
+
+    def repo_stat(self) -> RepoStat:
+        try:
+            st = self._post("repo/stat", {}).json()
+        except _Timeout as exc:
+            raise UpstreamUnavailable(str(exc)) from exc
+        return RepoStat(
+            num_objects=int(st.get("NumObjects", 0)),
+            repo_size=int(st.get("RepoSize", 0)),
+            storage_max=int(st.get("StorageMax", 0)),
+        )
+
     # -- reading --------------------------------------------------------------------
     def _get(self, cid: Cid) -> bytes:
         try:
@@ -216,6 +269,11 @@ class KuboStore(DagReader):
     def pins(self) -> list[str]:
         return sorted(str(parse_cid(k)) for k in self._pin_keys(None))
 
+    def hold(self) -> AbstractContextManager[None]:
+        # Kubo collects only when told to (`ipfs repo gc`, or a daemon run with
+        # --enable-gc), under its own GC lock; the node cannot hold its collector off.
+        return nullcontext()
+
     def _pin_keys(self, arg: str | None) -> list[str]:
         params = {"type": "recursive"}
         if arg:
@@ -234,17 +292,10 @@ class KuboStore(DagReader):
         return keys
 
 
-class BadUpstreamRequest(MarketplaceError):
-    """The daemon answered 4xx: the request (a CID, a parameter) was not acceptable."""
-
-    status = 400
-    code = "UPSTREAM_REJECTED"
-
-
-class _Timeout(UpstreamUnavailable):
-    """A call ran past its timeout (the caller decides what that means)."""
-
-    code = "UPSTREAM_TIMEOUT"
+# The daemon answered 4xx (a CID, a parameter it did not accept) / a call ran past its
+# timeout (the caller decides what that means): codes of the one registry.
+BadUpstreamRequest = UpstreamRejected
+_Timeout = UpstreamTimeout
 
 
 class _LazyFile:
@@ -252,8 +303,9 @@ class _LazyFile:
     100k-file upload never holds 100k descriptors. Its length is unknown to httpx, which
     then sends the body chunked."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, on_read: Callable[[int], None] | None = None) -> None:
         self.path = path
+        self.on_read = on_read
         self._f: BinaryIO | None = None
         self._done = False
 
@@ -263,6 +315,8 @@ class _LazyFile:
         if self._f is None:
             self._f = open(self.path, "rb")  # noqa: SIM115 (closed at EOF or by close())
         data = self._f.read(size)
+        if self.on_read is not None and data:
+            self.on_read(len(data))
         if not data or size < 0:
             self.close()
             self._done = True

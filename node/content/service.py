@@ -4,14 +4,23 @@ errors surface as a status code before the first byte is sent."""
 
 from __future__ import annotations
 
+import json
+import queue
+import shutil
 import tarfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.orm import Session
 
 from marketplace.content import dag
 from marketplace.content.cid import parse_cid
 from marketplace.content.store import ContentStore
+from marketplace.errors import MarketplaceError, PinInUse
 from node.content.uploads import SpooledTree
+from node.jobs.service import jobs_needing_cid
 
 
 @dataclass(frozen=True)
@@ -19,10 +28,15 @@ class Added:
     name: str
     cid: str
     size: int
+    file_bytes: int | None = None  # a file's length (None for a directory)
 
     def kubo(self) -> dict[str, str]:
         """One line of `ipfs add` JSON output (Kubo prints Size as a string)."""
         return {"Name": self.name, "Hash": self.cid, "Size": str(self.size)}
+
+    def progress(self) -> dict[str, str | int]:
+        """The `progress=true` line Kubo sends once a file's bytes are read."""
+        return {"Name": self.name, "Bytes": self.file_bytes or 0}
 
 
 def add_spooled(
@@ -33,16 +47,27 @@ def add_spooled(
     cid_version: int,
     raw_leaves: bool | None,
     wrap: bool,
+    on_added: Callable[[Added], None] | None = None,
 ) -> list[Added]:
     """Add what an upload spooled, entry by entry as Kubo reports them (contents before
-    their directory); with `wrap`, the wrapping directory comes last with an empty name."""
+    their directory); with `wrap`, the wrapping directory comes last with an empty name.
+    `on_added` sees each entry as soon as it is stored (for streamed progress)."""
     out: list[Added] = []
+
+    def emit(added: Added) -> None:
+        out.append(added)
+        if on_added is not None:
+            on_added(added)
+
+    def file_bytes(path: Path) -> int | None:
+        return path.stat().st_size if path.is_file() else None
+
     if wrap:
         prefix = tree.root.name
 
         def on_wrapped(rel: str, cid: str, size: int) -> None:
             name = "" if rel == prefix else rel[len(prefix) + 1 :]
-            out.append(Added(name, cid, size))
+            emit(Added(name, cid, size, file_bytes(tree.root.parent / rel)))
 
         store.add_path(
             tree.root,
@@ -57,7 +82,7 @@ def add_spooled(
 
         def on_entry(rel: str, cid: str, size: int, _name: str = name) -> None:
             shown = cid if rel in tree.unnamed else rel
-            out.append(Added(shown, cid, size))
+            emit(Added(shown, cid, size, file_bytes(tree.root / rel)))
 
         store.add_path(
             tree.root / name,
@@ -125,3 +150,52 @@ def tar_stream(store: ContentStore, ref: str, name: str) -> Iterator[bytes]:
 def stat_of(store: ContentStore, cid: str) -> dag.Stat:
     """Type and file size of the node `cid` (a CID, no path)."""
     return dag.stat(lambda c: store.get_block(str(c)), parse_cid(cid))
+
+
+def remove_pin(session: Session, store: ContentStore, cid: str) -> None:
+    """Unpin `cid` unless a job that has not finished needs it (409 PIN_IN_USE): the
+    dataset, metadata and result pins of a live job stay, whoever asks."""
+    needed_by = jobs_needing_cid(session, cid)
+    if needed_by:
+        raise PinInUse(
+            f"{cid} is the dataset, metadata or result of a job that has not finished",
+            details={"jobs": [f"job_{i}" for i in needed_by]},
+        )
+    store.unpin(cid)
+
+
+def add_streamed(
+    run: Callable[[Callable[[Added], None]], object], scratch: Path
+) -> Iterator[bytes]:
+    """Run an add (`run(on_added)`) in a thread of its own and yield its NDJSON lines as
+    entries are stored: each file's progress line, then its entry. An error after the
+    response started is one Kubo error object (`{"Message", "Code", "Type": "error"}`),
+    the way Kubo reports a failure inside a stream. `scratch` is removed at the end."""
+    lines: queue.Queue[object] = queue.Queue()  # unbounded: a gone client never blocks the add
+    done = object()
+
+    def on_added(added: Added) -> None:
+        if added.file_bytes is not None:
+            lines.put(added.progress())
+        lines.put(added.kubo())
+
+    def work() -> None:
+        try:
+            run(on_added)
+            lines.put(done)
+        except Exception as exc:  # reported in the stream; the status is already sent
+            lines.put(exc)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    threading.Thread(target=work, name="kubo-add", daemon=True).start()
+    while True:
+        item = lines.get()
+        if item is done:
+            return
+        if isinstance(item, Exception):
+            message = str(item) if isinstance(item, MarketplaceError) else "internal error"
+            obj: object = {"Message": message, "Code": 0, "Type": "error"}
+            yield (json.dumps(obj, separators=(",", ":")) + "\n").encode()
+            return
+        yield (json.dumps(item, separators=(",", ":")) + "\n").encode()

@@ -4,21 +4,30 @@ the `pins` table, and garbage collection of blocks no pin reaches.
 Pins are written in their own short transaction (the pin set belongs to the store, as
 Kubo's does, not to the caller's request). On SQLite, call `add_*`/`pin` before your
 request has written anything, or the two connections will wait on each other.
+
+Collection (`gc`, run by `node.content.collector.BlockCollector`) never races an import:
+an import and a collection pass exclude each other (`_lock`), and what an import added
+without a pin stays protected while the importer holds it (`with store.hold(): add,
+then pin or give up`), so the gap between an add and its pin is safe too.
 """
 
 from __future__ import annotations
 
+import contextvars
+import itertools
+import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from marketplace.content import car, dag
-from marketplace.content.cid import Cid, parse_cid
+from marketplace.content.cid import DAG_PB, RAW, Cid, parse_cid
 from marketplace.content.dag import DagReader
-from marketplace.content.errors import ContentNotFound, PinNotFound
+from marketplace.content.errors import ContentNotFound, InvalidBlock, PinNotFound
 from marketplace.content.importer import (
     ImportOptions,
     Node,
@@ -26,9 +35,17 @@ from marketplace.content.importer import (
     import_path,
     import_stream,
 )
-from marketplace.content.store import AddedCallback
+from marketplace.content.store import AddedCallback, RepoStat
 from node.content import repository
 from node.content.blockstore import FsBlocks
+
+# The roots added under the innermost `EmbeddedStore.hold()` of this thread/task.
+_HELD_ROOTS: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
+    "dcm_held_roots", default=None
+)
+# dag-pb encodes Links (field 2) before Data (field 1): a node whose first byte is not
+# the Links tag has no links, and its (up to 256 KiB) body need not be read by the walk.
+_PB_LINKS_TAG = 0x12
 
 
 class EmbeddedStore(DagReader):
@@ -38,8 +55,10 @@ class EmbeddedStore(DagReader):
         self.blocks = FsBlocks(blocks_dir)
         self.blocks.remove_temp_files()
         self._sessions = sessions
-        # Held by imports-with-pin and by gc, so gc never sweeps a DAG being pinned.
+        # Held by imports and by gc, so gc never sweeps blocks an import is writing.
         self._lock = threading.RLock()
+        self._holds: dict[int, set[str]] = {}
+        self._hold_ids = itertools.count()
 
     # -- adding -------------------------------------------------------------------
     def _add(self, do_import: Callable[[], Node], pin: bool) -> str:
@@ -49,7 +68,27 @@ class EmbeddedStore(DagReader):
             cid = str(node.cid)
             if pin:  # every block was just written or found present: no re-walk needed
                 self._record_pin(cid)
+            else:
+                held = _HELD_ROOTS.get()
+                if held is not None:
+                    held.add(cid)
             return cid
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """Protect what is added inside from the collector until the block exits: the
+        importer then has pinned it (kept) or given up (garbage for the next pass)."""
+        roots: set[str] = set()
+        token = _HELD_ROOTS.set(roots)
+        with self._lock:
+            hold_id = next(self._hold_ids)
+            self._holds[hold_id] = roots
+        try:
+            yield
+        finally:
+            _HELD_ROOTS.reset(token)
+            with self._lock:
+                del self._holds[hold_id]
 
     def add_path(
         self,
@@ -100,7 +139,24 @@ class EmbeddedStore(DagReader):
             if pin:
                 for r in out:
                     self.pin(r)
+            elif (held := _HELD_ROOTS.get()) is not None:
+                held.update(out)
             return out
+
+    def put_block(self, cid: str, data: bytes, *, pin: bool = False) -> None:
+        c = parse_cid(cid)
+        if not c.verify(data):
+            raise InvalidBlock(f"the block does not hash to {cid}")
+        with self._lock:
+            self.blocks.put(c, (data,))
+            if pin:
+                self.pin(cid)
+            elif (held := _HELD_ROOTS.get()) is not None:
+                held.add(cid)
+
+    def repo_stat(self) -> RepoStat:
+        count, size = self.blocks.usage()
+        return RepoStat(num_objects=count, repo_size=size, storage_max=_free_and_used(self, size))
 
     # -- reading ------------------------------------------------------------------
     def _get(self, cid: Cid) -> bytes:
@@ -133,27 +189,49 @@ class EmbeddedStore(DagReader):
         with self._sessions.begin() as session:
             return repository.all_cids(session)
 
+    def _mfs_roots(self) -> list[str]:
+        # MFS roots are kept as Kubo keeps its own: never collected, though not pins
+        with self._sessions.begin() as session:
+            return repository.mfs_root_cids(session)
+
     def gc(self) -> int:
-        """Delete every block no pin reaches; return how many were removed. A pinned DAG
-        with a missing or corrupt block keeps what it can still reach."""
+        """Delete every block no pin (and no open `hold`) reaches; return how many were
+        removed. A pinned DAG with a missing or corrupt block keeps what it can still
+        reach. Leaves are recognised without reading them (raw codec, or a dag-pb node
+        that starts with its Data), so a pass costs about one small read per block."""
         with self._lock:
+            roots = set(self.pins()) | set(self._mfs_roots())
+            for held in self._holds.values():
+                roots |= held
             live: set[str] = set()
-            for root in self.pins():
+            walked: set[tuple[int, str]] = set()  # (codec, key): one block, two readings
+            for root in roots:
                 stack = [parse_cid(root)]
                 while stack:
                     cid = stack.pop()
                     key = FsBlocks.key(cid)
-                    if key in live:
+                    if (cid.codec, key) in walked:
                         continue
+                    walked.add((cid.codec, key))
                     live.add(key)
+                    if cid.codec == RAW or (
+                        cid.codec == DAG_PB and self.blocks.first_byte(cid) != _PB_LINKS_TAG
+                    ):
+                        continue
                     try:
                         block = self.blocks.get(cid)
+                        stack.extend(dag.child_cids(cid, block))
                     except Exception:  # missing/corrupt: nothing below it is reachable
                         continue
-                    stack.extend(dag.child_cids(cid, block))
             removed = 0
             for key in list(self.blocks.keys()):
                 if key not in live:
                     self.blocks.delete(key)
                     removed += 1
             return removed
+
+
+def _free_and_used(store: EmbeddedStore, used: int) -> int:
+    """StorageMax as Kubo means it (the most the repo may grow to): here, what the block
+    store's disk could still hold plus what it holds."""
+    return shutil.disk_usage(store.blocks.root).free + used

@@ -10,20 +10,24 @@ written (no absolute paths, no `..`, no duplicates); the byte and file-count lim
 
 from __future__ import annotations
 
+import errno
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NoReturn
 from urllib.parse import unquote
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from marketplace.errors import MarketplaceError, PayloadTooLarge, ValidationFailed
+from marketplace.errors import (
+    BadUpload,
+    InsufficientStorage,
+    MarketplaceError,
+    PayloadTooLarge,
+    ValidationFailed,
+)
 
-
-class BadUpload(MarketplaceError):
-    status = 400
-    code = "BAD_UPLOAD"
+__all__ = ["BadUpload", "SpooledTree", "safe_relpath", "raise_storage_error", "spool_multipart"]
 
 
 def safe_relpath(raw: str) -> list[str]:
@@ -73,6 +77,15 @@ class SpooledTree:
         return open(path, "xb")
 
 
+def raise_storage_error(exc: OSError) -> NoReturn:
+    """Re-raise a failed write on the node's disk as what it means for the client: 507
+    INSUFFICIENT_STORAGE when the disk (or a quota) is full, which clients retry; any other
+    OSError stays what it is (a 500, a bug or a broken disk)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        raise InsufficientStorage("The node is out of disk space; nothing was stored") from exc
+    raise exc
+
+
 async def spool_multipart(
     content_type: str,
     body: AsyncIterator[bytes],
@@ -110,7 +123,7 @@ async def spool_multipart(
         _, disp = parse_options_header(headers.get("content-disposition", ""))
         filename = disp.get(b"filename")
         part_type = headers.get("content-type", "application/octet-stream").split(";")[0].strip()
-        if filename is None:
+        if not filename:  # absent, or `filename=""` as kubo-rpc-client sends for bare bytes
             counter["n"] += 1
             name = f".unnamed-{counter['n']}"
             tree.unnamed.add(name)
@@ -168,6 +181,8 @@ async def spool_multipart(
         parser.finalize()
     except MarketplaceError:
         raise
+    except OSError as exc:  # the node's own disk, never the client's fault
+        raise_storage_error(exc)
     except Exception as exc:  # python-multipart's parse errors
         raise BadUpload(f"malformed multipart body: {exc}") from exc
     finally:

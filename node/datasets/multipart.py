@@ -25,13 +25,12 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from marketplace.datasets.errors import (
-    InvalidField,
     MalformedMultipart,
     UnsafeFilename,
     UnsupportedMediaType,
 )
 from marketplace.datasets.paths import UnsafePath, safe_relative_path
-from marketplace.errors import PayloadTooLarge
+from marketplace.errors import InvalidField, PayloadTooLarge
 from node.config import UploadLimits
 
 FILES_FIELD = "files"

@@ -7,6 +7,11 @@ Formats, as the original Express + PostgreSQL app rendered them:
 - `reward` decimal ETH with 6 decimals (`"500.000000"`, Postgres `numeric(_, 6)`).
   Wei precision is never dropped: a reward with more than 6 significant decimals is
   rendered with as many as it needs, up to 18 (`"0.1234567"`), instead of rounding.
+
+After training, as TrainChain's job row does: `model_cid` (the result's CID, null until a
+result is submitted) and `contributor_address` (the provider holding or last holding the
+job's lease, null while nobody does). `status` is TrainChain's word for the state and
+`dcm_status` the canonical one (`marketplace.jobs.dialects.TRAINCHAIN_WORD`).
 """
 
 from __future__ import annotations
@@ -14,12 +19,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from marketplace.datasets.params import format_eth
-from node.jobs.models import Job
+from marketplace.jobs.dialects import trainchain_word
+from marketplace.money import wei_to_eth
+from node.models.jobs import Job
 
 REWARD_DECIMALS = 6
+ADDRESS_PATTERN = r"^0x[0-9a-fA-F]{40}$"
 
 
 def iso_millis(value: dt.datetime | None) -> str | None:
@@ -49,6 +56,9 @@ class ImageJobOut(BaseModel):
     reward: str
     status: str
     created_at: str
+    dcm_status: str
+    model_cid: str | None = None
+    contributor_address: str | None = None
 
     @classmethod
     def from_job(cls, job: Job) -> ImageJobOut:
@@ -68,9 +78,12 @@ class ImageJobOut(BaseModel):
             requester_address=job.requester_address,
             folder_cid=job.folder_cid,
             metadata_cid=job.metadata_cid,
-            reward=format_eth(job.reward_wei, REWARD_DECIMALS),
-            status=job.status,
+            reward=wei_to_eth(job.reward_wei, REWARD_DECIMALS),
+            status=trainchain_word(job.status),
             created_at=iso_millis(job.created_at) or "",
+            dcm_status=job.status,
+            model_cid=job.result_cid,
+            contributor_address=job.lease_holder,
         )
 
 
@@ -86,7 +99,7 @@ class FundingCall(BaseModel):
 class ImageJobDetailOut(ImageJobOut):
     """The detail object (upload response, get-job) plus, while the job awaits its escrow
     deposit, the `funding` call to sign (null otherwise). The list items of `get-jobs`
-    stay exactly the seed's shape."""
+    and `my-requests` are the job object without it."""
 
     funding: FundingCall | None = None
 
@@ -99,3 +112,30 @@ class ImageJobDetailOut(ImageJobOut):
 class UploadOut(BaseModel):
     message: str = "Job uploaded successfully"
     job: ImageJobDetailOut
+
+
+class JobMessageOut(BaseModel):
+    """TrainChain's `{message, job}` answer."""
+
+    message: str
+    job: ImageJobDetailOut
+
+
+class RetryInfoOut(BaseModel):
+    """What the requester's wallet signs for an unfunded job: the escrow deposit
+    (`funding`), or, to give the job up instead, the `delete_message` to personal_sign."""
+
+    message: str = "Sign the funding call to fund the job, or the delete message to delete it"
+    job: ImageJobDetailOut
+    funding: FundingCall
+    delete_message: str
+
+
+class DeleteJobIn(BaseModel):
+    """The requester's proof for `DELETE /jobs/delete/:jobId`: its address and an EIP-191
+    signature of the job's `delete_message` (from `GET /jobs/retry-info/:jobId`)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    requester_address: str = Field(alias="requesterAddress", pattern=ADDRESS_PATTERN)
+    signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$")

@@ -2,7 +2,9 @@
 jobs open to providers, and serve a dataset back as a deterministic zip.
 
 Nothing half-written: every check (form fields, archive safety, YOLO layout, image
-headers, labels) runs on the staged files before the content store sees a byte. Only
+headers, labels) runs on the staged files before the content store sees a byte. The
+layout is detected here, once, and stored in the job's spec (`spec["dataset"]`, a
+`marketplace.datasets.layout.DatasetSummary`) for the provider to train from. Only
 then is the folder added (`folder_cid`) and the metadata JSON (`metadata_cid`), and the
 job row inserted. If a step after the first add fails, the pins this upload created are
 removed again (a CID that was already pinned, e.g. the same dataset uploaded before, is
@@ -20,32 +22,35 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from marketplace.addresses import InvalidAddressError, parse_address
 from marketplace.content.errors import ContentNotFound
 from marketplace.content.store import ContentStore
 from marketplace.datasets.archive import extract_zip
-from marketplace.datasets.errors import DatasetNotFound, InvalidDataset, InvalidField
-from marketplace.datasets.layout import validate_dataset
+from marketplace.datasets.errors import DatasetNotFound, InvalidDataset
+from marketplace.datasets.layout import dataset_root, validate_dataset
 from marketplace.datasets.params import canonical_json, parse_job_params
-from marketplace.datasets.paths import dataset_root
 from marketplace.datasets.zipstream import StreamingZip, store_members
-from marketplace.errors import JobNotFound
+from marketplace.errors import BadQuery, InvalidField, JobNotFound, ModelNotFound
 from marketplace.jobs.ids import parse_job_id
 from marketplace.jobs.states import OPEN_TO_PROVIDERS, JobStatus
+from node.auth.principal import Principal
+from node.authz.policy import is_open_market, may_read_inputs
 from node.config import UploadLimits
 from node.datasets import repository
 from node.datasets.multipart import ReceivedUpload
-from node.jobs.models import Job
 from node.jobs.service import create_job
+from node.models.jobs import Job
 
 log = logging.getLogger("dcm.datasets")
 
 JOB_TYPE = "image_processing"
 # Funding gate: an uploaded job with a reward waits for its escrow deposit, invisible to
 # providers; the chain watcher moves it to PENDING once the requester funded it, and the
-# settlement policy expires unfunded jobs and releases their pins (node.chain.policy).
+# settlement policy expires unfunded jobs and releases their pins (node.escrow.policy).
 # A job without a reward (not possible through seed 000's form) would be open at once.
 UPLOAD_INITIAL_STATUS = JobStatus.AWAITING_FUNDING
 OPEN_JOBS_LIMIT = 1000
+MY_JOBS_LIMIT = 1000
 # Staging folders older than this are left from a process killed mid-upload.
 STALE_UPLOAD_SECONDS = 24 * 3600
 
@@ -108,13 +113,15 @@ class DatasetService:
         summary = validate_dataset(root, task=params.model_spec.task, classes=params.classes)
         created_pins: list[str] = []
         try:
-            folder_cid = self._add_and_pin(
-                lambda pin: self.store.add_path(root, pin=pin), created_pins
-            )
-            metadata = canonical_json(params.metadata(folder_cid))
-            metadata_cid = self._add_and_pin(
-                lambda pin: self.store.add_bytes(metadata, pin=pin), created_pins
-            )
+            # held: the collector cannot take what was added until it is pinned
+            with self.store.hold():
+                folder_cid = self._add_and_pin(
+                    lambda pin: self.store.add_path(root, pin=pin), created_pins
+                )
+                metadata = canonical_json(params.metadata(folder_cid))
+                metadata_cid = self._add_and_pin(
+                    lambda pin: self.store.add_bytes(metadata, pin=pin), created_pins
+                )
             job = create_job(
                 session,
                 job_type=JOB_TYPE,
@@ -123,7 +130,7 @@ class DatasetService:
                 reward_wei=params.reward_wei,
                 folder_cid=folder_cid,
                 metadata_cid=metadata_cid,
-                spec={**params.spec(), "dataset": summary.as_dict()},
+                spec={**params.spec(), "dataset": summary.model_dump(mode="json")},
             )
         except BaseException:
             # Roll back first: on SQLite the store's own pin transaction would otherwise
@@ -162,14 +169,34 @@ class DatasetService:
                 log.exception("could not unpin %s after a failed upload", cid)
 
     # -- reads ------------------------------------------------------------------------
+    # Seed 000 takes no credentials, so it shows the open market only: a private job
+    # (no escrow) is "not found" here, whatever its type.
     @staticmethod
     def get_job(session: Session, raw_id: str, *, job_type: str | None = None) -> Job:
+        """An open-market job (of `job_type`, if given); 404 otherwise."""
+        job = DatasetService._job(session, raw_id)
+        if not is_open_market(job) or (job_type is not None and job.job_type != job_type):
+            raise JobNotFound()
+        return job
+
+    @staticmethod
+    def get_job_inputs(session: Session, principal: Principal | None, raw_id: str) -> Job:
+        """A job whose dataset the caller may fetch: any open-market job; a private one
+        for whoever may read it and for the admitted provider holding its lease. 404
+        otherwise."""
+        job = DatasetService._job(session, raw_id)
+        if not may_read_inputs(session, principal, job):
+            raise JobNotFound()
+        return job
+
+    @staticmethod
+    def _job(session: Session, raw_id: str) -> Job:
         try:
             job_id = parse_job_id(raw_id)
         except JobNotFound:
             raise JobNotFound() from None  # seed 000 answers the plain "Job not found"
         job = repository.job_by_id(session, job_id)
-        if job is None or (job_type is not None and job.job_type != job_type):
+        if job is None:
             raise JobNotFound()
         return job
 
@@ -197,3 +224,31 @@ class DatasetService:
         except ContentNotFound as exc:
             raise DatasetNotFound(f"The dataset of job {job.id} is not in the store") from exc
         return StreamingZip(members)
+
+
+def query_address(value: str, name: str) -> str:
+    """A TrainChain query parameter that names a wallet, checksummed (400 INVALID_QUERY
+    when it is not an address: `marketplace.addresses`)."""
+    try:
+        return parse_address(value)
+    except InvalidAddressError as exc:
+        raise BadQuery(f"`{name}`: {exc}", details={name: value}) from None
+
+
+def requester_jobs(session: Session, address: str, limit: int = MY_JOBS_LIMIT) -> Sequence[Job]:
+    """The seed 000 jobs `address` posted, newest first, whatever their state."""
+    return repository.jobs_of_requester(
+        session, job_type=JOB_TYPE, address=query_address(address, "requesterAddress"), limit=limit
+    )
+
+
+def model_zip(store: ContentStore, job: Job) -> StreamingZip:
+    """The job's result directory (weights, exported model, metrics, training log) as a
+    deterministic zip: 404 MODEL_NOT_FOUND until a result is submitted."""
+    if not job.result_cid:
+        raise ModelNotFound(f"Job {job.id} has no trained model yet (it is {job.status})")
+    try:
+        members = store_members(store, job.result_cid)
+    except ContentNotFound as exc:
+        raise ModelNotFound(f"The model of job {job.id} is not in the store") from exc
+    return StreamingZip(members)

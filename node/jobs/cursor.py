@@ -19,6 +19,7 @@ from typing import Any
 
 from marketplace.errors import InvalidCursor
 from marketplace.jobs.ids import MAX_JOB_ID
+from marketplace.jsondepth import loads_bounded
 
 DATETIME_FIELDS = frozenset({"created_at", "updated_at"})
 INT_FIELDS = frozenset({"priority"})
@@ -52,7 +53,7 @@ def decode_cursor(token: str, *, sort: str, order: str) -> Cursor:
         padded = token + "=" * (-len(token) % 4)
         # Accept both alphabets: a client may have re-encoded `-_` as `+/`.
         raw = base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
-        obj = json.loads(raw)
+        obj = loads_bounded(raw, max_depth=2)  # a flat object; never parse deeper
     except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
         raise InvalidCursor("Malformed cursor") from exc
     if not isinstance(obj, dict) or set(obj) != {"s", "o", "v", "i"}:

@@ -12,13 +12,12 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, literal, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select, tuple_, union
 from sqlalchemy.orm import InstrumentedAttribute, Session, raiseload, selectinload
 
 from marketplace.jobs.states import OPEN_TO_PROVIDERS
 from node.jobs.cursor import Cursor
-from node.jobs.models import Job
-from node.workspaces.models import WorkspaceMember
+from node.models.jobs import Job
 
 # Sort keys shared by both dialects; each is non-null, and ties are broken by id.
 SORT_COLUMNS: dict[str, InstrumentedAttribute[Any]] = {
@@ -58,41 +57,6 @@ class JobFilters:
         return out
 
 
-def member_workspace_ids(user_id: int) -> Select[Any]:
-    """Subquery: the workspaces `user_id` belongs to (any role)."""
-    return select(WorkspaceMember.workspace_id).where(WorkspaceMember.user_id == user_id)
-
-
-def owned_by(
-    user_id: int, address: str | None, scoped_workspace_id: int | None
-) -> ColumnElement[bool]:
-    """Jobs that 'belong to' a caller (seed 002): created by them, requested from their
-    wallet, or in a workspace they are a member of. A workspace-scoped API key sees that
-    workspace's jobs only."""
-    if scoped_workspace_id is not None:
-        return Job.workspace_id == scoped_workspace_id
-    conds: list[ColumnElement[bool]] = [
-        Job.created_by == user_id,
-        Job.workspace_id.in_(member_workspace_ids(user_id)),
-    ]
-    if address:
-        conds.append(Job.requester_address == address)
-    return or_(*conds)
-
-
-def in_workspaces(
-    user_id: int, workspace_id: int | None, scoped_workspace_id: int | None
-) -> ColumnElement[bool]:
-    """Jobs of one workspace, or of every workspace the caller is a member of."""
-    if scoped_workspace_id is not None:
-        if workspace_id is not None and workspace_id != scoped_workspace_id:
-            return false()
-        return Job.workspace_id == scoped_workspace_id
-    if workspace_id is not None:
-        return Job.workspace_id == workspace_id
-    return Job.workspace_id.in_(member_workspace_ids(user_id))
-
-
 def get_job(session: Session, job_id: int, *, with_events: bool = False) -> Job | None:
     """One job by id; `with_events` loads its event log in the same round trip pair."""
     stmt = select(Job).where(Job.id == job_id)
@@ -105,22 +69,6 @@ def get_job_in_workspace(session: Session, job_id: int, workspace_id: int) -> Jo
         select(Job)
         .where(Job.id == job_id, Job.workspace_id == workspace_id)
         .options(raiseload(Job.events))
-    )
-    return session.scalars(stmt).first()
-
-
-def get_owned_job(
-    session: Session,
-    job_id: int,
-    *,
-    user_id: int,
-    address: str | None,
-    scoped_workspace_id: int | None,
-) -> Job | None:
-    stmt = (
-        select(Job)
-        .where(Job.id == job_id, owned_by(user_id, address, scoped_workspace_id))
-        .options(selectinload(Job.events))
     )
     return session.scalars(stmt).first()
 
@@ -153,7 +101,7 @@ def page_of_jobs(
 
 def keyset_jobs(
     session: Session,
-    scope: ColumnElement[bool],
+    branches: Sequence[ColumnElement[bool]],
     filters: JobFilters,
     *,
     sort: str,
@@ -161,22 +109,40 @@ def keyset_jobs(
     after: Cursor | None,
     limit: int,
 ) -> Sequence[Job]:
-    """Up to `limit` jobs strictly after `after` in (sort key, id) order (seed 002).
+    """Up to `limit` jobs strictly after `after` in (sort key, id) order (seed 002), out
+    of the jobs matching any of `branches` (the caller's scope, `readable_job_branches`).
 
     The row-value comparison `(key, id) < (:v, :id)` is what lets PostgreSQL and SQLite
-    seek straight into the (key, id) order instead of counting past skipped rows.
+    seek straight into the (key, id) order instead of counting past skipped rows. Several
+    branches are read as one statement: each branch's first `limit` (key, id) pairs, an
+    ordered seek on its own index, merged by UNION and cut to `limit`. An OR of the
+    branches instead made both databases read and sort every readable row for each page.
     """
     col = SORT_COLUMNS[sort]
-    stmt: Select[Any] = select(Job).where(scope, *filters.clauses())
+    where = [*filters.clauses()]
     if after is not None:
         key = tuple_(col, Job.id)
         bound = tuple_(
             _typed_literal(col, after.value),
             _typed_literal(Job.id, after.id),
         )
-        stmt = stmt.where(key > bound if order == "asc" else key < bound)
-    stmt = _ordered(stmt, sort, order).limit(limit).options(raiseload(Job.events))
-    return session.scalars(stmt).all()
+        where.append(key > bound if order == "asc" else key < bound)
+    if len(branches) == 1:
+        stmt = _ordered(select(Job).where(branches[0], *where), sort, order).limit(limit)
+        return session.scalars(stmt.options(raiseload(Job.events))).all()
+    seeks = [
+        _ordered(select(Job.id.label("id"), col.label("k")).where(b, *where), sort, order)
+        .limit(limit)
+        .subquery()
+        for b in branches
+    ]
+    merged = union(*(select(seek.c.id, seek.c.k) for seek in seeks)).subquery()
+    asc = order == "asc"
+    by = (merged.c.k.asc(), merged.c.id.asc()) if asc else (merged.c.k.desc(), merged.c.id.desc())
+    top = select(merged.c.id, merged.c.k).order_by(*by).limit(limit).subquery()
+    by_top = (top.c.k.asc(), top.c.id.asc()) if asc else (top.c.k.desc(), top.c.id.desc())
+    stmt = select(Job).join(top, Job.id == top.c.id).order_by(*by_top)
+    return session.scalars(stmt.options(raiseload(Job.events))).all()
 
 
 def _typed_literal(col: InstrumentedAttribute[Any], value: object) -> ColumnElement[Any]:
@@ -202,9 +168,11 @@ def claimable_jobs(
     now: dt.datetime,
     limit: int = 10,
     job_types: Collection[str] | None = None,
+    scope: ColumnElement[bool] | None = None,
     lock: bool = False,
 ) -> Sequence[Job]:
-    """Jobs a provider may claim at `now`, most urgent first, then oldest.
+    """Jobs a provider may claim at `now` (within `scope`: the jobs it may be offered),
+    most urgent first, then oldest.
 
     With `lock=True` the rows are locked `FOR UPDATE SKIP LOCKED` on PostgreSQL, so
     several node replicas claiming at once never hand out the same job (SQLite, a single
@@ -213,6 +181,8 @@ def claimable_jobs(
     stmt = select(Job).where(claimable_clause(now))
     if job_types:
         stmt = stmt.where(Job.job_type.in_(sorted(job_types)))
+    if scope is not None:
+        stmt = stmt.where(scope)
     stmt = (
         stmt.order_by(Job.priority_rank.desc(), Job.created_at.asc(), Job.id.asc())
         .limit(limit)
@@ -220,4 +190,20 @@ def claimable_jobs(
     )
     if lock:
         stmt = stmt.with_for_update(skip_locked=True)
+    return session.scalars(stmt).all()
+
+
+def jobs_using_cid(
+    session: Session, cid: str, statuses: Collection[str], limit: int = 10
+) -> Sequence[int]:
+    """Ids of jobs in `statuses` whose dataset, metadata or result is `cid`."""
+    stmt = (
+        select(Job.id)
+        .where(
+            or_(Job.folder_cid == cid, Job.metadata_cid == cid, Job.result_cid == cid),
+            Job.status.in_(sorted(statuses)),
+        )
+        .order_by(Job.id)
+        .limit(limit)
+    )
     return session.scalars(stmt).all()

@@ -15,10 +15,14 @@ milliseconds; `reward` is an exact decimal ETH string.
 
 Decisions where the seed is silent:
 - `limit` is required, as the seed says: leaving it out is a 400 naming the field.
-- "The authenticated user's jobs": jobs the caller created, jobs requested from the
-  caller's wallet address, and jobs of workspaces the caller belongs to (so one job is
-  reachable here and through seed 001). A workspace-scoped API key sees that workspace's
-  jobs only. Anything else is 404, never 403, so ids of others' jobs leak nothing.
+- "The authenticated user's jobs": the jobs the caller may read (`node.authz.policy`):
+  those of the workspaces it belongs to (so one job is reachable here and through seed
+  001), and its own jobs without a workspace (seed 000 uploads requested from its
+  wallet). A workspace-scoped API key sees that workspace's jobs only, and a provider key
+  none. A job the caller may not read is 404, never 403, so ids of others' jobs leak
+  nothing; one it may read but not act on (a viewer cancelling) is 403.
+- A job created without `workspaceId` lands in the caller's personal workspace, made on
+  first use and listed by `GET /workspaces`. An API key must name its own workspace.
 - `sort` is one of createdAt (default), updatedAt, priority, status, type (snake_case
   accepted too), `order` desc (default) or asc. Pagination is keyset on (sort key, id):
   the cursor is bound to its sort and order (reusing it with another is 400).
@@ -31,12 +35,20 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request, status
+from fastapi import APIRouter, Path, Query, status
 
-from marketplace.errors import BadQuery, Forbidden
+from marketplace.errors import (
+    BadQuery,
+    Forbidden,
+    InvalidTransition,
+    WorkspaceNotFound,
+)
 from marketplace.jobs.states import JobStatus
-from node.deps import PrincipalDep, SessionDep
+from node.auth.deps import PrincipalDep
+from node.authz.policy import Action, authorize
+from node.deps import SessionDep
 from node.jobs import service
+from node.jobs.funding import FundingDep
 from node.jobs.repository import JobFilters
 from node.jobs.schemas import (
     CursorPagination,
@@ -46,8 +58,8 @@ from node.jobs.schemas import (
     JobListV1,
     JobV1,
 )
-from node.workspaces.models import Role
-from node.workspaces.service import require_role
+from node.openapi import raises
+from node.workspaces.service import personal_workspace
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs (seed 002: canonical /v1)"])
 
@@ -121,18 +133,21 @@ def list_jobs(
 
 
 @router.post("", response_model=JobEnvelopeV1, status_code=status.HTTP_201_CREATED)
+@raises(WorkspaceNotFound)
 def create_job(body: JobCreateV1, principal: PrincipalDep, session: SessionDep) -> JobEnvelopeV1:
-    """Create a job for the authenticated user (optionally in one of their workspaces)."""
-    if body.workspace_id is not None:
-        require_role(session, principal, body.workspace_id, Role.MEMBER)
-    elif principal.workspace_id is not None:
-        raise Forbidden("This API key may only create jobs in its workspace")
+    """Create a job in one of the caller's workspaces, by default its personal one."""
+    workspace_id = body.workspace_id
+    if workspace_id is None:
+        if principal.workspace_id is not None:
+            raise Forbidden("This API key may only create jobs in its workspace")
+        workspace_id = personal_workspace(session, principal).id
+    authorize(session, principal, workspace_id, Action.CREATE_JOB)
     job = service.create_job(
         session,
         job_type=body.type,
         spec=body.payload,
         created_by=principal.user_id,
-        workspace_id=body.workspace_id,
+        workspace_id=workspace_id,
         requester_address=principal.address,
         priority=body.priority,
         max_retries=body.max_retries,
@@ -145,29 +160,27 @@ def get_job(
     job_id: Annotated[str, Path(alias="jobId", description="e.g. job_5")],
     principal: PrincipalDep,
     session: SessionDep,
-    request: Request,
+    funding: FundingDep,
 ) -> JobEnvelopeV1:
-    """One of the caller's jobs, with its event log (and its `funding` call while it
-    awaits its escrow deposit); 404 for anyone else's."""
-    from node.chain.service import funding_or_none
-
+    """One of the caller's jobs, with its event log, its `funding` call while it awaits
+    its escrow deposit and its `escrow` as seen on chain; 404 for anyone else's."""
     job = service.get_owned_job(session, principal, job_id)
     detail = JobDetailV1.from_job(job)
-    detail.funding = funding_or_none(session, getattr(request.app.state, "chain", None), job)
+    detail.funding = funding.funding_call(session, job)
+    detail.escrow = funding.escrow_view(session, job)
     return JobEnvelopeV1(data=detail, message="Job retrieved successfully")
 
 
 @router.post("/{jobId}/cancel", response_model=JobEnvelopeV1)
+@raises(InvalidTransition)
 def cancel_job(
     job_id: Annotated[str, Path(alias="jobId", description="e.g. job_5")],
     principal: PrincipalDep,
     session: SessionDep,
 ) -> JobEnvelopeV1:
     """Cancel one of the caller's jobs. A running job stops at its provider's next epoch
-    boundary; a funded job's deposit comes back through the escrow's `cancel` (see
-    `GET /v1/jobs/{jobId}/cancel-call`)."""
-    job = service.get_owned_job(session, principal, job_id)
-    if principal.workspace_id is None and job.workspace_id is not None:
-        require_role(session, principal, job.workspace_id, Role.MEMBER)
+    boundary; a funded job's deposit comes back to the requester's wallet through the
+    node (it releases the provider's binding and refunds the escrow)."""
+    job = service.get_owned_job(session, principal, job_id, Action.CANCEL_JOB)
     service.cancel_job(session, job, reason="Cancelled by the requester")
     return JobEnvelopeV1(data=JobDetailV1.from_job(job), message="Job cancelled")

@@ -16,7 +16,8 @@ Shape of this dialect (as seed 001 documents it):
 Decisions where the seed is silent:
 - `workspace_id` in a create body that differs from the URL: 400 `WORKSPACE_MISMATCH`
   (the request names two targets; not a shape error, so not 422). Missing: 422.
-- Viewers read; creating, patching, cancelling and retrying need the member role (403).
+- Who may do what is `node.authz.policy` (viewers read; creating, patching, cancelling
+  and retrying need owner or member; a provider key none of these): 403 otherwise.
   Role checks run before the body is validated, so a stranger learns nothing from 422s.
 - PATCH to the status the job already shows (e.g. `running` with a progress update) is
   not a transition and logs nothing; any other change goes through the transition table
@@ -32,13 +33,21 @@ Decisions where the seed is silent:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 
-from marketplace.errors import WorkspaceMismatch
+from marketplace.errors import (
+    InvalidTransition,
+    RetryLimitReached,
+    WorkspaceMismatch,
+    WorkspaceNotFound,
+)
 from marketplace.jobs.dialects import seed001_filter, seed001_word
-from node.deps import PrincipalDep, SessionDep
+from node.auth.deps import PrincipalDep
+from node.authz.policy import Action, authorize
+from node.deps import SessionDep
 from node.jobs import service
 from node.jobs.repository import JobFilters
 from node.jobs.schemas import (
@@ -51,8 +60,7 @@ from node.jobs.schemas import (
     PagePagination,
     Priority,
 )
-from node.workspaces.models import Role
-from node.workspaces.service import require_role
+from node.openapi import raises
 
 router = APIRouter(tags=["jobs (seed 001: workspace-scoped)"])
 
@@ -74,18 +82,23 @@ WorkspaceIdPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="Workspace
 JobIdPath = Annotated[str, Path(description="Job id, e.g. `job_5` (or `5`)")]
 
 
-def _reader(workspace_id: WorkspaceIdPath, principal: PrincipalDep, session: SessionDep) -> int:
-    require_role(session, principal, workspace_id, Role.VIEWER)
-    return workspace_id
+def _workspace_for(action: Action) -> Callable[..., int]:
+    """A dependency: the path's workspace id, once the caller may do `action` in it."""
+
+    def dependency(
+        workspace_id: WorkspaceIdPath, principal: PrincipalDep, session: SessionDep
+    ) -> int:
+        authorize(session, principal, workspace_id, action)
+        return workspace_id
+
+    return dependency
 
 
-def _writer(workspace_id: WorkspaceIdPath, principal: PrincipalDep, session: SessionDep) -> int:
-    require_role(session, principal, workspace_id, Role.MEMBER)
-    return workspace_id
-
-
-ReadableWorkspace = Annotated[int, Depends(_reader, scope="function")]
-WritableWorkspace = Annotated[int, Depends(_writer, scope="function")]
+ReadableWorkspace = Annotated[int, Depends(_workspace_for(Action.READ_JOB), scope="function")]
+CreatableWorkspace = Annotated[int, Depends(_workspace_for(Action.CREATE_JOB), scope="function")]
+UpdatableWorkspace = Annotated[int, Depends(_workspace_for(Action.UPDATE_JOB), scope="function")]
+CancellableWorkspace = Annotated[int, Depends(_workspace_for(Action.CANCEL_JOB), scope="function")]
+RetryableWorkspace = Annotated[int, Depends(_workspace_for(Action.RETRY_JOB), scope="function")]
 
 
 class ListQuery:
@@ -149,8 +162,9 @@ def list_jobs(
     response_model=Job001,
     status_code=status.HTTP_201_CREATED,
 )
+@raises(WorkspaceMismatch)
 def create_job(
-    workspace_id: WritableWorkspace,
+    workspace_id: CreatableWorkspace,
     body: JobCreate001,
     principal: PrincipalDep,
     session: SessionDep,
@@ -198,8 +212,9 @@ def get_job_result(
 
 
 @router.patch("/workspace/{workspace_id}/jobs/{job_id}", response_model=Job001)
+@raises(InvalidTransition)
 def update_job(
-    workspace_id: WritableWorkspace,
+    workspace_id: UpdatableWorkspace,
     job_id: JobIdPath,
     body: JobUpdate001,
     session: SessionDep,
@@ -214,20 +229,25 @@ def update_job(
 
 
 @router.post("/workspace/{workspace_id}/jobs/{job_id}/cancel", response_model=Job001)
-def cancel_job(workspace_id: WritableWorkspace, job_id: JobIdPath, session: SessionDep) -> Job001:
+@raises(InvalidTransition)
+def cancel_job(
+    workspace_id: CancellableWorkspace, job_id: JobIdPath, session: SessionDep
+) -> Job001:
     """Cancel a pending or running job."""
     job = service.get_workspace_job(session, workspace_id, job_id)
     return Job001.from_job(service.cancel_job(session, job))
 
 
 @router.post("/workspace/{workspace_id}/jobs/{job_id}/retry", response_model=Job001)
-def retry_job(workspace_id: WritableWorkspace, job_id: JobIdPath, session: SessionDep) -> Job001:
+@raises(InvalidTransition, RetryLimitReached)
+def retry_job(workspace_id: RetryableWorkspace, job_id: JobIdPath, session: SessionDep) -> Job001:
     """Retry a failed or cancelled job (up to `max_retries` times)."""
     job = service.get_workspace_job(session, workspace_id, job_id)
     return Job001.from_job(service.retry_job(session, job))
 
 
 @router.get("/jobs", response_model=JobPage001, deprecated=True)
+@raises(WorkspaceNotFound)
 def list_jobs_legacy(
     response: Response,
     q: ListQueryDep,
@@ -238,7 +258,7 @@ def list_jobs_legacy(
     """Deprecated: jobs across all the caller's workspaces (or one, with `workspace_id`).
     Use `/workspace/{workspace_id}/jobs`."""
     if workspace_id is not None:
-        require_role(session, principal, workspace_id, Role.VIEWER)
+        authorize(session, principal, workspace_id, Action.READ_JOB)
     response.headers["Deprecation"] = "true"
     response.headers["Link"] = (
         f'</workspace/{workspace_id}/jobs>; rel="successor-version"'

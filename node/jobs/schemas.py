@@ -25,7 +25,7 @@ from marketplace.jobs.dialects import SEED001_PATCH_TARGET, seed001_word
 from marketplace.jobs.ids import format_job_id
 from marketplace.jobs.states import JobStatus
 from marketplace.money import wei_to_eth
-from node.jobs.models import Job, JobEvent
+from node.models.jobs import Job, JobEvent
 
 Priority = Literal["low", "normal", "high", "urgent"]
 JobType = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
@@ -236,10 +236,12 @@ class _Camel(BaseModel):
 
 class JobEventV1(_Camel):
     id: int
+    seq: int = Field(description="The job's event number: 1, 2, 3... (resume after one)")
     type: str
     from_status: str | None
     to_status: str | None
     level: str
+    stream: str | None = Field(None, description="stdout or stderr, for a log line where known")
     message: str | None
     data: dict[str, Any] | None
     attempt: int | None
@@ -249,10 +251,12 @@ class JobEventV1(_Camel):
     def from_event(cls, event: JobEvent) -> JobEventV1:
         return cls(
             id=event.id,
+            seq=event.seq,
             type=event.type,
             from_status=event.from_status,
             to_status=event.to_status,
             level=event.level,
+            stream=event.stream,
             message=event.message,
             data=event.data,
             attempt=event.attempt,
@@ -331,6 +335,11 @@ class JobDetailV1(JobV1):
         description="While awaiting funding: the escrow call {chain_id, to, data, value} "
         "the requester's wallet signs (value in wei); null otherwise",
     )
+    escrow: dict[str, Any] | None = Field(
+        None,
+        description="The job's escrow as the node saw it on chain (key, status, amount, "
+        "binding, a result on chain with who submitted it); null without an escrow key",
+    )
 
     @classmethod
     def from_job(cls, job: Job) -> JobDetailV1:
@@ -353,3 +362,11 @@ class JobEnvelopeV1(_Camel):
     success: bool = True
     data: JobDetailV1
     message: str
+
+
+class JobEventListV1(_Camel):
+    """`GET /v1/jobs/{jobId}/events|logs` without `follow`."""
+
+    success: bool = True
+    data: list[JobEventV1]
+    last_seq: int = Field(description="The job's last event number (any kind)")

@@ -4,9 +4,9 @@ and actions the API dialects share (workspace lists, owner lists, update, cancel
 Every state change goes through `transition`, which checks the one transition table
 (`marketplace.jobs.states`) and appends to the job's event log. Services `flush()`;
 the caller's session scope commits (and rolls everything back if a rule refuses).
-Authorization by workspace role is the router's job (`require_role`); the reads here
-scope every query to what the caller may see, so a job of another workspace or user is
-indistinguishable from one that does not exist (404).
+Who may do what is `node.authz.policy`: routers authorize workspace-level actions, and
+the reads here scope every query to what the caller may read, so a job of another
+workspace or user is indistinguishable from one that does not exist (404).
 """
 
 from __future__ import annotations
@@ -14,18 +14,21 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import inspect
+from sqlalchemy import and_, inspect
 from sqlalchemy.orm import Session
 
-from marketplace.errors import CancelOnChain, JobNotFound, RetryLimitReached
+from marketplace.errors import InvalidTransition, JobNotFound, RetryLimitReached
 from marketplace.jobs.ids import parse_job_id
-from marketplace.jobs.states import OPEN_TO_PROVIDERS, JobStatus, check_transition
+from marketplace.jobs.states import TERMINAL, JobStatus, check_transition
+from node.auth.principal import Principal
+from node.authz.policy import Action, authorize_job, readable_job_branches, readable_jobs
+from node.config import EventSettings
 from node.db import utcnow
-from node.deps import Principal
 from node.jobs import repository
 from node.jobs.cursor import Cursor, decode_cursor, encode_cursor
-from node.jobs.models import Job, JobEvent
+from node.jobs.events import DROPPED_MARKER, LOG, LogLine, admit_lines, next_seq
 from node.jobs.repository import SORT_COLUMNS, JobFilters
+from node.models.jobs import Job, JobEvent
 
 PRIORITY_RANK = {"low": 0, "normal": 1, "high": 2, "urgent": 3}
 
@@ -41,13 +44,49 @@ def record_event(
     from_status: str | None = None,
     to_status: str | None = None,
     attempt: int | None = None,
+    stream: str | None = None,
 ) -> JobEvent:
-    """Append one entry to the job's event log (state change or log line)."""
+    """Append one entry to the job's event log (state change, progress or log line), with
+    the job's next sequence number (`node.jobs.events`)."""
+    event = _add_event(
+        session,
+        job,
+        next_seq(session, job),
+        type,
+        message,
+        level=level,
+        data=data,
+        from_status=from_status,
+        to_status=to_status,
+        attempt=attempt,
+        stream=stream,
+    )
+    session.flush()
+    return event
+
+
+def _add_event(
+    session: Session,
+    job: Job,
+    seq: int,
+    type: str,
+    message: str | None = None,
+    *,
+    level: str = "info",
+    data: dict[str, Any] | None = None,
+    from_status: str | None = None,
+    to_status: str | None = None,
+    attempt: int | None = None,
+    stream: str | None = None,
+) -> JobEvent:
+    """Add entry number `seq` (taken with `next_seq`) to the job's event log, unflushed."""
     event = JobEvent(
         job_id=job.id,
+        seq=seq,
         type=type,
         message=message,
         level=level,
+        stream=stream,
         data=data,
         from_status=from_status,
         to_status=to_status,
@@ -59,8 +98,39 @@ def record_event(
     else:
         # Keep an already loaded log current without reloading it.
         job.events.append(event)
-    session.flush()
     return event
+
+
+def append_log_lines(
+    session: Session, job: Job, lines: list[LogLine], limits: EventSettings, attempt: int | None
+) -> int:
+    """Store a batch of log lines within the per-job limits; return how many were kept.
+    Dropped lines leave one marker line (level warning) saying how many."""
+    kept, dropped = admit_lines(job, lines, limits)
+    count = len(kept) + (1 if dropped else 0)
+    if count == 0:
+        return 0
+    seq = next_seq(session, job, count)  # one UPDATE for the whole batch
+    for line in kept:
+        _add_event(
+            session, job, seq, LOG, line.line, level=line.level, stream=line.stream, attempt=attempt
+        )
+        seq += 1
+    job.log_lines += len(kept)
+    if dropped:
+        job.log_dropped += dropped
+        _add_event(
+            session,
+            job,
+            seq,
+            LOG,
+            DROPPED_MARKER.format(n=dropped, limit=limits.max_log_lines_per_job),
+            level="warning",
+            data={"dropped": dropped, "dropped_total": job.log_dropped},
+            attempt=attempt,
+        )
+    session.flush()
+    return len(kept)
 
 
 def create_job(
@@ -175,29 +245,37 @@ def list_workspace_jobs(
     limit: int,
 ) -> tuple[list[Job], int]:
     """Jobs of one workspace (or, with `workspace_id=None`, of every workspace the caller
-    belongs to), page-numbered: `(rows, total)`. The caller's role is checked upstream."""
-    scope = repository.in_workspaces(principal.user_id, workspace_id, principal.workspace_id)
+    may read), page-numbered: `(rows, total)`. The caller's role in a named workspace is
+    checked upstream; the rows are the ones it may read in any case."""
+    scope = and_(
+        readable_jobs(session, principal),
+        Job.workspace_id.is_not(None) if workspace_id is None else Job.workspace_id == workspace_id,
+    )
     rows, total = repository.page_of_jobs(
         session, scope, filters, sort=sort, order=order, page=page, limit=limit
     )
     return list(rows), total
 
 
-def get_owned_job(session: Session, principal: Principal, raw_job_id: str) -> Job:
-    """A job that belongs to the caller, with its event log; 404 otherwise (seed 002).
+def get_owned_job(
+    session: Session,
+    principal: Principal,
+    raw_job_id: str,
+    action: Action = Action.READ_JOB,
+    *,
+    with_events: bool = True,
+) -> Job:
+    """A job the caller may read, with its event log, if it may also do `action` on it:
+    404 if it may not read it (seed 002), 403 if it may read it but not do this.
 
-    Belongs = created by the caller, requested from the caller's wallet address, or in a
-    workspace the caller is a member of (an API key scoped to a workspace: that one only).
+    Readable = in a workspace where the caller's role reads jobs (a workspace-scoped API
+    key: that one only), or, for a job without a workspace, created by the caller or
+    requested from its wallet (`node.authz.policy`).
     """
-    job = repository.get_owned_job(
-        session,
-        parse_job_id(raw_job_id),
-        user_id=principal.user_id,
-        address=principal.address,
-        scoped_workspace_id=principal.workspace_id,
-    )
+    job = repository.get_job(session, parse_job_id(raw_job_id), with_events=with_events)
     if job is None:
         raise JobNotFound()
+    authorize_job(session, principal, job, action)
     return job
 
 
@@ -211,13 +289,14 @@ def list_owned_jobs(
     cursor: str | None,
     limit: int,
 ) -> tuple[list[Job], str | None]:
-    """One keyset page of the caller's jobs and the cursor of the next page (None at the
-    end). Raises InvalidCursor (400) for a cursor not issued for this sort/order."""
+    """One keyset page of the jobs the caller may read and the cursor of the next page
+    (None at the end). Raises InvalidCursor (400) for a cursor not issued for this
+    sort/order."""
     after = decode_cursor(cursor, sort=sort, order=order) if cursor is not None else None
-    scope = repository.owned_by(principal.user_id, principal.address, principal.workspace_id)
+    branches = readable_job_branches(session, principal)
     rows = list(
         repository.keyset_jobs(
-            session, scope, filters, sort=sort, order=order, after=after, limit=limit + 1
+            session, branches, filters, sort=sort, order=order, after=after, limit=limit + 1
         )
     )
     if len(rows) <= limit:
@@ -226,15 +305,6 @@ def list_owned_jobs(
     last = rows[-1]
     value = getattr(last, SORT_COLUMNS[sort].key)
     return rows, encode_cursor(Cursor(sort=sort, order=order, value=value, id=last.id))
-
-
-def is_claimable(job: Job, now: dt.datetime) -> bool:
-    """Python twin of `repository.claimable_clause`: open to providers, due, in time."""
-    return (
-        job.status in {s.value for s in OPEN_TO_PROVIDERS}
-        and (job.scheduled_at is None or job.scheduled_at <= now)
-        and (job.deadline_at is None or job.deadline_at > now)
-    )
 
 
 # --------------------------------------------------------------------------- actions
@@ -263,7 +333,7 @@ def update_job(
     job.updated_at = utcnow()
     if target is not None and target.value != job.status:
         if target == JobStatus.CANCELLED:
-            _refuse_escrowed_cancel(job)
+            _refuse_disputed_cancel(job)
         transition(session, job, target, message="Updated via API")
     session.flush()
     return job
@@ -274,28 +344,22 @@ def cancel_job(session: Session, job: Job, *, reason: str = "Cancelled via API")
     is merged into its result.
 
     A job being worked on (claimed or running) is cancelled at once: its provider's next
-    heartbeat or progress write is refused, training stops at the next epoch boundary and
-    the provider abandons its on-chain binding, after which the requester's own escrow
-    `cancel` refunds the deposit. A funded job nobody works on is refunded on chain only
-    (409 CANCEL_ON_CHAIN)."""
+    heartbeat or progress write is refused and training stops at the next epoch boundary.
+    A funded job's deposit comes back to its requester through the node: the chain policy
+    releases the provider's binding (`unassign`) and refunds the deposit (`refund`). A
+    disputed job is not cancelled: its money waits for the arbiter's ruling."""
     check_transition(job.status, JobStatus.CANCELLED)
-    if job.status not in (JobStatus.CLAIMED.value, JobStatus.RUNNING.value):
-        _refuse_escrowed_cancel(job)
+    _refuse_disputed_cancel(job)
     job.result = {**(job.result or {}), "cancelled_reason": reason}
     return transition(session, job, JobStatus.CANCELLED, message=reason)
 
 
-def _refuse_escrowed_cancel(job: Job) -> None:
-    """A funded job's deposit sits in the escrow: the node cannot refund it, only the
-    requester's own `cancel` transaction can (409 CANCEL_ON_CHAIN, naming the route that
-    returns the call to sign). The chain watcher cancels the job once the refund is mined."""
-    if job.reward_wei > 0 and job.status != JobStatus.AWAITING_FUNDING.value:
-        ref = f"job_{job.id}"
-        raise CancelOnChain(
-            "The reward is held by the escrow contract: sign the escrow's cancel call from "
-            f"the requester wallet (GET /v1/jobs/{ref}/cancel-call); the job is cancelled "
-            "when the refund is on chain",
-            details={"cancel_call": f"/v1/jobs/{ref}/cancel-call", "status": job.status},
+def _refuse_disputed_cancel(job: Job) -> None:
+    """A dispute ends with the arbiter's ruling (or its silence), never with a cancel."""
+    if job.status == JobStatus.DISPUTED.value:
+        raise InvalidTransition(
+            "The job's result is disputed in the escrow: the arbiter's ruling ends it",
+            details={"from": job.status, "to": JobStatus.CANCELLED.value},
         )
 
 
@@ -316,6 +380,8 @@ def retry_job(session: Session, job: Job, *, reason: str = "Retried via API") ->
         )
     previous_result = job.result
     job.retry_count += 1
+    job.retry_base_attempt = job.attempt  # a fresh round of provider attempts
+    job.last_failed_by = None
     job.result = {"retry_reason": reason, "previous_attempts": job.retry_count}
     job.error = None
     job.progress_percent = None
@@ -330,3 +396,13 @@ def retry_job(session: Session, job: Job, *, reason: str = "Retried via API") ->
         message=reason,
         data={"previous_result": previous_result, "retry_count": job.retry_count},
     )
+
+
+# --------------------------------------------------------------------------- content
+
+
+def jobs_needing_cid(session: Session, cid: str) -> list[int]:
+    """Jobs that still need the content `cid` (their dataset, metadata or result): every
+    job that has not reached a final state. Its pin must stay."""
+    live = {s.value for s in JobStatus} - {s.value for s in TERMINAL}
+    return list(repository.jobs_using_cid(session, cid, live))

@@ -1,4 +1,4 @@
-"""Alembic environment: runs on the engine handed in by `node.db.upgrade_schema`
+"""Alembic environment: runs on the engine handed in by `node.schema.upgrade_schema`
 (or built from DCM_DATABASE_URL when alembic is run by hand)."""
 
 from alembic import context

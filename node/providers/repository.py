@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from marketplace.jobs.states import ACTIVE, JobStatus
-from node.jobs.models import Job
 from node.jobs.repository import claimable_jobs
-from node.providers.models import Provider
+from node.models.jobs import Job
+from node.models.providers import Provider, ProviderAdmission
 
 
 def provider_by_address(session: Session, address: str) -> Provider | None:
@@ -43,12 +43,35 @@ def active_jobs_of(session: Session, address: str) -> int:
 
 
 def claim_candidates(
-    session: Session, job_types: Sequence[str], now: dt.datetime, limit: int = 16
+    session: Session,
+    job_types: Sequence[str],
+    now: dt.datetime,
+    scope: ColumnElement[bool],
+    limit: int = 16,
 ) -> Sequence[Job]:
-    """Claimable jobs of these types, best first. On PostgreSQL the rows are locked with
-    SKIP LOCKED, so concurrent claimers are handed different candidates instead of
-    queueing on one row; on SQLite (one writer) the compare-and-set in `take` settles it."""
-    return claimable_jobs(session, now=now, limit=limit, job_types=job_types, lock=True)
+    """Claimable jobs of these types within `scope` (the jobs this provider may be
+    offered), best first. On PostgreSQL the rows are locked with SKIP LOCKED, so
+    concurrent claimers are handed different candidates instead of queueing on one row;
+    on SQLite (one writer) the compare-and-set in `take` settles it."""
+    return claimable_jobs(
+        session, now=now, limit=limit, job_types=job_types, scope=scope, lock=True
+    )
+
+
+def chosen_candidate(
+    session: Session, job_id: int, job_type: str, now: dt.datetime, scope: ColumnElement[bool]
+) -> Job | None:
+    """Job `job_id` if it is claimable now within `scope` (the same rule and row lock as
+    `claim_candidates`), else None."""
+    found = claimable_jobs(
+        session,
+        now=now,
+        limit=1,
+        job_types=[job_type],
+        scope=and_(scope, Job.id == job_id),
+        lock=True,
+    )
+    return found[0] if found else None
 
 
 def take(
@@ -77,6 +100,14 @@ def take(
     return result.rowcount == 1
 
 
+def active_leases(session: Session) -> Sequence[Job]:
+    return session.scalars(
+        select(Job).where(
+            Job.status.in_([s.value for s in ACTIVE]), Job.lease_expires_at.is_not(None)
+        )
+    ).all()
+
+
 def expired_leases(session: Session, now: dt.datetime, limit: int = 100) -> Sequence[Job]:
     stmt = (
         select(Job)
@@ -87,3 +118,21 @@ def expired_leases(session: Session, now: dt.datetime, limit: int = 100) -> Sequ
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     return session.scalars(stmt).all()
+
+
+def replace_admissions(
+    session: Session, provider_id: int, keys: Sequence[tuple[int, int]]
+) -> list[ProviderAdmission]:
+    """Make `keys` ((api_key_id, workspace_id) pairs) the provider's only admissions."""
+    session.execute(
+        delete(ProviderAdmission)
+        .where(ProviderAdmission.provider_id == provider_id)
+        .execution_options(synchronize_session=False)
+    )
+    rows = [
+        ProviderAdmission(provider_id=provider_id, api_key_id=key_id, workspace_id=workspace_id)
+        for key_id, workspace_id in keys
+    ]
+    session.add_all(rows)
+    session.flush()
+    return rows

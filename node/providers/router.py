@@ -1,34 +1,46 @@
 """Provider routes of the canonical API: registry, long-poll claim, fenced job writes.
 
-POST /v1/providers                    register or update the caller (wallet) as provider
+POST /v1/providers                    register or update the caller (wallet) as provider;
+                                      `api_keys` (provider keys) join workspace pools
 GET  /v1/providers                    the registry, with online status and active jobs
-POST /v1/providers/claim              lease a job; long-polls up to `wait_seconds`; 204 if none
+POST /v1/providers/claim/end          end the caller's open long-polls (a draining provider)
+POST /v1/providers/claim              lease a job (open market, or a pool the provider was
+                                      admitted to); long-polls up to `wait_seconds`; 204 if none
 POST /v1/jobs/{id}/heartbeat|start|progress|logs|result|fail|release   carry `attempt`
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import time
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from marketplace.errors import JobNotFound, LeaseExpired, NotLeaseHolder, StaleAttempt
 from marketplace.jobs.ids import format_job_id, parse_job_id
-from node.chain.watcher import wake_chain
-from node.db import session_scope
-from node.deps import PrincipalDep, SessionDep, SettingsDep
-from node.jobs.models import Job
+from marketplace.leases import Claim, JobOutcome, Lease, LogsAccepted, ProviderJob, V1Ok
+from node.auth.deps import PrincipalDep
+from node.chain.deps import chain_of
+from node.db import session_scope, utcnow
+from node.deps import SessionDep, SettingsDep, sessions_of
+from node.escrow.tick import wake_chain
+from node.jobs.events import LogLine
+from node.models.jobs import Job
+from node.openapi import raises
 from node.providers import service
+from node.providers.deps import notifier_of
 from node.providers.notifier import JobNotifier
 from node.providers.schemas import (
     AttemptBody,
     ClaimRequest,
     FailBody,
     LogsBody,
+    PoolRead,
     ProgressBody,
     ProviderRead,
+    RegisteredProvider,
     RegisterProvider,
     ReleaseBody,
     ResultBody,
@@ -36,33 +48,37 @@ from node.providers.schemas import (
 from node.providers.vouchers import assignment_voucher, enqueue_assignment
 
 router = APIRouter(prefix="/v1", tags=["providers"])
+# What a write under a lease answers when the lease is not the caller's current one.
+LEASE_ERRORS = (StaleAttempt, NotLeaseHolder, LeaseExpired)
 
 
-def job_for_provider(job: Job) -> dict[str, Any]:
+def job_for_provider(job: Job) -> ProviderJob:
     """What a provider needs to run a job."""
-    return {
-        "id": format_job_id(job.id),
-        "type": job.job_type,
-        "status": job.status,
-        "spec": job.spec,
-        "folder_cid": job.folder_cid,
-        "metadata_cid": job.metadata_cid,
-        "requester_address": job.requester_address,
-        "reward_wei": str(job.reward_wei),
-        "attempt": job.attempt,
-        "max_retries": job.max_retries,
-        "deadline_at": job.deadline_at,
-    }
+    return ProviderJob(
+        id=format_job_id(job.id),
+        type=job.job_type,
+        status=job.status,
+        spec=job.spec or {},
+        folder_cid=job.folder_cid,
+        metadata_cid=job.metadata_cid,
+        requester_address=job.requester_address,
+        reward_wei=str(job.reward_wei),
+        attempt=job.attempt,
+        max_retries=job.max_retries,
+        deadline_at=job.deadline_at,
+    )
 
 
-def _lease_out(job: Job) -> dict[str, Any]:
-    return {
-        "lease_id": job.lease_id,
-        "job_id": format_job_id(job.id),
-        "attempt": job.attempt,
-        "expires_at": job.lease_expires_at,
-        "status": job.status,
-    }
+def _lease_out(job: Job) -> Lease:
+    expires = job.lease_expires_at
+    return Lease(
+        lease_id=job.lease_id,
+        job_id=format_job_id(job.id),
+        attempt=job.attempt,
+        expires_at=expires,
+        ttl_seconds=None if expires is None else (expires - utcnow()).total_seconds(),
+        status=job.status,
+    )
 
 
 def ok(data: Any) -> dict[str, Any]:
@@ -72,7 +88,15 @@ def ok(data: Any) -> dict[str, Any]:
 
 @router.post("/providers", status_code=201)
 def register(body: RegisterProvider, principal: PrincipalDep, session: SessionDep) -> Any:
-    return ok(ProviderRead.model_validate(service.register(session, principal, body)))
+    """Register (or update) the caller's wallet as a provider. `api_keys`: `provider` keys
+    of the workspaces whose private pools it joins (403 NOT_ADMITTED for a key that is
+    not one); without them it is offered the open market (escrowed jobs) only."""
+    provider, admissions = service.register(session, principal, body)
+    pools = [
+        PoolRead(workspace_id=a.workspace_id, api_key_id=key.id, key_prefix=key.prefix)
+        for a, key in admissions
+    ]
+    return ok(RegisteredProvider(**ProviderRead.model_validate(provider).model_dump(), pools=pools))
 
 
 @router.get("/providers")
@@ -82,47 +106,84 @@ def list_providers(
     return ok([ProviderRead(**p) for p in service.describe(session, settings)])
 
 
-@router.post("/providers/claim", responses={204: {"description": "No job within the wait"}})
+@router.post(
+    "/providers/claim",
+    response_model=V1Ok[Claim],
+    responses={204: {"description": "No job within the wait"}},
+)
 async def claim(
     body: ClaimRequest, request: Request, principal: PrincipalDep, settings: SettingsDep
 ) -> Any:
-    notifier: JobNotifier = request.app.state.job_notifier
-    factory = request.app.state.sessionmaker
-    chain = getattr(request.app.state, "chain", None)
+    notifier: JobNotifier = notifier_of(request)
+    factory = sessions_of(request)
+    chain = chain_of(request)
     wait = min(body.wait_seconds, settings.leases.claim_wait_max_seconds)
+    exclude = _job_ids(body.exclude_job_ids)
     deadline = time.monotonic() + wait
 
     def attempt_claim() -> dict[str, Any] | None:
         with session_scope(factory) as session:
             provider = service.require_provider(session, principal)
-            got = service.claim(session, settings, provider, body.job_types)
+            got = service.claim(session, settings, provider, body.job_types, exclude)
             if got is None:
                 return None
             queued = enqueue_assignment(session, chain, got.job, provider.address, got.attempt)
-            voucher = assignment_voucher(chain, got.job, provider.address, got.attempt)
+            voucher = assignment_voucher(session, chain, got.job, provider.address, got.attempt)
             result = ok(
-                {"lease": _lease_out(got.job), "job": job_for_provider(got.job), "voucher": voucher}
+                Claim(lease=_lease_out(got.job), job=job_for_provider(got.job), voucher=voucher)
             )
         if queued:
             wake_chain(request.app)  # committed: the outbox sends the assignment now
         return result
 
+    started = time.monotonic()
+    first = True
     while True:
         seen = notifier.generation
+        # a poll its provider ended (draining) or walked away from gets no lease
+        if notifier.poll_ended(principal.subject, started) or (
+            not first and await request.is_disconnected()
+        ):
+            return Response(status_code=204)
+        first = False
         result = await run_in_threadpool(attempt_claim)
         if result is not None:
             return result
         remaining = deadline - time.monotonic()
-        if remaining <= 0 or await request.is_disconnected():
+        if remaining <= 0 or notifier.closed or await request.is_disconnected():
             return Response(status_code=204)
         await notifier.wait(seen, min(remaining, settings.leases.claim_poll_seconds))
+
+
+@router.post(
+    "/providers/claim/end",
+    status_code=204,
+    response_class=Response,
+    responses={204: {"description": "The caller's open claim long-polls were ended"}},
+)
+async def end_claims(request: Request, principal: PrincipalDep) -> Response:
+    """End the caller's open claim long-polls now (a provider that starts draining): each
+    answers 204 at once and is handed no job, so nothing is leased to a provider that
+    stopped listening."""
+    notifier_of(request).end_polls(principal.subject)
+    return Response(status_code=204)
 
 
 def _job_id(job_id: str) -> int:
     return parse_job_id(job_id)
 
 
-@router.post("/jobs/{job_id}/heartbeat")
+def _job_ids(job_ids: list[str]) -> set[int]:
+    """The ids among `job_ids` that can name a job (others name nothing to skip)."""
+    out = set()
+    for job_id in job_ids:
+        with contextlib.suppress(JobNotFound):
+            out.add(parse_job_id(job_id))
+    return out
+
+
+@router.post("/jobs/{job_id}/heartbeat", response_model=V1Ok[Lease])
+@raises(*LEASE_ERRORS)
 def heartbeat(
     job_id: str,
     body: AttemptBody,
@@ -135,7 +196,8 @@ def heartbeat(
     return ok(_lease_out(job))
 
 
-@router.post("/jobs/{job_id}/start")
+@router.post("/jobs/{job_id}/start", response_model=V1Ok[Lease])
+@raises(*LEASE_ERRORS)
 def start(
     job_id: str,
     body: AttemptBody,
@@ -147,7 +209,8 @@ def start(
     return ok(_lease_out(service.start(session, settings, provider, _job_id(job_id), body.attempt)))
 
 
-@router.post("/jobs/{job_id}/progress")
+@router.post("/jobs/{job_id}/progress", response_model=V1Ok[Lease])
+@raises(*LEASE_ERRORS)
 def progress(
     job_id: str,
     body: ProgressBody,
@@ -169,7 +232,8 @@ def progress(
     return ok(_lease_out(job))
 
 
-@router.post("/jobs/{job_id}/logs")
+@router.post("/jobs/{job_id}/logs", response_model=V1Ok[LogsAccepted])
+@raises(*LEASE_ERRORS)
 def logs(
     job_id: str, body: LogsBody, principal: PrincipalDep, session: SessionDep, settings: SettingsDep
 ) -> dict[str, Any]:
@@ -180,12 +244,13 @@ def logs(
         provider,
         _job_id(job_id),
         body.attempt,
-        [(entry.line, entry.level) for entry in body.lines],
+        [LogLine(entry.line, entry.level, entry.stream) for entry in body.lines],
     )
-    return ok({"accepted": count})
+    return ok(LogsAccepted(accepted=count))
 
 
-@router.post("/jobs/{job_id}/result")
+@router.post("/jobs/{job_id}/result", response_model=V1Ok[JobOutcome])
+@raises(*LEASE_ERRORS)
 def result(
     job_id: str,
     body: ResultBody,
@@ -204,42 +269,26 @@ def result(
         body.result,
         body.result_type,
     )
-    return ok({"job_id": format_job_id(job.id), "status": job.status, "result_cid": job.result_cid})
+    return ok(
+        JobOutcome(job_id=format_job_id(job.id), status=job.status, result_cid=job.result_cid)
+    )
 
 
-@router.post("/jobs/{job_id}/fail")
+@router.post("/jobs/{job_id}/fail", response_model=V1Ok[JobOutcome])
+@raises(*LEASE_ERRORS)
 def fail(
     job_id: str, body: FailBody, principal: PrincipalDep, session: SessionDep
 ) -> dict[str, Any]:
     provider = service.require_provider(session, principal)
     job = service.fail(session, provider, _job_id(job_id), body.attempt, body.error, body.retryable)
-    return ok({"job_id": format_job_id(job.id), "status": job.status})
+    return ok(JobOutcome(job_id=format_job_id(job.id), status=job.status))
 
 
-@router.post("/jobs/{job_id}/release")
+@router.post("/jobs/{job_id}/release", response_model=V1Ok[JobOutcome])
+@raises(*LEASE_ERRORS)
 def release(
     job_id: str, body: ReleaseBody, principal: PrincipalDep, session: SessionDep
 ) -> dict[str, Any]:
     provider = service.require_provider(session, principal)
     job = service.release(session, provider, _job_id(job_id), body.attempt, body.reason)
-    return ok({"job_id": format_job_id(job.id), "status": job.status})
-
-
-async def run_reaper(app: Any) -> None:
-    """Background loop: return expired leases to the queue every few seconds."""
-    settings = app.state.settings
-    factory = app.state.sessionmaker
-
-    def reap_once() -> list[int]:
-        with session_scope(factory) as session:
-            return service.reap_expired(session)
-        return []
-
-    while True:
-        try:
-            await run_in_threadpool(reap_once)
-        except Exception:  # the loop must survive a transient DB error
-            import logging
-
-            logging.getLogger("dcm.reaper").exception("reaper pass failed")
-        await asyncio.sleep(settings.leases.reaper_interval_seconds)
+    return ok(JobOutcome(job_id=format_job_id(job.id), status=job.status))

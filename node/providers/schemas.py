@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 
 def _mb(values: dict[str, Any], mb_key: str, bytes_key: str) -> None:
@@ -57,6 +57,22 @@ class RegisterProvider(BaseModel):
     capabilities: Capabilities = Field(default_factory=Capabilities)
     job_types: list[str] = Field(default_factory=lambda: ["image_processing"], max_length=32)
     max_concurrent: int = Field(1, ge=1, le=256)
+    api_keys: list[Annotated[str, StringConstraints(min_length=1, max_length=128)]] = Field(
+        default_factory=list,
+        max_length=32,
+        description=(
+            "`provider`-role API keys of the workspaces whose private pools this provider "
+            "joins. They replace the ones presented before; none means the open market only."
+        ),
+    )
+
+
+class PoolRead(BaseModel):
+    """A private pool the provider was admitted to (the key's prefix, never the key)."""
+
+    workspace_id: int
+    api_key_id: int
+    key_prefix: str
 
 
 class ProviderRead(BaseModel):
@@ -74,18 +90,22 @@ class ProviderRead(BaseModel):
     active_jobs: int = 0
 
 
+class RegisteredProvider(ProviderRead):
+    """The registration answer: the provider, and the pools its keys admitted it to."""
+
+    pools: list[PoolRead] = Field(default_factory=list)
+
+
 class ClaimRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     job_types: list[str] | None = Field(None, max_length=32)
     wait_seconds: float = Field(0, ge=0, le=300)
-
-
-class Lease(BaseModel):
-    lease_id: str
-    job_id: str
-    attempt: int
-    expires_at: dt.datetime
+    exclude_job_ids: list[Annotated[str, StringConstraints(max_length=32)]] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Jobs not to be given (this provider just failed them).",
+    )
 
 
 class AttemptBody(BaseModel):
@@ -107,6 +127,7 @@ class LogLine(BaseModel):
 
     line: str = Field(max_length=8192)
     level: str = Field("info", pattern="^(debug|info|warning|error)$")
+    stream: Literal["stdout", "stderr"] | None = None
 
 
 class LogsBody(AttemptBody):

@@ -1,11 +1,23 @@
 """Provider rules: registration, atomic claims with leases, fenced writes, and the reaper.
 
+Who is offered what (`node.authz.policy`): escrowed jobs are the open market, offered to
+every registered provider; a job without escrow only to providers admitted to its
+workspace's private pool. A provider joins a pool by presenting a `provider`-role API key
+of that workspace when it registers; the node checks the key and stores an admission
+that references it (never the secret), so revoking the key ends the admission at once.
+Claims and every provider write check it; they come from the provider's wallet sign-in,
+never from an API key bearer.
+
 A claim hands a job to exactly one provider with a lease: a lease id, an attempt number
 (the fencing token, incremented on every claim) and an expiry that heartbeats extend.
 Every provider write names the attempt it holds; a write from an older attempt, from a
 provider that is not the holder, or after the lease expired is refused with 409, so a
 presumed-dead provider can never overwrite its successor. The reaper returns jobs with
 expired leases to `pending` while attempts remain (`max_retries` + 1 in all), then fails them.
+
+A job goes only to a provider that can make its export format (`marketplace.exports`: the
+formats the provider advertised at registration). A job that no registered provider can
+make says so in its `progress_message` when a provider passes it over, until one claims it.
 """
 
 from __future__ import annotations
@@ -18,24 +30,31 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from marketplace.errors import Forbidden, JobNotFound, LeaseExpired, StaleAttempt
+from marketplace.errors import (
+    Forbidden,
+    InvalidApiKey,
+    JobNotClaimable,
+    JobNotFound,
+    LeaseExpired,
+    NotAdmitted,
+    NotLeaseHolder,
+    ProviderNotRegistered,
+    StaleAttempt,
+)
+from marketplace.exports import advertised_formats, can_make, requested_format
 from marketplace.jobs.states import JobStatus
+from node.auth.api_keys import live_api_key
+from node.auth.principal import Principal
+from node.authz.policy import admission_role, authorize_provider_job, claimable_by
 from node.config import NodeSettings
 from node.db import utcnow
-from node.deps import Principal
-from node.jobs.models import Job
-from node.jobs.service import record_event, transition
+from node.jobs.events import LogLine
+from node.jobs.service import append_log_lines, record_event, transition
+from node.models.auth import ApiKey
+from node.models.jobs import Job
+from node.models.providers import Provider, ProviderAdmission
 from node.providers import repository
-from node.providers.models import Provider
 from node.providers.schemas import RegisterProvider
-
-
-class ProviderNotRegistered(Forbidden):
-    code = "PROVIDER_NOT_REGISTERED"
-
-
-class NotLeaseHolder(StaleAttempt):
-    code = "NOT_LEASE_HOLDER"
 
 
 @dataclass(frozen=True)
@@ -46,11 +65,28 @@ class Claim:
     expires_at: dt.datetime
 
 
-def register(session: Session, principal: Principal, body: RegisterProvider) -> Provider:
-    """Create or update the caller's provider record; the caller must be a wallet."""
+def _require_wallet(principal: Principal) -> str:
+    if principal.api_key_id is not None:
+        raise Forbidden(
+            "Providers sign in with their wallet (SIWE); an API key joins a pool when "
+            "presented at registration (`api_keys`), not as the bearer"
+        )
     if not principal.address:
         raise Forbidden("Providers sign in with their wallet (SIWE)", details=None)
-    provider = repository.provider_by_address(session, principal.address)
+    return principal.address
+
+
+def register(
+    session: Session, principal: Principal, body: RegisterProvider
+) -> tuple[Provider, list[tuple[ProviderAdmission, ApiKey]]]:
+    """Create or update the caller's provider record (the caller must be a wallet), and
+    replace its pool admissions with the ones `body.api_keys` grant.
+
+    Every key must be a live `provider` key (403 NOT_ADMITTED names the first that is
+    not), so a misconfigured daemon fails at start instead of silently missing a pool."""
+    address = _require_wallet(principal)
+    keys = _pool_keys(session, body.api_keys)
+    provider = repository.provider_by_address(session, address)
     if provider is None:
         provider = Provider(user_id=principal.user_id, address=principal.address)
         session.add(provider)
@@ -60,11 +96,34 @@ def register(session: Session, principal: Principal, body: RegisterProvider) -> 
     provider.max_concurrent = body.max_concurrent
     provider.last_seen_at = utcnow()
     session.flush()
-    return provider
+    admissions = repository.replace_admissions(
+        session, provider.id, [(key.id, key.workspace_id) for key in keys]
+    )
+    return provider, list(zip(admissions, keys, strict=True))
+
+
+def _pool_keys(session: Session, secrets_: list[str]) -> list[ApiKey]:
+    keys: dict[int, ApiKey] = {}
+    for index, secret in enumerate(secrets_):
+        try:
+            key = live_api_key(session, secret)
+        except InvalidApiKey as exc:
+            raise NotAdmitted(
+                f"api_keys[{index}]: {exc.message}", details={"index": index}
+            ) from None
+        if admission_role(session, key) is None:
+            raise NotAdmitted(
+                f"api_keys[{index}] ({key.prefix}...) does not admit a provider: pools take "
+                f"live `provider` keys of a member who may write jobs (this one: {key.role})",
+                details={"index": index, "prefix": key.prefix},
+            )
+        keys[key.id] = key
+    return list(keys.values())
 
 
 def require_provider(session: Session, principal: Principal) -> Provider:
-    provider = repository.provider_by_address(session, principal.address or "")
+    """The caller's provider record (403 PROVIDER_NOT_REGISTERED without one)."""
+    provider = repository.provider_by_address(session, _require_wallet(principal))
     if provider is None:
         raise ProviderNotRegistered("Register with POST /v1/providers first")
     provider.last_seen_at = utcnow()
@@ -102,53 +161,175 @@ def _fits(job: Job, provider: Provider) -> bool:
     return provider.gpu_memory_mb >= min_gpu and len(gpus) >= gpu_count
 
 
+NO_MAKER = "No registered provider can export to "
+
+
+class _Makers:
+    """The export formats the registered providers make, read once per claim when a job's
+    format is not the claimant's; notes on such a job when nobody can make it."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._formats: frozenset[str] | None = None
+
+    def formats(self) -> frozenset[str]:
+        if self._formats is None:
+            self._formats = frozenset().union(
+                *(
+                    advertised_formats(p.capabilities)
+                    for p in repository.list_providers(self.session)
+                )
+            )
+        return self._formats
+
+    def note_if_nobody(self, job: Job) -> None:
+        wanted = requested_format(job.spec)
+        if wanted in self.formats():
+            return
+        message = f"{NO_MAKER}{wanted!r}; formats on offer: {', '.join(sorted(self.formats()))}"
+        if job.progress_message != message:
+            job.progress_message = message
+
+
+# How long after a provider's attempt failed the job is kept from it while another
+# provider that runs its type is online.
+REFAIL_AVOID_SECONDS = 300
+
+
+def _left_to_others(
+    session: Session, settings: NodeSettings, job: Job, provider: Provider, now: dt.datetime
+) -> bool:
+    """Whether `job` should wait for another provider: `provider` failed it (or let its
+    lease lapse) a moment ago and another provider able to run it is online."""
+    if job.last_failed_by != provider.address:
+        return False
+    if job.updated_at < now - dt.timedelta(seconds=REFAIL_AVOID_SECONDS):
+        return False
+    online_after = now - dt.timedelta(seconds=settings.leases.provider_online_seconds)
+    return any(
+        p.address != provider.address
+        and p.last_seen_at >= online_after
+        and job.job_type in (p.job_types or [])
+        and can_make(p.capabilities, job.spec)
+        for p in repository.list_providers(session)
+    )
+
+
 def claim(
     session: Session,
     settings: NodeSettings,
     provider: Provider,
     job_types: Sequence[str] | None = None,
+    exclude: Sequence[int] = (),
 ) -> Claim | None:
-    """Lease the best matching claimable job to `provider`, or return None."""
+    """Lease the best matching claimable job to `provider`, or return None. Jobs in
+    `exclude` (the provider asks not to be given them) are skipped, and so is a job this
+    provider just failed while another provider could run it."""
     if repository.active_jobs_of(session, provider.address) >= provider.max_concurrent:
         return None
     types = [t for t in provider.job_types if job_types is None or t in job_types]
     if not types:
         return None
     now = utcnow()
-    for job in repository.claim_candidates(session, types, now):
+    makers = _Makers(session)
+    for job in repository.claim_candidates(session, types, now, claimable_by(provider.id)):
+        if job.id in exclude:
+            continue
+        if not can_make(provider.capabilities, job.spec):
+            makers.note_if_nobody(job)
+            continue
         if not _fits(job, provider):
             continue
-        lease_id = secrets.token_hex(12)
-        expires_at = now + dt.timedelta(seconds=settings.leases.lease_seconds)
-        if not repository.take(
-            session,
-            job.id,
-            holder=provider.address,
-            lease_id=lease_id,
-            expires_at=expires_at,
-            now=now,
-        ):
+        if _left_to_others(session, settings, job, provider, now):
             continue
-        session.refresh(job)
-        record_event(
-            session,
-            job,
-            "claimed",
-            f"Leased to {provider.address}",
-            from_status=JobStatus.PENDING.value,
-            to_status=JobStatus.CLAIMED.value,
-            attempt=job.attempt,
-            data={"provider": provider.address, "lease_id": lease_id},
-        )
-        return Claim(job=job, lease_id=lease_id, attempt=job.attempt, expires_at=expires_at)
+        got = _grant(session, settings, provider, job, now)
+        if got is not None:
+            return got
     return None
 
 
+def _grant(
+    session: Session, settings: NodeSettings, provider: Provider, job: Job, now: dt.datetime
+) -> Claim | None:
+    """Lease `job` to `provider` (compare-and-set from `pending`); None if another
+    claimant took it first."""
+    lease_id = secrets.token_hex(12)
+    expires_at = now + dt.timedelta(seconds=settings.leases.lease_seconds)
+    if not repository.take(
+        session,
+        job.id,
+        holder=provider.address,
+        lease_id=lease_id,
+        expires_at=expires_at,
+        now=now,
+    ):
+        return None
+    session.refresh(job)
+    if (job.progress_message or "").startswith(NO_MAKER):
+        job.progress_message = None
+    record_event(
+        session,
+        job,
+        "claimed",
+        f"Leased to {provider.address}",
+        from_status=JobStatus.PENDING.value,
+        to_status=JobStatus.CLAIMED.value,
+        attempt=job.attempt,
+        data={"provider": provider.address, "lease_id": lease_id},
+    )
+    return Claim(job=job, lease_id=lease_id, attempt=job.attempt, expires_at=expires_at)
+
+
+def claim_job(session: Session, settings: NodeSettings, provider: Provider, job_id: int) -> Claim:
+    """Lease the job `provider` chose (TrainChain's apply) through the daemon's claim
+    path: the same candidates (claimable, offered to this provider), the same checks
+    (concurrency, job type, export format, hardware) and the same compare-and-set, so a
+    chosen claim and a polled one fence each other. 404 JOB_NOT_FOUND for no such job
+    (or one this provider is not offered); 409 JOB_NOT_CLAIMABLE saying why otherwise."""
+    job = session.get(Job, job_id)
+    if job is None:
+        raise JobNotFound()
+    if repository.active_jobs_of(session, provider.address) >= provider.max_concurrent:
+        raise JobNotClaimable(
+            f"This provider already runs {provider.max_concurrent} job(s) (its max_concurrent)",
+            details={"reason": "max_concurrent"},
+        )
+    if job.job_type not in provider.job_types:
+        raise JobNotClaimable(
+            f"This provider did not register job type {job.job_type!r}",
+            details={"reason": "job_type"},
+        )
+    if not can_make(provider.capabilities, job.spec):
+        raise JobNotClaimable(
+            f"This provider cannot export to {requested_format(job.spec)!r}",
+            details={"reason": "export_format"},
+        )
+    if not _fits(job, provider):
+        raise JobNotClaimable(
+            "This provider's hardware does not meet the job's requirements",
+            details={"reason": "requirements"},
+        )
+    now = utcnow()
+    chosen = repository.chosen_candidate(
+        session, job_id, job.job_type, now, claimable_by(provider.id)
+    )
+    got = _grant(session, settings, provider, chosen, now) if chosen is not None else None
+    if got is None:
+        raise JobNotClaimable(
+            f"Job is {job.status} and cannot be claimed now",
+            details={"reason": "status", "status": job.status},
+        )
+    return got
+
+
 def leased_job(session: Session, provider: Provider, job_id: int, attempt: int) -> Job:
-    """The job, if `provider` holds its current, unexpired lease at `attempt`; else 409."""
+    """The job, if `provider` may work on it (403 NOT_ADMITTED: a private job of a pool it
+    is no longer admitted to) and holds its current, unexpired lease at `attempt` (409
+    otherwise)."""
     job = session.get(Job, job_id, with_for_update=session.get_bind().dialect.name == "postgresql")
     if job is None:
         raise JobNotFound()
+    authorize_provider_job(session, provider.id, job)
     if attempt != job.attempt:
         raise StaleAttempt(
             f"Attempt {attempt} is stale (current attempt is {job.attempt})",
@@ -219,12 +400,11 @@ def append_logs(
     provider: Provider,
     job_id: int,
     attempt: int,
-    lines: Sequence[tuple[str, str]],
+    lines: Sequence[LogLine],
 ) -> int:
+    """Store the lines (within the per-job limits); return how many were kept."""
     job = heartbeat(session, settings, provider, job_id, attempt)
-    for line, level in lines:
-        record_event(session, job, "log", line, level=level, attempt=attempt)
-    return len(lines)
+    return append_log_lines(session, job, list(lines), settings.events, attempt)
 
 
 def submit_result(
@@ -257,11 +437,17 @@ def submit_result(
     return job
 
 
-def _requeue_or_fail(session: Session, job: Job, event_type: str, message: str) -> Job:
+def _requeue_or_fail(
+    session: Session, job: Job, event_type: str, message: str, *, failed_by: str | None = None
+) -> Job:
+    """Return the job to the queue, or fail it once this round's provider attempts
+    (`attempt - retry_base_attempt`; a manual retry starts a new round) pass `max_retries`."""
     job.lease_id = None
     job.lease_holder = None
     job.lease_expires_at = None
-    if job.attempt > job.max_retries:
+    if failed_by is not None:
+        job.last_failed_by = failed_by
+    if job.attempt - job.retry_base_attempt > job.max_retries:
         job.error = message
         return transition(
             session,
@@ -281,7 +467,13 @@ def fail(
         job.error = error
         job.lease_expires_at = None
         return transition(session, job, JobStatus.FAILED, event_type="failed", message=error)
-    return _requeue_or_fail(session, job, "requeued", f"Attempt {attempt} failed: {error}")
+    return _requeue_or_fail(
+        session,
+        job,
+        "requeued",
+        f"Attempt {attempt} failed: {error}",
+        failed_by=provider.address,
+    )
 
 
 def release(session: Session, provider: Provider, job_id: int, attempt: int, reason: str) -> Job:
@@ -294,6 +486,23 @@ def release(session: Session, provider: Provider, job_id: int, attempt: int, rea
     return transition(session, job, JobStatus.PENDING, event_type="released", message=reason)
 
 
+def extend_leases_at_start(
+    session: Session, settings: NodeSettings, now: dt.datetime | None = None
+) -> int:
+    """At node start: give every running lease a full lease length from now. While the node
+    was down no provider could renew (a node outage must not cost them the work); a
+    provider that died meanwhile is reaped one lease later. Returns how many were extended."""
+    now = now or utcnow()
+    until = now + dt.timedelta(seconds=settings.leases.lease_seconds)
+    extended = 0
+    for job in repository.active_leases(session):
+        if job.lease_expires_at is not None and job.lease_expires_at < until:
+            job.lease_expires_at = until
+            extended += 1
+    session.flush()
+    return extended
+
+
 def reap_expired(session: Session, now: dt.datetime | None = None) -> list[int]:
     """Return jobs whose lease expired to the queue (or fail them); returns their ids."""
     now = now or utcnow()
@@ -304,6 +513,7 @@ def reap_expired(session: Session, now: dt.datetime | None = None) -> list[int]:
             job,
             "lease_expired",
             f"Lease of attempt {job.attempt} held by {job.lease_holder} expired",
+            failed_by=job.lease_holder,
         )
         reaped.append(job.id)
     return reaped

@@ -1,17 +1,22 @@
 """On-chain assignments: the node's decision that a provider works on an escrowed job.
 
 The escrow contract binds a provider to a funded job only on the word of the node's
-operator key (the contract's assigner), at the lease's attempt number, so the chain
-applies the same fencing as the node: a provider whose lease was reaped cannot bind over
-its successor. The node gives that word twice for every lease of an escrowed job:
+operator key (the contract's assigner), for an Open job, at the lease's attempt number,
+so the chain applies the same fencing as the node. The node gives that word twice for
+every lease of an escrowed job:
 
-- `enqueue_assignment`: an outbox row that sends `assign(job, provider, attempt)` from the
-  operator key right after the claim commits. The cheap path (no signature to verify on
-  chain), and it binds the provider before it starts work: from then on the requester
-  can no longer cancel.
+- `enqueue_assignment`: outbox rows, in the claim's own transaction, that release any
+  binding no live lease holds (`unassign`) and then send `assign(job, provider, attempt)`
+  from the operator key right after the claim commits. The cheap path (no signature to
+  verify on chain), and it binds the provider before it starts work: from then on the
+  requester can no longer cancel on chain.
 - `assignment_voucher`: an EIP-712 voucher in the claim response, the provider's way in
   when the node's own transaction has not landed (`submitWithVoucher` binds and submits
-  in one transaction; anyone may relay `bind`).
+  in one transaction; anyone may relay `bind`). It names the deposit it is for (its
+  funding tag), so it never binds a later deposit on the same key.
+
+When a lease ends (expired, handed back, failed, the job cancelled), the chain policy's
+`reconcile` queues the `unassign` (`node.escrow.policy`); the reaper wakes it at once.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from typing import Any
 from eth_utils import to_checksum_address
 from sqlalchemy.orm import Session
 
-from node.jobs.models import Job
+from node.escrow.service import live_escrow, sync_lease
+from node.models.jobs import Job
 
 VOUCHER_TTL_SECONDS = 3600
 
@@ -37,41 +43,45 @@ def _escrowed(chain: Any, job: Job) -> bool:
 
 
 def enqueue_assignment(session: Session, chain: Any, job: Job, provider: str, attempt: int) -> bool:
-    """Queue the operator's `assign` for a new lease of an escrowed job, in the claim's own
-    database transaction (the outbox sends it after commit; idempotent per attempt).
+    """Queue the chain calls of a new lease of an escrowed job, in the claim's own
+    database transaction (the outbox sends them after commit; idempotent per lease).
     Returns whether a row was queued."""
     if not _escrowed(chain, job):
         return False
-    from node.chain.outbox import enqueue
-    from node.chain.service import register_job_key
 
-    key = register_job_key(session, chain.escrow(), job.id)
-    enqueue(
-        session,
-        dedupe_key=f"assign:{job.id}:{attempt}",
-        action="assign",
-        function="assign",
-        args=[key, to_checksum_address(provider), attempt],
-        job_id=job.id,
-    )
-    return True
+    return sync_lease(session, job)
 
 
-def assignment_voucher(chain: Any, job: Job, provider: str, attempt: int) -> dict[str, Any] | None:
-    """A JSON-ready voucher for an escrowed job, or None (no reward, or no chain/escrow)."""
+def assignment_voucher(
+    session: Session, chain: Any, job: Job, provider: str, attempt: int
+) -> dict[str, Any] | None:
+    """A JSON-ready voucher for an escrowed job's live deposit, or None (no reward, no
+    chain/escrow, or no deposit the job runs on)."""
     if not _escrowed(chain, job):
         return None
+
+    row = live_escrow(session, job)
+    if row is None or row.funding_tag is None:
+        return None
     escrow = chain.escrow()
-    expiry = int(time.time()) + VOUCHER_TTL_SECONDS
+    expiry = int(time.time()) + VOUCHER_TTL_SECONDS  # no chain call inside the claim
     if job.deadline_at is not None:
         expiry = min(expiry, int(job.deadline_at.timestamp()))
-    voucher = escrow.sign_assignment(chain.operator.account, job.id, provider, attempt, expiry)
+    voucher = escrow.sign_assignment(
+        chain.operator.account,
+        row.job_key,
+        to_checksum_address(provider),
+        attempt,
+        row.funding_tag,
+        expiry,
+    )
     return {
         "chain_id": chain.chain_id,
         "escrow": escrow.address,
         "job_key": "0x" + voucher.key.hex(),
         "provider": voucher.provider,
         "attempt": voucher.attempt,
+        "funding": voucher.funding,
         "expiry": voucher.expiry,
         "v": voucher.v,
         "r": "0x" + voucher.r.hex(),

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from node.auth.models import User
-from node.workspaces.models import Role, Workspace, WorkspaceMember
+from node.models.auth import User
+from node.models.workspaces import PersonalWorkspace, Role, Workspace, WorkspaceMember
 
 
 def memberships_of_user(session: Session, user_id: int) -> list[tuple[Workspace, str]]:
@@ -46,3 +46,18 @@ def lock_workspace(session: Session, workspace_id: int) -> Workspace | None:
     return session.scalars(
         select(Workspace).where(Workspace.id == workspace_id).with_for_update()
     ).first()
+
+
+def personal_workspace_of(session: Session, user_id: int) -> Workspace | None:
+    return session.scalars(
+        select(Workspace)
+        .join(PersonalWorkspace, PersonalWorkspace.workspace_id == Workspace.id)
+        .where(PersonalWorkspace.user_id == user_id)
+    ).first()
+
+
+def personal_owner_of(session: Session, workspace_id: int) -> int | None:
+    """The user whose personal workspace this is, if it is one."""
+    return session.scalar(
+        select(PersonalWorkspace.user_id).where(PersonalWorkspace.workspace_id == workspace_id)
+    )

@@ -6,10 +6,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
 
-from node.auth.models import User
-from node.deps import PrincipalDep, SessionDep
+from marketplace.errors import AlreadyMember, LastOwner, UserNotFound
+from node.auth.deps import PrincipalDep
+from node.deps import SessionDep
+from node.models.auth import User
+from node.models.workspaces import Role, Workspace, WorkspaceMember
+from node.openapi import raises
 from node.workspaces import service
-from node.workspaces.models import Role, Workspace, WorkspaceMember
 from node.workspaces.schemas import (
     MemberAdd,
     MemberRead,
@@ -29,6 +32,7 @@ def _workspace(ws: Workspace, role: Role | str) -> dict[str, Any]:
         "id": ws.id,
         "name": ws.name,
         "role": role,
+        "is_personal": ws.is_personal,
         "created_by": ws.created_by,
         "created_at": ws.created_at,
     }
@@ -66,6 +70,7 @@ def get_workspace(
 
 
 @router.post("/{workspace_id}/members", status_code=201, response_model=MemberRead)
+@raises(AlreadyMember, UserNotFound)
 def add_member(
     workspace_id: WorkspaceId, body: MemberAdd, principal: PrincipalDep, session: SessionDep
 ) -> dict[str, Any]:
@@ -90,6 +95,7 @@ def list_members(
 
 
 @router.patch("/{workspace_id}/members/{user_id}", response_model=MemberRead)
+@raises(LastOwner)
 def change_member_role(
     workspace_id: WorkspaceId,
     user_id: UserId,
@@ -104,6 +110,7 @@ def change_member_role(
 
 
 @router.delete("/{workspace_id}/members/{user_id}", status_code=204)
+@raises(LastOwner)
 def remove_member(
     workspace_id: WorkspaceId, user_id: UserId, principal: PrincipalDep, session: SessionDep
 ) -> Response:

@@ -15,7 +15,13 @@ from pydantic import (
     model_validator,
 )
 
-from node.workspaces.models import Role
+from node.models.workspaces import MEMBERSHIP_ROLES, Role
+
+
+def _membership(role: Role) -> Role:
+    if role not in MEMBERSHIP_ROLES:
+        raise ValueError("members are owner, member or viewer ('provider' is an API-key role)")
+    return role
 
 
 class _Request(BaseModel):
@@ -30,6 +36,9 @@ class WorkspaceRead(BaseModel):
     id: int
     name: str
     role: Role = Field(description="The caller's role in this workspace.")
+    is_personal: bool = Field(
+        False, description="The caller's personal workspace (jobs created without one)."
+    )
     created_by: int
     created_at: dt.datetime
 
@@ -44,6 +53,8 @@ class MemberAdd(_Request):
         description="Wallet address; lower-case or EIP-55 checksummed.",
     )
     role: Role = Role.MEMBER
+
+    _role = field_validator("role")(_membership)
 
     @field_validator("address")
     @classmethod
@@ -65,10 +76,65 @@ class MemberAdd(_Request):
 class MemberUpdate(_Request):
     role: Role
 
+    _role = field_validator("role")(_membership)
+
 
 class MemberRead(BaseModel):
     user_id: int
     username: str | None
     address: str | None
     role: Role
+    created_at: dt.datetime
+
+
+# ---- the caller's account (`/auth/me`) and the workspace's API keys
+class MeWorkspace(BaseModel):
+    id: int
+    name: str
+    role: Role
+
+
+class MeApiKey(BaseModel):
+    id: int
+    workspace_id: int
+
+
+class MeResponse(BaseModel):
+    id: int
+    username: str | None
+    address: str | None
+    workspaces: list[MeWorkspace]
+    api_key: MeApiKey | None = Field(
+        None, description="Set when the caller authenticated with an API key."
+    )
+
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+
+
+class ApiKeyCreate(_Request):
+    name: Name
+    role: Role = Role.MEMBER
+
+
+class ApiKeyRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    prefix: str
+    role: Role
+    workspace_id: int
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+
+
+class ApiKeyCreated(BaseModel):
+    id: int
+    name: str
+    key: str = Field(description="The secret; shown once, not stored.")
+    prefix: str
+    role: Role
+    workspace_id: int
     created_at: dt.datetime

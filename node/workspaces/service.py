@@ -1,66 +1,41 @@
-"""Workspace rules: who may see or change what, and membership management.
-
-Roles rank viewer < member < owner. Reading needs viewer, writing jobs needs member,
-managing members and API keys needs owner. A caller using an API key acts with the lower
-of the key's role and the creator's current role, and only in the key's workspace.
+"""Workspace rules: creation (personal workspaces included), listing, and membership
+management. Who may do what is decided by `node.authz.policy`; every function here names
+its action.
 """
 
 from __future__ import annotations
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from marketplace.errors import (
     AlreadyMember,
-    Forbidden,
     LastOwner,
     MemberNotFound,
     UserNotFound,
-    WorkspaceNotFound,
 )
 from node.auth import repository as auth_repository
-from node.auth.models import ApiKey, User
+from node.auth.principal import Principal
+from node.authz.policy import (
+    Action,
+    allows,
+    authorize,
+    effective_role,
+    require_user_credential,
+)
 from node.db import utcnow
-from node.deps import Principal
+from node.models.auth import User
+from node.models.workspaces import PersonalWorkspace, Role, Workspace, WorkspaceMember
 from node.workspaces import repository
-from node.workspaces.models import Role, Workspace, WorkspaceMember
 
 _MAX_ID = 2**31 - 1  # ids are 32-bit on PostgreSQL; larger ones cannot exist
-
-
-def _lower(a: Role, b: Role) -> Role:
-    return a if a.rank <= b.rank else b
-
-
-def require_role(session: Session, principal: Principal, workspace_id: int, minimum: Role) -> Role:
-    """Return the caller's role in the workspace.
-
-    404 if the workspace does not exist; 403 if the caller is not a member, is below
-    `minimum`, or holds an API key scoped to another workspace. With an API key the
-    role is the lower of the key's role and the creator's membership role.
-    """
-    if not 0 < workspace_id <= _MAX_ID or session.get(Workspace, workspace_id) is None:
-        raise WorkspaceNotFound()
-    if principal.workspace_id is not None and principal.workspace_id != workspace_id:
-        raise Forbidden("No access to this workspace")
-    member = session.get(WorkspaceMember, (workspace_id, principal.user_id))
-    if member is None:
-        raise Forbidden("No access to this workspace")
-    role = Role(member.role)
-    if principal.api_key_id is not None:
-        key = session.get(ApiKey, principal.api_key_id)
-        if key is None or key.revoked_at is not None or key.workspace_id != workspace_id:
-            raise Forbidden("No access to this workspace")
-        role = _lower(role, Role(key.role))
-    if role.rank < minimum.rank:
-        raise Forbidden(f"Role {role.value} cannot do this (needs {minimum.value})")
-    return role
+PERSONAL_WORKSPACE_NAME = "Personal"
 
 
 def create_workspace(session: Session, principal: Principal, name: str) -> Workspace:
     """Create a workspace; the caller becomes its owner. API keys cannot (they are
     scoped to one workspace)."""
-    if principal.api_key_id is not None:
-        raise Forbidden("API keys cannot create workspaces")
+    require_user_credential(principal, "create workspaces")
     ws = Workspace(name=name, created_by=principal.user_id)
     session.add(ws)
     session.flush()
@@ -69,20 +44,48 @@ def create_workspace(session: Session, principal: Principal, name: str) -> Works
     return ws
 
 
+def personal_workspace(session: Session, principal: Principal) -> Workspace:
+    """The caller's personal workspace, made (with the caller as owner) on first use.
+
+    Two first uses at once (PostgreSQL) both try to insert; the one-per-user key of
+    `personal_workspaces` lets one win and the other read the winner's row."""
+    require_user_credential(principal, "use a personal workspace")
+    ws = repository.personal_workspace_of(session, principal.user_id)
+    if ws is not None:
+        return ws
+    try:
+        with session.begin_nested():
+            ws = Workspace(name=PERSONAL_WORKSPACE_NAME, created_by=principal.user_id)
+            session.add(ws)
+            session.flush()
+            session.add(PersonalWorkspace(user_id=principal.user_id, workspace_id=ws.id))
+            session.add(
+                WorkspaceMember(workspace_id=ws.id, user_id=principal.user_id, role=Role.OWNER)
+            )
+    except IntegrityError:
+        ws = repository.personal_workspace_of(session, principal.user_id)
+        if ws is None:
+            raise
+    session.flush()
+    return ws
+
+
 def list_workspaces(session: Session, principal: Principal) -> list[tuple[Workspace, Role]]:
-    """The caller's workspaces with their effective role (only the key's one for a key)."""
+    """The workspaces the caller may read, with its effective role (for a key: its one)."""
     out = []
     for ws, _ in repository.memberships_of_user(session, principal.user_id):
         if principal.workspace_id is not None and ws.id != principal.workspace_id:
             continue
-        out.append((ws, require_role(session, principal, ws.id, Role.VIEWER)))
+        role = effective_role(session, principal, ws.id)
+        if role is not None and allows(role, Action.READ_WORKSPACE):
+            out.append((ws, role))
     return out
 
 
 def get_workspace(
     session: Session, principal: Principal, workspace_id: int
 ) -> tuple[Workspace, Role]:
-    role = require_role(session, principal, workspace_id, Role.VIEWER)
+    role = authorize(session, principal, workspace_id, Action.READ_WORKSPACE)
     ws = session.get(Workspace, workspace_id)
     assert ws is not None
     return ws, role
@@ -91,7 +94,7 @@ def get_workspace(
 def list_members(
     session: Session, principal: Principal, workspace_id: int
 ) -> list[tuple[WorkspaceMember, User]]:
-    require_role(session, principal, workspace_id, Role.VIEWER)
+    authorize(session, principal, workspace_id, Action.READ_WORKSPACE)
     return repository.members_of_workspace(session, workspace_id)
 
 
@@ -119,7 +122,7 @@ def add_member(
 
     An existing member is a 409 `ALREADY_MEMBER`: a role change is an explicit PATCH.
     """
-    require_role(session, principal, workspace_id, Role.OWNER)
+    authorize(session, principal, workspace_id, Action.MANAGE_MEMBERS)
     user = _find_or_create_user(session, username, address)
     if session.get(WorkspaceMember, (workspace_id, user.id)) is not None:
         raise AlreadyMember("User is already a member; PATCH the member to change the role")
@@ -141,12 +144,14 @@ def _member(session: Session, workspace_id: int, user_id: int) -> WorkspaceMembe
 def _keep_an_owner(session: Session, workspace_id: int, member: WorkspaceMember) -> None:
     if member.role == Role.OWNER and repository.count_owners(session, workspace_id) <= 1:
         raise LastOwner("A workspace must keep at least one owner")
+    if repository.personal_owner_of(session, workspace_id) == member.user_id:
+        raise LastOwner("A personal workspace keeps its owner")
 
 
 def change_member_role(
     session: Session, principal: Principal, workspace_id: int, user_id: int, role: Role
 ) -> tuple[WorkspaceMember, User]:
-    require_role(session, principal, workspace_id, Role.OWNER)
+    authorize(session, principal, workspace_id, Action.MANAGE_MEMBERS)
     repository.lock_workspace(session, workspace_id)
     member = _member(session, workspace_id, user_id)
     if role != Role.OWNER:
@@ -161,8 +166,9 @@ def change_member_role(
 def remove_member(session: Session, principal: Principal, workspace_id: int, user_id: int) -> None:
     """Remove a member (owners; anyone may remove themselves). The last owner stays (409).
     The removed member's API keys for this workspace are revoked."""
-    minimum = Role.VIEWER if user_id == principal.user_id else Role.OWNER
-    require_role(session, principal, workspace_id, minimum)
+    leaving = user_id == principal.user_id
+    action = Action.READ_WORKSPACE if leaving else Action.MANAGE_MEMBERS
+    authorize(session, principal, workspace_id, action)
     repository.lock_workspace(session, workspace_id)
     member = _member(session, workspace_id, user_id)
     _keep_an_owner(session, workspace_id, member)

@@ -54,6 +54,7 @@ def node(request: pytest.FixtureRequest, tmp_path: Path, database_url: str) -> I
             DCM_CHAIN_RPC_URL=hardhat.url,
             DCM_CHAIN_OPERATOR_KEYFILE=str(keyfile),
             DCM_CHAIN_OPERATOR_PASSWORD="operator",
+            DCM_CHAIN_ARBITER_ADDRESS=Account.create().address,
             DCM_CHAIN_CONFIRMATIONS="0",
             DCM_CHAIN_WATCH_INTERVAL_SECONDS="0.5",
         )
@@ -100,6 +101,11 @@ def escrow_of(node: Served) -> JobEscrow:
     return JobEscrow(Web3(Web3.HTTPProvider(info["rpc_url"])), info["escrow_address"])
 
 
+def key_of(node: Served, job_id: int) -> str:
+    """The escrow key of the job's deposit, as the node shows it (public, no credentials)."""
+    return httpx.get(f"{node.url}/v1/jobs/job_{job_id}/escrow").json()["data"]["job_key"]
+
+
 @pytest.fixture
 def dataset(tmp_path: Path) -> Path:
     return write_detection_dataset(tmp_path / "shapes", train=16, val=8, size=64)
@@ -108,43 +114,41 @@ def dataset(tmp_path: Path) -> Path:
 def fund(node: Served, job_id: int, requester: Any) -> None:
     """Fund the job's escrow from the requester's own wallet: the call the node prepared,
     signed locally, sent through /chain/rpc."""
-    escrow = escrow_of(node)
     resp = httpx.get(f"{node.url}/jobs/{job_id}/funding")
-    if resp.status_code == 200:  # the node's prepared call (funding gate)
-        call = resp.json()["data"] if "data" in resp.json() else resp.json()
-        w3 = escrow.w3
-        tx = {
-            "to": call["to"],
-            "data": call["data"],
-            "value": int(call["value"]),
-            "chainId": int(call["chain_id"]),
-            "nonce": w3.eth.get_transaction_count(requester.address),
-            "gas": 200_000,
-            "gasPrice": w3.eth.gas_price,
-        }
-        signed = requester.sign_transaction(tx)
-        receipt = w3.eth.wait_for_transaction_receipt(
-            w3.eth.send_raw_transaction(signed.raw_transaction), timeout=60
-        )
-        assert receipt["status"] == 1
-    else:
-        escrow.fund(
-            requester,
-            job_id,
-            amount_wei=REWARD_WEI,
-            deadline=int(time.time()) + 3600,
-            challenge_window=600,
-        )
+    if resp.status_code != 200:  # the node's prepared call (funding gate)
+        raise AssertionError(f"job {job_id} has no funding call: {resp.text}")
+    call = resp.json()["data"] if "data" in resp.json() else resp.json()
+    send_call(escrow_of(node), requester, call, gas=200_000)
+
+
+def send_call(escrow: Any, account: Any, call: dict[str, Any], gas: int = 300_000) -> None:
+    """Sign a `{chain_id, to, data, value}` call with the wallet and send it; it must
+    succeed."""
+    w3 = escrow.w3
+    tx = {
+        "to": call["to"],
+        "data": call["data"],
+        "value": int(call["value"]),
+        "chainId": int(call["chain_id"]),
+        "nonce": w3.eth.get_transaction_count(account.address),
+        "gas": gas,
+        "gasPrice": w3.eth.gas_price,
+    }
+    signed = account.sign_transaction(tx)
+    receipt = w3.eth.wait_for_transaction_receipt(
+        w3.eth.send_raw_transaction(signed.raw_transaction), timeout=60
+    )
+    assert receipt["status"] == 1
 
 
 def wait_status(node: Served, job_id: int, statuses: set[str], timeout: float = 120) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         detail = httpx.get(f"{node.url}/jobs/image_processing/get-job/{job_id}").json()
-        if detail["status"] in statuses:
+        if detail["dcm_status"] in statuses:
             return detail
         if time.monotonic() > deadline:
-            raise AssertionError(f"job {job_id} still {detail['status']}, wanted {statuses}")
+            raise AssertionError(f"job {job_id} still {detail['dcm_status']}, wanted {statuses}")
         time.sleep(0.2)
 
 
@@ -158,7 +162,6 @@ def run_provider(node: Served, account: Any, workdir: Path, **config: Any) -> li
         workdir=workdir,
         run_once=True,
         claim_wait_seconds=5,
-        lease_seconds=10,
         grace_seconds=300,
         **config,
     )
@@ -171,10 +174,19 @@ def run_provider(node: Served, account: Any, workdir: Path, **config: Any) -> li
     return asyncio.run(main())
 
 
+_signed_in: dict[tuple[str, str], NodeClient] = {}
+
+
 def job_events(node: Served, requester: Any, job_id: int) -> list[dict]:
-    client = NodeClient(node.url)
-    client.sign_in(requester)
-    return client.job(job_id)["events"]
+    """The job's events, read as the requester. The requester signs in once per node and
+    reuses its token, as a real client does (a sign-in per poll trips the node's SIWE
+    rate limits)."""
+    key = (node.url, requester.address)
+    if key not in _signed_in:
+        client = NodeClient(node.url)
+        client.sign_in(requester)
+        _signed_in[key] = client
+    return _signed_in[key].job(job_id)["events"]
 
 
 def provider_process(
@@ -207,16 +219,45 @@ def provider_process(
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+    proc.log_path = tmp_path / f"{name}.log"  # type: ignore[attr-defined]  # for failures
     return proc, log, account
+
+
+def provider_log_tail(proc: subprocess.Popen, size: int = 4000) -> str:
+    """The end of a `provider_process`'s output, for assertion messages."""
+    path = getattr(proc, "log_path", None)
+    return path.read_bytes()[-size:].decode(errors="replace") if path else ""
 
 
 def wait_for_epoch(node: Served, requester: Any, job_id: int, proc: subprocess.Popen) -> None:
     """Block until the job has reported its first training epoch."""
     deadline = time.monotonic() + 120
-    while not any(
-        e["type"] == "progress" and (e.get("message") or "").startswith("Epoch")
-        for e in job_events(node, requester, job_id)
-    ):
-        assert proc.poll() is None, "provider exited before training"
-        assert time.monotonic() < deadline, "no epoch reported"
+    while True:
+        events = job_events(node, requester, job_id)
+        if any(
+            e["type"] == "progress" and (e.get("message") or "").startswith("Epoch") for e in events
+        ):
+            return
+        assert proc.poll() is None, (
+            f"provider exited before training; events {events}\n{provider_log_tail(proc)}"
+        )
+        assert time.monotonic() < deadline, f"no epoch reported\n{provider_log_tail(proc)}"
         time.sleep(0.3)
+
+
+def upload_funded_job(node: Served, requester: Any, dataset: Path, epochs: int) -> int:
+    """A seed 000 YOLO job of `dataset` for `epochs`, funded by `requester` and open
+    (`pending`); returns its id."""
+    job = NodeClient(node.url).upload_dataset_job(
+        dataset,
+        model="yolov8n",
+        epochs=epochs,
+        imgsz=64,
+        classes=["cat", "dog"],
+        reward="0.01",
+        requester_address=requester.address,
+        export_format="pt",
+    )
+    fund(node, job["id"], requester)
+    wait_status(node, job["id"], {"pending"}, timeout=30)
+    return job["id"]

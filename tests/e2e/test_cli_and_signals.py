@@ -18,17 +18,17 @@ from tests.e2e.conftest import (
     new_provider,
     provider_process,
     run_provider,
+    upload_funded_job,
     wait_for_epoch,
     wait_status,
 )
-from tests.e2e.test_failures import _upload
 from tests.fixtures.served import REPO, dcm_env
 
 
 def test_first_sigterm_drains_the_running_job(
     node, requester, dataset, tmp_path, training_available
 ):
-    job_id = _upload(node, requester, dataset, epochs=4)
+    job_id = upload_funded_job(node, requester, dataset, epochs=4)
     proc, log, _ = provider_process(node, tmp_path, "drain")
     try:
         wait_for_epoch(node, requester, job_id, proc)
@@ -38,13 +38,13 @@ def test_first_sigterm_drains_the_running_job(
         if proc.poll() is None:
             proc.kill()
         log.close()
-    assert wait_status(node, job_id, {"submitted"}, timeout=10)["status"] == "submitted"
+    assert wait_status(node, job_id, {"submitted"}, timeout=10)["dcm_status"] == "submitted"
 
 
 def test_second_sigterm_hands_the_job_back_at_once(
     node, requester, dataset, tmp_path, training_available
 ):
-    job_id = _upload(node, requester, dataset, epochs=30)
+    job_id = upload_funded_job(node, requester, dataset, epochs=30)
     proc, log, _ = provider_process(node, tmp_path, "abort")
     try:
         wait_for_epoch(node, requester, job_id, proc)
@@ -57,7 +57,7 @@ def test_second_sigterm_hands_the_job_back_at_once(
             proc.kill()
         log.close()
     # released, not left to the reaper: pending again at once, with a `released` event
-    assert wait_status(node, job_id, {"pending"}, timeout=5)["status"] == "pending"
+    assert wait_status(node, job_id, {"pending"}, timeout=5)["dcm_status"] == "pending"
     assert any(e["type"] == "released" for e in job_events(node, requester, job_id))
 
 

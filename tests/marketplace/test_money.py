@@ -72,6 +72,14 @@ def test_refuses_malformed_amounts(bad: object) -> None:
         eth_to_wei(bad)  # type: ignore[arg-type]
 
 
+def test_format_eth_keeps_every_wei():
+    # Moved from tests/marketplace/datasets/test_params.py with params.format_eth.
+    assert wei_to_eth(500 * 10**18, 6) == "500.000000"
+    assert wei_to_eth(1, 6) == "0.000000000000000001"
+    assert wei_to_eth(123456700000000000, 6) == "0.1234567"
+    assert wei_to_eth(5 * 10**17) == "0.5"
+
+
 @pytest.mark.parametrize("bad", [-1, 1.0, "5", True])
 def test_wei_to_eth_refuses_non_int_or_negative(bad: object) -> None:
     with pytest.raises(InvalidAmount):

@@ -1,5 +1,6 @@
-"""Fixtures for the worker tests: Ultralytics imported offline once per session (skipped
-locally when the `[train]` extra is absent, a failure in CI under DCM_REQUIRE_ENGINES=1)."""
+"""Fixtures for the worker tests: Ultralytics imported offline once per session, and PyYAML
+for the dataset view's `data.yaml` class names; both come with the `[train]` extra (skipped
+locally when it is absent, a failure in CI under DCM_REQUIRE_ENGINES=1)."""
 
 from __future__ import annotations
 
@@ -24,3 +25,12 @@ def yolo_config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with offline_environment(config_dir):
         import_ultralytics(config_dir)
     return config_dir
+
+
+@pytest.fixture
+def yaml_available() -> None:
+    """PyYAML is importable (the dataset view reads class names from a `data.yaml` with it)."""
+    require_engine(
+        importlib.util.find_spec("yaml") is not None,
+        "PyYAML not installed (pip install -e '.[train]')",
+    )

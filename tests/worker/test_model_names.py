@@ -144,7 +144,7 @@ def test_spec_reads_json_classes_and_snake_case():
         ({"model": "yolov8n", "epochs": "many"}, "epochs"),
         ({"model": "yolov8n", "epochs": True}, "epochs"),
         ({"model": "yolov8n", "epochs": 1, "imgsz": 8}, "imgsz"),
-        ({"model": "yolov8n", "epochs": 1, "exportFormat": "tfjs"}, "export_format"),
+        ({"model": "yolov8n", "epochs": 1, "exportFormat": "gif"}, "export_format"),
         ({"model": "yolov8n", "epochs": 1, "classes": "a,b", "numClasses": 3}, "num_classes"),
         ({"model": "yolov8n", "epochs": 1, "classes": "a,a"}, "classes"),
         ({"model": "yolov8n", "epochs": 1, "classes": "[1, 2]"}, "classes"),

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+from marketplace.datasets.layout import DatasetLayout
+
 
 @dataclass(frozen=True)
 class JobSpec:
@@ -34,6 +36,8 @@ class JobSpec:
         job_type: the job type the executor was chosen for (`yolo_training`...).
         spec: the job's parameters as submitted (model, epochs, imgsz, export_format...).
         dataset_dir: the fetched, CID-verified dataset (read-only for the executor), if any.
+        dataset_layout: where the dataset's splits are, as the node detected it at upload;
+            None for a job stored before layouts were (the executor detects it then).
     """
 
     job_id: str
@@ -41,6 +45,7 @@ class JobSpec:
     job_type: str
     spec: Mapping[str, Any]
     dataset_dir: Path | None = None
+    dataset_layout: DatasetLayout | None = None
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,9 @@ class Reporter(Protocol):
 
 @runtime_checkable
 class Executor(Protocol):
-    """Runs one kind of job. `job_types` names the job types it accepts."""
+    """Runs one kind of job. `job_types` names the job types it accepts; an executor may
+    also define `missing() -> str | None`, why this machine cannot run it (the daemon
+    then does not advertise its job types)."""
 
     job_types: ClassVar[frozenset[str]]
 

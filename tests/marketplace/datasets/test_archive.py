@@ -10,7 +10,7 @@ import pytest
 
 from marketplace.datasets.archive import extract_zip
 from marketplace.datasets.errors import ArchiveTooLarge, InvalidArchive, UnsafeArchive
-from marketplace.datasets.paths import dataset_root
+from marketplace.datasets.layout import dataset_root
 
 LIMITS = {"max_bytes": 10_000_000, "max_files": 100, "max_ratio": 200.0}
 

@@ -2,16 +2,15 @@ from __future__ import annotations
 
 import pytest
 
-from marketplace.datasets.errors import InvalidAddress, InvalidField, InvalidReward
+from marketplace.datasets.errors import InvalidAddress, InvalidReward
 from marketplace.datasets.params import (
     canonical_json,
-    format_eth,
     parse_address,
-    parse_classes,
     parse_job_params,
     parse_reward,
 )
-from marketplace.errors import UnsupportedExportFormat, UnsupportedModel
+from marketplace.errors import InvalidField, UnsupportedExportFormat, UnsupportedModel
+from marketplace.training import parse_classes
 from tests.fixtures.datasets import ADDRESS, form
 
 
@@ -60,13 +59,6 @@ def test_bad_reward_is_refused(raw):
         parse_reward(raw)
 
 
-def test_format_eth_keeps_every_wei():
-    assert format_eth(500 * 10**18, 6) == "500.000000"
-    assert format_eth(1, 6) == "0.000000000000000001"
-    assert format_eth(123456700000000000, 6) == "0.1234567"
-    assert format_eth(5 * 10**17) == "0.5"
-
-
 def test_classes_accept_json_array_and_comma_string():
     assert parse_classes('["dog","cat"]') == ("dog", "cat")
     assert parse_classes("dog, cat") == ("dog", "cat")
@@ -113,8 +105,8 @@ def test_full_form_is_normalised():
         ({"imgsz": "8192"}, InvalidField),
         ({"model": "resnet50"}, UnsupportedModel),
         ({"model": "yolov5s-cls"}, UnsupportedModel),
-        ({"exportFormat": "tfjs"}, UnsupportedExportFormat),
-        ({"exportFormat": "coreml"}, UnsupportedExportFormat),
+        ({"exportFormat": "gif"}, UnsupportedExportFormat),
+        ({"exportFormat": "tfjs.zip"}, UnsupportedExportFormat),
         ({"reward": None}, InvalidField),
         ({"surprise": "x"}, InvalidField),
     ],

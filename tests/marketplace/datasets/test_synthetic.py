@@ -3,7 +3,15 @@ from __future__ import annotations
 import struct
 import zlib
 
-from marketplace.datasets.synthetic import png_bytes, write_detection_dataset
+from marketplace.datasets.layout import validate_dataset
+from marketplace.datasets.synthetic import (
+    SHAPES,
+    _inside,
+    png_bytes,
+    write_detection_dataset,
+    write_shapes_dataset,
+)
+from marketplace.training import CLASSIFY
 
 
 def _tree(root):
@@ -41,3 +49,23 @@ def test_labels_match_the_drawn_boxes(tmp_path):
             cls, *coords = line.split()
             assert 0 <= int(cls) < 3
             assert all(0 <= float(v) <= 1 for v in coords)
+
+
+def test_shapes_set_is_deterministic_and_a_valid_classification_upload(tmp_path):
+    a = write_shapes_dataset(tmp_path / "a", train=3, val=1, size=32, seed=1)
+    b = write_shapes_dataset(tmp_path / "b", train=3, val=1, size=32, seed=1)
+    assert _tree(a) == _tree(b)
+    assert sorted(_tree(a)) == sorted(
+        f"{split}/{shape}/{shape}_{i:04d}.png"
+        for split, count in (("train", 3), ("val", 1))
+        for shape in SHAPES
+        for i in range(count)
+    )
+    summary = validate_dataset(a, task=CLASSIFY, classes=SHAPES)
+    assert summary.task == CLASSIFY
+
+
+def test_the_three_shapes_differ_in_outline():
+    # a point inside the square's corner is outside the circle; the triangle's apex is narrow
+    assert _inside("square", 0.75, 0.75, 0, 0, 1) and not _inside("circle", 0.75, 0.75, 0, 0, 1)
+    assert _inside("circle", 0.5, -0.8, 0, 0, 1) and not _inside("triangle", 0.5, -0.8, 0, 0, 1)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -15,7 +14,8 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import EthereumTesterProvider, Web3
 
-from marketplace.escrow import JobEscrow
+from marketplace.escrow import JobEscrow, Voucher, job_key
+from tests.fixtures.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 HARDHAT = ROOT / "node_modules" / ".bin" / "hardhat"
@@ -61,6 +61,65 @@ class Harness:
             arbitration_window=ARBITRATION_WINDOW,
         )
         return self.escrow
+
+    def key(self, job: str | int, requester: str = "requester", generation: int = 0) -> bytes:
+        """The escrow key of job `job` funded by actor `requester` (its address leads)."""
+        return job_key(job, self.actors[requester].address, generation)
+
+    def voucher(
+        self, key: bytes, provider: str, attempt: int, *, expiry_in: int = 3600, signer=None
+    ) -> Voucher:
+        """The node's voucher for `provider` at `attempt`, for the key's current deposit."""
+        funding = self.escrow.get_job(key).funding
+        return self.escrow.sign_assignment(
+            signer or self.actors["node"],
+            key,
+            self.actors[provider].address,
+            attempt,
+            funding,
+            self.now() + expiry_in,
+        )
+
+    def deploy_wallet(self) -> str:
+        """Deploy a `TestWallet` owned by the deployer; returns its address."""
+        import json
+
+        spec = json.loads((Path(__file__).parent / "contracts" / "TestWallet.json").read_text())
+        acct = self.actors["deployer"]
+        block = self.w3.eth.get_block("latest")
+        tx = {
+            "chainId": self.w3.eth.chain_id,
+            "data": spec["bytecode"],
+            "value": 0,
+            "gas": 1_500_000,
+            "nonce": self.w3.eth.get_transaction_count(acct.address),
+            "maxFeePerGas": 2 * block["baseFeePerGas"] + 10**9,
+            "maxPriorityFeePerGas": 10**9,
+        }
+        tx_hash = self.w3.eth.send_raw_transaction(acct.sign_transaction(tx).raw_transaction)
+        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30)
+        assert receipt["status"] == 1
+        self.wallet_abi = spec["abi"]
+        return receipt["contractAddress"]
+
+    def wallet_call(self, wallet: str, fn: str, *args, value: int = 0) -> dict:
+        """The deployer makes its wallet contract call `fn` (exec / configure)."""
+        contract = self.w3.eth.contract(address=wallet, abi=self.wallet_abi)
+        acct = self.actors["deployer"]
+        block = self.w3.eth.get_block("latest")
+        tx = getattr(contract.functions, fn)(*args).build_transaction(
+            {
+                "from": acct.address,
+                "value": value,
+                "gas": 800_000,
+                "nonce": self.w3.eth.get_transaction_count(acct.address),
+                "maxFeePerGas": 2 * block["baseFeePerGas"] + 10**9,
+                "maxPriorityFeePerGas": 10**9,
+                "chainId": self.w3.eth.chain_id,
+            }
+        )
+        tx_hash = self.w3.eth.send_raw_transaction(acct.sign_transaction(tx).raw_transaction)
+        return self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30)
 
     def now(self) -> int:
         if self.tester is not None:  # direct, skipping web3's middleware: much faster
@@ -112,12 +171,6 @@ def over_http(url: str) -> Harness:
     return Harness(w3, "hardhat", new_actors(w3, fund))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def hardhat_available() -> bool:
     return HARDHAT.exists() and shutil.which("node") is not None
 
@@ -126,7 +179,7 @@ class HardhatNode:
     """`hardhat node` on a free loopback port, started and killed by pid."""
 
     def __init__(self, workdir: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ)
         env.setdefault("HARDHAT_DISABLE_TELEMETRY_PROMPT", "true")

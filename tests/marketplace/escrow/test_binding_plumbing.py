@@ -29,11 +29,14 @@ def _send_raw(chain: Harness, acct, **fields) -> dict:
 
 def test_nonce_is_resynced_after_another_client_used_the_account(chain: Harness):
     esc, req = chain.escrow, chain.requester
-    esc.fund(req, "job_1", amount_wei=5, deadline=chain.now() + 1000, challenge_window=60)
+    esc.fund(
+        req, chain.key("job_1"), amount_wei=5, deadline=chain.now() + 1000, challenge_window=60
+    )
     _send_raw(chain, req, to=chain.keeper.address, value=1, gas=21_000)
     # The binding's cached nonce is now stale: it resyncs and the call still succeeds.
-    esc.fund(req, "job_2", amount_wei=7, deadline=chain.now() + 1000, challenge_window=60)
-    assert esc.get_job("job_2").status == Status.OPEN
+    key = chain.key("job_2")
+    esc.fund(req, key, amount_wei=7, deadline=chain.now() + 1000, challenge_window=60)
+    assert esc.get_job(key).status == Status.OPEN
 
 
 def test_unreachable_rpc_is_upstream_unavailable(chain: Harness):
@@ -52,7 +55,11 @@ def test_bad_arguments_are_validation_errors(chain: Harness):
     with pytest.raises(ValidationFailed):
         esc.submit(chain.provider, b"\x01" * 32, b"short")
     with pytest.raises(ValidationFailed):
-        esc.funding_call("job_1", amount_wei=0, deadline=chain.now() + 10, challenge_window=5)
+        esc.funding_call(
+            chain.key("job_1"), amount_wei=0, deadline=chain.now() + 10, challenge_window=5
+        )
+    with pytest.raises(ValidationFailed):
+        esc.get_job("job_1")  # a job id is not a key: the requester is part of it
 
 
 def _deploy_runtime(chain: Harness, runtime: bytes) -> str:

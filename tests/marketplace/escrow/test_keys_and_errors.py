@@ -15,25 +15,48 @@ from eth_utils import keccak
 from web3.exceptions import ContractCustomError
 
 from marketplace.errors import ChainError, JobNotFound, ValidationFailed
-from marketplace.escrow import cid_digest, decode_revert, job_key, load_artifact
+from marketplace.escrow import (
+    cid_digest,
+    cidv0_of_digest,
+    decode_revert,
+    job_key,
+    load_artifact,
+    parse_job_key,
+)
 from marketplace.escrow.errors import chain_error
-from marketplace.escrow.keys import job_number_of_key, multihash_of
+from marketplace.escrow.keys import multihash_of
 from tests.fixtures.engines import require_engine
 
 from .harness import ROOT
 
+REQUESTER = "0xe003212E9A5b41a923566b3E093fe1c3D1c68A5A"
+
 
 def test_job_key_is_the_documented_formula():
-    expected = abi_encode(["uint256"], [5])
-    assert job_key("job_5") == job_key(5) == job_key("5") == expected
-    assert job_key(6) != expected
-    assert job_number_of_key(expected) == job_number_of_key("0x" + expected.hex()) == 5
-    assert job_number_of_key(b"\xff" * 32) is None  # no job of this node has that key
-    assert job_key(0x1234) == b"\x00" * 30 + b"\x12\x34"  # mostly zero bytes: cheap calldata
+    """requester (20 bytes) | generation (4) | job number (8)."""
+    expected = bytes.fromhex(REQUESTER[2:]) + (0).to_bytes(4, "big") + (5).to_bytes(8, "big")
+    assert job_key("job_5", REQUESTER) == job_key(5, REQUESTER.lower()) == expected
+    assert job_key(6, REQUESTER) != expected
+    assert job_key(5, REQUESTER, 1) != expected
+    assert job_key(0x1234, REQUESTER, 2)[20:] == b"\x00\x00\x00\x02" + b"\x00" * 6 + b"\x12\x34"
+    parts = parse_job_key(job_key(7, REQUESTER, 3))
+    assert (parts.requester, parts.generation, parts.number) == (REQUESTER, 3, 7)
+    assert parse_job_key("0x" + expected.hex()).number == 5
+    assert parse_job_key(b"\xff" * 32).number == 0  # no job of this node has that number
     with pytest.raises(JobNotFound):
-        job_key("job_0")
+        job_key("job_0", REQUESTER)
     with pytest.raises(JobNotFound):
-        job_key("nope")
+        job_key("nope", REQUESTER)
+    with pytest.raises(ValidationFailed):
+        job_key(5, "not-an-address")
+    with pytest.raises(ValidationFailed):
+        job_key(5, REQUESTER, 2**32)
+
+
+def test_cidv0_of_a_digest_is_the_inverse_of_cid_digest():
+    cid = "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"
+    assert cidv0_of_digest(cid_digest(cid)) == cid
+    assert cidv0_of_digest("0x" + cid_digest(cid).hex()) == cid
 
 
 def test_cid_digest_of_v0_and_v1_agree():
@@ -103,6 +126,7 @@ def test_artifact_is_complete_and_the_package_copy_is_identical():
     assert src == (ROOT / "contracts" / "JobEscrow.sol").read_text()
     errors = {i["name"] for i in art["abi"] if i["type"] == "error"}
     assert {"WrongStatus", "NotRequester", "NotProvider", "BadSignature", "StaleAttempt"} <= errors
+    assert {"ForbiddenProvider", "WrongFunding", "Reentrancy"} <= errors
 
 
 def test_committed_artifact_matches_a_fresh_compile():
@@ -118,5 +142,19 @@ def test_committed_artifact_matches_a_fresh_compile():
         capture_output=True,
         text=True,
         timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_committed_test_wallet_matches_a_fresh_compile():
+    """The helper contract the escrow tests deploy is built from its committed source."""
+    node = shutil.which("node")
+    require_engine(
+        node is not None and (ROOT / "node_modules" / "solc").exists(),
+        "node and the npm solc package (npm ci) are needed to recompile",
+    )
+    script = ROOT / "tests" / "marketplace" / "escrow" / "contracts" / "compile.js"
+    proc = subprocess.run(
+        [node, str(script), "--check"], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stderr

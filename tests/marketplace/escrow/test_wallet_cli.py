@@ -113,11 +113,14 @@ def test_chain_deploy_on_a_hardhat_node(tmp_path, hardhat_node, monkeypatch):
             hardhat_node.url,
             "--keyfile",
             str(keyfile),
+            "--arbiter",
+            arbiter,
             "--fee-bps",
             "150",
         ],
     )
     assert res.exit_code != 0 and "--fee-recipient" in res.output
+    # the arbiter is never the assigner (here: the deployer, the default assigner)
     res = runner.invoke(
         main,
         [
@@ -127,6 +130,22 @@ def test_chain_deploy_on_a_hardhat_node(tmp_path, hardhat_node, monkeypatch):
             hardhat_node.url,
             "--keyfile",
             str(keyfile),
+            "--arbiter",
+            deployer,
+        ],
+    )
+    assert res.exit_code != 0 and "InvalidConfig" in res.output
+    res = runner.invoke(
+        main,
+        [
+            "chain",
+            "deploy",
+            "--rpc",
+            hardhat_node.url,
+            "--keyfile",
+            str(keyfile),
+            "--arbiter",
+            arbiter,
             "--fee-bps",
             "5000",
         ],

@@ -8,8 +8,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from node.auth.models import ApiKey
 from node.db import session_scope
+from node.models.auth import ApiKey
 from tests.fixtures.factories import auth_headers, make_user, make_workspace
 
 
@@ -44,7 +44,7 @@ def test_create_shows_the_secret_once(app: FastAPI, client: TestClient) -> None:
 def test_key_is_stored_only_as_its_sha256(app: FastAPI, client: TestClient) -> None:
     ws, owner = _setup(app, client)
     key = _create(client, ws, owner)["key"]
-    with session_scope(app.state.sessionmaker) as session:
+    with session_scope(app.state.runtime.sessionmaker) as session:
         row = session.scalars(select(ApiKey)).one()
         assert row.key_hash == hashlib.sha256(key.encode()).hexdigest()
         assert key not in (row.name, row.prefix, row.key_hash)

@@ -24,7 +24,7 @@ def _race(app: FastAPI, attempt: Callable[..., object], n: int = 2) -> list[str]
     def run() -> None:
         barrier.wait()
         try:
-            with session_scope(app.state.sessionmaker) as session:
+            with session_scope(app.state.runtime.sessionmaker) as session:
                 attempt(session)
             outcomes.append("ok")
         except MarketplaceError as exc:
@@ -44,8 +44,11 @@ def test_concurrent_sign_ins_with_one_nonce_let_one_through(
     account = new_account()
     message = siwe_message(client, account)
     signature = sign(account, message)
-    settings = app.state.settings
-    outcomes = _race(app, lambda s: siwe.sign_in(s, settings, message, signature))
+    settings = app.state.runtime.settings
+    chain_id = app.state.runtime.chain.chain_id
+    outcomes = _race(
+        app, lambda s: siwe.sign_in(s, settings, message, signature, chain_id=chain_id)
+    )
     assert outcomes == ["NONCE_INVALID", "ok"]
 
 
@@ -54,7 +57,7 @@ def test_concurrent_refreshes_of_one_token_let_one_through(
 ) -> None:
     make_user(app, username="alice")
     token = login(client, "alice")["refresh_token"]
-    settings = app.state.settings
+    settings = app.state.runtime.settings
     outcomes = _race(app, lambda s: service.refresh(s, settings, token))
     assert outcomes.count("ok") == 1
     assert len(outcomes) == 2

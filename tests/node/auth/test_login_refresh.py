@@ -45,10 +45,10 @@ def test_unknown_user_gets_the_same_answer_as_a_wrong_password(client: TestClien
 
 def test_wallet_only_user_cannot_log_in_with_a_password(app: FastAPI, client: TestClient) -> None:
     # A wallet user has no password hash: no password may match it.
-    from node.auth.models import User
     from node.db import session_scope
+    from node.models.auth import User
 
-    with session_scope(app.state.sessionmaker) as session:
+    with session_scope(app.state.runtime.sessionmaker) as session:
         session.add(User(username="walletish", address="0x" + "ab" * 20))
     resp = client.post("/auth/login", json={"username": "walletish", "password": "anything1"})
     assert resp.status_code == 401
@@ -124,7 +124,7 @@ def test_expired_refresh_token_is_refused(
     app: FastAPI, client: TestClient, settings: NodeSettings
 ) -> None:
     short = settings.model_copy(update={"refresh_token_seconds": -5})
-    app.state.settings = short
+    app.state.runtime.settings = short
     make_user(app, username="alice")
     pair = login(client, "alice")
     resp = _refresh(client, pair["refresh_token"])
@@ -157,12 +157,12 @@ def test_missing_bearer_is_401_with_challenge(client: TestClient) -> None:
 
 
 def test_token_of_a_disabled_user_is_refused(app: FastAPI, client: TestClient) -> None:
-    from node.auth.models import User
     from node.db import session_scope
+    from node.models.auth import User
 
     user = make_user(app, username="alice")
     pair = login(client, "alice")
-    with session_scope(app.state.sessionmaker) as session:
+    with session_scope(app.state.runtime.sessionmaker) as session:
         session.get(User, user.id).is_active = False  # type: ignore[union-attr]
     assert _me(client, pair["access_token"]).status_code == 401
     assert _refresh(client, pair["refresh_token"]).status_code == 401

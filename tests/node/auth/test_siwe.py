@@ -9,9 +9,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from node.auth.models import SiweNonce
 from node.db import session_scope
-from node.workspaces.models import Role
+from node.models.auth import SiweNonce
+from node.models.workspaces import Role
 from tests.fixtures.factories import auth_headers, make_user, make_workspace
 from tests.node.auth.conftest import new_account, sign, siwe_login, siwe_message
 
@@ -26,7 +26,7 @@ def test_nonce_names_what_the_message_must_contain(client: TestClient) -> None:
     assert first["nonce"] != second["nonce"]
     assert len(first["nonce"]) >= 8 and first["nonce"].isalnum()
     assert first["domain"] == "testserver"  # host of public_url in the test settings
-    assert first["chain_id"] == 131277322940537
+    assert first["chain_id"] == client.get("/chain/info").json()["chain_id"]
     assert first["expires_at"].endswith("Z")
 
 
@@ -78,7 +78,7 @@ def test_nonce_the_node_never_issued_is_refused(client: TestClient) -> None:
 def test_expired_nonce_is_refused(app: FastAPI, client: TestClient) -> None:
     account = new_account()
     message = siwe_message(client, account)
-    with session_scope(app.state.sessionmaker) as session:
+    with session_scope(app.state.runtime.sessionmaker) as session:
         past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
         session.execute(update(SiweNonce).values(expires_at=past))
     resp = client.post("/auth/siwe", json={"message": message, "signature": sign(account, message)})
@@ -87,7 +87,9 @@ def test_expired_nonce_is_refused(app: FastAPI, client: TestClient) -> None:
 
 
 def test_nonce_lifetime_follows_settings(app: FastAPI, client: TestClient) -> None:
-    app.state.settings = app.state.settings.model_copy(update={"siwe_nonce_seconds": 30})
+    app.state.runtime.settings = app.state.runtime.settings.model_copy(
+        update={"siwe_nonce_seconds": 30}
+    )
     expires = dt.datetime.fromisoformat(client.get("/auth/nonce").json()["expires_at"])
     left = (expires - dt.datetime.now(dt.UTC)).total_seconds()
     assert 25 < left <= 30
@@ -108,7 +110,9 @@ def test_wrong_scheme_is_refused(client: TestClient) -> None:
 def test_configured_siwe_domain_replaces_the_public_url_host(
     app: FastAPI, client: TestClient
 ) -> None:
-    app.state.settings = app.state.settings.model_copy(update={"siwe_domain": "dcm.example:8443"})
+    app.state.runtime.settings = app.state.runtime.settings.model_copy(
+        update={"siwe_domain": "dcm.example:8443"}
+    )
     account = new_account()
     assert siwe_login(client, account, domain="testserver").status_code == 401
     assert siwe_login(client, account).status_code == 200  # the nonce answer names the domain
@@ -137,6 +141,25 @@ def test_message_not_valid_yet_is_refused(client: TestClient) -> None:
     resp = siwe_login(client, new_account(), not_before=later)
     assert resp.status_code == 401
     assert _code(resp) == "SIWE_NOT_YET_VALID"
+
+
+def test_message_issued_in_the_future_is_refused(client: TestClient) -> None:
+    resp = siwe_login(client, new_account(), issued_at=dt.datetime(2099, 1, 1, tzinfo=dt.UTC))
+    assert resp.status_code == 401
+    assert _code(resp) == "SIWE_NOT_YET_VALID"
+
+
+def test_a_wallet_clock_a_little_ahead_is_tolerated(client: TestClient) -> None:
+    ahead = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=20)  # under the 60 s skew
+    resp = siwe_login(client, new_account(), issued_at=ahead, not_before=ahead)
+    assert resp.status_code == 200, resp.text
+
+
+def test_message_issued_before_its_nonce_could_exist_is_refused(client: TestClient) -> None:
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)  # nonces live 10 minutes
+    resp = siwe_login(client, new_account(), issued_at=long_ago)
+    assert resp.status_code == 401
+    assert _code(resp) == "SIWE_EXPIRED"
 
 
 def test_unexpired_message_with_a_window_is_accepted(client: TestClient) -> None:

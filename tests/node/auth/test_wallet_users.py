@@ -7,14 +7,14 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from node.auth import repository
-from node.auth.models import User
 from node.db import session_scope
+from node.models.auth import User
 
 ADDRESS = "0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2"
 
 
 def test_lost_race_returns_the_winners_row(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
-    with session_scope(app.state.sessionmaker) as session:
+    with session_scope(app.state.runtime.sessionmaker) as session:
         winner = repository.get_or_create_wallet_user(session, ADDRESS)
     real = repository.user_by_address
     calls = []
@@ -25,9 +25,9 @@ def test_lost_race_returns_the_winners_row(app: FastAPI, monkeypatch: pytest.Mon
         return None if len(calls) == 1 else real(session, address)  # type: ignore[arg-type]
 
     monkeypatch.setattr(repository, "user_by_address", stale_first_lookup)
-    with session_scope(app.state.sessionmaker) as session:
+    with session_scope(app.state.runtime.sessionmaker) as session:
         user = repository.get_or_create_wallet_user(session, ADDRESS)
         assert user.id == winner.id
         session.add(User(username="after-the-race"))  # the transaction is still usable
-    with session_scope(app.state.sessionmaker) as session:
+    with session_scope(app.state.runtime.sessionmaker) as session:
         assert session.scalar(select(func.count()).select_from(User)) == 2

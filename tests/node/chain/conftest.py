@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 from web3 import Web3
 from web3.providers.base import BaseProvider
 
-from node.app import create_app
 from node.config import NodeSettings
+from tests.fixtures.app import create_app
 
 
 class RpcViaTestClient(BaseProvider):
@@ -39,9 +39,14 @@ class RpcViaTestClient(BaseProvider):
         return True
 
 
+# The node's own loopback: development-only JSON-RPC methods (evm_increaseTime) answer
+# loopback clients only, and TestClient's default client host is not an address.
+LOOPBACK_CLIENT = ("127.0.0.1", 50000)
+
+
 @pytest.fixture
 def node(settings: NodeSettings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), client=LOOPBACK_CLIENT) as client:
         yield client
 
 

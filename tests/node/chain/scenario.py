@@ -10,8 +10,8 @@ from web3 import Web3
 from marketplace.jobs.states import JobStatus
 from node.chain.host import EmbeddedChainHost
 from node.db import session_scope
-from node.jobs.models import Job
 from node.jobs.service import create_job
+from node.models.jobs import Job
 
 
 def make_job(
@@ -64,10 +64,16 @@ def funded_wallet(host: EmbeddedChainHost, eth: int = 5) -> Any:
     return acct
 
 
-def bind_and_submit(host: EmbeddedChainHost, provider: Any, job_id: int, attempt: int = 1) -> None:
+def call_key(call: dict[str, Any]) -> str:
+    """The escrow key a `{chain_id, to, data, value}` funding call (or any call whose first
+    argument is the key) names, as 0x hex."""
+    return "0x" + call["data"][10:74]
+
+
+def bind_and_submit(host: EmbeddedChainHost, provider: Any, key: str, attempt: int = 1) -> None:
     escrow = host.escrow()
     expiry = host.evm.head_timestamp() + 3600
     voucher = escrow.sign_assignment(
-        host.operator.account, job_id, provider.address, attempt, expiry
+        host.operator.account, key, provider.address, attempt, escrow.get_job(key).funding, expiry
     )
     escrow.submit_with_voucher(provider, voucher, b"\x11" * 32)

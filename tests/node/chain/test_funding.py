@@ -3,20 +3,30 @@ events are applied once, also across restarts; settlements become payouts."""
 
 from __future__ import annotations
 
+import pytest
 from eth_account import Account
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from web3 import Web3
 
+from marketplace.errors import NotAwaitingFunding
+from marketplace.escrow import job_key
 from marketplace.jobs.states import JobStatus
-from node.app import create_app
-from node.chain.models import ChainEvent
-from node.chain.service import funding_request, list_payouts, settlement_for_job
 from node.db import session_scope
-from node.jobs.models import Job
+from node.escrow.service import (
+    EscrowFunding,
+    escrow_view,
+    funding_request,
+    list_payouts,
+    settlement_for_job,
+)
+from node.models.escrow import ChainEscrow, ChainEvent
+from node.models.jobs import Job
+from tests.fixtures.app import create_app
 from tests.node.chain.conftest import RpcViaTestClient
 from tests.node.chain.scenario import (
     bind_and_submit,
+    call_key,
     funded_wallet,
     job_status,
     make_job,
@@ -27,18 +37,20 @@ REWARD = 10**17
 
 
 def _poll(node: TestClient) -> int:
-    with node.app.state.chain_tick_lock:
-        return node.app.state.chain_watcher.poll_once()
+    with node.app.state.runtime.chain_tick.lock:
+        return node.app.state.runtime.chain_tick.watcher.poll_once()
 
 
 def _funding(node: TestClient, job_id: int) -> dict:
-    with session_scope(node.app.state.sessionmaker) as session:
-        call = funding_request(session, node.app.state.chain.escrow(), session.get(Job, job_id))
+    with session_scope(node.app.state.runtime.sessionmaker) as session:
+        call = funding_request(
+            session, node.app.state.runtime.chain.escrow(), session.get(Job, job_id)
+        )
     return call
 
 
 def _event_count(node: TestClient) -> int:
-    with session_scope(node.app.state.sessionmaker) as session:
+    with session_scope(node.app.state.runtime.sessionmaker) as session:
         count = session.execute(select(func.count(ChainEvent.id))).scalar_one()
     return count
 
@@ -46,7 +58,7 @@ def _event_count(node: TestClient) -> int:
 def test_requester_funding_opens_the_job_once_across_restarts(settings):
     settings.chain_watch_interval_seconds = 3600
     with TestClient(create_app(settings)) as node:
-        host, sessions = node.app.state.chain, node.app.state.sessionmaker
+        host, sessions = node.app.state.runtime.chain, node.app.state.runtime.sessionmaker
         requester = funded_wallet(host)
         job_id = make_job(sessions, requester=requester.address, reward_wei=REWARD)
         call = _funding(node, job_id)
@@ -71,37 +83,66 @@ def test_requester_funding_opens_the_job_once_across_restarts(settings):
         _poll(node)
         w3 = Web3(RpcViaTestClient(node))
         assert _event_count(node) == count
-        status, events_after = job_status(node.app.state.sessionmaker, job_id)
+        status, events_after = job_status(node.app.state.runtime.sessionmaker, job_id)
         assert status == "pending" and events_after == events
-        assert w3.eth.get_balance(node.app.state.chain.escrow_address) == balance == REWARD
-        assert w3.eth.get_code(node.app.state.chain.escrow_address) == code
+        assert w3.eth.get_balance(node.app.state.runtime.chain.escrow_address) == balance == REWARD
+        assert w3.eth.get_code(node.app.state.runtime.chain.escrow_address) == code
 
 
-def test_underfunding_wrong_sender_and_unknown_key_never_open_a_job(settings):
+def test_a_read_that_raced_the_watcher_keeps_the_funded_key(settings):
+    """A job read as awaiting_funding just before the watcher opened it on a deposit (the
+    seed 000 detail and /v1 reads ask for the funding call) must not retire that key:
+    the escrow view, the requester's accept and the settlement all use it."""
     settings.chain_watch_interval_seconds = 3600
     with TestClient(create_app(settings)) as node:
-        host, sessions = node.app.state.chain, node.app.state.sessionmaker
+        host, sessions = node.app.state.runtime.chain, node.app.state.runtime.sessionmaker
+        requester = funded_wallet(host)
+        job_id = make_job(sessions, requester=requester.address, reward_wei=REWARD)
+        call = _funding(node, job_id)
+        send_call(Web3(RpcViaTestClient(node)), requester, call)
+        with session_scope(sessions) as stale:
+            job = stale.get(Job, job_id)
+            assert job.status == "awaiting_funding"
+            assert _poll(node) == 1  # the watcher opens the job meanwhile
+            with pytest.raises(NotAwaitingFunding):
+                funding_request(stale, host.escrow(), job)
+            assert EscrowFunding(lambda: host).funding_call(stale, job) is None
+        with session_scope(sessions) as session:
+            keys = session.execute(
+                select(ChainEscrow.generation).where(ChainEscrow.job_id == job_id)
+            ).scalars()
+            assert list(keys) == [0]
+            view = escrow_view(session, session.get(Job, job_id))
+        assert view["job_key"] == call_key(call) and view["accepted"] is True
+
+
+def test_underfunding_a_strangers_deposit_and_a_strangers_key_never_open_a_job(settings):
+    settings.chain_watch_interval_seconds = 3600
+    with TestClient(create_app(settings)) as node:
+        host, sessions = node.app.state.runtime.chain, node.app.state.runtime.sessionmaker
         w3 = Web3(RpcViaTestClient(node))
         requester, stranger = funded_wallet(host), funded_wallet(host)
         short = make_job(sessions, requester=requester.address, reward_wei=REWARD)
         send_call(w3, requester, _funding(node, short), value=REWARD - 1)
         hijacked = make_job(sessions, requester=requester.address, reward_wei=REWARD)
-        send_call(w3, stranger, _funding(node, hijacked))
-        unknown = host.escrow().funding_call(
-            999_999,
+        # the job's key names its requester: a stranger's deposit on it reverts
+        receipt = send_call(w3, stranger, _funding(node, hijacked))
+        assert receipt["status"] == 0
+        # the stranger's own key for the same job number is its own money, not the job's
+        own = host.escrow().funding_call(
+            job_key(hijacked, stranger.address),
             amount_wei=REWARD,
             deadline=host.evm.head_timestamp() + 3600,
             challenge_window=600,
         )
-        send_call(w3, stranger, unknown)
-        assert _poll(node) == 3
+        assert send_call(w3, stranger, own)["status"] == 1
+        assert _poll(node) == 2
 
         status, events = job_status(sessions, short)
         assert status == "awaiting_funding"
         assert events[-1][0] == "funding_rejected" and "below the reward" in events[-1][1]
         status, events = job_status(sessions, hijacked)
-        assert status == "awaiting_funding"
-        assert "not by the job's requester" in events[-1][1]
+        assert status == "awaiting_funding" and events[-1][0] == "created"
         with session_scope(sessions) as session:
             orphan = session.execute(
                 select(ChainEvent).where(ChainEvent.job_id.is_(None))
@@ -112,16 +153,18 @@ def test_underfunding_wrong_sender_and_unknown_key_never_open_a_job(settings):
 def test_settlement_becomes_a_payout(settings):
     settings.chain_watch_interval_seconds = 3600
     with TestClient(create_app(settings)) as node:
-        host, sessions = node.app.state.chain, node.app.state.sessionmaker
+        host, sessions = node.app.state.runtime.chain, node.app.state.runtime.sessionmaker
         w3 = Web3(RpcViaTestClient(node))
         requester, provider = funded_wallet(host), funded_wallet(host)
         job_id = make_job(sessions, requester=requester.address, reward_wei=REWARD)
-        send_call(w3, requester, _funding(node, job_id))
+        call = _funding(node, job_id)
+        send_call(w3, requester, call)
         _poll(node)
         with session_scope(sessions) as session:  # the job runs (provider side, off-chain)
-            session.get(Job, job_id).status = JobStatus.SUBMITTED.value
-        bind_and_submit(host, provider, job_id)
-        result = host.escrow().accept(requester, job_id)
+            job = session.get(Job, job_id)
+            job.status, job.attempt, job.lease_holder = JobStatus.RUNNING.value, 1, provider.address
+        bind_and_submit(host, provider, call_key(call))
+        result = host.escrow().accept(requester, call_key(call))
         _poll(node)
         assert job_status(sessions, job_id)[0] == "completed"
         with session_scope(sessions) as session:

@@ -35,7 +35,8 @@ def test_web3_http_client_deploys_transacts_and_reads_logs(served, data_dir, dat
     resp = httpx.post(served.url + "/chain/faucet", json={"address": acct.address, "amount": "5"})
     assert resp.status_code == 200, resp.text
     w3 = Web3(HTTPProvider(served.url + "/chain/rpc"))
-    assert w3.is_connected() and w3.eth.chain_id == CHAIN_ID
+    node_chain_id = httpx.get(served.url + "/chain/info").json()["chain_id"]
+    assert w3.is_connected() and w3.eth.chain_id == node_chain_id != CHAIN_ID
     emitter = deploy(w3, acct, EMITTER_CONTRACT_DATA)
     receipt = transact(w3, acct, emitter.functions.logDouble(LOG_DOUBLE_WITH_INDEX, 11, 12))
     events = emitter.events.LogDoubleWithIndex().get_logs(from_block=0)
@@ -49,7 +50,7 @@ def test_web3_http_client_deploys_transacts_and_reads_logs(served, data_dir, dat
         return await aw3.eth.chain_id, await aw3.eth.get_balance(acct.address), logs
 
     chain_id, balance, alogs = asyncio.run(read_async())
-    assert chain_id == CHAIN_ID and balance == w3.eth.get_balance(acct.address)
+    assert chain_id == node_chain_id and balance == w3.eth.get_balance(acct.address)
     assert alogs[0]["transactionHash"] == receipt["transactionHash"]
 
     batch = httpx.post(
@@ -71,9 +72,12 @@ def test_web3_http_client_deploys_transacts_and_reads_logs(served, data_dir, dat
     logs_before = w3.eth.get_logs({"fromBlock": 0})
     balance_before = w3.eth.get_balance(acct.address)
     served.stop()
+    # SIGTERM is a clean shutdown: the chain is snapshotted at its head
+    assert list((data_dir / "chain" / "snapshots").glob("*.snap"))
 
     again = Served(data_dir, database_url)
     try:
+        assert "chain snapshot" in again.log() and "restored" in again.log()
         w3 = Web3(HTTPProvider(again.url + "/chain/rpc"))
         assert w3.eth.block_number == head
         assert w3.eth.get_block(head) == block_before

@@ -13,10 +13,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from node.app import create_app
-from node.chain.models import ChainOutbox
-from node.chain.outbox import enqueue
 from node.db import session_scope
+from node.escrow.outbox import enqueue
+from node.models.escrow import ChainOutbox
+from tests.fixtures.app import create_app
 from tests.node.chain.scenario import job_status
 
 REPO = Path(__file__).resolve().parents[3]
@@ -56,15 +56,15 @@ def test_kill_between_state_change_and_send_sends_exactly_once(settings, crash_p
     job_id = int(child.stdout.split()[0])
 
     app = create_app(settings)  # not started yet: look at what the killed node left
-    with session_scope(app.state.sessionmaker) as session:
+    with session_scope(app.state.runtime.sessionmaker) as session:
         left = session.execute(select(ChainOutbox)).scalar_one()
         expected = "pending" if crash_point == "before_sign" else "signed"
         assert (left.status, left.tx_hash is not None) == (expected, expected == "signed")
-    assert job_status(app.state.sessionmaker, job_id)[0] == "submitted"
+    assert job_status(app.state.runtime.sessionmaker, job_id)[0] == "submitted"
 
     settings.chain_watch_interval_seconds = 0.1
     with TestClient(create_app(settings)) as node:
-        host, sessions = node.app.state.chain, node.app.state.sessionmaker
+        host, sessions = node.app.state.runtime.chain, node.app.state.runtime.sessionmaker
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if job_status(sessions, job_id)[0] == "completed":
@@ -86,6 +86,6 @@ def test_kill_between_state_change_and_send_sends_exactly_once(settings, crash_p
                 args=[],
             )
             assert again.status == "confirmed"
-        with node.app.state.chain_tick_lock:
-            node.app.state.chain_outbox.process()
+        with node.app.state.runtime.chain_tick.lock:
+            node.app.state.runtime.chain_tick.outbox.process()
         assert len(_finalize_txs(host)) == 1

@@ -12,9 +12,9 @@ from web3 import Web3
 from web3._utils.contract_sources.contract_data.emitter_contract import EMITTER_CONTRACT_DATA
 
 from marketplace.errors import ChainError
-from node.app import create_app
-from node.chain.evm import CHAIN_ID, EmbeddedEVM
+from node.chain.evm import EmbeddedEVM
 from node.chain.journal import Journal
+from tests.fixtures.app import create_app
 from tests.node.chain.conftest import RpcViaTestClient, fund
 from tests.node.chain.test_rpc import LOG_DOUBLE_WITH_INDEX, deploy, transact
 
@@ -39,14 +39,15 @@ def test_restart_replays_blocks_hashes_logs_and_balances(settings):
         emitter = deploy(w3, acct, EMITTER_CONTRACT_DATA)
         for i in range(3):
             transact(w3, acct, emitter.functions.logDouble(LOG_DOUBLE_WITH_INDEX, i, i + 1))
-        node.app.state.chain.evm.time_travel(w3.eth.get_block("latest")["timestamp"] + 3600)
-        operator = node.app.state.chain.operator.address
+        node.app.state.runtime.chain.evm.time_travel(w3.eth.get_block("latest")["timestamp"] + 3600)
+        operator = node.app.state.runtime.chain.operator.address
         before = _snapshot(w3, [acct.address, operator], emitter.address)
-    assert before["head"] == 7 and len(before["logs"]) == 3  # escrow deploy + 6
+    # escrow deploy, the arbiter's gas, then 6
+    assert before["head"] == 8 and len(before["logs"]) == 3
 
     with TestClient(create_app(settings)) as node:
         w3 = Web3(RpcViaTestClient(node))
-        assert node.app.state.chain.operator.address == operator
+        assert node.app.state.runtime.chain.operator.address == operator
         after = _snapshot(w3, [acct.address, operator], emitter.address)
         assert after == before
         # and the chain keeps going from there
@@ -59,7 +60,7 @@ def test_restart_replays_blocks_hashes_logs_and_balances(settings):
 def test_operator_key_file_is_private_and_never_in_the_journal(settings):
     with TestClient(create_app(settings)) as node:
         fund(node, Account.create().address, "1")
-        host = node.app.state.chain
+        host = node.app.state.runtime.chain
         key_hex = host.operator.account.key.hex()
     key_path = settings.data_dir / "chain" / "operator.key"
     assert os.stat(key_path).st_mode & 0o777 == 0o600
@@ -79,7 +80,7 @@ def test_torn_last_journal_line_is_dropped(tmp_path):
             "gas": 21000,
             "gasPrice": 10**10,
             "nonce": 0,
-            "chainId": CHAIN_ID,
+            "chainId": evm.chain_id,
         }
     )
     evm.send_raw_transaction(tx.raw_transaction)
@@ -103,7 +104,7 @@ def test_genesis_is_taken_from_the_journal_not_the_arguments(tmp_path):
     assert second.get_block(0, False)["hash"] == genesis_hash
     assert second.get_balance(a.address) == 5 and second.get_balance(b.address) == 0
     head = json.loads((tmp_path / "j.jsonl").read_text().splitlines()[0])
-    assert head["kind"] == "genesis" and head["chain_id"] == CHAIN_ID
+    assert head["kind"] == "genesis" and head["chain_id"] == first.chain_id == second.chain_id
 
 
 def test_node_refuses_to_start_on_an_escrow_of_another_build(settings):

@@ -40,8 +40,9 @@ def transact(w3: Web3, acct, fn):
 
 
 def test_identity_methods(node, w3):
-    assert w3.eth.chain_id == CHAIN_ID
-    assert w3.net.version == str(CHAIN_ID)
+    chain_id = node.app.state.runtime.chain.chain_id
+    assert w3.eth.chain_id == chain_id != CHAIN_ID  # a new data dir's own id
+    assert w3.net.version == str(chain_id)
     assert "dcm-embedded" in w3.client_version
     assert w3.eth.accounts == []
     assert w3.eth.syncing is False
@@ -162,7 +163,7 @@ def test_bad_raw_transactions_are_rejected_without_a_block(w3, funded_account):
             "gas": 21000,
             "gasPrice": 10**10,
             "nonce": 5,
-            "chainId": CHAIN_ID,
+            "chainId": w3.eth.chain_id,
         }
     )
     with pytest.raises(Web3RPCError):
@@ -174,7 +175,7 @@ def test_bad_raw_transactions_are_rejected_without_a_block(w3, funded_account):
             "gas": 21000,
             "gasPrice": 10**10,
             "nonce": 0,
-            "chainId": CHAIN_ID,
+            "chainId": w3.eth.chain_id,
         }
     )
     with pytest.raises(Web3RPCError):
@@ -214,7 +215,7 @@ def test_batch_notifications_and_protocol_errors(node):
     ]
     replies = {r["id"]: r for r in node.post("/chain/rpc", json=batch).json()}
     assert set(replies) == {1, 2, 3, 4}
-    assert replies[1]["result"] == hex(CHAIN_ID)
+    assert replies[1]["result"] == hex(node.app.state.runtime.chain.chain_id)
     assert replies[2]["error"]["code"] == -32601
     assert replies[3]["error"]["code"] == -32602
     assert replies[4]["error"]["code"] == -32600

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from web3 import Web3
 from marketplace.datasets.synthetic import write_detection_dataset
 from marketplace.escrow.client import JobEscrow
 from tests.fixtures.datasets import files_of, form
+from tests.fixtures.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 REWARD = 5 * 10**17
@@ -38,15 +38,9 @@ FUNDED_TOPIC = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def serve(data_dir: Path, database_url: str, log_path: Path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
@@ -56,6 +50,9 @@ def serve(data_dir: Path, database_url: str, log_path: Path) -> Iterator[str]:
         "DCM_PUBLIC_URL": url,
         "DCM_CHAIN_WATCH_INTERVAL_SECONDS": "0.1",
     }
+    subprocess.run(  # as a node's operator does before `dcm serve`
+        [sys.executable, "-m", "dcm.cli", "db", "upgrade"], env=env, check=True, capture_output=True
+    )
     log = open(log_path, "ab")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [sys.executable, "-m", "dcm.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
@@ -101,7 +98,7 @@ def _upload(url: str, root: Path, requester: str) -> dict[str, Any]:
         files=files_of(root),
         timeout=60,
     )
-    assert resp.status_code == 201, resp.text
+    assert resp.status_code == 200, resp.text
     return resp.json()["job"]
 
 
@@ -122,7 +119,7 @@ def test_wallet_funds_a_seed_000_job_through_chain_rpc_and_it_survives_restart(s
             )
             assert faucet.status_code == 200, faucet.text
         job = _upload(url, dataset, requester.address)
-        assert job["status"] == "awaiting_funding"
+        assert job["dcm_status"] == "awaiting_funding"
         funding = job["funding"]
         assert set(funding) == {"chain_id", "to", "data", "value"} and funding["value"] == str(
             REWARD
@@ -146,7 +143,7 @@ def test_wallet_funds_a_seed_000_job_through_chain_rpc_and_it_survives_restart(s
         receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30)
         assert receipt["status"] == 1
         listed = _wait_listed(url, job["id"])
-        assert [j["status"] for j in listed] == ["pending"]
+        assert [j["dcm_status"] for j in listed] == ["pending"]
 
         # an explorer's view: raw eth_getLogs, topics and data decoded by hand
         body = {
@@ -158,7 +155,7 @@ def test_wallet_funds_a_seed_000_job_through_chain_rpc_and_it_survives_restart(s
         [entry] = httpx.post(url + "/chain/rpc", json=body).json()["result"]
         escrow = JobEscrow(w3, funding["to"])
         assert entry["transactionHash"] == "0x" + bytes(tx_hash).hex()
-        assert entry["topics"][1] == "0x" + escrow.job_key(job["id"]).hex()
+        assert entry["topics"][1] == "0x" + escrow.job_key(job["id"], requester.address).hex()
         assert entry["topics"][2] == "0x" + "00" * 12 + requester.address[2:].lower()
         amount, digest, deadline, window = decode(
             ["uint256", "bytes32", "uint256", "uint256"], bytes.fromhex(entry["data"][2:])
@@ -195,7 +192,7 @@ def test_wallet_funds_a_seed_000_job_through_chain_rpc_and_it_survives_restart(s
         addresses = [requester.address, second.address, funding["to"]]
         balances = {a: w3.eth.get_balance(a) for a in addresses}
         code = w3.eth.get_code(funding["to"])
-        states = {j["id"]: j["status"] for j in listed}
+        states = {j["id"]: j["dcm_status"] for j in listed}
         head = w3.eth.block_number
         assert balances[funding["to"]] == 2 * REWARD
 
@@ -206,6 +203,6 @@ def test_wallet_funds_a_seed_000_job_through_chain_rpc_and_it_survives_restart(s
         assert w3.eth.get_code(funding["to"]) == code
         time.sleep(0.5)  # a few watcher ticks: nothing may be applied twice
         listed = httpx.get(url + "/jobs/get-jobs").json()
-        assert {j["id"]: j["status"] for j in listed} == states
+        assert {j["id"]: j["dcm_status"] for j in listed} == states
         detail = httpx.get(f"{url}/jobs/image_processing/get-job/{job['id']}").json()
-        assert detail["status"] == "pending" and detail["funding"] is None
+        assert detail["dcm_status"] == "pending" and detail["funding"] is None

@@ -20,15 +20,15 @@ from marketplace.datasets.synthetic import write_detection_dataset
 from marketplace.escrow.client import JobEscrow
 from marketplace.jobs.states import JobStatus
 from marketplace.sdk.client import NodeClient
-from node.app import create_app
-from node.chain.models import ChainOutbox
 from node.db import session_scope
-from node.jobs.models import Job
 from node.jobs.service import create_job
+from node.models.escrow import ChainOutbox
+from node.models.jobs import Job
+from tests.fixtures.app import create_app
 from tests.fixtures.datasets import files_of, form
 from tests.fixtures.factories import auth_headers, make_user, make_workspace
-from tests.node.chain.conftest import RpcViaTestClient
-from tests.node.chain.scenario import send_call
+from tests.node.chain.conftest import LOOPBACK_CLIENT, RpcViaTestClient
+from tests.node.chain.scenario import call_key, send_call
 
 UPLOAD = "/jobs/image_processing/upload"
 REWARD = 5 * 10**17  # form()'s reward of 0.5 ETH
@@ -39,21 +39,15 @@ WINDOW = 24 * 3600  # the node's default challenge window
 @pytest.fixture
 def node(settings) -> Any:
     settings.chain_watch_interval_seconds = 3600  # the test drives every tick itself
-    with TestClient(create_app(settings)) as client:
-        client.app.state.chain_wake = None  # a claim does not run a tick either
+    with TestClient(create_app(settings), client=LOOPBACK_CLIENT) as client:
+        # a claim does not run a tick either
+        client.app.state.runtime.chain_tick.wake_on_commit = False
         yield client
 
 
 def tick(node: TestClient) -> Any:
-    """One background pass, as the watcher loop runs it: send, watch, policy, send, watch."""
-    state = node.app.state
-    with state.chain_tick_lock:
-        state.chain_outbox.process()
-        state.chain_watcher.poll_once()
-        report = state.chain_policy.run_once()
-        state.chain_outbox.process()
-        state.chain_watcher.poll_once()
-    return report
+    """One background pass, draining: send, watch, the whole policy, send, watch."""
+    return node.app.state.runtime.chain_tick.run_once(drain=True)
 
 
 def wallet(node: TestClient, eth: str = "5") -> Any:
@@ -66,14 +60,14 @@ def wallet(node: TestClient, eth: str = "5") -> Any:
 def upload(node: TestClient, tmp_path: Path, requester: str, seed: int = 1) -> dict[str, Any]:
     root = write_detection_dataset(tmp_path / f"ds{seed}", train=3, val=2, seed=seed)
     resp = node.post(UPLOAD, data=form(requesterAddress=requester), files=files_of(root))
-    assert resp.status_code == 201, resp.text
+    assert resp.status_code == 200, resp.text
     job = resp.json()["job"]
-    assert job["status"] == "awaiting_funding" and job["funding"]["value"] == str(REWARD)
+    assert job["dcm_status"] == "awaiting_funding" and job["funding"]["value"] == str(REWARD)
     return job
 
 
 def status_of(node: TestClient, job_id: int) -> str:
-    return node.get(f"/jobs/image_processing/get-job/{job_id}").json()["status"]
+    return node.get(f"/jobs/image_processing/get-job/{job_id}").json()["dcm_status"]
 
 
 def events_of(node: TestClient, job_id: int, headers: dict[str, str]) -> list[dict[str, Any]]:
@@ -134,31 +128,38 @@ def test_underfunding_and_wrong_sender_keep_the_job_closed_with_the_reason(node,
     v1 = node.get(f"/v1/jobs/job_{short['id']}/funding", headers=headers)
     assert v1.status_code == 200 and v1.json() == {"success": True, "data": short["funding"]}
 
-    send_call(w3, requester, short["funding"], value=REWARD - 1)
+    receipt = send_call(w3, requester, short["funding"], value=REWARD - 1)
+    short_gas = receipt["gasUsed"] * receipt["effectiveGasPrice"]
     stranger_before = balance(w3, stranger.address)
-    receipt = send_call(w3, stranger, hijacked["funding"])
+    receipt = send_call(w3, stranger, hijacked["funding"])  # the key names the requester
+    assert receipt["status"] == 0
     squat_gas = receipt["gasUsed"] * receipt["effectiveGasPrice"]
-    tick(node)  # rejected: the node (assigner) returns both deposits through the outbox
+    tick(node)  # refused: the node (assigner) returns the short deposit through the outbox
 
     assert node.get("/jobs/get-jobs").json() == []
-    for job, reason in ((short, "below the reward"), (hijacked, "not by the job's requester")):
-        assert status_of(node, job["id"]) == "awaiting_funding"
-        rejected, refunded = events_of(node, job["id"], headers)[-2:]
-        assert rejected["type"] == "funding_rejected" and reason in rejected["message"]
-        assert rejected["level"] == "warning" and rejected["data"]["tx_hash"].startswith("0x")
-        assert refunded["type"] == "settled" and refunded["data"]["outcome"] == "rejected"
+    assert status_of(node, short["id"]) == status_of(node, hijacked["id"]) == "awaiting_funding"
+    rejected, requested, refunded = events_of(node, short["id"], headers)[-3:]
+    assert rejected["type"] == "funding_rejected" and "below the reward" in rejected["message"]
+    assert rejected["level"] == "warning" and rejected["data"]["tx_hash"].startswith("0x")
+    assert requested["type"] == "refund_requested"
+    assert refunded["type"] == "settled" and refunded["data"]["outcome"] == "refunded"
+    assert events_of(node, hijacked["id"], headers)[-1]["type"] == "created"
     assert balance(w3, stranger.address) == stranger_before - squat_gas
-    with session_scope(node.app.state.sessionmaker) as session:
+    assert balance(w3, requester.address) == 5 * 10**18 - short_gas  # the short deposit is back
+    with session_scope(node.app.state.runtime.sessionmaker) as session:
         rows = session.execute(select(ChainOutbox)).scalars().all()
-        assert sorted((r.action, r.status) for r in rows) == [("reject", "confirmed")] * 2
-    # the keys are free again: the requester funds both properly and they open
-    send_call(w3, requester, short["funding"])
+        assert [(r.action, r.status) for r in rows] == [("refund", "confirmed")]
+    # the short deposit's key is retired: the job's funding call now names a new one
+    fresh = node.get(f"/jobs/{short['id']}/funding").json()["data"]
+    assert call_key(fresh) != call_key(short["funding"])
+    send_call(w3, requester, fresh)
     send_call(w3, requester, hijacked["funding"])
     tick(node)
     listed = [j["id"] for j in node.get("/jobs/get-jobs").json()]
     assert listed == [short["id"], hijacked["id"]]
-    assert [e["type"] for e in events_of(node, short["id"], headers)][-3:] == [
+    assert [e["type"] for e in events_of(node, short["id"], headers)][-4:] == [
         "funding_rejected",
+        "refund_requested",
         "settled",
         "funded",
     ]
@@ -170,7 +171,7 @@ def test_underfunding_and_wrong_sender_keep_the_job_closed_with_the_reason(node,
 
 
 def test_full_settle_path_finalizes_a_batch_and_pays_the_providers(node, tmp_path):
-    host = node.app.state.chain
+    host = node.app.state.runtime.chain
     w3 = Web3(RpcViaTestClient(node))
     escrow = JobEscrow(w3, host.escrow_address)  # the provider's own binding, via /chain/rpc
     requester = wallet(node)
@@ -180,6 +181,7 @@ def test_full_settle_path_finalizes_a_batch_and_pays_the_providers(node, tmp_pat
         node.post("/chain/faucet", json={"address": prov.address, "amount": "1"})
         job = upload(node, tmp_path, requester.address, seed=seed)
         send_call(w3, requester, job["funding"])
+        job["key"] = call_key(job["funding"])
         jobs.append(job)
     tick(node)
     assert [j["id"] for j in node.get("/jobs/get-jobs").json()] == [j["id"] for j in jobs]
@@ -190,9 +192,9 @@ def test_full_settle_path_finalizes_a_batch_and_pays_the_providers(node, tmp_pat
         headers = provider_headers(node, prov, f"prov{job['id']}")
         attempt = lease_and_report(node, headers, job["id"])
         tick(node)  # the outbox sends the node's own assignment of the lease
-        record = escrow.get_job(job["id"])
+        record = escrow.get_job(job["key"])
         assert (record.provider, record.attempt) == (prov.address, attempt)
-        tx = escrow.submit(prov, job["id"], escrow.cid_digest(RESULT_CID))
+        tx = escrow.submit(prov, job["key"], escrow.cid_digest(RESULT_CID))
         gas_paid[prov.address] += tx.fee_wei
     report = tick(node)
     assert report.finalize == []  # challenge window still open
@@ -204,7 +206,7 @@ def test_full_settle_path_finalizes_a_batch_and_pays_the_providers(node, tmp_pat
     assert report.finalize == [j["id"] for j in jobs]
     for job in jobs:
         assert status_of(node, job["id"]) == "completed"
-    with session_scope(node.app.state.sessionmaker) as session:
+    with session_scope(node.app.state.runtime.sessionmaker) as session:
         rows = session.execute(select(ChainOutbox).order_by(ChainOutbox.id)).scalars().all()
         assert [(r.payload["function"], r.status) for r in rows] == [
             ("assign", "confirmed"),
@@ -236,33 +238,51 @@ def test_full_settle_path_finalizes_a_batch_and_pays_the_providers(node, tmp_pat
     assert missing.status_code == 404
 
 
-def test_result_digest_mismatch_is_logged_and_never_finalized_by_the_node(node, tmp_path):
-    host = node.app.state.chain
+def test_a_digest_that_differs_from_the_report_is_disputed_and_refunded_on_silence(node, tmp_path):
+    """Finding 1: the provider reports one result to the API and submits another digest on
+    chain. The node disputes it itself (the arbiter rules); the arbiter stays silent, so
+    the node's finalize refunds the requester in full: the provider gets nothing."""
+    host = node.app.state.runtime.chain
     w3 = Web3(RpcViaTestClient(node))
     escrow = JobEscrow(w3, host.escrow_address)
     requester, prov = wallet(node), wallet(node, "1")
     make_user(node.app, username="req", address=requester.address)
     job = upload(node, tmp_path, requester.address)
-    send_call(w3, requester, job["funding"])
+    key = call_key(job["funding"])
+    receipt = send_call(w3, requester, job["funding"])
+    funding_gas = receipt["gasUsed"] * receipt["effectiveGasPrice"]
     tick(node)
     attempt = lease_and_report(node, provider_headers(node, prov, "prov"), job["id"])
     expiry = w3.eth.get_block("latest")["timestamp"] + 3600
     voucher = escrow.sign_assignment(
-        host.operator.account, job["id"], prov.address, attempt, expiry
+        host.operator.account, key, prov.address, attempt, escrow.get_job(key).funding, expiry
     )
     # the provider binds itself with the voucher before the node's assignment is sent
     escrow.submit_with_voucher(prov, voucher, b"\x22" * 32)  # not the digest of RESULT_CID
+    prov_after_submit = balance(w3, prov.address)
     tick(node)
-    with session_scope(node.app.state.sessionmaker) as session:
-        [row] = session.execute(select(ChainOutbox)).scalars().all()
+    with session_scope(node.app.state.runtime.sessionmaker) as session:
+        rows = session.execute(select(ChainOutbox).order_by(ChainOutbox.id)).scalars().all()
         # superseded: it would revert (the job is submitted), so it is never sent
-        assert (row.action, row.status, row.tx_hash) == ("assign", "skipped", None)
-        assert "WrongStatus" in row.last_error
+        assert [(r.action, r.status) for r in rows] == [
+            ("assign", "skipped"),
+            ("dispute", "confirmed"),
+        ]
+        assert rows[0].tx_hash is None and "WrongStatus" in rows[0].last_error
     events = events_of(node, job["id"], auth_headers(node, "req"))
-    assert events[-1]["type"] == "result_digest_mismatch" and events[-1]["level"] == "error"
+    mismatch = [e for e in events if e["type"] == "result_digest_mismatch"]
+    assert len(mismatch) == 1 and mismatch[0]["level"] == "error"
+    assert status_of(node, job["id"]) == "disputed"
+    assert escrow.get_job(key).status.name == "DISPUTED"
     time_travel(node, WINDOW + 1)
-    assert tick(node).finalize == []
-    assert status_of(node, job["id"]) == "submitted"
+    assert tick(node).finalize == []  # the arbitration window (7 days) is still open
+    time_travel(node, 7 * 24 * 3600)
+    assert tick(node).finalize == [job["id"]]
+    assert status_of(node, job["id"]) == "cancelled"
+    assert balance(w3, requester.address) == 5 * 10**18 - funding_gas  # every wei back
+    assert balance(w3, prov.address) == prov_after_submit
+    settled = node.get(f"/v1/jobs/job_{job['id']}/settlement").json()["data"]
+    assert settled["outcome"] == "default_ruling" and settled["recipient"] == requester.address
 
 
 def test_deadline_without_result_refunds_the_requester(node, tmp_path):
@@ -290,13 +310,16 @@ def test_deadline_without_result_refunds_the_requester(node, tmp_path):
     assert tick(node).refund == []
 
 
-def test_funded_job_cancels_only_on_chain(node, settings):
+def test_cancelling_a_funded_job_refunds_it_through_the_node(node, settings):
+    """Finding 6 / money rule changed on purpose: a funded job cancelled through the job
+    API (any dialect) gets its deposit back from the node itself; the requester's own
+    on-chain cancel stays available."""
     w3 = Web3(RpcViaTestClient(node))
     requester = wallet(node)
     owner = make_user(node.app, username="req", address=requester.address)
     headers = auth_headers(node, "req")
     ws_id = make_workspace(node.app, owner, name="lab")
-    with session_scope(node.app.state.sessionmaker) as session:
+    with session_scope(node.app.state.runtime.sessionmaker) as session:
         ids = [
             create_job(
                 session,
@@ -307,9 +330,9 @@ def test_funded_job_cancels_only_on_chain(node, settings):
                 reward_wei=REWARD,
                 status=JobStatus.AWAITING_FUNDING,
             ).id
-            for _ in range(2)
+            for _ in range(3)
         ]
-    unfunded, funded = ids
+    unfunded, funded, self_refunded = ids
     # awaiting funding: cancelled by the node at once
     resp = node.post(f"/workspace/{ws_id}/jobs/job_{unfunded}/cancel", headers=headers)
     assert resp.status_code == 200, resp.text
@@ -318,65 +341,70 @@ def test_funded_job_cancels_only_on_chain(node, settings):
     call = node.get(f"/v1/jobs/job_{funded}/funding", headers=headers).json()["data"]
     detail = node.get(f"/v1/jobs/job_{funded}", headers=headers).json()["data"]
     assert detail["funding"] == call  # the canonical detail carries it while awaiting
+    assert detail["escrow"]["status"] == "awaiting" and detail["escrow"]["job_key"] == call_key(
+        call
+    )
     receipt = send_call(w3, requester, call)
     gas = receipt["gasUsed"] * receipt["effectiveGasPrice"]
     tick(node)
     again = node.get(f"/v1/jobs/job_{funded}/funding", headers=headers)
     assert again.status_code == 409 and again.json()["error"]["code"] == "NOT_AWAITING_FUNDING"
     resp = node.post(f"/workspace/{ws_id}/jobs/job_{funded}/cancel", headers=headers)
-    assert resp.status_code == 409, resp.text
-    body = resp.json()
-    assert body["code"] == "CANCEL_ON_CHAIN"
-    assert body["detail"]["cancel_call"] == f"/v1/jobs/job_{funded}/cancel-call"
-    patch = node.patch(
-        f"/workspace/{ws_id}/jobs/job_{funded}", json={"status": "cancelled"}, headers=headers
-    )
-    assert patch.status_code == 409 and "CANCEL_ON_CHAIN" in patch.text
-
-    cancel = node.get(f"/v1/jobs/job_{funded}/cancel-call", headers=headers)
-    assert cancel.status_code == 200, cancel.text
-    cancel_call = cancel.json()["data"]
-    assert cancel_call["value"] == "0" and cancel_call["to"] == call["to"]
-    receipt = send_call(w3, requester, cancel_call)
-    gas += receipt["gasUsed"] * receipt["effectiveGasPrice"]
+    assert resp.status_code == 200, resp.text
     tick(node)
-    with session_scope(node.app.state.sessionmaker) as session:
+    with session_scope(node.app.state.runtime.sessionmaker) as session:
         assert session.get(Job, funded).status == "cancelled"
+        [refund] = session.execute(
+            select(ChainOutbox).where(ChainOutbox.action == "refund")
+        ).scalars()
+        assert refund.status == "confirmed"
     assert balance(w3, requester.address) == 5 * 10**18 - gas  # refunded to the wei
+    [payout] = node.get("/v1/payouts", params={"requester": requester.address}).json()["data"]
+    assert payout["outcome"] == "refunded" and payout["requester_refund_wei"] == str(REWARD)
     late = node.get(f"/v1/jobs/job_{funded}/cancel-call", headers=headers)
     assert late.status_code == 409
 
-    # The refund deleted the escrow record: a stray deposit on the cancelled job's key is
-    # handed back by the node (the assigner), it never reopens the job.
+    # The refund deleted the escrow record: a replayed deposit on the cancelled job's key
+    # is handed back by the node (the assigner), it never reopens the job.
     receipt = send_call(w3, requester, call)
     gas += receipt["gasUsed"] * receipt["effectiveGasPrice"]
     tick(node)
-    with session_scope(node.app.state.sessionmaker) as session:
+    with session_scope(node.app.state.runtime.sessionmaker) as session:
         assert session.get(Job, funded).status == "cancelled"
-        [reject] = session.execute(
-            select(ChainOutbox).where(ChainOutbox.action == "reject")
-        ).scalars()
-        assert reject.status == "confirmed"
     assert balance(w3, requester.address) == 5 * 10**18 - gas
-    stray = events_of(node, funded, headers)[-2:]
-    assert [e["type"] for e in stray] == ["funding_rejected", "settled"]
+    stray = events_of(node, funded, headers)[-3:]
+    assert [e["type"] for e in stray] == ["funding_rejected", "refund_requested", "settled"]
     assert "not awaiting funding" in stray[0]["message"]
 
-    # A retry goes back to awaiting funding, and the same key takes the new deposit.
+    # A retry goes back to awaiting funding; its deposit goes to a new generation's key.
     retried = node.post(f"/workspace/{ws_id}/jobs/job_{funded}/retry", headers=headers)
     assert retried.status_code == 200, retried.text
-    with session_scope(node.app.state.sessionmaker) as session:
+    with session_scope(node.app.state.runtime.sessionmaker) as session:
         assert session.get(Job, funded).status == "awaiting_funding"
-    call = node.get(f"/v1/jobs/job_{funded}/funding", headers=headers).json()["data"]
+    retry_call = node.get(f"/v1/jobs/job_{funded}/funding", headers=headers).json()["data"]
+    assert call_key(retry_call) != call_key(call)
+    send_call(w3, requester, retry_call)
+    tick(node)
+    with session_scope(node.app.state.runtime.sessionmaker) as session:
+        assert session.get(Job, funded).status == "pending"
+
+    # the requester's own refund, which needs no node: the escrow's cancel, signed itself
+    call = node.get(f"/v1/jobs/job_{self_refunded}/funding", headers=headers).json()["data"]
     send_call(w3, requester, call)
     tick(node)
-    with session_scope(node.app.state.sessionmaker) as session:
-        assert session.get(Job, funded).status == "pending"
+    cancel = node.get(f"/v1/jobs/job_{self_refunded}/cancel-call", headers=headers)
+    assert cancel.status_code == 200, cancel.text
+    cancel_call = cancel.json()["data"]
+    assert cancel_call["value"] == "0" and cancel_call["to"] == call["to"]
+    send_call(w3, requester, cancel_call)
+    tick(node)
+    with session_scope(node.app.state.runtime.sessionmaker) as session:
+        assert session.get(Job, self_refunded).status == "cancelled"
 
 
 def test_unfunded_jobs_expire_and_release_pins_no_other_job_uses(node, tmp_path):
     w3 = Web3(RpcViaTestClient(node))
-    store = node.app.state.content
+    store = node.app.state.runtime.content
     requester = wallet(node)
     shared_a = upload(node, tmp_path, requester.address, seed=1)
     shared_b = upload(node, tmp_path, requester.address, seed=1)  # same dataset, same CIDs
@@ -387,7 +415,7 @@ def test_unfunded_jobs_expire_and_release_pins_no_other_job_uses(node, tmp_path)
     assert status_of(node, shared_b["id"]) == "pending"
     assert tick(node).expired == []  # younger than the funding timeout
 
-    node.app.state.chain_policy.funding_timeout_seconds = 0
+    node.app.state.runtime.chain_tick.policy.funding_timeout_seconds = 0
     report = tick(node)
     assert report.expired == [shared_a["id"], alone["id"]]
     assert status_of(node, shared_a["id"]) == status_of(node, alone["id"]) == "expired"
@@ -406,16 +434,16 @@ def test_sdk_funds_cancels_and_reads_settlement(node, tmp_path):
     assert int(receipt["status"], 16) == 1
     tick(node)
     assert sdk.job(job["id"])["status"] == "pending"
-    sdk.cancel(job["id"], requester)  # funded and unbound: the escrow refunds it
-    tick(node)
+    sdk.cancel(job["id"], requester)  # funded: the node cancels it and refunds the escrow
     assert sdk.job(job["id"])["status"] == "cancelled"
+    tick(node)
     settlement = sdk.settlement(job["id"])
-    assert settlement["outcome"] == "cancelled"
+    assert settlement["outcome"] == "refunded"
     assert settlement["requester_refund_wei"] == str(REWARD)
     assert sdk.payouts(requester=requester.address) == [settlement]
 
     # accept: the requester pays the provider at once, from the wallet, through the SDK
-    host = node.app.state.chain
+    host = node.app.state.runtime.chain
     escrow = JobEscrow(Web3(RpcViaTestClient(node)), host.escrow_address)
     second = upload(node, tmp_path, requester.address, seed=2)
     sdk.fund(second["id"], requester)
@@ -423,8 +451,9 @@ def test_sdk_funds_cancels_and_reads_settlement(node, tmp_path):
     prov = wallet(node, "1")
     attempt = lease_and_report(node, provider_headers(node, prov, "prov"), second["id"])
     expiry = escrow.w3.eth.get_block("latest")["timestamp"] + 3600
+    key = call_key(second["funding"])
     voucher = escrow.sign_assignment(
-        host.operator.account, second["id"], prov.address, attempt, expiry
+        host.operator.account, key, prov.address, attempt, escrow.get_job(key).funding, expiry
     )
     escrow.submit_with_voucher(prov, voucher, escrow.cid_digest(RESULT_CID))
     receipt = sdk.accept(second["id"], requester)
@@ -438,7 +467,7 @@ def test_sdk_funds_cancels_and_reads_settlement(node, tmp_path):
 
 def test_chain_submit_before_the_api_report_waits_for_the_report(node, tmp_path):
     """The provider daemon's order: submit on chain, then report the result to the API."""
-    host = node.app.state.chain
+    host = node.app.state.runtime.chain
     w3 = Web3(RpcViaTestClient(node))
     escrow = JobEscrow(w3, host.escrow_address)
     requester, prov = wallet(node), wallet(node, "1")
@@ -448,8 +477,14 @@ def test_chain_submit_before_the_api_report_waits_for_the_report(node, tmp_path)
     headers = provider_headers(node, prov, "prov")
     lease = node.post("/v1/providers/claim", json={}, headers=headers).json()["data"]["lease"]
     expiry = w3.eth.get_block("latest")["timestamp"] + 3600
+    key = call_key(job["funding"])
     voucher = escrow.sign_assignment(
-        host.operator.account, job["id"], prov.address, lease["attempt"], expiry
+        host.operator.account,
+        key,
+        prov.address,
+        lease["attempt"],
+        escrow.get_job(key).funding,
+        expiry,
     )
     escrow.submit_with_voucher(prov, voucher, escrow.cid_digest(RESULT_CID))
     tick(node)

@@ -1,33 +1,39 @@
-"""A node served over real loopback HTTP (uvicorn in a thread), for clients that need a
-URL: the `dcm ipfs` CLI and ipfshttpclient."""
+"""A test client that writes content as a signed-in user (Kubo RPC writes need
+credentials), and a node served over real loopback HTTP (uvicorn in a thread), for
+clients that need a URL: the `dcm ipfs` CLI and ipfshttpclient."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from tests.fixtures.factories import make_user, signed_in
+from tests.fixtures.live import served_in_thread
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    """The suite's client, sending a user token with every request (reads need none)."""
+    with TestClient(app) as c:
+        c.headers.update(signed_in(app, c))
+        yield c
 
 
 @pytest.fixture
 def live_node(app: FastAPI) -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("node did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served_in_thread(app) as url:
+        yield url
+
+
+@pytest.fixture
+def writer_token(app: FastAPI, live_node: str) -> str:
+    """An access token of a new user of `live_node` (for clients outside TestClient)."""
+    user = make_user(app, password="s3cret-pass")
+    body = {"username": user.username, "password": "s3cret-pass"}
+    resp = httpx.post(f"{live_node}/auth/login", json=body, timeout=30)
+    assert resp.status_code == 200, resp.text
+    return resp.json()["access_token"]

@@ -9,16 +9,16 @@ import pytest
 from marketplace.content.cid import parse_cid
 from marketplace.content.dagpb import decode_node
 from marketplace.content.errors import ContentNotFound, CorruptBlock, PinNotFound
-from node.app import create_app
 from node.config import NodeSettings
 from node.content.store import EmbeddedStore
+from tests.fixtures.app import create_app
 from tests.fixtures.content import content, make_vector_tree, vectors
 
 V = vectors()
 
 
 def make_store(settings: NodeSettings) -> EmbeddedStore:
-    store = create_app(settings).state.content
+    store = create_app(settings).state.runtime.content
     assert isinstance(store, EmbeddedStore)
     return store
 

@@ -25,10 +25,12 @@ def test_cid_prints_kubo_cids_without_storing(tmp_path: Path) -> None:
     assert v1.output.strip() == V["more"]["cidv1_raw_leaves_of_hello_world_newline"]
 
 
-def test_add_then_get_round_trips_a_tree(live_node: str, tmp_path: Path) -> None:
+def test_add_then_get_round_trips_a_tree(live_node: str, writer_token: str, tmp_path: Path) -> None:
     ds = make_vector_tree(tmp_path)
     runner = CliRunner()
-    added = runner.invoke(main, ["ipfs", "add", str(ds), "--node", live_node])
+    added = runner.invoke(
+        main, ["ipfs", "add", str(ds), "--node", live_node], env={"DCM_TOKEN": writer_token}
+    )
     assert added.exit_code == 0, added.output
     last = added.output.strip().splitlines()[-1]
     assert last == f"added {V['directory']['cidv0']} ds"

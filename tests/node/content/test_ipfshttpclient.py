@@ -16,18 +16,24 @@ ipfshttpclient = pytest.importorskip("ipfshttpclient")
 V = vectors()
 
 
-def connect(url: str):  # type: ignore[no-untyped-def]
+def connect(url: str, token: str):  # type: ignore[no-untyped-def]
     port = urlparse(url).port
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # VersionMismatch: it predates every current daemon
-        return ipfshttpclient.connect(f"/ip4/127.0.0.1/tcp/{port}/http", timeout=30)
+        return ipfshttpclient.connect(
+            f"/ip4/127.0.0.1/tcp/{port}/http",
+            timeout=30,
+            headers={"Authorization": f"Bearer {token}"},  # the node's writes need a user
+        )
 
 
-def test_ipfshttpclient_add_cat_ls_pin_get(live_node: str, tmp_path: Path) -> None:
+def test_ipfshttpclient_add_cat_ls_pin_get(
+    live_node: str, writer_token: str, tmp_path: Path
+) -> None:
     f = tmp_path / "hello.txt"
     f.write_bytes(b"hello world\n")
     ds = make_vector_tree(tmp_path)
-    with connect(live_node) as client:
+    with connect(live_node, writer_token) as client:
         assert client.version()["Version"]
         one = client.add(str(f))
         assert one["Hash"] == V["more"]["hello world\\n"] and one["Name"] == "hello.txt"

@@ -3,6 +3,7 @@ hardened config). Skipped locally without it; required in CI (DCM_REQUIRE_ENGINE
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,11 +15,12 @@ from fastapi.testclient import TestClient
 from marketplace.content.cid import parse_cid
 from marketplace.content.errors import CidMismatch, ContentNotFound, CorruptBlock, PinNotFound
 from marketplace.content.importer import ImportOptions, import_bytes, import_path
-from node.app import create_app
 from node.config import NodeSettings
 from node.content.kubo import KuboStore
+from tests.fixtures.app import create_app
 from tests.fixtures.content import content, make_vector_tree, vectors, write_content
 from tests.fixtures.engines import require_engine
+from tests.fixtures.factories import signed_in
 from tests.fixtures.jsipfs import jsipfs_bin, jsipfs_daemon
 
 pytestmark = pytest.mark.engine
@@ -137,8 +139,9 @@ def test_node_uses_the_daemon_when_configured(
         data_dir=tmp_path / "node", database_url=database_url, ipfs_api_url=ipfs_url
     )
     app = create_app(settings)
-    assert isinstance(app.state.content, KuboStore)
+    assert isinstance(app.state.runtime.content, KuboStore)
     with TestClient(app) as client:
+        client.headers.update(signed_in(app, client))
         resp = client.post("/api/v0/add", files={"file": ("n.txt", b"via the daemon\n")})
         assert resp.status_code == 200, resp.text
         cid = resp.json()["Hash"]
@@ -165,3 +168,24 @@ def test_js_ipfs_does_not_shard_big_directories_so_the_adapter_refuses(
         store.add_path(big)
     assert err.value.details["expected"] == str(import_path(big).cid)
     assert not store.is_pinned(err.value.details["got"])
+
+
+def test_blocks_cars_and_repo_stat_through_the_daemon(store: KuboStore, tmp_path: Path) -> None:
+    """What the node's block/put, dag/import and repo/stat need from a daemon."""
+    from marketplace.content import car, dag
+    from marketplace.content.cid import RAW, Cid
+    from marketplace.content.memory import MemoryBlocks
+
+    raw = Cid.of_block(b"one raw block", version=1, codec=RAW)
+    store.put_block(str(raw), b"one raw block")
+    assert store.get_block(str(raw)) == b"one raw block"
+
+    blocks = MemoryBlocks()
+    tree = make_vector_tree(tmp_path)
+    root = import_path(tree, ImportOptions(), blocks).cid
+    stream = io.BytesIO(b"".join(car.write_car([root], dag.walk(blocks.get, root))))
+    assert store.import_car(stream) == [str(root)]
+    assert store.is_pinned(str(root))
+    assert store.ls(str(root))
+    stat = store.repo_stat()
+    assert stat.num_objects >= len(blocks) and stat.repo_size > 0

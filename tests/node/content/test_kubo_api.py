@@ -16,9 +16,10 @@ from marketplace.content import car, dag
 from marketplace.content.cid import parse_cid
 from marketplace.content.importer import import_path
 from marketplace.content.memory import MemoryBlocks
-from node.app import create_app
 from node.config import NodeSettings
+from tests.fixtures.app import create_app
 from tests.fixtures.content import content, make_vector_tree, vectors
+from tests.fixtures.factories import signed_in
 
 V = vectors()
 HELLO = V["more"]["hello world\\n"]
@@ -160,6 +161,20 @@ def test_version_and_dag_export(client: TestClient) -> None:
     assert b"".join(dag.cat(mem.get, roots[0])) == data
 
 
+def test_dag_export_of_a_cid_the_node_lacks_is_an_error_not_an_empty_car(
+    client: TestClient,
+) -> None:
+    """Kubo answers an error for a block it does not have; the node used to send 200 and
+    a 57-byte CAR holding only the header."""
+    missing = "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"
+    resp = client.post("/api/v0/dag/export", params={"arg": missing})
+    assert resp.status_code == 404
+    assert resp.json()["Type"] == "error" and missing in resp.json()["Message"]
+    gateway = client.get(f"/ipfs/{missing}", params={"format": "car"})
+    assert gateway.status_code == 404
+    assert gateway.json()["code"] == "CONTENT_NOT_FOUND"
+
+
 def test_gateway_file_range_raw_car_and_listing(client: TestClient, tmp_path: Path) -> None:
     ds = make_vector_tree(tmp_path)
     root = lines(post_add(client, tree_parts(ds)))[-1]["Hash"]
@@ -192,7 +207,7 @@ def test_gateway_file_range_raw_car_and_listing(client: TestClient, tmp_path: Pa
 
 
 def _stored_state(app) -> tuple[int, list[str]]:  # type: ignore[no-untyped-def]
-    store = app.state.content
+    store = app.state.runtime.content
     return len(list(store.blocks.keys())), store.pins()
 
 
@@ -226,6 +241,7 @@ def test_upload_limits_answer_413_and_store_nothing(tmp_path: Path, database_url
         upload={"max_bytes": 100_000, "max_files": 3},  # type: ignore[arg-type]
     )
     with TestClient(create_app(settings)) as client:
+        client.headers.update(signed_in(client.app, client))
         big = post_add(client, [("big.bin", "application/octet-stream", b"x" * 100_001)])
         assert big.status_code == 413
         many = post_add(client, [(f"f{i}", "text/plain", b"x") for i in range(4)])

@@ -68,7 +68,7 @@ def test_seed_example_with_curl_creates_a_job_and_the_zip_round_trips(node_url, 
     status, body = _curl(
         "-X", "POST", node_url + "/jobs/image_processing/upload", *_form_args(), *file_args
     )
-    assert status == 201, body
+    assert status == 200, body
     answer = json.loads(body)
     assert answer["message"] == "Job uploaded successfully"
     job = answer["job"]
@@ -76,7 +76,7 @@ def test_seed_example_with_curl_creates_a_job_and_the_zip_round_trips(node_url, 
     assert job["folder_cid"] == str(import_path(dataset).cid)
 
     # the job waits for its escrow deposit (tests/node/chain/test_settle.py funds one)
-    assert job["status"] == "awaiting_funding" and job["funding"]["value"] == str(5 * 10**17)
+    assert job["dcm_status"] == "awaiting_funding" and job["funding"]["value"] == str(5 * 10**17)
     status, body = _curl(node_url + "/jobs/get-jobs")
     assert status == 200 and json.loads(body) == []
 
@@ -97,7 +97,7 @@ def test_seed_example_with_curl_creates_a_job_and_the_zip_round_trips(node_url, 
         "-F",
         f"files=@{out_zip}",
     )
-    assert status == 201, body
+    assert status == 200, body
     assert json.loads(body)["job"]["folder_cid"] == job["folder_cid"]
 
 

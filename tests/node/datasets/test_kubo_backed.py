@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 
 from marketplace.content.importer import import_path
 from marketplace.datasets.synthetic import write_detection_dataset
-from node.app import create_app
 from node.config import NodeSettings
 from node.content.kubo import KuboStore
+from tests.fixtures.app import create_app
 from tests.fixtures.datasets import files_of, form
 from tests.fixtures.engines import require_engine
 from tests.fixtures.jsipfs import jsipfs_bin, jsipfs_daemon
@@ -34,21 +34,21 @@ def test_upload_and_zip_round_trip_through_the_daemon(ipfs_url, tmp_path, databa
         data_dir=tmp_path / "node", database_url=database_url, ipfs_api_url=ipfs_url
     )
     app = create_app(settings)
-    assert isinstance(app.state.content, KuboStore)
+    assert isinstance(app.state.runtime.content, KuboStore)
     dataset = write_detection_dataset(tmp_path / "dataset", seed=11)
     with TestClient(app) as client:
-        pins_before = app.state.content.pins()
+        pins_before = app.state.runtime.content.pins()
         refused = client.post(
             "/jobs/image_processing/upload", data=form(epochs="0"), files=files_of(dataset)
         )
         assert refused.status_code == 422
-        assert app.state.content.pins() == pins_before
+        assert app.state.runtime.content.pins() == pins_before
         resp = client.post("/jobs/image_processing/upload", data=form(), files=files_of(dataset))
-        assert resp.status_code == 201, resp.text
+        assert resp.status_code == 200, resp.text
         job = resp.json()["job"]
         assert job["folder_cid"] == str(import_path(dataset).cid)
-        assert app.state.content.is_pinned(job["folder_cid"])
-        assert app.state.content.is_pinned(job["metadata_cid"])
+        assert app.state.runtime.content.is_pinned(job["folder_cid"])
+        assert app.state.runtime.content.is_pinned(job["metadata_cid"])
         first = client.get(f"/jobs/get-dataset/{job['id']}").content
         assert client.get(f"/jobs/get-dataset/{job['id']}").content == first
     out = tmp_path / "unpacked"

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from node.config import NodeSettings
 from tests.fixtures.datasets import assert_nothing_stored
 
 BOUNDARY = "fuzzB0undary"
@@ -18,6 +20,14 @@ CODES = {
     "UNSUPPORTED_MODEL",
     "PAYLOAD_TOO_LARGE",
 }
+
+
+@pytest.fixture(name="settings")
+def fuzzing_settings(settings: NodeSettings) -> NodeSettings:
+    # One client sends every example: the per-client upload limit is not under test here.
+    settings.rate_limits.upload_per_client = "1000/minute"
+    return settings
+
 
 part_header = st.sampled_from(
     [

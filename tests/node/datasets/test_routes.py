@@ -13,6 +13,7 @@ from marketplace.jobs.states import JobStatus
 from node.db import session_scope
 from node.jobs.service import create_job, transition
 from tests.fixtures.datasets import files_of, form
+from tests.fixtures.factories import auth_headers, make_user, make_workspace
 
 UPLOAD = "/jobs/image_processing/upload"
 
@@ -21,7 +22,7 @@ UPLOAD = "/jobs/image_processing/upload"
 def job(client, tmp_path):
     root = write_detection_dataset(tmp_path / "dataset", train=5, val=3)
     resp = client.post(UPLOAD, data=form(), files=files_of(root))
-    assert resp.status_code == 201, resp.text
+    assert resp.status_code == 200, resp.text
     return resp.json()["job"]
 
 
@@ -70,14 +71,15 @@ def test_unknown_job_is_404(client, raw):
         assert resp.json() == {"detail": "Job not found", "code": "JOB_NOT_FOUND"}
 
 
-def _plain_job(app, job_type="container", status=JobStatus.PENDING):
-    with session_scope(app.state.sessionmaker) as session:
-        job_id = create_job(session, job_type=job_type, status=status).id
+def _plain_job(app, job_type="container", status=JobStatus.PENDING, **kw):
+    with session_scope(app.state.runtime.sessionmaker) as session:
+        job_id = create_job(session, job_type=job_type, status=status, **kw).id
     return job_id
 
 
 def test_job_without_a_dataset_is_404(client, app):
-    job_id = _plain_job(app, job_type="image_processing")
+    # escrowed (open market): seed 000 shows no private job at all
+    job_id = _plain_job(app, job_type="image_processing", reward_wei=10**15)
     resp = client.get(f"/jobs/get-dataset/{job_id}")
     assert resp.status_code == 404 and resp.json()["code"] == "DATASET_NOT_FOUND"
 
@@ -97,8 +99,8 @@ def test_get_jobs_lists_pending_image_jobs_oldest_first(client, app, job, tmp_pa
     root = write_detection_dataset(tmp_path / "second", seed=3)
     second = client.post(UPLOAD, data=form(), files=files_of(root)).json()["job"]
     _plain_job(app)  # a pending container job: not for seed-000 providers
-    with session_scope(app.state.sessionmaker) as session:
-        from node.jobs.models import Job
+    with session_scope(app.state.runtime.sessionmaker) as session:
+        from node.models.jobs import Job
 
         # funded (what the chain watcher does: tests/node/chain/test_settle.py), claimed
         for opened in (job, second):
@@ -106,12 +108,12 @@ def test_get_jobs_lists_pending_image_jobs_oldest_first(client, app, job, tmp_pa
         transition(session, session.get(Job, second["id"]), JobStatus.CLAIMED)
     third = client.post(UPLOAD, data=form(reward="1"), files=files_of(root)).json()["job"]
     assert client.get("/jobs/get-jobs").json()[-1]["id"] == job["id"]  # third: not funded
-    with session_scope(app.state.sessionmaker) as session:
+    with session_scope(app.state.runtime.sessionmaker) as session:
         transition(session, session.get(Job, third["id"]), JobStatus.PENDING)
     listed = client.get("/jobs/get-jobs").json()
     assert [j["id"] for j in listed] == [job["id"], third["id"]]
     expected = {k: v for k, v in job.items() if k != "funding"}
-    assert listed[0] == {**expected, "status": "pending"}
+    assert listed[0] == {**expected, "status": "pending", "dcm_status": "pending"}
     assert {"id", "job_type", "requester_address", "status", "created_at"} <= set(listed[0])
 
 
@@ -126,8 +128,37 @@ def test_routes_need_no_credentials(client, job):
 
 
 def test_dataset_whose_blocks_are_gone_is_404(client, app, job):
-    for block in (app.state.settings.data_dir / "blocks").rglob("*"):
+    for block in (app.state.runtime.settings.data_dir / "blocks").rglob("*"):
         if block.is_file():
             block.unlink()
     resp = client.get(f"/jobs/get-dataset/{job['id']}")
     assert resp.status_code == 404 and resp.json()["code"] == "DATASET_NOT_FOUND"
+
+
+def test_public_listing_and_detail_show_no_private_job(client, app, job):
+    owner = make_user(app, username="owner")
+    ws = make_workspace(app, owner)
+    private = _plain_job(
+        app,
+        job_type="image_processing",
+        workspace_id=ws,
+        folder_cid=job["folder_cid"],
+        spec={"model": "yolov8n", "secret": "private spec"},
+    )
+    with session_scope(app.state.runtime.sessionmaker) as session:
+        from node.models.jobs import Job
+
+        transition(session, session.get(Job, job["id"]), JobStatus.PENDING)  # funded
+    listed = client.get("/jobs/get-jobs").json()
+    assert [j["id"] for j in listed] == [job["id"]]
+    for url in (
+        f"/jobs/image_processing/get-job/{private}",
+        f"/jobs/get-dataset/{private}",
+        f"/jobs/{private}/funding",
+    ):
+        resp = client.get(url)
+        assert resp.status_code == 404, url
+        assert "private spec" not in resp.text
+    # Its members still read it, through their own dialects.
+    headers = auth_headers(client, "owner")
+    assert client.get(f"/workspace/{ws}/jobs/job_{private}", headers=headers).status_code == 200

@@ -12,13 +12,17 @@ import zipfile
 import pytest
 
 from marketplace.content.importer import import_path
+from marketplace.datasets.layout import find_layout, stored_layout
 from marketplace.datasets.params import canonical_json
 from marketplace.datasets.synthetic import (
     png_bytes,
     write_classification_dataset,
     write_detection_dataset,
 )
+from marketplace.exports import FORMATS
 from node.config import NodeSettings
+from node.db import session_scope
+from node.models.jobs import Job
 from tests.fixtures.datasets import ADDRESS, assert_nothing_stored, files_of, form, stored, zip_of
 
 URL = "/jobs/image_processing/upload"
@@ -43,7 +47,7 @@ def _refused(client, app, status, code, *, data=None, files=None, **kw):
 
 def test_files_upload_creates_a_job_awaiting_funding(client, app, dataset):
     resp = client.post(URL, data=form(), files=files_of(dataset))
-    assert resp.status_code == 201, resp.text
+    assert resp.status_code == 200, resp.text
     body = resp.json()
     assert body["message"] == "Job uploaded successfully"
     job = body["job"]
@@ -62,22 +66,25 @@ def test_files_upload_creates_a_job_awaiting_funding(client, app, dataset):
         "folder_cid": job["folder_cid"],
         "metadata_cid": job["metadata_cid"],
         "reward": "0.500000",
-        "status": "awaiting_funding",
+        "status": "unconfirmed",  # TrainChain's word for awaiting_funding
         "created_at": job["created_at"],
+        "dcm_status": "awaiting_funding",
+        "model_cid": None,
+        "contributor_address": None,
         "funding": job["funding"],
     }
     funding = job["funding"]  # what the requester's wallet signs (node.chain)
-    assert funding["to"] == app.state.chain.escrow_address
+    assert funding["to"] == app.state.runtime.chain.escrow_address
     assert funding["value"] == str(5 * 10**17) and funding["data"].startswith("0x")
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", job["created_at"])
-    store = app.state.content
+    store = app.state.runtime.content
     assert store.is_pinned(job["folder_cid"]) and store.is_pinned(job["metadata_cid"])
     assert stored(app).temp_files == 0
 
 
 def test_metadata_cid_holds_the_sorted_job_metadata(client, app, dataset):
     job = client.post(URL, data=form(), files=files_of(dataset)).json()["job"]
-    raw = b"".join(app.state.content.cat(job["metadata_cid"]))
+    raw = b"".join(app.state.runtime.content.cat(job["metadata_cid"]))
     meta = json.loads(raw)
     assert raw == canonical_json(meta)
     assert meta == {
@@ -97,7 +104,7 @@ def test_metadata_cid_holds_the_sorted_job_metadata(client, app, dataset):
 def test_zip_upload_strips_the_wrapper_folder(client, app, dataset):
     archive = zip_of(dataset, wrap="my-dataset")
     resp = client.post(URL, data=form(), files=[("files", ("ds.zip", archive, "application/zip"))])
-    assert resp.status_code == 201, resp.text
+    assert resp.status_code == 200, resp.text
     assert resp.json()["job"]["folder_cid"] == str(import_path(dataset).cid)
 
 
@@ -116,10 +123,20 @@ def test_comma_classes_and_long_reward_keep_every_wei(client, app, dataset):
     assert detail == job
 
 
+def test_upload_stores_the_detected_layout_for_the_provider(client, app, dataset):
+    archive = zip_of(dataset, wrap="my-dataset")
+    resp = client.post(URL, data=form(), files=[("files", ("ds.zip", archive, "application/zip"))])
+    assert resp.status_code == 200, resp.text
+    with session_scope(app.state.runtime.sessionmaker) as session:
+        spec = session.get(Job, resp.json()["job"]["id"]).spec
+    assert stored_layout(spec) == find_layout(dataset)  # the wrapper is not part of it
+    assert spec["dataset"]["splits"]["train"] == {"images": 6, "labels": 6}
+
+
 def test_classification_upload_is_accepted(client, tmp_path):
     root = write_classification_dataset(tmp_path / "cls", classes=("cat", "dog"))
     resp = client.post(URL, data=form(model="yolov8n-cls"), files=files_of(root))
-    assert resp.status_code == 201, resp.text
+    assert resp.status_code == 200, resp.text
 
 
 def test_os_clutter_is_dropped(client, dataset):
@@ -133,7 +150,7 @@ def test_os_clutter_is_dropped(client, dataset):
 
 
 def test_refused_upload_after_an_accepted_one_changes_nothing(client, app, dataset):
-    assert client.post(URL, data=form(), files=files_of(dataset)).status_code == 201
+    assert client.post(URL, data=form(), files=files_of(dataset)).status_code == 200
     before = stored(app)
     resp = client.post(URL, data=form(epochs="0"), files=files_of(dataset))
     assert resp.status_code == 422
@@ -148,6 +165,8 @@ def test_refused_upload_after_an_accepted_one_changes_nothing(client, app, datas
     [
         ({"requesterAddress": ADDRESS[:-1] + "a"}, "INVALID_ADDRESS"),
         ({"requesterAddress": "0x123"}, "INVALID_ADDRESS"),
+        ({"requesterAddress": "0x" + "0" * 40}, "INVALID_ADDRESS"),  # nobody can sign for it
+        ({"requesterAddress": ADDRESS + "00"}, "INVALID_ADDRESS"),
         ({"reward": "0"}, "INVALID_REWARD"),
         ({"reward": "0.0000000000000000001"}, "INVALID_REWARD"),
         ({"reward": "-1"}, "INVALID_REWARD"),
@@ -164,17 +183,27 @@ def test_bad_fields_are_refused(client, app, dataset, overrides, code):
     _refused(client, app, 422, code, data=form(**overrides), files=files_of(dataset))
 
 
-def test_unsupported_export_format_lists_the_supported_ones(client, app, dataset):
+def test_unknown_export_format_lists_the_ones_ultralytics_names(client, app, dataset):
     body = _refused(
         client,
         app,
         422,
         "UNSUPPORTED_EXPORT_FORMAT",
-        data=form(exportFormat="tfjs"),
+        data=form(exportFormat="gif"),
         files=files_of(dataset),
     )
-    assert body["detail"]["supported"] == ["pt", "torchscript", "onnx"]
-    assert "onnx" in body["message"]
+    assert body["detail"]["supported"] == list(FORMATS)
+    assert "openvino" in body["message"]
+
+
+@pytest.mark.parametrize(
+    ("asked", "stored"),
+    [("tfjs", "litert"), ("OpenVINO", "openvino"), ("ncnn", "ncnn"), ("pb", "pb")],
+)
+def test_any_ultralytics_export_format_is_accepted(client, app, dataset, asked, stored):
+    resp = client.post(URL, data=form(exportFormat=asked), files=files_of(dataset))
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["job"]["export_format"] == stored
 
 
 def test_missing_files_are_refused(client, app):
@@ -300,7 +329,7 @@ def small_settings(tmp_path, database_url):
 
 @pytest.fixture
 def small_app(small_settings):
-    from node.app import create_app
+    from tests.fixtures.app import create_app
 
     return create_app(small_settings)
 
@@ -414,7 +443,7 @@ def test_failure_after_pinning_removes_the_new_pins(app, dataset, monkeypatch):
     snapshot = stored(app)
     assert (snapshot.jobs, snapshot.pins, snapshot.temp_files) == (0, (), 0)
     assert snapshot.blocks > 0
-    app.state.content.gc()  # the unpinned blocks are garbage the collector removes
+    app.state.runtime.content.gc()  # the unpinned blocks are garbage the collector removes
     assert_nothing_stored(app)
 
 
@@ -427,14 +456,14 @@ def test_failure_keeps_pins_that_existed_before(app, dataset, monkeypatch):
         _break_job_creation(monkeypatch)
         assert client.post(URL, data=form(), files=files_of(dataset)).status_code == 500
     assert_nothing_stored(app, before)
-    assert app.state.content.is_pinned(first["folder_cid"])
+    assert app.state.runtime.content.is_pinned(first["folder_cid"])
 
 
 def test_staging_left_by_a_killed_process_is_purged(client, app, dataset):
     import os
     import time
 
-    uploads = app.state.settings.data_dir / "tmp" / "uploads"
+    uploads = app.state.runtime.settings.data_dir / "tmp" / "uploads"
     stale = uploads / "deadbeef"
     (stale / "tree").mkdir(parents=True)
     (stale / "tree" / "half.png").write_bytes(b"\x89PNG")
@@ -442,5 +471,5 @@ def test_staging_left_by_a_killed_process_is_purged(client, app, dataset):
     os.utime(stale, (old, old))
     fresh = uploads / "inflight"
     fresh.mkdir()
-    assert client.post(URL, data=form(), files=files_of(dataset)).status_code == 201
+    assert client.post(URL, data=form(), files=files_of(dataset)).status_code == 200
     assert not stale.exists() and fresh.exists()

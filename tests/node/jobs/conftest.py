@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from node.db import session_scope
-from node.jobs.models import Job
+from node.models.jobs import Job
 from tests.fixtures.factories import auth_headers, make_user, make_workspace
 
 SEED_USER = "your_username"
@@ -42,7 +42,7 @@ def set_job(app: FastAPI) -> Callable[..., None]:
 
     def _set(job_id: str | int, **columns: Any) -> None:
         num = int(str(job_id).removeprefix("job_"))
-        with session_scope(app.state.sessionmaker) as session:
+        with session_scope(app.state.runtime.sessionmaker) as session:
             job = session.get(Job, num)
             assert job is not None
             for key, value in columns.items():

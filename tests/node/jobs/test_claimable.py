@@ -5,18 +5,31 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 
-from marketplace.jobs.states import JobStatus
+from marketplace.jobs.states import OPEN_TO_PROVIDERS, JobStatus
 from node.db import session_scope, utcnow
 from node.jobs.repository import claimable_jobs
-from node.jobs.service import create_job, is_claimable
+from node.jobs.service import create_job
+from node.models.jobs import Job
+
+
+def is_claimable(job: Job, now: dt.datetime) -> bool:
+    """The rule written out in Python, against which the claim query is checked: open to
+    providers, due, in time (was `node.jobs.service.is_claimable`, used by this test only)."""
+    return (
+        job.status in {s.value for s in OPEN_TO_PROVIDERS}
+        and (job.scheduled_at is None or job.scheduled_at <= now)
+        and (job.deadline_at is None or job.deadline_at > now)
+    )
 
 
 def test_future_jobs_wait_until_due(app: FastAPI) -> None:
     now = utcnow()
     hour = dt.timedelta(hours=1)
-    with session_scope(app.state.sessionmaker) as session:
+    with session_scope(app.state.runtime.sessionmaker) as session:
         plain = create_job(session, job_type="t")
         due = create_job(session, job_type="t", scheduled_at=now - hour)
         later = create_job(session, job_type="t", scheduled_at=now + hour)
@@ -56,6 +69,30 @@ def test_scheduled_job_created_through_the_api_is_not_claimable(app: FastAPI, cl
         headers=seed.headers,
     )
     assert resp.status_code == 201 and resp.json()["status"] == "pending"
-    with session_scope(app.state.sessionmaker) as session:
+    with session_scope(app.state.runtime.sessionmaker) as session:
         assert claimable_jobs(session, now=utcnow()) == []
         assert len(claimable_jobs(session, now=utcnow() + dt.timedelta(days=2))) == 1
+
+
+@pytest.mark.postgres
+def test_a_claim_skips_the_job_another_replica_is_claiming(app: FastAPI) -> None:
+    """`FOR UPDATE SKIP LOCKED`: while one transaction holds the oldest claimable job, a
+    second claim query (another replica) gets the next one at once, neither waiting nor
+    handing the same job out twice. SQLite has no row locks: PostgreSQL only."""
+    sessions = app.state.runtime.sessionmaker
+    with session_scope(sessions) as session:
+        first_id = create_job(session, job_type="t").id
+        second_id = create_job(session, job_type="t").id
+    now = utcnow()
+    holder, other = sessions(), sessions()
+    try:
+        held = claimable_jobs(holder, now=now, limit=1, job_types=["t"], lock=True)
+        other.execute(text("SET LOCAL lock_timeout = '2s'"))  # a wait would fail, not hang
+        got = claimable_jobs(other, now=now, limit=1, job_types=["t"], lock=True)
+        assert [j.id for j in held] == [first_id]
+        assert [j.id for j in got] == [second_id]
+    finally:
+        holder.rollback()
+        other.rollback()
+        holder.close()
+        other.close()

@@ -20,7 +20,7 @@ def count_statements(app: FastAPI) -> Iterator[list[str]]:
     def _before(conn, cursor, statement, params, context, executemany) -> None:  # noqa: ANN001
         statements.append(statement)
 
-    engine = app.state.engine
+    engine = app.state.runtime.engine
     event.listen(engine, "before_cursor_execute", _before)
     try:
         yield statements

@@ -7,8 +7,8 @@ import pytest
 from fastapi import FastAPI
 
 from marketplace.errors import JobNotFound
+from node.auth.principal import Principal
 from node.db import session_scope
-from node.deps import Principal
 from node.jobs import service
 from node.jobs.repository import JobFilters
 from tests.fixtures.factories import make_user, make_workspace
@@ -18,7 +18,7 @@ def test_scoped_principal_sees_only_its_workspace(app: FastAPI) -> None:
     user = make_user(app)
     ws_a = make_workspace(app, user, name="a")
     ws_b = make_workspace(app, user, name="b")
-    with session_scope(app.state.sessionmaker) as session:
+    with session_scope(app.state.runtime.sessionmaker) as session:
         in_a = service.create_job(session, job_type="t", created_by=user.id, workspace_id=ws_a)
         in_b = service.create_job(session, job_type="t", created_by=user.id, workspace_id=ws_b)
         personal = service.create_job(session, job_type="t", created_by=user.id)

@@ -380,7 +380,7 @@ def test_workspace_security_example(app: FastAPI, curl: Curl, seed: Seed) -> Non
     from node.auth.repository import user_by_username
     from node.db import session_scope
 
-    with session_scope(app.state.sessionmaker) as session:
+    with session_scope(app.state.runtime.sessionmaker) as session:
         owner = user_by_username(session, SEED_USER)
     ws2 = make_workspace(app, owner, name="Second")  # the caller is a member of both
     assert ws2 == 2

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from node.config import NodeSettings
-from node.db import make_engine, make_sessionmaker, session_scope, upgrade_schema
+from node.db import make_engine, make_sessionmaker, session_scope
+from node.schema import upgrade_schema
 from tests.fixtures.engines import require_engine
 from tests.fixtures.served import Served, dcm_env, run_dcm
 from tests.node.jobs.test_seed001_examples import CREATE_BODY, JOB_KEYS, LOGIN_BODY, PATCH_BODY
@@ -28,8 +29,8 @@ def served(tmp_path: Path, database_url: str) -> Iterator[str]:
     settings = NodeSettings(data_dir=tmp_path / "data", database_url=database_url)
     engine = make_engine(settings.sqlalchemy_url)
     upgrade_schema(engine)
+    from node.auth.principal import Principal
     from node.auth.repository import user_by_username
-    from node.deps import Principal
     from node.workspaces.service import create_workspace
 
     with session_scope(make_sessionmaker(engine)) as session:

@@ -14,8 +14,8 @@ from marketplace.errors import InvalidTransition
 from marketplace.jobs.dialects import SEED001_WORD, SEED001_WORDS, seed001_filter
 from marketplace.jobs.states import TRANSITIONS, JobStatus, can_transition
 from node.db import session_scope
-from node.jobs.models import Job, JobEvent
 from node.jobs.service import create_job, transition
+from node.models.jobs import Job, JobEvent
 
 
 def test_table_covers_every_state() -> None:
@@ -29,7 +29,7 @@ def test_table_covers_every_state() -> None:
 
 def test_every_pair_of_states_through_transition(app: FastAPI) -> None:
     legal = illegal = 0
-    with session_scope(app.state.sessionmaker) as session:
+    with session_scope(app.state.runtime.sessionmaker) as session:
         for current, target in itertools.product(JobStatus, JobStatus):
             job = create_job(session, job_type="walk")
             job.status = current.value  # setup: place the job in `current`
@@ -61,7 +61,7 @@ def test_every_pair_of_states_through_transition(app: FastAPI) -> None:
 
 
 def test_transition_sets_start_and_finish_times(app: FastAPI) -> None:
-    with session_scope(app.state.sessionmaker) as session:
+    with session_scope(app.state.runtime.sessionmaker) as session:
         job = create_job(session, job_type="t")
         assert job.started_at is None and job.completed_at is None
         transition(session, job, JobStatus.RUNNING)

@@ -44,6 +44,8 @@ JOB_KEYS = {
 }
 EVENT_KEYS = {
     "id",
+    "seq",
+    "stream",
     "type",
     "fromStatus",
     "toStatus",
@@ -93,12 +95,16 @@ def test_create_and_get_envelopes(client: TestClient, seed: Seed) -> None:
     assert set(body) == {"success", "data", "message"}
     assert body["success"] is True
     job = body["data"]
-    assert set(job) == JOB_KEYS | {"events", "funding"}
+    assert set(job) == JOB_KEYS | {"events", "funding", "escrow"}
     assert job["funding"] is None  # no reward: nothing to fund
     assert job["type"] == "image_classification"
     assert job["payload"] == {"image": "ipfs://x", "topK": 5}
     assert job["status"] == "pending" and job["reward"] == "0" and job["priority"] == "normal"
-    assert job["createdBy"] == seed.user_id and job["workspaceId"] is None
+    # Created without a workspace: it lands in the caller's personal workspace (issue 9).
+    personal = [
+        w for w in client.get("/workspaces", headers=seed.headers).json() if w["is_personal"]
+    ]
+    assert job["createdBy"] == seed.user_id and job["workspaceId"] == personal[0]["id"]
     assert job["createdAt"].endswith("Z") and len(job["createdAt"]) == 24  # ms precision
     assert [set(e) for e in job["events"]] == [EVENT_KEYS]
     assert job["events"][0]["type"] == "created"
@@ -228,6 +234,45 @@ def test_cursor_walk_with_ties_on_every_sort_field(
             assert sorted(seen) == sorted(made), (sort, order)
 
 
+def test_cursor_walk_merges_every_branch_of_the_callers_scope(
+    app: FastAPI, client: TestClient, set_job: Callable[..., None]
+) -> None:
+    """A list reads each branch of the caller's scope (each workspace it reads; its jobs
+    without a workspace, by creator and by wallet) as its own ordered seek and merges
+    them: every job comes back once, in (key, id) order, across pages, also where two
+    branches hold the same job and where sort keys tie across branches."""
+    me = make_user(app, address=ADDRESS)
+    other = make_user(app)
+    mine = make_workspace(app, me, name="mine")
+    theirs = make_workspace(app, other, name="theirs", members={me.id: "viewer"})
+    headers = auth_headers(client, me.username)
+    their_headers = auth_headers(client, other.username)
+    made = [post(client, headers, workspaceId=mine)["id"] for _ in range(4)]
+    made += [post(client, their_headers, workspaceId=theirs)["id"] for _ in range(4)]
+    for _ in range(4):  # without a workspace, created by me (so my wallet's too)
+        job = post(client, headers)["id"]
+        set_job(job, workspace_id=None)
+        made.append(job)
+    for _ in range(3):  # without a workspace, my wallet's, created by someone else
+        job = post(client, their_headers)["id"]
+        set_job(job, workspace_id=None, requester_address=ADDRESS)
+        made.append(job)
+    post(client, their_headers)  # not mine in any way
+    t0 = dt.datetime(2024, 1, 15, 10, 0, tzinfo=dt.UTC)
+    at = {}
+    for i, job in enumerate(made):
+        at[job] = t0 + dt.timedelta(minutes=(i * 7) % 5)  # interleaved, with ties
+        set_job(job, created_at=at[job])
+
+    def number(job: str) -> int:
+        return int(job.removeprefix("job_"))
+
+    expected = sorted(made, key=lambda j: (at[j], number(j)))
+    for limit in (1, 3, 50):
+        assert walk(client, headers, f"limit={limit}&order=asc") == expected
+        assert walk(client, headers, f"limit={limit}") == expected[::-1]
+
+
 def test_missing_limit_and_bad_queries_are_400(client: TestClient, seed: Seed) -> None:
     post(client, seed.headers)
     cases = {
@@ -307,7 +352,7 @@ def test_bad_create_bodies_are_400(client: TestClient, seed: Seed) -> None:
 
 
 def test_oversized_body_is_413(app: FastAPI, client: TestClient, seed: Seed) -> None:
-    blob = "a" * (app.state.settings.upload.max_json_bytes + 1)
+    blob = "a" * (app.state.runtime.settings.upload.max_json_bytes + 1)
     resp = client.post("/v1/jobs", json={"type": "x", "payload": {"b": blob}}, headers=seed.headers)
     assert resp.status_code == 413
     assert resp.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"

@@ -299,7 +299,7 @@ def test_malformed_ids_on_actions(client: TestClient, seed: Seed) -> None:
 
 
 def test_oversized_body_is_413(app: FastAPI, client: TestClient, seed: Seed) -> None:
-    limit = app.state.settings.upload.max_json_bytes
+    limit = app.state.runtime.settings.upload.max_json_bytes
     big = {"job_type": "x", "workspace_id": 1, "metadata": {"blob": "a" * (limit + 1)}}
     resp = client.post("/workspace/1/jobs", json=big, headers=seed.headers)
     assert resp.status_code == 413

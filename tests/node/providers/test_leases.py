@@ -1,4 +1,7 @@
-"""Provider claims, leases, fencing and the reaper, through the HTTP API."""
+"""Provider claims, leases, fencing and the reaper, through the HTTP API.
+
+The jobs here carry no reward unless a test says so, so they are private jobs of one
+workspace (`_pool`), and the providers join its pool with its provider key."""
 
 from __future__ import annotations
 
@@ -10,13 +13,43 @@ import pytest
 from eth_account import Account
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from marketplace.jobs.states import JobStatus
+from node.auth.api_keys import hash_key
+from node.auth.principal import Principal
 from node.db import session_scope, utcnow
-from node.jobs.models import Job
 from node.jobs.service import create_job
+from node.models.auth import ApiKey
+from node.models.jobs import Job
+from node.models.providers import ProviderAdmission
+from node.models.workspaces import Role
 from node.providers import service
-from tests.fixtures.factories import auth_headers, make_user
+from node.workspaces.api_keys import create_api_key
+from tests.fixtures.factories import auth_headers, make_user, make_workspace
+
+
+def _pool(app: FastAPI) -> tuple[int, str]:
+    """The workspace the tests' private jobs belong to, and its `provider` key (one per
+    app, made on first use)."""
+    if not hasattr(app.state, "test_pool"):
+        owner = make_user(app)
+        workspace_id = make_workspace(app, owner, name="pool")
+        with session_scope(app.state.runtime.sessionmaker) as session:
+            principal = Principal(user_id=owner.id, subject=owner.username or "")
+            _, key = create_api_key(session, principal, workspace_id, "pool", Role.PROVIDER)
+        app.state.test_pool = (workspace_id, key)
+    return app.state.test_pool
+
+
+def _admit(app: FastAPI, provider_id: int) -> None:
+    """Admit a provider made without registering to the pool (as its key would)."""
+    workspace_id, key = _pool(app)
+    with session_scope(app.state.runtime.sessionmaker) as session:
+        key_id = session.scalars(select(ApiKey.id).where(ApiKey.key_hash == hash_key(key))).one()
+        session.add(
+            ProviderAdmission(provider_id=provider_id, api_key_id=key_id, workspace_id=workspace_id)
+        )
 
 
 def _wallet_headers(app: FastAPI, client: TestClient, name: str) -> dict[str, str]:
@@ -27,7 +60,8 @@ def _wallet_headers(app: FastAPI, client: TestClient, name: str) -> dict[str, st
 
 def _provider(app: FastAPI, client: TestClient, name: str = "prov", **body) -> dict[str, str]:
     headers = _wallet_headers(app, client, name)
-    payload = {"name": name, "job_types": ["image_processing"], **body}
+    payload = {"name": name, "job_types": ["image_processing"], "api_keys": [_pool(app)[1]]}
+    payload.update(body)
     resp = client.post("/v1/providers", json=payload, headers=headers)
     assert resp.status_code == 201, resp.text
     return headers
@@ -35,22 +69,24 @@ def _provider(app: FastAPI, client: TestClient, name: str = "prov", **body) -> d
 
 def _job(app: FastAPI, **kw) -> int:
     kw.setdefault("job_type", "image_processing")
-    with session_scope(app.state.sessionmaker) as session:
+    if not kw.get("reward_wei"):
+        kw.setdefault("workspace_id", _pool(app)[0])
+    with session_scope(app.state.runtime.sessionmaker) as session:
         return create_job(session, **kw).id
 
 
 def _get(app: FastAPI, job_id: int) -> Job:
-    with session_scope(app.state.sessionmaker) as session:
+    with session_scope(app.state.runtime.sessionmaker) as session:
         return session.get(Job, job_id)
 
 
 def _expire_lease(app: FastAPI, job_id: int) -> None:
-    with session_scope(app.state.sessionmaker) as session:
+    with session_scope(app.state.runtime.sessionmaker) as session:
         session.get(Job, job_id).lease_expires_at = utcnow() - dt.timedelta(seconds=1)
 
 
 def _reap(app: FastAPI) -> list[int]:
-    with session_scope(app.state.sessionmaker) as session:
+    with session_scope(app.state.runtime.sessionmaker) as session:
         return service.reap_expired(session)
 
 
@@ -292,8 +328,8 @@ def test_concurrent_claims_never_hand_a_job_twice(app):
     jobs = [_job(app) for _ in range(64)]
     providers = []
     for i in range(32):
-        with session_scope(app.state.sessionmaker) as session:
-            from node.providers.models import Provider
+        with session_scope(app.state.runtime.sessionmaker) as session:
+            from node.models.providers import Provider
 
             user = make_user(app, username=f"c{i}", address=Account.create().address)
             prov = Provider(
@@ -307,15 +343,16 @@ def test_concurrent_claims_never_hand_a_job_twice(app):
             session.add(prov)
             session.flush()
             providers.append(prov.id)
+        _admit(app, prov.id)
     claimed: list[int] = []
     lock = threading.Lock()
-    settings = app.state.settings
+    settings = app.state.runtime.settings
 
     def worker(provider_id: int) -> None:
-        from node.providers.models import Provider
+        from node.models.providers import Provider
 
         while True:
-            with session_scope(app.state.sessionmaker) as session:
+            with session_scope(app.state.runtime.sessionmaker) as session:
                 prov = session.get(Provider, provider_id)
                 got = service.claim(session, settings, prov)
             if got is None:

@@ -1,4 +1,6 @@
-"""`require_role`, the check every workspace route (jobs included) goes through."""
+"""`authorize`, the check every workspace route (jobs included) goes through
+(`node.authz.policy`, which replaced `require_role`: the minimum role each test asked
+for is now the action that role stood for)."""
 
 from __future__ import annotations
 
@@ -7,17 +9,21 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from marketplace.errors import Forbidden, WorkspaceNotFound
+from node.auth.principal import Principal
 from node.auth.service import authenticate_bearer
+from node.authz.policy import Action, authorize
 from node.db import session_scope
-from node.deps import Principal
-from node.workspaces.models import Role
-from node.workspaces.service import require_role
+from node.models.workspaces import MEMBERSHIP_ROLES, Role
 from tests.fixtures.factories import auth_headers, make_user, make_workspace
+
+# What each membership role used to be asked for stands for.
+READ, WRITE, MANAGE = Action.READ_JOB, Action.CREATE_JOB, Action.MANAGE_MEMBERS
+ACTION_OF = {Role.VIEWER: READ, Role.MEMBER: WRITE, Role.OWNER: MANAGE}
 
 
 def _check(app: FastAPI, principal: Principal, ws: int, minimum: Role) -> Role:
-    with session_scope(app.state.sessionmaker) as session:
-        return require_role(session, principal, ws, minimum)
+    with session_scope(app.state.runtime.sessionmaker) as session:
+        return authorize(session, principal, ws, ACTION_OF[minimum])
 
 
 def _principal(user_id: int) -> Principal:
@@ -56,7 +62,7 @@ def test_member_can_write_but_not_manage(app: FastAPI, team: dict[str, int]) -> 
 
 
 def test_owner_passes_every_level(app: FastAPI, team: dict[str, int]) -> None:
-    for minimum in Role:
+    for minimum in MEMBERSHIP_ROLES:
         assert _check(app, _principal(team["owner"]), team["ws"], minimum) == Role.OWNER
 
 
@@ -78,12 +84,12 @@ def test_key_principal_uses_the_lower_of_key_and_member_role(
     key = client.post(
         f"/workspaces/{team['ws']}/api-keys", json={"name": "ro", "role": "viewer"}, headers=headers
     ).json()["key"]
-    with session_scope(app.state.sessionmaker) as session:
-        principal = authenticate_bearer(session, app.state.settings, key)
+    with session_scope(app.state.runtime.sessionmaker) as session:
+        principal = authenticate_bearer(session, app.state.runtime.settings, key)
         assert principal.api_key_id is not None and principal.workspace_id == team["ws"]
-        assert require_role(session, principal, team["ws"], Role.VIEWER) == Role.VIEWER
+        assert authorize(session, principal, team["ws"], READ) == Role.VIEWER
         with pytest.raises(Forbidden):
-            require_role(session, principal, team["ws"], Role.MEMBER)
+            authorize(session, principal, team["ws"], WRITE)
 
 
 def test_key_principal_is_forbidden_in_other_workspaces(

@@ -1,0 +1,1 @@
+"""Authorization: who may do what, for every dialect and every write (`policy`)."""

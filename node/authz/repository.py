@@ -1,0 +1,67 @@
+"""Every SQL query of the authorization rule: the workspaces a caller reaches, the pools a
+provider was admitted to, the open market."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, select
+from sqlalchemy.orm import Session
+
+from node.models.auth import ApiKey, User
+from node.models.jobs import Job
+from node.models.providers import Provider, ProviderAdmission
+from node.models.workspaces import Role, WorkspaceMember
+
+
+def open_market() -> ColumnElement[bool]:
+    """Jobs whose reward is escrowed: offered to every matching provider."""
+    return Job.reward_wei != 0
+
+
+def member_workspace_ids(user_id: int, roles: Collection[Role]) -> Select[Any]:
+    """Subquery: the workspaces where `user_id` holds one of `roles`."""
+    return select(WorkspaceMember.workspace_id).where(
+        WorkspaceMember.user_id == user_id,
+        WorkspaceMember.role.in_(sorted(r.value for r in roles)),
+    )
+
+
+def admitted_workspace_ids(provider_id: int, creator_roles: Collection[Role]) -> Select[Any]:
+    """Subquery: the workspaces whose pool `provider_id` is admitted to now: through a key
+    it presented that is not revoked and whose creator is active and still holds one of
+    `creator_roles` there."""
+    return (
+        select(ProviderAdmission.workspace_id)
+        .join(ApiKey, ApiKey.id == ProviderAdmission.api_key_id)
+        .join(User, User.id == ApiKey.user_id)
+        .join(
+            WorkspaceMember,
+            and_(
+                WorkspaceMember.workspace_id == ApiKey.workspace_id,
+                WorkspaceMember.user_id == ApiKey.user_id,
+            ),
+        )
+        .where(
+            ProviderAdmission.provider_id == provider_id,
+            ApiKey.workspace_id == ProviderAdmission.workspace_id,
+            ApiKey.role == Role.PROVIDER.value,
+            ApiKey.revoked_at.is_(None),
+            User.is_active.is_(True),
+            WorkspaceMember.role.in_(sorted(r.value for r in creator_roles)),
+        )
+    )
+
+
+def is_admitted(
+    session: Session, provider_id: int, workspace_id: int, creator_roles: Collection[Role]
+) -> bool:
+    stmt = admitted_workspace_ids(provider_id, creator_roles).where(
+        ProviderAdmission.workspace_id == workspace_id
+    )
+    return session.execute(stmt.limit(1)).first() is not None
+
+
+def provider_id_of(session: Session, address: str) -> int | None:
+    return session.scalars(select(Provider.id).where(Provider.address == address)).first()

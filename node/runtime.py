@@ -1,0 +1,151 @@
+"""The node's runtime: every long-lived object a request or a background loop needs, built
+once by `node.app.create_app` and held in one typed object (no service locator).
+
+Routes reach its parts through typed dependencies (`node.deps.SessionDep`/`SettingsDep`,
+`node.content.deps.ContentDep`, `node.chain.deps.ChainDep`, `node.jobs.funding.FundingDep`,
+...), never through `app.state` themselves. `start()` and `stop()` run from the app's
+lifespan: the staging folder is claimed first, then the chain host is built and its
+contracts deployed, then the loop services start (lease reaper, block collector, chain
+tick); `stop()` undoes it in reverse.
+
+This module is the composition root's: it may import every domain, and no domain imports
+it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from marketplace.content.store import ContentStore
+from node.auth.passwords import HashingGate
+from node.chain.host import ChainHost
+from node.chain.startup import build_host
+from node.config import NodeSettings
+from node.content.collector import BlockCollector
+from node.content.factory import make_content_store
+from node.content.store import EmbeddedStore
+from node.db import make_engine, make_sessionmaker
+from node.escrow.deploy import escrow_deploy_hook
+from node.escrow.service import EscrowFunding, FundingTerms
+from node.escrow.tick import ChainTick
+from node.jobs import events as job_events
+from node.jobs.funding import Funding
+from node.jobs.janitor import LogJanitor
+from node.limits.rates import RateLimiter
+from node.providers import notifier as job_notifier
+from node.providers.notifier import JobNotifier
+from node.providers.reaper import LeaseReaper
+from node.services import LoopService
+from node.staging import StagingClaim, claim_staging
+from node.webhooks import service as webhooks
+from node.webhooks.sender import WebhookSender
+
+DeployHook = Callable[[ChainHost], None]
+
+
+@dataclass(eq=False)
+class Runtime:
+    settings: NodeSettings
+    engine: Engine
+    sessionmaker: sessionmaker[Session]
+    content: ContentStore
+    notifier: JobNotifier
+    rate_limiter: RateLimiter
+    password_gate: HashingGate
+    funding: Funding
+    # Loop services started with the app (the chain tick joins them once the chain runs).
+    services: list[LoopService] = field(default_factory=list)
+    # Run once against the chain host as it starts (the escrow's deployment).
+    deploy_hooks: list[DeployHook] = field(default_factory=lambda: [escrow_deploy_hook])
+    # Set while the app runs.
+    chain: ChainHost | None = None
+    chain_tick: ChainTick | None = None
+    staging: StagingClaim | None = None
+
+    @property
+    def chain_id(self) -> int | None:
+        return int(self.chain.chain_id) if self.chain is not None else None
+
+    @property
+    def reaper(self) -> LeaseReaper | None:
+        return next((s for s in self.services if isinstance(s, LeaseReaper)), None)
+
+    @property
+    def webhook_sender(self) -> WebhookSender | None:
+        return next((s for s in self.services if isinstance(s, WebhookSender)), None)
+
+    @property
+    def block_collector(self) -> BlockCollector | None:
+        return next((s for s in self.services if isinstance(s, BlockCollector)), None)
+
+    async def start(self) -> None:
+        self.staging = claim_staging(self.settings.data_dir)  # before any upload could land
+        self.notifier.bind(asyncio.get_running_loop())
+        host = build_host(self.settings, FundingTerms.from_settings(self.settings))
+        self.chain = host
+        for hook in self.deploy_hooks:
+            hook(host)
+        self.chain_tick = ChainTick(host, self.sessionmaker, self.settings, self.content)
+        for service in self._running_services():
+            await service.start()
+
+    async def stop(self) -> None:
+        for service in reversed(self._running_services()):
+            await service.stop()
+        self.chain_tick = None
+        if self.chain is not None:
+            self.chain.close()
+        self.chain = None
+        if self.staging is not None:
+            self.staging.close()
+            self.staging = None
+
+    def _running_services(self) -> list[LoopService]:
+        return [*self.services, *([self.chain_tick] if self.chain_tick is not None else [])]
+
+    def end_long_polls(self) -> None:
+        """Answer every open claim long-poll with "no work" now (the node is stopping).
+        Safe from a signal handler or any thread."""
+        self.notifier.close()
+
+    def wake_chain(self) -> None:
+        """Run the next chain tick now (from any thread): an outbox row was committed."""
+        if self.chain_tick is not None and self.chain_tick.wake_on_commit:
+            self.chain_tick.wake()
+
+
+def build_runtime(settings: NodeSettings) -> Runtime:
+    """Everything but what needs the running event loop or the chain (`Runtime.start`)."""
+    engine = make_engine(settings.sqlalchemy_url)
+    sessions = make_sessionmaker(engine)
+    notifier = JobNotifier()
+    job_notifier.install(sessions, notifier)
+    job_events.install(sessions, notifier)
+    webhooks.install(sessions, settings.events, notifier)
+    runtime = Runtime(
+        settings=settings,
+        engine=engine,
+        sessionmaker=sessions,
+        content=make_content_store(settings, sessions),
+        notifier=notifier,
+        rate_limiter=RateLimiter(settings.rate_limits),
+        password_gate=HashingGate(
+            settings.rate_limits.password_hash_slots,
+            settings.rate_limits.password_hash_wait_seconds,
+        ),
+        funding=EscrowFunding(lambda: runtime.chain),
+    )
+    runtime.services.append(LeaseReaper(sessions, settings, runtime.wake_chain))
+    runtime.services.append(LogJanitor(sessions, settings))
+    sender = WebhookSender(sessions, settings)
+    notifier.listen(webhooks.WEBHOOKS_TOPIC, sender.wake)
+    runtime.services.append(sender)
+    interval = settings.block_gc_interval_seconds
+    if isinstance(runtime.content, EmbeddedStore) and interval > 0:
+        runtime.services.append(BlockCollector(runtime.content, interval))
+    return runtime

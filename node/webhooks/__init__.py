@@ -1,0 +1,1 @@
+"""Webhooks: subscriptions to job events, their signed deliveries and the sender."""

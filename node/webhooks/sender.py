@@ -1,0 +1,117 @@
+"""The webhook sender: a loop service that sends the outbox's due deliveries after their
+commit (woken by the notifier's `webhooks` topic, else every `loop_seconds`), up to
+`events.webhook_concurrency` at once on its own threads, so that a slow or dead receiver
+holds one sending slot and never a request. Each try's outcome is recorded
+(`node.webhooks.service.record_outcome`). A delivery is leased (its next try pushed past
+the timeout) before it is sent, so a second node replica does not send it at once too."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime as dt
+import logging
+import time
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from marketplace.errors import WebhookTargetRefused
+from node.config import NodeSettings
+from node.db import session_scope, utcnow
+from node.models.webhooks import Webhook, WebhookDelivery
+from node.services import LoopService
+from node.webhooks import service
+
+log = logging.getLogger("dcm.webhooks")
+BATCH = 200
+
+
+class WebhookSender(LoopService):
+    name = "webhook-sender"
+    run_at_start = True
+
+    def __init__(
+        self, sessions: sessionmaker[Session], settings: NodeSettings, loop_seconds: float = 1.0
+    ) -> None:
+        super().__init__(loop_seconds)
+        self.sessions = sessions
+        self.settings = settings
+        self.http = httpx.Client(
+            timeout=settings.events.webhook_timeout_seconds, follow_redirects=False
+        )
+        self.pool = concurrent.futures.ThreadPoolExecutor(
+            settings.events.webhook_concurrency, thread_name_prefix="webhook"
+        )
+
+    async def stop(self) -> None:
+        await super().stop()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.http.close()
+
+    def _lease_due(self) -> list[tuple[str, str, bytes, bytes, str]]:
+        now = utcnow()
+        lease = dt.timedelta(seconds=self.settings.events.webhook_timeout_seconds + 30)
+        with session_scope(self.sessions) as session:
+            rows = session.execute(
+                select(WebhookDelivery, Webhook)
+                .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
+                .where(
+                    WebhookDelivery.status == "pending",
+                    WebhookDelivery.next_attempt_at <= now,
+                    Webhook.active.is_(True),
+                )
+                .order_by(WebhookDelivery.next_attempt_at)
+                .limit(BATCH)
+                .with_for_update(skip_locked=True, of=WebhookDelivery)
+            ).all()
+            out = []
+            for delivery, hook in rows:
+                delivery.next_attempt_at = now + lease
+                out.append((delivery.id, hook.url, hook.secret, delivery.body, delivery.type))
+            return out
+
+    def _send(self, item: tuple[str, str, bytes, bytes, str]) -> None:
+        delivery_id, url, secret, body, name = item
+        started = time.monotonic()
+        status: int | None = None
+        error: str | None = None
+        try:
+            service.check_target(url, self.settings.webhook_private_targets_allowed)
+            resp = self.http.post(
+                url,
+                content=body,
+                headers={
+                    "Content-Type": "application/json",
+                    "User-Agent": "dcm-webhooks/1",
+                    "X-DCM-Event": name,
+                    "X-DCM-Delivery": delivery_id,
+                    "X-DCM-Signature": service.sign(secret, body, int(time.time())),
+                },
+            )
+            status = resp.status_code
+        except WebhookTargetRefused as exc:
+            error = f"target refused: {exc}"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        latency_ms = int((time.monotonic() - started) * 1000)
+        with session_scope(self.sessions) as session:
+            delivery = session.get(WebhookDelivery, delivery_id)
+            if delivery is not None and delivery.status == "pending":
+                service.record_outcome(
+                    session,
+                    self.settings.events,
+                    delivery,
+                    status_code=status,
+                    latency_ms=latency_ms,
+                    error=error,
+                )
+        if error or (status is not None and status >= 300):
+            log.info("webhook delivery %s to %s: %s", delivery_id, url, error or status)
+
+    def run_once(self) -> int:
+        """Send every due delivery once (in parallel); return how many were tried."""
+        due = self._lease_due()
+        if due:
+            list(self.pool.map(self._send, due))
+        return len(due)

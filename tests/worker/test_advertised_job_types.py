@@ -1,0 +1,52 @@
+"""A provider advertises only the job types it can run, checked at start (issue 11: a
+provider without the training extra claimed a funded job and failed it)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from marketplace.errors import ValidationFailed
+from worker.daemon import DaemonConfig, ProviderDaemon
+
+
+class _Trainer:
+    job_types: ClassVar[frozenset[str]] = frozenset({"image_processing"})
+
+    def __init__(self, missing: str | None) -> None:
+        self._missing = missing
+
+    def missing(self) -> str | None:
+        return self._missing
+
+    def run(self, job, workdir, report):  # type: ignore[no-untyped-def]
+        raise AssertionError("never run here")
+
+
+class _Echo:
+    job_types: ClassVar[frozenset[str]] = frozenset({"echo"})
+
+    def run(self, job, workdir, report):  # type: ignore[no-untyped-def]
+        raise AssertionError("never run here")
+
+
+def _daemon(tmp_path: Path, trainer_missing: str | None, types: list[str]) -> ProviderDaemon:
+    config = DaemonConfig(node_url="http://127.0.0.1:9", workdir=tmp_path, job_types=types)
+    executors = {"image_processing": _Trainer(trainer_missing), "echo": _Echo()}
+    return ProviderDaemon(config, account=None, executors=executors)
+
+
+def test_a_type_whose_executor_cannot_run_is_not_advertised(tmp_path: Path) -> None:
+    daemon = _daemon(tmp_path, "ultralytics is not installed", ["image_processing", "echo"])
+    assert daemon.runnable_job_types() == ["echo"]
+    able = _daemon(tmp_path, None, ["image_processing", "echo"])
+    assert able.runnable_job_types() == ["image_processing", "echo"]
+
+
+def test_a_provider_that_can_run_nothing_refuses_to_start(tmp_path: Path) -> None:
+    daemon = _daemon(tmp_path, "ultralytics is not installed", ["image_processing"])
+    with pytest.raises(ValidationFailed, match="ultralytics is not installed"):
+        asyncio.run(daemon.__aenter__())
