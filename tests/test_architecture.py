@@ -91,3 +91,41 @@ def test_the_check_sees_a_router_reading_app_state() -> None:
     also_bad = "def get(request):\n    return getattr(request.app.state, 'chain', None)\n"
     assert _reads_app_state(ast.parse(bad)) == [2]
     assert _reads_app_state(ast.parse(also_bad)) == [2, 2]
+
+
+def _forbidden_to_lower_layers() -> list[str]:
+    """The module patterns that models, repositories and services may not import."""
+    import tomllib
+
+    contracts = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]
+    for contract in contracts["contracts"]:
+        if contract["name"].startswith("node layers by kind"):
+            return list(contract["forbidden_modules"])
+    raise AssertionError("the 'node layers by kind' contract is missing from pyproject.toml")
+
+
+def _matches(module: str, pattern: str) -> bool:
+    """import-linter's wildcard: `*` stands for exactly one module name."""
+    parts, wanted = module.split("."), pattern.split(".")
+    if len(parts) != len(wanted):
+        return False
+    return all(w in ("*", p) for p, w in zip(parts, wanted, strict=True))
+
+
+@pytest.mark.parametrize("path", _routers(), ids=lambda p: p.relative_to(REPO).as_posix())
+def test_every_router_is_out_of_reach_of_services(path: Path) -> None:
+    """import-linter's wildcards match whole names only (`node.*.router` does not cover
+    `router_v1`), so each `router_<x>` module is listed by name: a new one left off the list
+    would let a service import a router unnoticed. This names the one left off."""
+    module = ".".join(path.relative_to(REPO).with_suffix("").parts)
+    patterns = _forbidden_to_lower_layers()
+    assert any(_matches(module, p) for p in patterns), (
+        f"{module} is a router but not in the forbidden_modules of the 'node layers by kind'"
+        " contract in pyproject.toml: add it there"
+    )
+
+
+def test_the_router_list_check_sees_a_missing_router() -> None:
+    assert _matches("node.jobs.router", "node.*.router")
+    assert not _matches("node.jobs.router_v2", "node.*.router")
+    assert not _matches("node.jobs.router_v2", "node.jobs.router_v1")
