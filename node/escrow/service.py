@@ -674,10 +674,11 @@ def escrow_of_job(session: Session, job_id: int) -> dict[str, Any]:
 
 
 def escrow_view(session: Session, job: Job) -> dict[str, Any] | None:
-    """What the chain holds for the job: its live deposit, else its newest key (None when
-    the job never had one). A result that exists only on chain shows here: its digest,
-    who submitted it, the CIDv0 it names, and what the node made of it."""
-    row = live_escrow(session, job) or repository.newest_escrow(session, job.id)
+    """What the chain holds for the job: its newest key, which is its live deposit while
+    it has one (`live_escrow`); None when the job never had a key. A result that exists
+    only on chain shows here: its digest, who submitted it, the CIDv0 it names, and what
+    the node made of it."""
+    row = repository.newest_escrow(session, job.id)
     if row is None:
         return None
     result = None
