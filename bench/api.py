@@ -162,6 +162,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--pg", default=None, help="PostgreSQL server URL (default: SQLite)")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--only", default=None, help="comma-separated rows to run (e.g. by_id,healthz)"
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
@@ -221,7 +224,10 @@ def main() -> None:
                 time.sleep(0.05)
 
         rows: dict[str, Any] = {}
+        only = set(args.only.split(",")) if args.only else set(paths)
         for name, (method, path, hdrs) in paths.items():
+            if name not in only:
+                continue
             ours = wrk(node.url, method, path, hdrs, args, base)
             baseline = wrk(bare_url, method, path, hdrs, args, base)
             ratio = ours["req_per_s"] / baseline["req_per_s"]
@@ -241,6 +247,8 @@ def main() -> None:
             )
         deep_vs_first = (
             rows["list_deep"]["node"]["req_per_s"] / rows["list_first"]["node"]["req_per_s"]
+            if {"list_deep", "list_first"} <= rows.keys()
+            else float("nan")
         )
         doc = {
             "benchmark": "api",
