@@ -1,0 +1,79 @@
+"""The provider daemon reports metrics end to end over real HTTP: resource samples of the
+process running the job (its sampler) and the executor's training epochs reach the node,
+and the job's owner reads them from `GET /v1/jobs/{id}/metrics`."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any, ClassVar
+
+import httpx
+import pytest
+from eth_account import Account
+from fastapi import FastAPI
+
+from tests.fixtures.live import served_in_thread
+from tests.node.providers.test_pool_daemon import _wallet
+from worker.daemon import DaemonConfig, ProviderDaemon
+from worker.executors.base import ExecutionResult, JobSpec, Reporter
+
+
+class EpochsExecutor:
+    """Spins the CPU for a moment per "epoch" and reports each epoch's loss."""
+
+    job_types: ClassVar[frozenset[str]] = frozenset({"epochs"})
+
+    def run(self, job: JobSpec, workdir: Path, report: Reporter) -> ExecutionResult:
+        for epoch in (1, 2, 3):
+            sum(range(300_000))
+            report.report_training(epoch, {"loss": 1.0 / epoch, "accuracy": epoch / 4})
+        out = workdir / "out"
+        out.mkdir()
+        (out / "done.txt").write_text("ok")
+        return ExecutionResult(out, {"loss": 1 / 3}, "epochs", ("done.txt",))
+
+
+def test_the_daemons_samples_and_epochs_reach_the_jobs_metrics(
+    app: FastAPI, tmp_path: Path
+) -> None:
+    with served_in_thread(app) as url:
+        _requester, headers = _wallet(url)
+        created = httpx.post(
+            f"{url}/v1/jobs", json={"type": "epochs", "payload": {}}, headers=headers
+        ).json()["data"]
+        key = httpx.post(
+            f"{url}/workspaces/{created['workspaceId']}/api-keys",
+            json={"name": "box", "role": "provider"},
+            headers=headers,
+        ).json()["key"]
+        config = DaemonConfig(
+            node_url=url,
+            workdir=tmp_path / "provider",
+            job_types=["epochs"],
+            run_once=True,
+            claim_wait_seconds=2,
+            api_keys=[key],
+            metrics_interval_seconds=0.05,
+        )
+
+        async def main() -> list[dict[str, Any]]:
+            async with ProviderDaemon(config, Account.create(), {"epochs": EpochsExecutor()}) as d:
+                await d.run()
+                return d.completed
+
+        assert [d["job_id"] for d in asyncio.run(main())] == [created["id"]]
+        resp = httpx.get(
+            f"{url}/v1/jobs/{created['id']}/metrics",
+            params={"period": "1h", "resolution": "1m"},
+            headers=headers,
+        )
+    assert resp.status_code == 200, resp.text
+    data = resp.json()["data"]
+    # at least the sampler's last sample: this process's memory, and its CPU use
+    assert data["memory"] and all(p["value"] > 10 * 1024 * 1024 for p in data["memory"])
+    assert data["cpu"] and all(p["value"] >= 0 for p in data["cpu"])
+    assert [e["epoch"] for e in data["training"]] == [1, 2, 3]
+    losses = [e["metrics"]["loss"] for e in data["training"]]
+    assert losses == pytest.approx([1.0, 0.5, 1 / 3])
+    assert [e["metrics"]["accuracy"] for e in data["training"]] == [0.25, 0.5, 0.75]
