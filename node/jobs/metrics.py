@@ -24,6 +24,8 @@ Reads (`series`), decisions where seed 003 is silent:
   (bytes) are the mean of the bucket's samples; `network.rx`/`tx` are the bytes moved
   during the bucket, from the cumulative counters the samples carry (a counter that goes
   back, as a new attempt's does, counts from zero).
+- A sample stored twice (same attempt, same time: a provider retried a request whose
+  answer it lost) counts once.
 - `training` holds every epoch of the latest attempt that reported any (not limited to
   the window: a training curve is read whole), in epoch order.
 
@@ -341,7 +343,11 @@ def series(
     cpu, memory, gpu_util, gpu_mem = _Mean(), _Mean(), _Mean(), _Mean()
     rx = _Delta(_before(session, job.id, JobMetric.network_rx_bytes, start))
     tx = _Delta(_before(session, job.id, JobMetric.network_tx_bytes, start))
+    previous = None
     for attempt, at, c, m, r, t, gu, gm in rows:
+        if (attempt, at) == previous:
+            continue  # the same sample again (a request retried after a lost answer)
+        previous = (attempt, at)
         bucket = _bucket(at, win.resolution_seconds)
         cpu.add(bucket, c)
         memory.add(bucket, m)

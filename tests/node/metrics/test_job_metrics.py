@@ -82,6 +82,8 @@ def test_posted_samples_come_back_as_bucket_averages(app: FastAPI, client: TestC
     resp = _post(client, job_id, provider, attempt=1, samples=SAMPLES, training=training)
     assert resp.status_code == 200, resp.text
     assert resp.json()["data"] == {"samples": 6, "epochs": 2, "dropped": 0}
+    # a retried request (its answer lost) stores samples again: they count once
+    assert _post(client, job_id, provider, attempt=1, samples=SAMPLES[1:4]).status_code == 200
 
     now = T0 + dt.timedelta(minutes=5)
     with session_scope(app.state.runtime.sessionmaker) as session:
