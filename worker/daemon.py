@@ -49,6 +49,7 @@ from marketplace.leases import (
     AssignmentVoucher,
     Claim,
     Lease,
+    ResourceSample,
     heartbeat_seconds,
     lease_too_short,
 )
@@ -174,7 +175,8 @@ class _Reporter:
     def report_metrics(self, sample: Mapping[str, Any]) -> None:
         if self.metrics_unsupported:
             return
-        body = {k: v for k, v in sample.items() if v is not None}
+        # only the fields the node takes (it refuses a batch with any other)
+        body = {k: v for k, v in sample.items() if v is not None and k in _SAMPLE_FIELDS}
         at = body.get("at")
         body["at"] = at.isoformat() if isinstance(at, dt.datetime) else (at or _now_iso())
         self._enqueue("sample", body)
@@ -281,6 +283,9 @@ class _Reporter:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+
+
+_SAMPLE_FIELDS = frozenset(ResourceSample.model_fields)
 
 
 def _now_iso() -> str:

@@ -19,7 +19,9 @@ of `marketplace.leases.ResourceSample`:
 
 Processes are read with `psutil` when it is installed, else straight from `/proc`
 (Linux). The YOLO executor trains in the daemon's own process, so for it the tree is the
-daemon's: its own few threads (HTTP, heartbeats) are counted with the training.
+daemon's: its own few threads (HTTP, heartbeats) are counted with the training, and a
+daemon running several in-process jobs at once reports the process's total for each
+(run such jobs one per process, as the YOLO executor advises anyway).
 """
 
 from __future__ import annotations
