@@ -385,6 +385,14 @@ def provider() -> None:
     help="A `provider` API key of a workspace whose private pool to join (repeatable; "
     "also DCM_PROVIDER_API_KEYS, comma-separated). Without one: escrowed jobs only.",
 )
+@click.option(
+    "--metrics-interval",
+    "metrics_interval",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds between resource samples of a running job (0: none).",
+)
 def provider_run(
     node_url: str,
     keyfile: Path,
@@ -395,6 +403,7 @@ def provider_run(
     max_concurrent: int,
     once: bool,
     api_keys: tuple[str, ...],
+    metrics_interval: float,
 ) -> None:
     """Sign in with the wallet, register this machine's hardware, claim and run jobs.
 
@@ -416,6 +425,7 @@ def provider_run(
         name=name,
         run_once=once,
         api_keys=_pool_keys(api_keys),
+        metrics_interval_seconds=metrics_interval,
     )
 
     async def run() -> None:

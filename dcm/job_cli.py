@@ -197,6 +197,67 @@ def logs(
         click.echo(f"{stream}{level}{line.get('message') or ''}")
 
 
+@job.command("metrics")
+@click.argument("job_id")
+@click.option("--period", default="1h", show_default=True, help="The window: 1h, 6h, 24h, 7d.")
+@click.option("--resolution", default="1m", show_default=True, help="One point per: 1m, 5m, 1h.")
+@click.option("--json", "as_json", is_flag=True, help="Print the node's answer as JSON.")
+@NODE
+@KEYFILE
+@PASSWORD
+def metrics(
+    job_id: str,
+    period: str,
+    resolution: str,
+    as_json: bool,
+    node_url: str,
+    keyfile: Path,
+    password_stdin: bool,
+) -> None:
+    """Print a job's resource use (CPU, memory, network, GPU) per bucket and its training
+    metrics per epoch."""
+    client, _ = _client(node_url, keyfile, password_stdin)
+    data = client.metrics(job_id, period=period, resolution=resolution)
+    if as_json:
+        import json
+
+        click.echo(json.dumps(data, indent=2))
+        return
+    for line in metrics_lines(data):
+        click.echo(line)
+
+
+def metrics_lines(data: dict[str, Any]) -> list[str]:
+    """One line per bucket (time, CPU millicores, memory MiB, network KiB in/out, GPU %),
+    then one per training epoch."""
+    rows: dict[str, dict[str, float]] = {}
+    columns = {
+        "cpu_m": data["cpu"],
+        "mem_MiB": data["memory"],
+        "rx_KiB": data["network"]["rx"],
+        "tx_KiB": data["network"]["tx"],
+        "gpu_%": data["gpu"]["utilization"],
+    }
+    scale = {"mem_MiB": 1 / 2**20, "rx_KiB": 1 / 1024, "tx_KiB": 1 / 1024}
+    for name, points in columns.items():
+        for point in points:
+            rows.setdefault(point["timestamp"], {})[name] = point["value"] * scale.get(name, 1)
+    out = [f"{data['period']} at {data['resolution']}, {data['start']} .. {data['end']}"]
+    if rows:
+        out.append("time      " + " ".join(f"{n:>9}" for n in columns))
+        for stamp in sorted(rows):
+            cells = (rows[stamp].get(n) for n in columns)
+            out.append(
+                f"{stamp[11:19]:<9} "
+                + " ".join("        -" if v is None else f"{v:9.1f}" for v in cells)
+            )
+    for epoch in data["training"]:
+        shown = sorted((k, v) for k, v in epoch["metrics"].items() if v is not None)
+        values = " ".join(f"{k}={v:.4g}" for k, v in shown)
+        out.append(f"epoch {epoch['epoch']}: {values}")
+    return out
+
+
 @job.command("result")
 @click.argument("job_id")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)

@@ -11,9 +11,10 @@ that the two clocks agree.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 T = TypeVar("T")
 
@@ -78,6 +79,52 @@ class Claim(_Wire):
 
 class LogsAccepted(_Wire):
     accepted: int
+
+
+class ResourceSample(BaseModel):
+    """One resource sample of a running job (`POST /v1/jobs/{id}/metrics`), as
+    `Reporter.report_metrics` takes it. Every value is optional (a machine without a GPU
+    leaves those out); network counters are cumulative since the attempt started (the
+    node turns them into bytes per interval)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    at: dt.datetime | None = Field(
+        None, description="When it was taken (default: when the node receives it)."
+    )
+    cpu_millicores: float | None = Field(None, ge=0, le=1e8)
+    memory_bytes: int | None = Field(None, ge=0, le=2**62)
+    network_rx_bytes: int | None = Field(None, ge=0, le=2**62)
+    network_tx_bytes: int | None = Field(None, ge=0, le=2**62)
+    gpu_utilization: float | None = Field(None, ge=0, le=100, description="Percent.")
+    gpu_memory_bytes: int | None = Field(None, ge=0, le=2**62)
+
+
+class TrainingSample(BaseModel):
+    """One training epoch's metrics (losses, mAP, accuracy...), as
+    `Reporter.report_training` takes them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epoch: int = Field(ge=1, le=1_000_000)
+    at: dt.datetime | None = None
+    metrics: dict[str, float | None] = Field(default_factory=dict, max_length=64)
+
+    @field_validator("metrics")
+    @classmethod
+    def _finite(cls, value: dict[str, float | None]) -> dict[str, float | None]:
+        """Names up to 64 characters; NaN and infinities (a diverged loss) become null,
+        which JSON (and PostgreSQL's json type) can hold."""
+        for name in value:
+            if not 0 < len(name) <= 64:
+                raise ValueError("metric names are 1 to 64 characters")
+        return {k: v if v is None or math.isfinite(v) else None for k, v in value.items()}
+
+
+class MetricsAccepted(_Wire):
+    samples: int
+    epochs: int
+    dropped: int = 0
 
 
 class JobOutcome(_Wire):

@@ -141,6 +141,18 @@ class EventSettings(BaseModel):
     max_log_lines_per_job: int = Field(
         10_000, ge=1, description="Log lines kept per job; later ones are dropped with a marker."
     )
+    metrics_retention_days: float = Field(
+        30, ge=0, description="Metric samples older than this are deleted (0 keeps them forever)."
+    )
+    max_metric_samples_per_job: int = Field(
+        20_000,
+        ge=10,
+        description="Resource samples kept per job; past it the oldest go (a 10 s sampler "
+        "fills it in about 55 hours).",
+    )
+    max_training_epochs_per_job: int = Field(
+        10_000, ge=1, description="Per-epoch training entries kept per job; later ones are dropped."
+    )
     stream_heartbeat_seconds: float = Field(
         15.0, gt=0, description="A comment on an idle event stream this often (proxies)."
     )

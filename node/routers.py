@@ -17,6 +17,7 @@ from node.datasets.router import router as datasets_router
 from node.escrow.router_jobs import router as chain_jobs_router
 from node.escrow.router_jobs import seed000_router as chain_seed000_router
 from node.jobs.router_events import router as job_events_router
+from node.jobs.router_metrics import router as job_metrics_router
 from node.jobs.router_v1 import router as jobs_v1_router
 from node.jobs.router_workspace import router as jobs_workspace_router
 from node.providers.router import router as providers_router
@@ -35,6 +36,7 @@ ROUTERS: list[APIRouter] = [
     jobs_workspace_router,
     jobs_v1_router,
     job_events_router,
+    job_metrics_router,
     webhooks_router,
     providers_router,
     kubo_rpc_router,

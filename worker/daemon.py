@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import importlib
 import logging
 import random
@@ -27,7 +28,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from marketplace.errors import (
     Conflict,
     MarketplaceError,
     NotAdmitted,
+    NotFound,
     UpstreamUnavailable,
     ValidationFailed,
 )
@@ -47,6 +49,7 @@ from marketplace.leases import (
     AssignmentVoucher,
     Claim,
     Lease,
+    ResourceSample,
     heartbeat_seconds,
     lease_too_short,
 )
@@ -79,6 +82,9 @@ class DaemonConfig:
     failure_backoff_seconds: float = 2.0
     avoid_failed_seconds: float = 600.0
     min_free_disk_bytes: int = 256 * 1024 * 1024
+    # Resource samples of a running job's process tree this often (`worker.sampler`);
+    # 0 turns the sampler off (an executor with `reports_own_metrics` sends its own).
+    metrics_interval_seconds: float = 10.0
 
 
 class _LeaseClock:
@@ -109,11 +115,14 @@ class _Reporter:
     """Bridges an executor thread to the node; `should_cancel` turns true when the lease is
     lost or shutdown forces it.
 
-    Progress and log lines are queued and sent in order by one sender task with at most one
-    request in flight: consecutive log lines go as one batch, so a chatty trainer cannot
-    flood the node (and starve the heartbeats that keep the lease). While the node does not
-    answer, the queue waits and the same request is retried with backoff: an outage loses
-    no line (up to `MAX_QUEUED` items, then the oldest log lines go)."""
+    Progress, log lines and metrics are queued and sent in order by one sender task with at
+    most one request in flight: consecutive log lines go as one batch, and so do consecutive
+    resource samples and training epochs (`POST .../metrics`, each stamped with the time it
+    was taken), so a chatty trainer cannot flood the node (and starve the heartbeats that
+    keep the lease). While the node does not answer, the queue waits and the same request
+    is retried with backoff: an outage loses no line (up to `MAX_QUEUED` items, then the
+    oldest log lines and resource samples go). A node without the metrics route (older)
+    gets no more of them after its first 404."""
 
     MAX_LINES_PER_REQUEST = 500
     MAX_QUEUED = 20_000
@@ -131,6 +140,7 @@ class _Reporter:
         self.cancelled = threading.Event()
         self.cancel_reason: str | None = None
         self.dropped = 0
+        self.metrics_unsupported = False
         self._items: deque[tuple[str, dict[str, Any]]] = deque()
         self._lock = threading.Lock()
         self._wake = asyncio.Event()
@@ -142,7 +152,7 @@ class _Reporter:
         with self._lock:
             if len(self._items) >= self.MAX_QUEUED:
                 for i, (queued_kind, _body) in enumerate(self._items):
-                    if queued_kind == "log":
+                    if queued_kind in ("log", "sample"):
                         del self._items[i]
                         self.dropped += 1
                         break
@@ -161,6 +171,20 @@ class _Reporter:
 
     def log(self, line: str, level: str = "info") -> None:
         self._enqueue("log", {"line": line[:8000], "level": level})
+
+    def report_metrics(self, sample: Mapping[str, Any]) -> None:
+        if self.metrics_unsupported:
+            return
+        # only the fields the node takes (it refuses a batch with any other)
+        body = {k: v for k, v in sample.items() if v is not None and k in _SAMPLE_FIELDS}
+        at = body.get("at")
+        body["at"] = at.isoformat() if isinstance(at, dt.datetime) else (at or _now_iso())
+        self._enqueue("sample", body)
+
+    def report_training(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        if self.metrics_unsupported:
+            return
+        self._enqueue("training", {"epoch": epoch, "at": _now_iso(), "metrics": dict(metrics)})
 
     def should_cancel(self) -> bool:
         return self.cancelled.is_set()
@@ -195,6 +219,15 @@ class _Reporter:
                     out[-1][1]["lines"].append(body)
                 else:
                     out.append(("logs", {"lines": [body]}))
+            elif kind in ("sample", "training"):
+                key = "samples" if kind == "sample" else "training"
+                if not (
+                    out
+                    and out[-1][0] == "metrics"
+                    and len(out[-1][1][key]) < self.MAX_LINES_PER_REQUEST
+                ):
+                    out.append(("metrics", {"samples": [], "training": []}))
+                out[-1][1][key].append(body)
             else:
                 out.append((kind, body))
         return out
@@ -221,6 +254,11 @@ class _Reporter:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
+            except NotFound as exc:
+                if action == "metrics":  # a node from before metrics: stop sending them
+                    self.metrics_unsupported = True
+                log.warning("job %s %s not delivered: %s", self.job_id, action, exc.message)
+                return
             except MarketplaceError as exc:
                 log.warning("job %s %s not delivered: %s", self.job_id, action, exc.message)
                 return
@@ -245,6 +283,13 @@ class _Reporter:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+
+
+_SAMPLE_FIELDS = frozenset(ResourceSample.model_fields)
+
+
+def _now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
 
 
 class _LeaseLost(Exception):
@@ -657,7 +702,8 @@ class ProviderDaemon:
             )
             try:
                 workdir.mkdir(parents=True, exist_ok=True)
-                result = await asyncio.to_thread(executor.run, spec, workdir, reporter)
+                with self._sampler(executor, reporter):
+                    result = await asyncio.to_thread(executor.run, spec, workdir, reporter)
             except (ExecutionCancelled, MarketplaceError, DatasetMismatch):
                 raise
             except Exception:
@@ -733,6 +779,16 @@ class ProviderDaemon:
             await reporter.close()
             self._running.pop(job_id, None)
             shutil.rmtree(workdir, ignore_errors=True)
+
+    def _sampler(self, executor: Any, reporter: _Reporter) -> contextlib.AbstractContextManager:
+        """Resource samples of this process's tree while `executor` runs in it, unless the
+        executor reports its own (`reports_own_metrics`) or sampling is off."""
+        interval = self.config.metrics_interval_seconds
+        if interval <= 0 or getattr(executor, "reports_own_metrics", False):
+            return contextlib.nullcontext()
+        from worker.sampler import ResourceSampler
+
+        return ResourceSampler(reporter.report_metrics, interval_seconds=interval)
 
     async def _hand_back(self, job_id: str, attempt: int, reporter: _Reporter) -> None:
         reason = reporter.cancel_reason or "cancelled"

@@ -183,6 +183,18 @@ class NodeClient(JobStreams):
         """The job with its events (`job["events"]`) and result."""
         return Job(self.request("GET", f"/v1/jobs/{_job_ref(job_id)}").json()["data"])
 
+    def metrics(
+        self, job_id: str | int, period: str = "1h", resolution: str = "1m"
+    ) -> dict[str, Any]:
+        """The job's resource series over the last `period` (of its run, once it ended),
+        one point per `resolution` bucket, and its per-epoch training metrics:
+        `{"cpu": [{"timestamp", "value"}...], "memory", "network": {"rx", "tx"},
+        "gpu": {"utilization", "memory"}, "training": [{"epoch", "metrics"...}]}`.
+        Spans are `<n>s|m|h|d` (`1h`, `5m`, `7d`)."""
+        params = {"period": period, "resolution": resolution}
+        path = f"/v1/jobs/{_job_ref(job_id)}/metrics"
+        return self.request("GET", path, params=params).json()["data"]
+
     def jobs(
         self,
         *,

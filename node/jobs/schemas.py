@@ -370,3 +370,52 @@ class JobEventListV1(_Camel):
     success: bool = True
     data: list[JobEventV1]
     last_seq: int = Field(description="The job's last event number (any kind)")
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+class MetricPoint(BaseModel):
+    """One bucket of a series: its start (seed 003 prints whole seconds) and its value."""
+
+    timestamp: str = Field(examples=["2025-07-10T12:36:00Z"])
+    value: int | float
+
+
+class NetworkSeries(BaseModel):
+    rx: list[MetricPoint] = Field(description="Bytes received during each bucket.")
+    tx: list[MetricPoint] = Field(description="Bytes sent during each bucket.")
+
+
+class GpuSeries(BaseModel):
+    utilization: list[MetricPoint] = Field(description="Mean GPU utilization, percent.")
+    memory: list[MetricPoint] = Field(description="Mean GPU memory in use, bytes.")
+
+
+class TrainingEpoch(BaseModel):
+    epoch: int
+    attempt: int
+    timestamp: str
+    metrics: dict[str, float | None]
+
+
+class JobMetrics(BaseModel):
+    """A job's metrics over a window (seed 003's shape: `cpu`, `memory`, `network.rx/tx`,
+    plus `gpu` and `training`); see `node.jobs.metrics`."""
+
+    cpu: list[MetricPoint] = Field(description="Mean CPU use in millicores.")
+    memory: list[MetricPoint] = Field(description="Mean memory in use, bytes.")
+    network: NetworkSeries
+    gpu: GpuSeries
+    training: list[TrainingEpoch] = Field(
+        description="Per-epoch training metrics of the job's latest attempt that reported any."
+    )
+    period: str
+    resolution: str
+    start: str = Field(description="The window's start (exclusive).")
+    end: str = Field(description="The window's end (inclusive).")
+
+
+class JobMetricsEnvelopeV1(BaseModel):
+    success: bool = True
+    data: JobMetrics

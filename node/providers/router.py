@@ -6,7 +6,7 @@ GET  /v1/providers                    the registry, with online status and activ
 POST /v1/providers/claim/end          end the caller's open long-polls (a draining provider)
 POST /v1/providers/claim              lease a job (open market, or a pool the provider was
                                       admitted to); long-polls up to `wait_seconds`; 204 if none
-POST /v1/jobs/{id}/heartbeat|start|progress|logs|result|fail|release   carry `attempt`
+POST /v1/jobs/{id}/heartbeat|start|progress|logs|metrics|result|fail|release   carry `attempt`
 """
 
 from __future__ import annotations
@@ -20,7 +20,15 @@ from starlette.concurrency import run_in_threadpool
 
 from marketplace.errors import JobNotFound, LeaseExpired, NotLeaseHolder, StaleAttempt
 from marketplace.jobs.ids import format_job_id, parse_job_id
-from marketplace.leases import Claim, JobOutcome, Lease, LogsAccepted, ProviderJob, V1Ok
+from marketplace.leases import (
+    Claim,
+    JobOutcome,
+    Lease,
+    LogsAccepted,
+    MetricsAccepted,
+    ProviderJob,
+    V1Ok,
+)
 from node.auth.deps import PrincipalDep
 from node.chain.deps import chain_of
 from node.db import session_scope, utcnow
@@ -37,6 +45,7 @@ from node.providers.schemas import (
     ClaimRequest,
     FailBody,
     LogsBody,
+    MetricsBody,
     PoolRead,
     ProgressBody,
     ProviderRead,
@@ -247,6 +256,22 @@ def logs(
         [LogLine(entry.line, entry.level, entry.stream) for entry in body.lines],
     )
     return ok(LogsAccepted(accepted=count))
+
+
+@router.post("/jobs/{job_id}/metrics", response_model=V1Ok[MetricsAccepted])
+@raises(*LEASE_ERRORS)
+def metrics(
+    job_id: str,
+    body: MetricsBody,
+    principal: PrincipalDep,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> dict[str, Any]:
+    """Resource samples (CPU millicores, memory, cumulative network bytes, GPU) and
+    per-epoch training metrics of the leased job; they renew the lease, as log lines do."""
+    provider = service.require_provider(session, principal)
+    got = service.append_metrics(session, settings, provider, _job_id(job_id), body)
+    return ok(MetricsAccepted(samples=got.samples, epochs=got.epochs, dropped=got.dropped))
 
 
 @router.post("/jobs/{job_id}/result", response_model=V1Ok[JobOutcome])

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from marketplace.leases import ResourceSample, TrainingSample
+
 
 def _mb(values: dict[str, Any], mb_key: str, bytes_key: str) -> None:
     if values.get(mb_key) is None and isinstance(values.get(bytes_key), int):
@@ -147,3 +149,10 @@ class FailBody(AttemptBody):
 
 class ReleaseBody(AttemptBody):
     reason: str = Field("released by provider", max_length=2000)
+
+
+class MetricsBody(AttemptBody):
+    """Resource samples and per-epoch training metrics of the leased job."""
+
+    samples: list[ResourceSample] = Field(default_factory=list, max_length=1000)
+    training: list[TrainingSample] = Field(default_factory=list, max_length=1000)

@@ -48,13 +48,14 @@ from node.auth.principal import Principal
 from node.authz.policy import admission_role, authorize_provider_job, claimable_by
 from node.config import NodeSettings
 from node.db import utcnow
+from node.jobs import metrics as job_metrics
 from node.jobs.events import LogLine
 from node.jobs.service import append_log_lines, record_event, transition
 from node.models.auth import ApiKey
 from node.models.jobs import Job
 from node.models.providers import Provider, ProviderAdmission
 from node.providers import repository
-from node.providers.schemas import RegisterProvider
+from node.providers.schemas import MetricsBody, RegisterProvider
 
 
 @dataclass(frozen=True)
@@ -405,6 +406,21 @@ def append_logs(
     """Store the lines (within the per-job limits); return how many were kept."""
     job = heartbeat(session, settings, provider, job_id, attempt)
     return append_log_lines(session, job, list(lines), settings.events, attempt)
+
+
+def append_metrics(
+    session: Session,
+    settings: NodeSettings,
+    provider: Provider,
+    job_id: int,
+    body: MetricsBody,
+) -> job_metrics.Recorded:
+    """Store resource samples and training epochs under the lease (which they renew, as
+    log lines do); `node.jobs.metrics.record` says what is kept."""
+    job = heartbeat(session, settings, provider, job_id, body.attempt)
+    return job_metrics.record(
+        session, job, body.attempt, body.samples, body.training, settings.events
+    )
 
 
 def submit_result(

@@ -6,6 +6,18 @@ reports progress and log lines through the `Reporter` it is given, polls
 `reporter.should_cancel()`, and returns an `ExecutionResult` whose `output_dir` the loop pins as
 one UnixFS directory.
 
+Metrics: the daemon samples the resources of the process tree that runs the job
+(`worker.sampler`: the daemon's own process, where an executor trains in-process) and sends
+each sample through `reporter.report_metrics(sample)`. An executor that measures its work
+better itself (a container's `docker stats`) sets `reports_own_metrics = True` and calls
+`report.report_metrics({...})` with its own samples; the daemon then samples nothing. A
+sample is a dict with any of `cpu_millicores`, `memory_bytes`, `network_rx_bytes`,
+`network_tx_bytes` (cumulative since the run started), `gpu_utilization` (percent) and
+`gpu_memory_bytes`, and optionally `at` (an aware datetime or ISO string; default now): the
+fields of `marketplace.leases.ResourceSample`. Per-epoch training metrics (losses, mAP,
+accuracy) go through `report.report_training(epoch, metrics)` (epoch 1-based, metrics a flat
+name -> number mapping), once per finished epoch; reporting an epoch again replaces it.
+
 How a run ends, and what the loop should do:
 - returns `ExecutionResult`: upload `output_dir`, submit its CID;
 - raises `ExecutionCancelled`: the job was cancelled (acknowledge, release the lease);
@@ -87,6 +99,14 @@ class Reporter(Protocol):
 
     def log(self, line: str, level: str = "info") -> None: ...
 
+    def report_metrics(self, sample: Mapping[str, Any]) -> None:
+        """One resource sample (see the module's docstring for its keys)."""
+        ...
+
+    def report_training(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        """One finished training epoch's metrics (1-based `epoch`)."""
+        ...
+
     def should_cancel(self) -> bool: ...
 
 
@@ -97,6 +117,9 @@ class Executor(Protocol):
     then does not advertise its job types)."""
 
     job_types: ClassVar[frozenset[str]]
+    # Optional (read with getattr, default False): True when `run` reports its own
+    # resource samples, so the daemon does not sample the process tree.
+    # reports_own_metrics: ClassVar[bool]
 
     def run(self, job: JobSpec, workdir: Path, report: Reporter) -> ExecutionResult: ...
 
@@ -111,6 +134,8 @@ class RecordingReporter:
     cancel_after_progress: int | None = None
     progress_calls: list[tuple[float, str, dict[str, float]]] = field(default_factory=list)
     lines: list[tuple[str, str]] = field(default_factory=list)
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    training: list[tuple[int, dict[str, float]]] = field(default_factory=list)
     _cancel: threading.Event = field(default_factory=threading.Event)
 
     def progress(
@@ -125,6 +150,12 @@ class RecordingReporter:
 
     def log(self, line: str, level: str = "info") -> None:
         self.lines.append((level, line))
+
+    def report_metrics(self, sample: Mapping[str, Any]) -> None:
+        self.samples.append(dict(sample))
+
+    def report_training(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        self.training.append((epoch, dict(metrics)))
 
     def cancel(self) -> None:
         self._cancel.set()

@@ -8,7 +8,8 @@
   installed), so the hook talks to the executor only through those two files, and only
   rank 0 writes events.
 - `EventFeed`: the executor's side of those files: reads complete new lines, logs each
-  epoch and reports it as progress (epochs fill 0-95 %; export and packaging the rest).
+  epoch, reports it as progress (epochs fill 0-95 %; export and packaging the rest) and
+  its metrics as the epoch's training metrics (`Reporter.report_training`).
 - `RunLog`: `train.log` plus the reporter. Every line goes to both; a reporter that raises
   is noted in `train.log` and training goes on. `LogCapture` collects Ultralytics' log
   records from the training thread so that reporter calls happen on the calling thread.
@@ -149,6 +150,15 @@ class RunLog:
         except Exception as exc:  # keep training; the next report may get through
             self.line(f"dcm: reporter.progress failed: {exc!r}", "warning")
 
+    def training(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        report = getattr(self.report, "report_training", None)
+        if report is None:
+            return  # a reporter from before training metrics existed
+        try:
+            report(epoch, metrics)
+        except Exception as exc:  # keep training, as for progress
+            self.line(f"dcm: reporter.report_training failed: {exc!r}", "warning")
+
     def drain(self) -> None:
         """Forward the captured log lines collected so far."""
         while True:
@@ -209,6 +219,7 @@ class EventFeed:
             self.log.line(f"{message}: {summary} ({event['epoch_seconds']:.2f} s)")
             percent = round(TRAIN_PERCENT_SPAN * event["epoch"] / max(event["epochs"], 1), 1)
             self.log.progress(percent, message, metrics)
+            self.log.training(event["epoch"], metrics)
 
     @property
     def epochs(self) -> list[dict[str, Any]]:

@@ -93,6 +93,15 @@ def test_progress_is_reported_per_epoch_with_losses(detection_run):
         assert "mAP50" in metrics and "mAP50-95" in metrics
 
 
+def test_each_epochs_training_metrics_are_reported(detection_run):
+    result, reporter = detection_run["result"], detection_run["reporter"]
+    assert [epoch for epoch, _ in reporter.training] == [1, 2]
+    per_epoch = json.loads((result.output_dir / "metrics.json").read_text())["per_epoch"]
+    assert [{"epoch": e, **m} for e, m in reporter.training] == per_epoch
+    for _, metrics in reporter.training:
+        assert metrics["box_loss"] > 0 and "mAP50" in metrics and "val_box_loss" in metrics
+
+
 def test_training_log_reaches_reporter_and_file(detection_run):
     result, reporter = detection_run["result"], detection_run["reporter"]
     lines = [line for _, line in reporter.lines]
