@@ -11,6 +11,9 @@ How a run ends, and what the loop should do:
 - raises `ExecutionCancelled`: the job was cancelled (acknowledge, release the lease);
 - raises `marketplace.errors.ValidationFailed`: the job itself is unusable (bad parameters,
   dataset layout or labels): retrying elsewhere cannot help, fail the job with the message;
+- raises `ExecutionFailed`: the job ran and failed by its own doing (a container that exited
+  non-zero, ran out of memory or past its duration): upload its `result.output_dir` all the
+  same, then fail the job (no retry) with the message and `result.metrics`;
 - raises anything else: this provider failed (crash, out of memory): hand the job back so
   another attempt may run.
 """
@@ -18,7 +21,7 @@ How a run ends, and what the loop should do:
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -38,6 +41,11 @@ class JobSpec:
         dataset_dir: the fetched, CID-verified dataset (read-only for the executor), if any.
         dataset_layout: where the dataset's splits are, as the node detected it at upload;
             None for a job stored before layouts were (the executor detects it then).
+        fetch: `fetch(cid) -> Path`, the content a job names beyond its dataset (a container
+            job's inputs, an image archive), downloaded from the node and verified against
+            its CID (a file for a file CID, a directory for a directory CID; kept in the
+            provider's cache). Blocking: call it from the executor's thread. Raises
+            `DatasetMismatch` when the bytes do not match. None where nothing can be fetched.
     """
 
     job_id: str
@@ -46,6 +54,7 @@ class JobSpec:
     spec: Mapping[str, Any]
     dataset_dir: Path | None = None
     dataset_layout: DatasetLayout | None = None
+    fetch: Callable[[str], Path] | None = None
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,16 @@ class ExecutionResult:
     artifacts: tuple[str, ...] = ()
 
 
+class ExecutionFailed(Exception):
+    """The job ran and failed by its own doing; `result` holds what it left (outputs kept,
+    metrics such as the exit code), which the loop uploads before failing the job."""
+
+    def __init__(self, message: str, result: ExecutionResult) -> None:
+        super().__init__(message)
+        self.message = message
+        self.result = result
+
+
 class ExecutionCancelled(Exception):
     """The run stopped because `reporter.should_cancel()` said so."""
 
@@ -78,14 +97,19 @@ class Reporter(Protocol):
     """Where an executor sends what happens. Called from the executor's calling thread.
 
     `should_cancel` is polled several times a second: it must be cheap (return a flag that the
-    heartbeat loop sets, not make a request).
+    heartbeat loop sets, not make a request). `log`'s `stream` names where a line came from
+    (`stdout`/`stderr` of a container) when it is not the executor's own. `report_metrics`
+    takes one resource sample (`docker stats`: cpu, memory, network...): the loop forwards it
+    to the node where the node takes samples, and drops it otherwise; it never raises.
     """
 
     def progress(
-        self, percent: float, message: str, metrics: Mapping[str, float] | None = None
+        self, percent: float, message: str, metrics: Mapping[str, Any] | None = None
     ) -> None: ...
 
-    def log(self, line: str, level: str = "info") -> None: ...
+    def log(self, line: str, level: str = "info", stream: str | None = None) -> None: ...
+
+    def report_metrics(self, sample: Mapping[str, Any]) -> None: ...
 
     def should_cancel(self) -> bool: ...
 
@@ -94,7 +118,10 @@ class Reporter(Protocol):
 class Executor(Protocol):
     """Runs one kind of job. `job_types` names the job types it accepts; an executor may
     also define `missing() -> str | None`, why this machine cannot run it (the daemon
-    then does not advertise its job types)."""
+    then does not advertise its job types), `capabilities() -> dict` (merged into the
+    provider's registration), `self_check() -> list[str]` (problems found before a claim
+    after failures) and `recover(provider_id)` (called once at the daemon's start, before
+    any claim: clean up what an earlier run of this provider left behind)."""
 
     job_types: ClassVar[frozenset[str]]
 
@@ -109,12 +136,14 @@ class RecordingReporter:
     """
 
     cancel_after_progress: int | None = None
-    progress_calls: list[tuple[float, str, dict[str, float]]] = field(default_factory=list)
+    progress_calls: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list)
     lines: list[tuple[str, str]] = field(default_factory=list)
+    streams: list[tuple[str | None, str]] = field(default_factory=list)
+    samples: list[dict[str, Any]] = field(default_factory=list)
     _cancel: threading.Event = field(default_factory=threading.Event)
 
     def progress(
-        self, percent: float, message: str, metrics: Mapping[str, float] | None = None
+        self, percent: float, message: str, metrics: Mapping[str, Any] | None = None
     ) -> None:
         self.progress_calls.append((percent, message, dict(metrics or {})))
         if (
@@ -123,8 +152,12 @@ class RecordingReporter:
         ):
             self._cancel.set()
 
-    def log(self, line: str, level: str = "info") -> None:
+    def log(self, line: str, level: str = "info", stream: str | None = None) -> None:
         self.lines.append((level, line))
+        self.streams.append((stream, line))
+
+    def report_metrics(self, sample: Mapping[str, Any]) -> None:
+        self.samples.append(dict(sample))
 
     def cancel(self) -> None:
         self._cancel.set()
