@@ -27,6 +27,9 @@ class NodeAPI:
         self.base_url = base_url.rstrip("/")
         self.http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout)
         self._token: str | None = None
+        # Whether the node takes resource samples (`POST /v1/jobs/{id}/metrics`); turned
+        # off at its first 404/405 so an older node is not asked again.
+        self.metrics_route = True
 
     async def aclose(self) -> None:
         await self.http.aclose()
