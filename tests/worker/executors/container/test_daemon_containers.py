@@ -122,6 +122,12 @@ def test_a_container_job_completes_with_logs_exit_code_and_served_outputs(
     lines = {(e["stream"], e["message"]) for e in pool.logs(job_id)}
     assert ("stdout", "hello") in lines and ("stderr", "warn") in lines
     assert containers_of(docker_client, provider.account.address) == []
+    providers = pool.http.get("/v1/providers", headers=pool.headers).json()["data"]
+    me = next(p for p in providers if p["address"] == provider.account.address)
+    assert me["job_types"] == ["container"]
+    engine = me["capabilities"]["docker"]
+    assert engine["version"] == docker_client.version()["Version"]
+    assert {"runtimes", "gpu_support", "disk_free_bytes", "port_publishing"} <= set(engine)
 
 
 def test_a_container_that_exits_3_fails_with_exit_code_3_and_its_outputs(
