@@ -47,9 +47,17 @@ def ensure_image(
         raise EngineUnavailable(f"image lookup failed: {exc}") from exc
     _pull(client, image, report, max_image_bytes)
     try:
-        return client.images.get(image)
+        pulled = client.images.get(image)
     except APIError as exc:
         raise EngineUnavailable(f"image {image} pulled but not found: {exc}") from exc
+    size = int(pulled.attrs.get("Size") or 0)
+    if size > max_image_bytes:  # the registry announced less than it sent
+        with contextlib.suppress(APIError):  # by name: other tags of the same image stay
+            client.images.remove(image)
+        raise ValidationFailed(
+            f"image {image} is {size} bytes, over this provider's limit of {max_image_bytes} bytes"
+        )
+    return pulled
 
 
 def _pull(client: Any, image: str, report: Reporter, max_image_bytes: int) -> None:
@@ -83,6 +91,12 @@ def _pull(client: Any, image: str, report: Reporter, max_image_bytes: int) -> No
                         last_percent = percent
                         report.log(f"pull {image}: {percent}% of {total} bytes")
                 elif event.get("status") and not detail:
+                    if event["status"] == "Download complete" and layer in sizes:
+                        done[layer] = sizes[layer]
+                        total = sum(sizes.values())
+                        percent = int(100 * sum(done.values()) / total)
+                        last_percent = percent
+                        report.log(f"pull {image}: {percent}% of {total} bytes")
                     report.log(f"pull {image}: {layer} {event['status']}".strip())
         finally:
             with contextlib.suppress(Exception):

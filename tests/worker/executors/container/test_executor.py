@@ -294,3 +294,63 @@ def test_stats_samples_go_to_the_reporter(executor: ContainerExecutor, tmp_path:
     sample = report.samples[0]
     assert sample["memory_limit_bytes"] == 512 * 2**20  # the provider's default
     assert {"cpu_percent", "memory_bytes", "pids", "at"} <= set(sample)
+
+
+@pytest.fixture
+def registry(docker_client: Any, busybox_image: str) -> Any:
+    """A registry serving an image whose layer the engine does not hold (busybox and 2 MB of
+    random bytes), so a pull downloads it."""
+    import os
+
+    from tests.fixtures.docker import busybox_rootfs
+    from tests.fixtures.registry import serving_registry
+
+    rootfs = io.BytesIO(busybox_rootfs())
+    with tarfile.open(fileobj=rootfs, mode="a") as tar:
+        noise = os.urandom(2 * 2**20)
+        info = tarfile.TarInfo("noise.bin")
+        info.size = len(noise)
+        tar.addfile(info, io.BytesIO(noise))
+    name = f"localhost/dcm-test-registry:{os.urandom(4).hex()}"
+    repository, _, tag = name.rpartition(":")
+    docker_client.api.import_image_from_data(
+        rootfs.getvalue(), repository=repository, tag=tag, changes=["ENV PATH=/bin"]
+    )
+    saved = b"".join(docker_client.images.get(name).save(named=False))
+    docker_client.images.remove(name)
+    with serving_registry(saved) as host:
+        yield host
+
+
+def test_an_image_from_a_registry_is_pulled_with_progress_in_the_logs(
+    executor: ContainerExecutor, tmp_path: Path, docker_client: Any, registry: str
+) -> None:
+    image = f"{registry}/dcm/pulled:v1"
+    report = RecordingReporter()
+    try:
+        result = executor.run(_job("echo pulled > /outputs/p", image=image), tmp_path, report)
+        assert (result.output_dir / "p").read_text() == "pulled\n"
+        lines = [line for _stream, line in report.streams]
+        assert f"pulling {image}" in lines
+        assert any(line.startswith(f"pull {image}: 100% of ") for line in lines), lines
+    finally:
+        with contextlib.suppress(Exception):
+            docker_client.images.remove(image)
+
+
+def test_an_image_over_the_providers_size_limit_is_refused(
+    docker_client: Any, busybox_image: str, tmp_path: Path, registry: str, provider_id: str
+) -> None:
+    from marketplace.errors import ValidationFailed
+    from worker.executors.container import ContainerSettings
+
+    small = ContainerExecutor(ContainerSettings(max_image_bytes=100_000))
+    small.recover(provider_id)
+    image = f"{registry}/dcm/too-big:v1"
+    try:
+        with pytest.raises(ValidationFailed, match="over this provider's limit of 100000 bytes"):
+            small.run(_job("true", image=image), tmp_path, RecordingReporter())
+        assert docker_client.images.list(name=f"{registry}/dcm/too-big") == []
+    finally:
+        with contextlib.suppress(Exception):
+            docker_client.images.remove(image)
