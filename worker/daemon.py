@@ -331,7 +331,7 @@ class ProviderDaemon:
         self._clean_job_folders()
         await self._retry(lambda: self.api.sign_in(self.account))
         caps = self.hardware(self.config.workdir) if self.hardware else {}
-        for executor in {id(e): e for e in self.executors.values()}.values():
+        for executor in self._served_executors():
             if callable(getattr(executor, "capabilities", None)):  # e.g. export formats
                 caps.update(await asyncio.to_thread(executor.capabilities))
         registered = await self._retry(
@@ -362,6 +362,11 @@ class ProviderDaemon:
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.api.aclose()
+
+    def _served_executors(self) -> list[Any]:
+        """The executors of the job types this provider serves, each once."""
+        served = [e for t, e in self.executors.items() if t in self.config.job_types]
+        return list({id(e): e for e in served}.values())
 
     async def _recover_executors(self) -> None:
         """Let each executor clean up what an earlier run of this provider left (a killed
@@ -583,6 +588,8 @@ class ProviderDaemon:
         except OSError as exc:
             problems.append(f"cannot read free disk space: {exc}")
         for job_type, executor in sorted(self.executors.items()):
+            if job_type not in self.config.job_types and self.config.job_types:
+                continue  # not served here: its engine may well be absent
             try:
                 importlib.import_module(type(executor).__module__)
                 check = getattr(executor, "self_check", None)

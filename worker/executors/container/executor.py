@@ -117,7 +117,11 @@ class ContainerExecutor:
         """Remember which provider this is (containers are labelled with it) and remove the
         containers and networks an earlier run of it left behind."""
         self.provider_id = provider_id
-        removed = self.engine.remove_leftovers(provider_id)
+        try:
+            removed = self.engine.remove_leftovers(provider_id)
+        except EngineUnavailable as exc:  # no engine: nothing can have been left on it
+            log.debug("no leftover containers to look for: %s", exc)
+            return
         if removed:
             log.info("removed %d container(s) left behind by an earlier run", removed)
 

@@ -354,3 +354,14 @@ def test_an_image_over_the_providers_size_limit_is_refused(
     finally:
         with contextlib.suppress(Exception):
             docker_client.images.remove(image)
+
+
+def test_a_job_asking_more_gpus_than_the_engine_can_give_is_left_to_other_providers(
+    executor: ContainerExecutor, tmp_path: Path
+) -> None:
+    from worker.executors.container import EngineUnavailable
+    from worker.hardware import detect_gpus
+
+    usable = len(detect_gpus()["gpus"]) if executor.engine.describe()["gpu_support"] else 0
+    with pytest.raises(EngineUnavailable, match="GPU"):
+        executor.run(_job("true", gpus=usable + 1), tmp_path, RecordingReporter())
