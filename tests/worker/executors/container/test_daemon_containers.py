@@ -144,6 +144,34 @@ def test_a_container_that_exits_3_fails_with_exit_code_3_and_its_outputs(
     assert pool.http.get(f"/ipfs/{job['result']['result_cid']}/part.txt").text == "partial\n"
 
 
+@pytest.mark.parametrize(
+    ("spec", "error", "flag"),
+    [
+        ({"command": ["sleep", "60"], "duration_seconds": 1}, "timed out", "timed_out"),
+        (
+            {
+                "command": ["sh", "-c", "x=$(head -c 200000000 /dev/zero | tr '\\0' a)"],
+                "memory_bytes": 16 * 2**20,
+            },
+            "out of memory",
+            "oom",
+        ),
+    ],
+    ids=["duration", "memory"],
+)
+def test_a_container_past_its_limits_fails_and_says_which(
+    pool: Pool, tmp_path: Path, busybox_image: str, spec: dict, error: str, flag: str
+) -> None:
+    job_id = pool.submit(**spec)
+    Provider(pool, tmp_path / "provider").start().join()
+
+    job = pool.job(job_id)
+    assert job["status"] == "failed", job
+    assert error in (job.get("error") or "")
+    assert job["result"][flag] is True
+    assert job["result"]["exit_code"] == 137 or flag == "timed_out"
+
+
 def test_cancel_of_a_running_container_job_leaves_no_container(
     pool: Pool, tmp_path: Path, docker_client: Any, busybox_image: str
 ) -> None:
