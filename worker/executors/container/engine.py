@@ -101,6 +101,9 @@ class Engine:
             "memory_bytes": info.get("MemTotal"),
             "disk_free_bytes": free,
             "port_publishing": self.can_publish_ports(),
+            # who caps what a container writes: tmpfs sizes are the engine's; /outputs is a
+            # folder on the provider's disk, measured by the executor (see executor.py)
+            "storage_limits": {"scratch": "engine", "outputs": "provider"},
         }
 
     def can_publish_ports(self) -> bool:
