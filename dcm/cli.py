@@ -374,7 +374,13 @@ def provider() -> None:
 )
 @click.option("--name", default="provider", show_default=True)
 @click.option(
-    "--job-type", "job_types", multiple=True, default=("image_processing",), show_default=True
+    "--job-type",
+    "job_types",
+    multiple=True,
+    default=("image_processing",),
+    show_default=True,
+    help="A job type to serve (repeatable): image_processing (YOLO training), container "
+    "(on the Docker engine DOCKER_HOST names). Only those this machine can run are offered.",
 )
 @click.option("--max-concurrent", default=1, show_default=True, type=click.IntRange(1, 64))
 @click.option("--once", is_flag=True, help="Exit after one job.")

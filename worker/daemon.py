@@ -54,7 +54,7 @@ from marketplace.leases import (
     lease_too_short,
 )
 from worker.api import NodeAPI
-from worker.datasets import DatasetCache, DatasetMismatch
+from worker.datasets import ContentCache, DatasetCache, DatasetMismatch
 
 log = logging.getLogger("dcm.provider")
 
@@ -169,8 +169,11 @@ class _Reporter:
             "progress", {"percent": percent, "message": message, "metrics": metrics or {}}
         )
 
-    def log(self, line: str, level: str = "info") -> None:
-        self._enqueue("log", {"line": line[:8000], "level": level})
+    def log(self, line: str, level: str = "info", stream: str | None = None) -> None:
+        body: dict[str, Any] = {"line": line[:8000], "level": level}
+        if stream in ("stdout", "stderr"):
+            body["stream"] = stream
+        self._enqueue("log", body)
 
     def report_metrics(self, sample: Mapping[str, Any]) -> None:
         if self.metrics_unsupported:
@@ -310,6 +313,7 @@ class ProviderDaemon:
         self.hardware = hardware
         self.api = NodeAPI(config.node_url)
         self.datasets = DatasetCache(config.workdir / "datasets")
+        self.content = ContentCache(config.workdir / "content")
         self._running: dict[str, tuple[asyncio.Task[Any], _Reporter, int]] = {}
         self._stopping = asyncio.Event()
         self.chain: Any = None
@@ -349,10 +353,11 @@ class ProviderDaemon:
             )
         self.config.job_types = runnable
         self.config.workdir.mkdir(parents=True, exist_ok=True)
+        await self._recover_executors()
         self._clean_job_folders()
         await self._retry(lambda: self.api.sign_in(self.account))
         caps = self.hardware(self.config.workdir) if self.hardware else {}
-        for executor in {id(e): e for e in self.executors.values()}.values():
+        for executor in self._served_executors():
             if callable(getattr(executor, "capabilities", None)):  # e.g. export formats
                 caps.update(await asyncio.to_thread(executor.capabilities))
         registered = await self._retry(
@@ -383,6 +388,23 @@ class ProviderDaemon:
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.api.aclose()
+
+    def _served_executors(self) -> list[Any]:
+        """The executors of the job types this provider serves, each once."""
+        served = [e for t, e in self.executors.items() if t in self.config.job_types]
+        return list({id(e): e for e in served}.values())
+
+    async def _recover_executors(self) -> None:
+        """Let each executor clean up what an earlier run of this provider left (a killed
+        daemon's containers), before its job folders go and before any claim."""
+        provider_id = str(getattr(self.account, "address", None) or self.config.name)
+        for executor in {id(e): e for e in self.executors.values()}.values():
+            recover = getattr(executor, "recover", None)
+            if callable(recover):
+                try:
+                    await asyncio.to_thread(recover, provider_id)
+                except Exception as exc:  # noqa: BLE001 - a self-check finds it again
+                    log.warning("%s could not clean up: %s", type(executor).__name__, exc)
 
     def _clean_job_folders(self) -> None:
         """Job folders left by a run that was killed: no attempt resumes from them (a new
@@ -592,6 +614,8 @@ class ProviderDaemon:
         except OSError as exc:
             problems.append(f"cannot read free disk space: {exc}")
         for job_type, executor in sorted(self.executors.items()):
+            if job_type not in self.config.job_types and self.config.job_types:
+                continue  # not served here: its engine may well be absent
             try:
                 importlib.import_module(type(executor).__module__)
                 check = getattr(executor, "self_check", None)
@@ -669,8 +693,42 @@ class ProviderDaemon:
         )
         lease.renewed(renewed)
 
+    def _fetcher(self) -> Callable[[str], Path]:
+        """`fetch(cid) -> Path` for an executor thread: the content cache's verified
+        download, run on the daemon's event loop."""
+        loop = asyncio.get_running_loop()
+
+        def fetch(cid: str) -> Path:
+            done = asyncio.run_coroutine_threadsafe(self.content.fetch(self.api, cid), loop)
+            return done.result()
+
+        return fetch
+
+    async def _upload_and_fail(self, lease: _LeaseClock, reporter: _Reporter, failed: Any) -> None:
+        """The job failed by its own doing (`ExecutionFailed`): its outputs are uploaded
+        all the same (the requester sees what it wrote and its logs), then the job fails
+        with no retry, carrying the result CID and metrics (the exit code...)."""
+        result = failed.result
+        await self._drain_within_lease(reporter, lease)
+        await self._still_ours(lease, reporter)
+        result_cid = await self._within_lease(
+            "upload", lease, reporter, lambda: self.api.add_directory(result.output_dir)
+        )
+        await self._drain_within_lease(reporter, lease)
+        await self._report_failure(
+            lease,
+            reporter,
+            failed.message,
+            retryable=False,
+            result={
+                "result_cid": result_cid,
+                "result": result.metrics,
+                "result_type": result.result_type,
+            },
+        )
+
     async def _run_job(self, got: Claim, lease: _LeaseClock, reporter: _Reporter) -> None:
-        from worker.executors.base import ExecutionCancelled, JobSpec
+        from worker.executors.base import ExecutionCancelled, ExecutionFailed, JobSpec
 
         job, voucher = got.job, got.voucher
         job_id, attempt = job.id, lease.attempt
@@ -699,12 +757,13 @@ class ProviderDaemon:
                 spec=job.spec,
                 dataset_dir=dataset_dir,
                 dataset_layout=stored_layout(job.spec),
+                fetch=self._fetcher(),
             )
             try:
                 workdir.mkdir(parents=True, exist_ok=True)
                 with self._sampler(executor, reporter):
                     result = await asyncio.to_thread(executor.run, spec, workdir, reporter)
-            except (ExecutionCancelled, MarketplaceError, DatasetMismatch):
+            except (ExecutionCancelled, ExecutionFailed, MarketplaceError, DatasetMismatch):
                 raise
             except Exception:
                 own_failure = True
@@ -749,6 +808,16 @@ class ProviderDaemon:
             log.info("job %s attempt %d submitted: %s", job_id, attempt, result_cid)
         except ExecutionCancelled:
             await self._hand_back(job_id, attempt, reporter)
+            await self._abandon_on_chain(job_id, voucher)
+        except ExecutionFailed as exc:
+            try:
+                await self._upload_and_fail(lease, reporter, exc)
+            except _LeaseLost as lost:
+                log.warning("job %s attempt %d stopped: %s", job_id, attempt, lost)
+            except MarketplaceError as err:  # the upload failed: fail the job without outputs
+                await self._report_failure(
+                    lease, reporter, f"{exc.message} (outputs not uploaded: {err.message})", False
+                )
             await self._abandon_on_chain(job_id, voucher)
         except _LeaseLost as exc:
             log.warning("job %s attempt %d stopped, nothing published: %s", job_id, attempt, exc)
@@ -813,8 +882,15 @@ class ProviderDaemon:
             log.info("job %s not abandoned on chain: %s", job_id, exc.message)
 
     async def _report_failure(
-        self, lease: _LeaseClock, reporter: _Reporter, error: str, retryable: bool
+        self,
+        lease: _LeaseClock,
+        reporter: _Reporter,
+        error: str,
+        retryable: bool,
+        result: dict[str, Any] | None = None,
     ) -> None:
+        """Fail the attempt (`retryable`: another attempt may run); `result` carries what
+        a failed run left (`result_cid`, `result` metrics, `result_type`)."""
         log.error("job %s attempt %d failed: %s", lease.job_id, lease.attempt, error)
         with contextlib.suppress(MarketplaceError, _LeaseLost):
             await self._within_lease(
@@ -822,7 +898,12 @@ class ProviderDaemon:
                 lease,
                 reporter,
                 lambda: self.api.job_write(
-                    lease.job_id, "fail", lease.attempt, error=error[:3900], retryable=retryable
+                    lease.job_id,
+                    "fail",
+                    lease.attempt,
+                    error=error[:3900],
+                    retryable=retryable,
+                    **(result or {}),
                 ),
             )
 

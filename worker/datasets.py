@@ -24,7 +24,7 @@ from marketplace.datasets.errors import DatasetMismatch
 MAX_DATASET_BYTES = 64 * 1024**3
 MAX_DATASET_FILES = 5_000_000
 
-__all__ = ["DatasetCache", "DatasetMismatch"]
+__all__ = ["ContentCache", "DatasetCache", "DatasetMismatch"]
 
 
 class DatasetCache:
@@ -58,11 +58,50 @@ class DatasetCache:
             return final
 
 
-def _unpack_verified(archive: Path, tree: Path, folder_cid: str) -> None:
+class ContentCache:
+    """Any content a job names by CID beyond its dataset (a container job's inputs, an image
+    archive): fetched and verified like a dataset, kept as `<cache>/<cid>/content`, a file for
+    a file CID and a directory for a directory CID."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def fetch(self, api: Any, cid: str) -> Path:
+        lock = self._locks.setdefault(cid, asyncio.Lock())
+        async with lock:
+            final = self.root / cid
+            if (final / ".verified").exists():
+                return final / "content"
+            self.root.mkdir(parents=True, exist_ok=True)
+            staging = self.root / f".staging-{uuid.uuid4().hex}"
+            staging.mkdir()
+            try:
+                archive = await api.download_car(
+                    cid, staging / "content.car", max_bytes=2 * MAX_DATASET_BYTES
+                )
+                tree = staging / "tree"
+                tree.mkdir()
+                await asyncio.to_thread(
+                    _unpack_verified, archive, tree / "content", cid, directory=False
+                )
+                (staging / "content.car").unlink()
+                shutil.rmtree(final, ignore_errors=True)
+                tree.rename(final)
+                (final / ".verified").touch()
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+            return final / "content"
+
+
+def _unpack_verified(archive: Path, tree: Path, folder_cid: str, *, directory: bool = True) -> None:
+    """Write the DAG under `folder_cid` to `tree` (`directory=False`: whatever the root is,
+    a file or a directory), every block verified."""
     from marketplace.content.errors import ContentNotFound, CorruptBlock, InvalidBlock
     from marketplace.content.unpack import unpack_car
 
-    tree.mkdir()
+    if directory:
+        tree.mkdir()
     try:
         with open(archive, "rb") as f:
             unpack_car(

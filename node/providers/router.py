@@ -305,7 +305,17 @@ def fail(
     job_id: str, body: FailBody, principal: PrincipalDep, session: SessionDep
 ) -> dict[str, Any]:
     provider = service.require_provider(session, principal)
-    job = service.fail(session, provider, _job_id(job_id), body.attempt, body.error, body.retryable)
+    job = service.fail(
+        session,
+        provider,
+        _job_id(job_id),
+        body.attempt,
+        body.error,
+        body.retryable,
+        result_cid=body.result_cid,
+        result=body.result,
+        result_type=body.result_type,
+    )
     return ok(JobOutcome(job_id=format_job_id(job.id), status=job.status))
 
 

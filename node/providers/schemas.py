@@ -145,6 +145,11 @@ class ResultBody(AttemptBody):
 class FailBody(AttemptBody):
     error: str = Field(max_length=4000)
     retryable: bool = True
+    # What a run that failed by its own doing left (a container's outputs, its exit code):
+    # kept on the job when the failure is final (`retryable: false`).
+    result_cid: str | None = Field(None, min_length=46, max_length=128, pattern="^[A-Za-z0-9]+$")
+    result: dict[str, Any] | None = None
+    result_type: str | None = Field(None, max_length=64)
 
 
 class ReleaseBody(AttemptBody):

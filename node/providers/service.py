@@ -476,13 +476,37 @@ def _requeue_or_fail(
 
 
 def fail(
-    session: Session, provider: Provider, job_id: int, attempt: int, error: str, retryable: bool
+    session: Session,
+    provider: Provider,
+    job_id: int,
+    attempt: int,
+    error: str,
+    retryable: bool,
+    *,
+    result_cid: str | None = None,
+    result: dict[str, Any] | None = None,
+    result_type: str | None = None,
 ) -> Job:
+    """Fail the attempt. A final failure (`retryable` false) may carry what the run left
+    (a container that exited non-zero: its outputs' CID and its exit code), kept on the job
+    as a result is; a retryable one is requeued and what it left is dropped."""
     job = leased_job(session, provider, job_id, attempt)
     if not retryable:
         job.error = error
         job.lease_expires_at = None
-        return transition(session, job, JobStatus.FAILED, event_type="failed", message=error)
+        data = None
+        if result_cid is not None or result:
+            job.result_cid = result_cid or job.result_cid
+            job.result = {
+                **(job.result or {}),
+                **(result or {}),
+                **({"result_cid": result_cid} if result_cid else {}),
+            }
+            job.result_type = result_type or job.result_type
+            data = {"result_cid": result_cid} if result_cid else None
+        return transition(
+            session, job, JobStatus.FAILED, event_type="failed", message=error, data=data
+        )
     return _requeue_or_fail(
         session,
         job,

@@ -50,3 +50,20 @@ def test_a_provider_that_can_run_nothing_refuses_to_start(tmp_path: Path) -> Non
     daemon = _daemon(tmp_path, "ultralytics is not installed", ["image_processing"])
     with pytest.raises(ValidationFailed, match="ultralytics is not installed"):
         asyncio.run(daemon.__aenter__())
+
+
+def test_container_jobs_are_not_offered_without_an_engine_that_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from worker.executors.container import ContainerExecutor
+
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    config = DaemonConfig(
+        node_url="http://127.0.0.1:9", workdir=tmp_path, job_types=["container", "echo"]
+    )
+    executor = ContainerExecutor()
+    daemon = ProviderDaemon(
+        config, account=None, executors={"container": executor, "echo": _Echo()}
+    )
+    assert daemon.runnable_job_types() == ["echo"]
+    assert "no Docker engine answers" in (executor.missing() or "")

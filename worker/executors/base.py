@@ -21,6 +21,9 @@ name -> number mapping), once per finished epoch; reporting an epoch again repla
 How a run ends, and what the loop should do:
 - returns `ExecutionResult`: upload `output_dir`, submit its CID;
 - raises `ExecutionCancelled`: the job was cancelled (acknowledge, release the lease);
+- raises `ExecutionFailed`: the job ran and failed by its own doing (a container that exited
+  non-zero, ran out of memory or past its duration): upload its `result.output_dir` all the
+  same, then fail the job (no retry) with the message and `result.metrics`;
 - raises `marketplace.errors.ValidationFailed`: the job itself is unusable (bad parameters,
   dataset layout or labels): retrying elsewhere cannot help, fail the job with the message;
 - raises anything else: this provider failed (crash, out of memory): hand the job back so
@@ -30,7 +33,7 @@ How a run ends, and what the loop should do:
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -50,6 +53,11 @@ class JobSpec:
         dataset_dir: the fetched, CID-verified dataset (read-only for the executor), if any.
         dataset_layout: where the dataset's splits are, as the node detected it at upload;
             None for a job stored before layouts were (the executor detects it then).
+        fetch: `fetch(cid) -> Path`, the content a job names beyond its dataset (a container
+            job's inputs, an image archive), downloaded from the node and verified against
+            its CID (a file for a file CID, a directory for a directory CID; kept in the
+            provider's cache). Blocking: call it from the executor's thread. Raises
+            `DatasetMismatch` when the bytes do not match. None where nothing can be fetched.
     """
 
     job_id: str
@@ -58,6 +66,7 @@ class JobSpec:
     spec: Mapping[str, Any]
     dataset_dir: Path | None = None
     dataset_layout: DatasetLayout | None = None
+    fetch: Callable[[str], Path] | None = None
 
 
 @dataclass(frozen=True)
@@ -85,19 +94,32 @@ class ExecutionCancelled(Exception):
         self.completed_epochs = completed_epochs
 
 
+class ExecutionFailed(Exception):
+    """The job ran and failed by its own doing; `result` holds what it left (outputs kept,
+    metrics such as the exit code), which the loop uploads before failing the job."""
+
+    def __init__(self, message: str, result: ExecutionResult) -> None:
+        super().__init__(message)
+        self.message = message
+        self.result = result
+
+
 @runtime_checkable
 class Reporter(Protocol):
     """Where an executor sends what happens. Called from the executor's calling thread.
 
     `should_cancel` is polled several times a second: it must be cheap (return a flag that the
-    heartbeat loop sets, not make a request).
+    heartbeat loop sets, not make a request). `log`'s `stream` names where a line came from
+    (`stdout`/`stderr` of a container) when it is not the executor's own. `report_metrics`
+    and `report_training` never raise: the loop forwards them to the node where the node
+    takes them, and drops them otherwise.
     """
 
     def progress(
-        self, percent: float, message: str, metrics: Mapping[str, float] | None = None
+        self, percent: float, message: str, metrics: Mapping[str, Any] | None = None
     ) -> None: ...
 
-    def log(self, line: str, level: str = "info") -> None: ...
+    def log(self, line: str, level: str = "info", stream: str | None = None) -> None: ...
 
     def report_metrics(self, sample: Mapping[str, Any]) -> None:
         """One resource sample (see the module's docstring for its keys)."""
@@ -114,7 +136,10 @@ class Reporter(Protocol):
 class Executor(Protocol):
     """Runs one kind of job. `job_types` names the job types it accepts; an executor may
     also define `missing() -> str | None`, why this machine cannot run it (the daemon
-    then does not advertise its job types)."""
+    then does not advertise its job types), `capabilities() -> dict` (merged into the
+    provider's registration), `self_check() -> list[str]` (problems found before a claim
+    after failures) and `recover(provider_id)` (called once at the daemon's start, before
+    any claim: clean up what an earlier run of this provider left behind)."""
 
     job_types: ClassVar[frozenset[str]]
     # Optional (read with getattr, default False): True when `run` reports its own
@@ -132,14 +157,15 @@ class RecordingReporter:
     """
 
     cancel_after_progress: int | None = None
-    progress_calls: list[tuple[float, str, dict[str, float]]] = field(default_factory=list)
+    progress_calls: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list)
     lines: list[tuple[str, str]] = field(default_factory=list)
+    streams: list[tuple[str | None, str]] = field(default_factory=list)
     samples: list[dict[str, Any]] = field(default_factory=list)
     training: list[tuple[int, dict[str, float]]] = field(default_factory=list)
     _cancel: threading.Event = field(default_factory=threading.Event)
 
     def progress(
-        self, percent: float, message: str, metrics: Mapping[str, float] | None = None
+        self, percent: float, message: str, metrics: Mapping[str, Any] | None = None
     ) -> None:
         self.progress_calls.append((percent, message, dict(metrics or {})))
         if (
@@ -148,8 +174,9 @@ class RecordingReporter:
         ):
             self._cancel.set()
 
-    def log(self, line: str, level: str = "info") -> None:
+    def log(self, line: str, level: str = "info", stream: str | None = None) -> None:
         self.lines.append((level, line))
+        self.streams.append((stream, line))
 
     def report_metrics(self, sample: Mapping[str, Any]) -> None:
         self.samples.append(dict(sample))
