@@ -214,6 +214,8 @@ def run_demo(workdir: Path, epochs: int, imgsz: int, keep: bool) -> dict[str, An
             time.sleep(0.5)
 
         result_cid = detail.result_cid
+        if not result_cid:
+            raise click.ClickException(f"job {detail.status} without a result CID")
         _say("accepting the result", "(the requester's wallet calls accept: the escrow pays)")
         accepted = client.accept(job_id, requester)  # the node's accept call, signed here
         client.wait_for(job_id, {"completed"}, timeout=60)
