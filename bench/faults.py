@@ -28,7 +28,6 @@ Prints one row per scenario and writes bench/results/faults.json.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import platform
 import signal
@@ -52,6 +51,7 @@ from marketplace.datasets.synthetic import write_detection_dataset  # noqa: E402
 from marketplace.escrow.client import JobEscrow  # noqa: E402
 from marketplace.sdk.client import NodeClient  # noqa: E402
 from marketplace.sdk.http import siwe_payload  # noqa: E402
+from marketplace.sdk.models import Event, Job  # noqa: E402
 from tests.e2e.test_faults import _long_poller  # noqa: E402
 from tests.fixtures.served import Served, dcm_env  # noqa: E402
 
@@ -102,7 +102,7 @@ class Run:
             requester_address=self.requester.address,
             export_format="pt",
         )
-        call = httpx.get(f"{self.node.url}/jobs/{job['id']}/funding").json()
+        call = httpx.get(f"{self.node.url}/jobs/{job.number}/funding").json()
         call = call.get("data", call)
         w3 = self.escrow().w3
         tx = {
@@ -116,10 +116,10 @@ class Run:
         }
         signed = self.requester.sign_transaction(tx)
         w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(signed.raw_transaction))
-        self.job_id = job["id"]
+        self.job_id = job.number
         if not self.wait_status({"pending"}, 60):
             raise RuntimeError("the funded job did not open")
-        return job["id"]
+        return job.number
 
     def provider(self, name: str, *args: str, broken_workdir: bool = False) -> subprocess.Popen:
         account = Account.create()
@@ -144,7 +144,7 @@ class Run:
 
     # -- observation ------------------------------------------------------------------
 
-    def job(self) -> dict[str, Any]:
+    def job(self) -> Job:
         return self.client.job(self.job_id)
 
     def status(self) -> str:
@@ -166,8 +166,8 @@ class Run:
     def wait_epoch(self, epoch: int = 1) -> bool:
         prefix = f"Epoch {epoch}/"
         while time.monotonic() < self.deadline:
-            events = self.job()["events"]
-            if any((e.get("message") or "").startswith(prefix) for e in events):
+            events = self.job().events
+            if any((e.message or "").startswith(prefix) for e in events):
                 return True
             time.sleep(0.2)
         return False
@@ -189,17 +189,17 @@ class Run:
         status = self.status()
         job = self.job()
         payouts = self.client.payouts(requester=self.requester.address)
-        attempts = [e for e in job["events"] if e["type"] == "claimed"]
-        final = job.get("attempt") or (attempts[-1]["attempt"] if attempts else None)
+        attempts = [e for e in job.events if e.type == "claimed"]
+        final = job.attempt or (attempts[-1].attempt if attempts else None)
         return {
             "scenario": scenario,
             "outcome": status
             if status in {"completed", "failed", "cancelled"}
             else f"stuck:{status}",
-            "payouts": [p["outcome"] for p in payouts],
-            "paid_count": sum(p["recipient"] != self.requester.address for p in payouts),
+            "payouts": [p.outcome for p in payouts],
+            "paid_count": sum(p.recipient != self.requester.address for p in payouts),
             "attempts": len(attempts),
-            "wasted_training_seconds": round(_wasted(job["events"], final), 1),
+            "wasted_training_seconds": round(_wasted(job.events, final), 1),
             "seconds": round(time.monotonic() - started, 1),
         }
 
@@ -217,17 +217,12 @@ class Run:
         self.node.stop()
 
 
-def _at(event: dict[str, Any]) -> float:
-    stamp = event.get("created_at") or event["createdAt"]
-    return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-
-
-def _wasted(events: list[dict[str, Any]], final_attempt: int | None) -> float:
+def _wasted(events: list[Event], final_attempt: int | None) -> float:
     """Seconds of provider writes (progress, logs) of attempts other than the final one."""
     spans: dict[int, list[float]] = {}
     for e in events:
-        if e["type"] in ("progress", "log") and e.get("attempt"):
-            spans.setdefault(e["attempt"], []).append(_at(e))
+        if e.type in ("progress", "log") and e.attempt and e.created_at:
+            spans.setdefault(e.attempt, []).append(e.created_at.timestamp())
     return sum(max(t) - min(t) for a, t in spans.items() if a != final_attempt)
 
 
@@ -275,7 +270,7 @@ def node_outage_8s_at_end_of_training(run: Run) -> None:
 def unwritable_workdir(run: Run) -> None:
     run.provider("broken", broken_workdir=True)
     while time.monotonic() < run.deadline and not any(
-        e["type"] == "requeued" for e in run.job()["events"]
+        e.type == "requeued" for e in run.job().events
     ):
         time.sleep(0.3)
     run.provider("healthy", "--once")

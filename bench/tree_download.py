@@ -35,11 +35,11 @@ def file_by_file(client: NodeClient, cid: str, out: Path) -> None:
     """The SDK's download before issue 11."""
     out.mkdir(parents=True, exist_ok=True)
     for link in client.ls(cid):
-        target = out / link["Name"]
-        if link.get("Type") == 1:
-            file_by_file(client, link["Hash"], target)
+        target = out / link.name
+        if link.type == 1:
+            file_by_file(client, link.hash, target)
         else:
-            target.write_bytes(client.cat(link["Hash"]))
+            target.write_bytes(client.cat(link.hash))
 
 
 def main() -> None:

@@ -185,38 +185,37 @@ def run_demo(workdir: Path, epochs: int, imgsz: int, keep: bool) -> dict[str, An
             export_format="onnx",
             folder_name="shapes",
         )
-        job_id = job["id"]
-        click.echo(f"    job {job_id}: dataset {job['folder_cid']}, status {job['dcm_status']}")
+        job_id = job.number
+        click.echo(f"    job {job_id}: dataset {job.folder_cid}, status {job.status}")
 
         client.sign_in(requester)
-        if job["dcm_status"] == "awaiting_funding":
+        if job.status == "awaiting_funding":
             _say("funding the escrow", f"with {REWARD} ETH from the requester's wallet")
             funded = client.fund(job_id, requester)
-            click.echo(f"    funding tx {funded['transactionHash']}")
+            click.echo(f"    funding tx {funded.transaction_hash}")
 
         _say("following the job")
         seen = 0
         deadline = time.monotonic() + 600
         while True:
             detail = client.job(job_id)
-            for event in detail["events"][seen:]:
-                message = event.get("message") or ""
-                if event["type"] != "log":
-                    click.echo(f"    {event['type']:<12} {message}")
-            seen = len(detail["events"])
-            if detail["status"] in ("submitted", "completed"):
+            for event in detail.events[seen:]:
+                if event.type != "log":
+                    click.echo(f"    {event.type:<12} {event.message or ''}")
+            seen = len(detail.events)
+            if detail.status in ("submitted", "completed"):
                 break
-            if detail["status"] in ("failed", "cancelled", "expired"):
-                raise click.ClickException(
-                    f"job {detail['status']}: {detail.get('error')}\n{daemon.tail()}"
-                )
+            if detail.status in ("failed", "cancelled", "expired"):
+                raise click.ClickException(f"job {detail.status}: {detail.error}\n{daemon.tail()}")
             if not daemon.alive():
                 raise click.ClickException(f"the provider exited:\n{daemon.tail()}")
             if time.monotonic() > deadline:
                 raise click.ClickException("the job did not finish in 10 minutes")
             time.sleep(0.5)
 
-        result_cid = detail["result"]["result_cid"]
+        result_cid = detail.result_cid
+        if not result_cid:
+            raise click.ClickException(f"job {detail.status} without a result CID")
         _say("accepting the result", "(the requester's wallet calls accept: the escrow pays)")
         accepted = client.accept(job_id, requester)  # the node's accept call, signed here
         client.wait_for(job_id, {"completed"}, timeout=60)
@@ -231,7 +230,7 @@ def run_demo(workdir: Path, epochs: int, imgsz: int, keep: bool) -> dict[str, An
         first, last = per_epoch[0], per_epoch[-1]
         return {
             "job_id": job_id,
-            "dataset_cid": job["folder_cid"],
+            "dataset_cid": job.folder_cid,
             "result_cid": result_cid,
             "result_dir": str(out),
             "final_metrics": metrics.get("final") or metrics,
@@ -239,8 +238,8 @@ def run_demo(workdir: Path, epochs: int, imgsz: int, keep: bool) -> dict[str, An
                 f"{METRIC} {first.get(METRIC)} after epoch {first.get('epoch')}, "
                 f"{last.get(METRIC)} after epoch {last.get('epoch')}"
             ),
-            "payout_tx": accepted["transactionHash"],
-            "payout_block": int(accepted["blockNumber"], 16),
+            "payout_tx": accepted.transaction_hash,
+            "payout_block": accepted.block_number,
             "provider": provider.address,
             "provider_balance_change_eth": wei_to_eth(paid) if paid >= 0 else f"-{-paid}",
         }

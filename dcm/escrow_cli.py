@@ -261,8 +261,8 @@ def chain_resolve(
             {
                 "job_id": job_id,
                 "provider_share_bps": share_bps,
-                "tx_hash": receipt["transactionHash"],
-                "block": int(receipt["blockNumber"], 16),
+                "tx_hash": receipt.transaction_hash,
+                "block": receipt.block_number,
                 "arbiter": account.address,
             }
         )

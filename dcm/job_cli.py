@@ -44,7 +44,7 @@ def _client(node_url: str, keyfile: Path, password_stdin: bool) -> tuple[Any, An
     return client, account
 
 
-def _follow(client: Any, job_id: str | int, until: set[str]) -> dict[str, Any]:
+def _follow(client: Any, job_id: str | int, until: set[str]) -> Any:
     """Print the job's events until its status is in `until`. On a terminal, training
     progress (the job's percent, from its epoch reports) is a bar with an ETA instead of
     one line per epoch."""
@@ -54,14 +54,13 @@ def _follow(client: Any, job_id: str | int, until: set[str]) -> dict[str, Any]:
     with progress("training", 100) as bar:
         while True:
             detail = client.job(job_id)
-            for event in detail["events"][seen:]:
-                if event["type"] == "log" or (event["type"] == "progress" and bar.shown):
+            for event in detail.events[seen:]:
+                if event.type == "log" or (event.type == "progress" and bar.shown):
                     continue
-                stamp = str(event.get("createdAt") or event.get("created_at") or "")[11:19]
-                click.echo(f"{stamp} {event['type']:<12} {event.get('message') or ''}")
-            seen = len(detail["events"])
-            bar.update(int(detail.get("progress") or 0))
-            if detail["status"] in until:
+                click.echo(_event_line(event))
+            seen = len(detail.events)
+            bar.update(detail.progress or 0)
+            if detail.status in until:
                 return detail
             time.sleep(0.5)
 
@@ -131,9 +130,9 @@ def submit(
             export_format=export_format,
             on_progress=bar.update,
         )
-    job_id = created["id"]
-    click.echo(f"job {job_id}: dataset {created['folder_cid']}")
-    if created["dcm_status"] == "awaiting_funding":
+    job_id = created.number
+    click.echo(f"job {job_id}: dataset {created.folder_cid}")
+    if created.status == "awaiting_funding":
         try:
             receipt = client.fund(job_id, account)
         except MarketplaceError as exc:
@@ -141,17 +140,16 @@ def submit(
             raise ChainError(
                 f"funding job {job_id} failed ({exc.message}); the job was cancelled"
             ) from exc
-        click.echo(f"funding {reward} ETH: tx {receipt['transactionHash']}")
+        click.echo(f"funding {reward} ETH: tx {receipt.transaction_hash}")
     if no_wait:
         return
     detail = _follow(client, job_id, {"submitted", "completed", "failed", "cancelled", "expired"})
-    click.echo(f"job {job_id} is {detail['status']}")
-    result = detail.get("result") or {}
-    if out is not None and result.get("result_cid"):
+    click.echo(f"job {job_id} is {detail.status}")
+    if out is not None and detail.result_cid:
         with progress("downloading") as bar:
             client.download_result(job_id, out, on_progress=bar.update)
-        click.echo(f"result {result['result_cid']} downloaded to {out}")
-    if detail["status"] in ("failed", "cancelled", "expired"):
+        click.echo(f"result {detail.result_cid} downloaded to {out}")
+    if detail.status in ("failed", "cancelled", "expired"):
         raise SystemExit(1)
 
 
@@ -166,12 +164,13 @@ def watch(job_id: str, node_url: str, keyfile: Path, password_stdin: bool) -> No
     client, _ = _client(node_url, keyfile, password_stdin)
     for event in client.events(job_id):
         click.echo(_event_line(event))
-    click.echo(f"job {job_id} is {client.job(job_id)['status']}")
+    click.echo(f"job {job_id} is {client.job(job_id).status}")
 
 
-def _event_line(event: dict[str, Any]) -> str:
-    stamp = str(event.get("createdAt") or "")[11:19]
-    return f"{stamp} {event['type']:<12} {event.get('message') or ''}"
+def _event_line(event: Any) -> str:
+    """`HH:MM:SS type message` for an SDK `Event`."""
+    stamp = event.created_at.strftime("%H:%M:%S") if event.created_at else ""
+    return f"{stamp} {event.type:<12} {event.message or ''}"
 
 
 @job.command("logs")
@@ -192,9 +191,9 @@ def logs(
     """Print a job's log lines (`--follow`: live, resuming by itself)."""
     client, _ = _client(node_url, keyfile, password_stdin)
     for line in client.logs(job_id, follow=follow, tail=tail):
-        stream = f"[{line['stream']}] " if line.get("stream") else ""
-        level = "" if line.get("level") == "info" else f"{line['level'].upper()} "
-        click.echo(f"{stream}{level}{line.get('message') or ''}")
+        stream = f"[{line.stream}] " if line.stream else ""
+        level = "" if line.level == "info" else f"{line.level.upper()} "
+        click.echo(f"{stream}{level}{line.message or ''}")
 
 
 @job.command("metrics")
@@ -269,7 +268,7 @@ def result(job_id: str, out: Path, node_url: str, keyfile: Path, password_stdin:
     client, _ = _client(node_url, keyfile, password_stdin)
     with progress("downloading") as bar:
         client.download_result(job_id, out, on_progress=bar.update)
-    click.echo(f"result {client.job(job_id).get('resultCid')} downloaded to {out}")
+    click.echo(f"result {client.job(job_id).result_cid} downloaded to {out}")
 
 
 RPC = click.option(
@@ -364,14 +363,12 @@ def dispute(
 def escrow(job_id: str, node_url: str) -> None:
     """Print what the chain holds for JOB_ID (JSON; needs no wallet): key, status, amount,
     binding, and a result that exists only on chain with who submitted it."""
-    import json
-
     from marketplace.errors import MarketplaceError
     from marketplace.sdk.client import NodeClient
 
     with NodeClient(node_url) as client:
         try:
-            click.echo(json.dumps(client.escrow(job_id), indent=2))
+            click.echo(client.escrow(job_id).model_dump_json(indent=2))
         except MarketplaceError as exc:
             raise click.ClickException(f"{exc.code}: {exc.message}") from exc
 
@@ -381,13 +378,11 @@ def escrow(job_id: str, node_url: str) -> None:
 @NODE
 def settlement(job_id: str, node_url: str) -> None:
     """Print how JOB_ID's escrow was settled (JSON; needs no wallet)."""
-    import json
-
     from marketplace.errors import MarketplaceError
     from marketplace.sdk.client import NodeClient
 
     with NodeClient(node_url) as client:
         try:
-            click.echo(json.dumps(client.settlement(job_id), indent=2))
+            click.echo(client.settlement(job_id).model_dump_json(indent=2))
         except MarketplaceError as exc:
             raise click.ClickException(f"{exc.code}: {exc.message}") from exc

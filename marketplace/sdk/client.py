@@ -5,16 +5,21 @@
     job = client.upload_dataset_job(Path("ds"), model="yolov8n-cls", epochs=1, imgsz=32,
                                     classes=["circle", "square", "triangle"], reward="0.01",
                                     requester_address=account.address)
-    client.fund(job["id"], account)             # signs the escrow call locally, sends it
-    for event in client.watch(job["id"]):       # stops once the result is submitted
-        print(event["type"], event.get("message") or "")
-    client.download_result(job["id"], Path("out"))   # verified against its CID
-    client.accept(job["id"], account)           # pays the provider from the escrow
-    print(client.settlement(job["id"]))         # waits for the node to see the payout
+    client.fund(job.id, account)                # signs the escrow call locally, sends it
+    for event in client.watch(job.id):          # stops once the result is submitted
+        print(event.type, event.message or "")
+    client.download_result(job.id, Path("out"))      # verified against its CID
+    client.accept(job.id, account)              # pays the provider from the escrow
+    print(client.settlement(job.id))            # waits for the node to see the payout
 
 Or in one call: `client.submit_and_wait(Path("ds"), account, ..., out=Path("out"))`.
 `client.jobs(status="completed")` lists your jobs. (`tests/e2e/test_sdk_docstring.py`
 runs the lines above against a node and a provider.)
+
+Results are pydantic models with snake_case attributes whichever dialect the node
+answered in (`marketplace.sdk.models`): `Job`, `Event`, `LogLine`, `ChainCall`,
+`Receipt`, `Escrow`, `Settlement`, `Link`; `repr` shows what matters in one line. Dict
+access (`job["status"]`) still works, deprecated.
 
 Keys never leave the process: escrow transactions are signed here and sent as raw
 transactions through the node's chain endpoint (or any RPC URL): `fund`, `accept`,
@@ -45,33 +50,21 @@ from marketplace.errors import (
 )
 from marketplace.sdk.events import JobStreams
 from marketplace.sdk.http import raise_for_error, siwe_payload
+from marketplace.sdk.models import (
+    ChainCall,
+    Escrow,
+    Event,
+    Job,
+    Link,
+    Receipt,
+    Settlement,
+)
+
+__all__ = ["NodeClient", "Job", "TERMINAL"]
 
 TERMINAL = {"completed", "cancelled", "failed", "expired"}
 # Where `watch` stops by default: a result to look at (or a final state).
 SETTLED_OR_SUBMITTED = TERMINAL | {"submitted", "disputed"}
-
-
-class Job(dict[str, Any]):
-    """A job as the node's canonical dialect shows it (a dict, camelCase keys as on the
-    wire), with a one-line repr for notebooks and logs."""
-
-    @property
-    def id(self) -> str:
-        return str(self.get("id"))
-
-    @property
-    def status(self) -> str:
-        return str(self.get("status"))
-
-    def __repr__(self) -> str:
-        parts = [self.id, self.status, str(self.get("type", ""))]
-        if self.get("reward") not in (None, "0"):
-            parts.append(f"reward={self['reward']} ETH")
-        if self.get("resultCid"):
-            parts.append(f"result={self['resultCid']}")
-        if self.get("error"):
-            parts.append(f"error={str(self['error'])[:60]!r}")
-        return f"<Job {' '.join(p for p in parts if p)}>"
 
 
 class NodeClient(JobStreams):
@@ -151,8 +144,9 @@ class NodeClient(JobStreams):
         export_format: str = "onnx",
         folder_name: str | None = None,
         on_progress: Callable[[int, int], None] | None = None,
-    ) -> dict[str, Any]:
-        """Zip `dataset_dir` and post it to the seed 000 upload route; returns the job."""
+    ) -> Job:
+        """Zip `dataset_dir` and post it to the seed 000 upload route; returns the job
+        (with the `funding` call to sign while it awaits its deposit)."""
         archive = _zip_directory(dataset_dir)
         total = archive.seek(0, io.SEEK_END)
         archive.seek(0)
@@ -177,11 +171,12 @@ class NodeClient(JobStreams):
             archive.close()
         if on_progress:
             on_progress(total, total)
-        return resp.json()["job"]
+        return Job.model_validate(resp.json()["job"])
 
     def job(self, job_id: str | int) -> Job:
-        """The job with its events (`job["events"]`) and result."""
-        return Job(self.request("GET", f"/v1/jobs/{_job_ref(job_id)}").json()["data"])
+        """The job with its events (`job.events`) and result."""
+        data = self.request("GET", f"/v1/jobs/{_job_ref(job_id)}").json()["data"]
+        return Job.model_validate(data)
 
     def metrics(
         self, job_id: str | int, period: str = "1h", resolution: str = "1m"
@@ -217,7 +212,7 @@ class NodeClient(JobStreams):
             if cursor:
                 page["cursor"] = cursor
             body = self.request("GET", "/v1/jobs", params=page).json()
-            out += [Job(j) for j in body["data"]]
+            out += [Job.model_validate(j) for j in body["data"]]
             cursor = (body.get("pagination") or {}).get("nextCursor")
             if not cursor:
                 break
@@ -236,7 +231,7 @@ class NodeClient(JobStreams):
         export_format: str = "onnx",
         out: Path | None = None,
         timeout: float = 3600,
-        on_event: Callable[[dict[str, Any]], None] | None = None,
+        on_event: Callable[[Event], None] | None = None,
     ) -> Job:
         """Upload `dataset_dir` as a training job for `account`, fund it, wait until its
         result is submitted (or the job ends), download the result into `out` if given,
@@ -253,8 +248,8 @@ class NodeClient(JobStreams):
             requester_address=account.address,
             export_format=export_format,
         )
-        job_id = created["id"]
-        if created.get("dcm_status") == "awaiting_funding":
+        job_id = created.id
+        if created.status == "awaiting_funding":
             try:
                 self.fund(job_id, account)
             except MarketplaceError:
@@ -264,16 +259,18 @@ class NodeClient(JobStreams):
             if on_event is not None:
                 on_event(event)
         job = self.job(job_id)
-        if out is not None and job.get("resultCid"):
+        if out is not None and job.result_cid:
             self.download_result(job_id, out)
         return job
 
-    def funding(self, job_id: str | int) -> dict[str, Any]:
-        return self.request("GET", f"/v1/jobs/{_job_ref(job_id)}/funding").json()["data"]
+    def funding(self, job_id: str | int) -> ChainCall:
+        """The escrow deposit of a job awaiting funding, for its requester to sign."""
+        data = self.request("GET", f"/v1/jobs/{_job_ref(job_id)}/funding").json()["data"]
+        return ChainCall.model_validate(data)
 
     # -- escrow: calls signed here, sent as raw transactions ---------------------------
 
-    def fund(self, job_id: str | int, account: Any, rpc_url: str | None = None) -> dict[str, Any]:
+    def fund(self, job_id: str | int, account: Any, rpc_url: str | None = None) -> Receipt:
         """Deposit the job's reward from `account` (the job's requester): ask the node for
         the funding call (signing in with `account` if not signed in), sign it locally,
         send it through `<node>/chain/rpc` (or `rpc_url`), and return the mined receipt.
@@ -281,7 +278,7 @@ class NodeClient(JobStreams):
         self._ensure_signed_in(account)
         return self.send_call(self.funding(job_id), account, rpc_url=rpc_url)
 
-    def accept(self, job_id: str | int, account: Any, rpc_url: str | None = None) -> dict[str, Any]:
+    def accept(self, job_id: str | int, account: Any, rpc_url: str | None = None) -> Receipt:
         """Accept the submitted result on chain (pays the provider at once)."""
         self._ensure_signed_in(account)
         call = self.request("GET", f"/v1/jobs/{_job_ref(job_id)}/accept-call").json()["data"]
@@ -289,26 +286,25 @@ class NodeClient(JobStreams):
 
     def cancel(
         self, job_id: str | int, account: Any | None = None, rpc_url: str | None = None
-    ) -> dict[str, Any]:
+    ) -> Job:
         """Cancel a job through the node (signing in with `account` if not signed in);
         returns the job. A funded job's deposit comes back to the requester's wallet from
         the node: it releases the provider's binding and refunds the escrow."""
         if account is not None:
             self._ensure_signed_in(account)
-        return self.request("POST", f"/v1/jobs/{_job_ref(job_id)}/cancel").json()["data"]
+        data = self.request("POST", f"/v1/jobs/{_job_ref(job_id)}/cancel").json()["data"]
+        return Job.model_validate(data)
 
     def cancel_on_chain(
         self, job_id: str | int, account: Any, rpc_url: str | None = None
-    ) -> dict[str, Any]:
+    ) -> Receipt:
         """The requester's own refund, needing no node: the escrow's `cancel` of a funded
         job no provider is bound to, signed by `account`; returns the mined receipt."""
         self._ensure_signed_in(account)
         call = self.request("GET", f"/v1/jobs/{_job_ref(job_id)}/cancel-call").json()["data"]
         return self.send_call(call, account, rpc_url=rpc_url)
 
-    def dispute(
-        self, job_id: str | int, account: Any, rpc_url: str | None = None
-    ) -> dict[str, Any]:
+    def dispute(self, job_id: str | int, account: Any, rpc_url: str | None = None) -> Receipt:
         """Dispute the submitted result within the challenge window: the node returns the
         escrow's `dispute` call, signed here by `account` (the requester) and sent; the
         arbiter then rules (its silence refunds the requester). Returns the receipt."""
@@ -316,10 +312,11 @@ class NodeClient(JobStreams):
         call = self.request("POST", f"/v1/jobs/{_job_ref(job_id)}/dispute").json()["data"]
         return self.send_call(call, account, rpc_url=rpc_url)
 
-    def escrow(self, job_id: str | int) -> dict[str, Any]:
+    def escrow(self, job_id: str | int) -> Escrow:
         """The job's escrow as the node saw it on chain: key, status, amount, binding, and
         a result that exists only on chain (digest, CID, who submitted it, verdict)."""
-        return self.request("GET", f"/v1/jobs/{_job_ref(job_id)}/escrow").json()["data"]
+        data = self.request("GET", f"/v1/jobs/{_job_ref(job_id)}/escrow").json()["data"]
+        return Escrow.model_validate(data)
 
     def resolve(
         self,
@@ -327,7 +324,7 @@ class NodeClient(JobStreams):
         provider_share_bps: int,
         arbiter: Any,
         rpc_url: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> Receipt:
         """The arbiter's ruling on a disputed job: `provider_share_bps` (0..10000) of the
         deposit to the provider, the rest to the requester; signed by `arbiter`."""
         from web3 import Web3
@@ -339,17 +336,16 @@ class NodeClient(JobStreams):
         view = self.escrow(job_id)
         info = self.request("GET", "/chain/info").json()
         binding = JobEscrow(Web3(), info["escrow_address"])  # encodes only
-        call = {
-            "chain_id": info["chain_id"],
-            "to": info["escrow_address"],
-            "data": binding.contract.encode_abi(
-                "resolve", args=[bytes.fromhex(view["job_key"][2:]), provider_share_bps]
+        call = ChainCall(
+            chain_id=info["chain_id"],
+            to=info["escrow_address"],
+            data=binding.contract.encode_abi(
+                "resolve", args=[bytes.fromhex(view.job_key[2:]), provider_share_bps]
             ),
-            "value": "0",
-        }
+        )
         return self.send_call(call, arbiter, rpc_url=rpc_url)
 
-    def settlement(self, job_id: str | int, *, wait_seconds: float = 30.0) -> dict[str, Any]:
+    def settlement(self, job_id: str | int, *, wait_seconds: float = 30.0) -> Settlement:
         """How the job's escrow was settled: amount, recipient, fee, tx hash, block.
 
         The node learns of a settlement from its chain watcher, a moment after the
@@ -359,7 +355,8 @@ class NodeClient(JobStreams):
         path = f"/v1/jobs/{_job_ref(job_id)}/settlement"
         while True:
             try:
-                return self.request("GET", path).json()["data"]
+                data = self.request("GET", path).json()["data"]
+                return Settlement.model_validate(data)
             except JobNotFound:
                 raise
             except NotFound as exc:
@@ -373,13 +370,15 @@ class NodeClient(JobStreams):
 
     def payouts(
         self, *, provider: str | None = None, requester: str | None = None, limit: int = 100
-    ) -> list[dict[str, Any]]:
+    ) -> list[Settlement]:
+        """Settlements, newest first, of one provider and/or one requester."""
         params: dict[str, Any] = {"limit": limit}
         if provider:
             params["provider"] = provider
         if requester:
             params["requester"] = requester
-        return self.request("GET", "/v1/payouts", params=params).json()["data"]
+        rows = self.request("GET", "/v1/payouts", params=params).json()["data"]
+        return [Settlement.model_validate(row) for row in rows]
 
     def _ensure_signed_in(self, account: Any) -> None:
         if self.token is None:
@@ -406,22 +405,23 @@ class NodeClient(JobStreams):
 
     def send_call(
         self,
-        call: dict[str, Any],
+        call: ChainCall | dict[str, Any],
         account: Any,
         *,
         rpc_url: str | None = None,
         timeout: float = 60.0,
-    ) -> dict[str, Any]:
+    ) -> Receipt:
         """Sign a `{chain_id, to, data, value}` call with `account` and send it; wait for
         the receipt (ChainError if it reverted)."""
+        call = ChainCall.model_validate(call)
         chain_id = int(self.rpc("eth_chainId", [], rpc_url), 16)
-        if chain_id != int(call["chain_id"]):
-            raise ChainError(f"the RPC serves chain {chain_id}, the call is for {call['chain_id']}")
+        if chain_id != call.chain_id:
+            raise ChainError(f"the RPC serves chain {chain_id}, the call is for {call.chain_id}")
         tx: dict[str, Any] = {
             "from": account.address,
-            "to": call["to"],
-            "data": call["data"],
-            "value": hex(int(call["value"])),
+            "to": call.to,
+            "data": call.data,
+            "value": hex(call.value),
         }
         gas = int(self.rpc("eth_estimateGas", [tx], rpc_url), 16)
         head = self.rpc("eth_getBlockByNumber", ["latest", False], rpc_url)
@@ -431,9 +431,9 @@ class NodeClient(JobStreams):
         nonce = int(count, 16)
         signed = account.sign_transaction(
             {
-                "to": call["to"],
-                "data": call["data"],
-                "value": int(call["value"]),
+                "to": call.to,
+                "data": call.data,
+                "value": call.value,
                 "chainId": chain_id,
                 "gas": gas * 12 // 10,
                 "nonce": nonce,
@@ -451,9 +451,10 @@ class NodeClient(JobStreams):
             if time.monotonic() > deadline:
                 raise UpstreamUnavailable(f"no receipt for {tx_hash} after {timeout}s")
             time.sleep(0.1)
-        if int(receipt["status"], 16) != 1:
+        mined = Receipt.model_validate(receipt)
+        if not mined.succeeded:
             raise ChainError(f"transaction {tx_hash} reverted", details={"tx_hash": tx_hash})
-        return receipt
+        return mined
 
     def watch(
         self,
@@ -461,7 +462,7 @@ class NodeClient(JobStreams):
         *,
         timeout: float | None = None,
         until: set[str] | frozenset[str] = frozenset(SETTLED_OR_SUBMITTED),
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Iterator[Event]:
         """Yield the job's events (state changes and progress; `logs()` has its log
         lines) from the node's event stream, from the first, until its status is one of
         `until`: by default once a result is submitted (there is something to download,
@@ -469,12 +470,12 @@ class NodeClient(JobStreams):
         The stream resumes by itself after a dropped connection or a node restart. A
         `timeout` (seconds) is checked as events arrive."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        if self.job(job_id)["status"] in until:  # already there: its history, then stop
+        if self.job(job_id).status in until:  # already there: its history, then stop
             yield from self.events(job_id, follow=False)
             return
         for event in self.events(job_id):
             yield event
-            if event.get("toStatus") in until:
+            if event.to_status in until:
                 return
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"job {job_id} not yet {sorted(until)} after {timeout}s")
@@ -486,14 +487,15 @@ class NodeClient(JobStreams):
         *,
         timeout: float = 600,
         poll_seconds: float = 0.5,
-    ) -> dict[str, Any]:
+    ) -> Job:
+        """Poll the job until its status is one of `statuses`; returns it."""
         deadline = time.monotonic() + timeout
         while True:
             job = self.job(job_id)
-            if job["status"] in statuses:
+            if job.status in statuses:
                 return job
             if time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} still {job['status']} after {timeout}s")
+                raise TimeoutError(f"job {job_id} still {job.status} after {timeout}s")
             time.sleep(poll_seconds)
 
     # -- content -----------------------------------------------------------------------
@@ -501,9 +503,10 @@ class NodeClient(JobStreams):
     def cat(self, cid: str) -> bytes:
         return self.request("POST", "/api/v0/cat", params={"arg": cid}).content
 
-    def ls(self, cid: str) -> list[dict[str, Any]]:
+    def ls(self, cid: str) -> list[Link]:
+        """The entries of the UnixFS directory `cid`."""
         body = self.request("POST", "/api/v0/ls", params={"arg": cid}).json()
-        return body["Objects"][0]["Links"]
+        return [Link.model_validate(link) for link in body["Objects"][0]["Links"]]
 
     def download_result(
         self,
@@ -514,7 +517,7 @@ class NodeClient(JobStreams):
         """Fetch the job's result (the provider's artifact directory) into `out`, every
         block verified against the result's CID. NotFound before there is a result."""
         job = self.job(job_id)
-        cid = job.get("resultCid")
+        cid = job.result_cid
         if not cid:
             raise NotFound(f"{_job_ref(job_id)} has no result yet (it is {job.status})")
         return self.download_directory(cid, out, on_progress=on_progress)

@@ -16,6 +16,7 @@ import httpx
 
 from marketplace.errors import UpstreamUnavailable
 from marketplace.sdk.http import raise_for_error
+from marketplace.sdk.models import Event, LogLine
 
 
 @dataclass(frozen=True)
@@ -115,11 +116,12 @@ class JobStreams:
 
     def events(
         self, job_id: str | int, *, follow: bool = True, after: int | None = None
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Iterator[Event]:
         """The job's events (state changes, progress) in order; with `follow` (default)
         until the job reaches a final state, resuming by itself after a dropped
         connection or a node restart."""
-        return self._job_stream(job_id, "events", follow=follow, after=after)
+        for data in self._job_stream(job_id, "events", follow=follow, after=after):
+            yield Event.model_validate(data)
 
     def logs(
         self,
@@ -128,10 +130,11 @@ class JobStreams:
         follow: bool = False,
         after: int | None = None,
         tail: int | None = None,
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Iterator[LogLine]:
         """The job's log lines (`message`, `level`, `stream`, `seq`); with `follow=True`
         new lines as they come until the job ends, resuming by itself."""
-        return self._job_stream(job_id, "logs", follow=follow, after=after, tail=tail)
+        for data in self._job_stream(job_id, "logs", follow=follow, after=after, tail=tail):
+            yield LogLine.model_validate(data)
 
     def _job_stream(
         self,

@@ -21,6 +21,7 @@ from web3 import Web3
 from marketplace.datasets.synthetic import write_detection_dataset
 from marketplace.escrow.client import JobEscrow
 from marketplace.sdk.client import NodeClient
+from marketplace.sdk.models import Event
 from tests.fixtures.engines import require_engine
 from tests.fixtures.served import REPO, Served, dcm_env
 
@@ -177,7 +178,7 @@ def run_provider(node: Served, account: Any, workdir: Path, **config: Any) -> li
 _signed_in: dict[tuple[str, str], NodeClient] = {}
 
 
-def job_events(node: Served, requester: Any, job_id: int) -> list[dict]:
+def job_events(node: Served, requester: Any, job_id: int) -> list[Event]:
     """The job's events, read as the requester. The requester signs in once per node and
     reuses its token, as a real client does (a sign-in per poll trips the node's SIWE
     rate limits)."""
@@ -186,7 +187,7 @@ def job_events(node: Served, requester: Any, job_id: int) -> list[dict]:
         client = NodeClient(node.url)
         client.sign_in(requester)
         _signed_in[key] = client
-    return _signed_in[key].job(job_id)["events"]
+    return _signed_in[key].job(job_id).events
 
 
 def provider_process(
@@ -234,9 +235,7 @@ def wait_for_epoch(node: Served, requester: Any, job_id: int, proc: subprocess.P
     deadline = time.monotonic() + 120
     while True:
         events = job_events(node, requester, job_id)
-        if any(
-            e["type"] == "progress" and (e.get("message") or "").startswith("Epoch") for e in events
-        ):
+        if any(e.type == "progress" and (e.message or "").startswith("Epoch") for e in events):
             return
         assert proc.poll() is None, (
             f"provider exited before training; events {events}\n{provider_log_tail(proc)}"
@@ -258,6 +257,6 @@ def upload_funded_job(node: Served, requester: Any, dataset: Path, epochs: int) 
         requester_address=requester.address,
         export_format="pt",
     )
-    fund(node, job["id"], requester)
-    wait_status(node, job["id"], {"pending"}, timeout=30)
-    return job["id"]
+    fund(node, job.number, requester)
+    wait_status(node, job.number, {"pending"}, timeout=30)
+    return job.number

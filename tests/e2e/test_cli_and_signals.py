@@ -58,7 +58,7 @@ def test_second_sigterm_hands_the_job_back_at_once(
         log.close()
     # released, not left to the reaper: pending again at once, with a `released` event
     assert wait_status(node, job_id, {"pending"}, timeout=5)["dcm_status"] == "pending"
-    assert any(e["type"] == "released" for e in job_events(node, requester, job_id))
+    assert any(e.type == "released" for e in job_events(node, requester, job_id))
 
 
 def test_dcm_job_submit_uploads_funds_follows_and_downloads(
@@ -114,4 +114,4 @@ def test_dcm_job_submit_uploads_funds_follows_and_downloads(
     job_id = result.stdout.split("job ", 1)[1].split(":", 1)[0]
     client = NodeClient(node.url)
     client.sign_in(requester)
-    assert client.job(job_id)["status"] == "submitted"
+    assert client.job(job_id).status == "submitted"

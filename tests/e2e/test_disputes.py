@@ -44,7 +44,7 @@ def test_the_requester_disputes_and_the_arbiter_rules_with_the_cli(
         reward="0.01",
         requester_address=requester.address,
     )
-    job_id = job["id"]
+    job_id = job.number
     run_dcm(["job", "fund", str(job_id), "--node", node.url, "--keyfile", str(keyfile)], env)
     wait_status(node, job_id, {"pending"}, timeout=30)
 

@@ -36,9 +36,9 @@ def test_a_daemon_advertises_its_formats_and_passes_over_one_it_cannot_make(
         requester_address=requester.address,
         export_format="tfjs",
     )
-    assert job["export_format"] == "litert"
-    fund(node, job["id"], requester)
-    wait_status(node, job["id"], {"pending"}, timeout=30)
+    assert job.payload["export_format"] == "litert"
+    fund(node, job.number, requester)
+    wait_status(node, job.number, {"pending"}, timeout=30)
 
     account = new_provider(node)
     cfg = DaemonConfig(node_url=node.url, workdir=tmp_path / "provider", claim_wait_seconds=1)
@@ -58,6 +58,6 @@ def test_a_daemon_advertises_its_formats_and_passes_over_one_it_cannot_make(
     assert claimed is None
 
     client.sign_in(requester)
-    message = client.job(job["id"])["progressMessage"] or ""  # the /v1 view, camelCase
+    message = client.job(job.id).progress_message or ""
     assert message.startswith(NO_MAKER + "'litert'"), message
-    assert wait_status(node, job["id"], {"pending"})["dcm_status"] == "pending"
+    assert wait_status(node, job.number, {"pending"})["dcm_status"] == "pending"

@@ -41,7 +41,7 @@ def test_killed_provider_loses_its_lease_and_a_second_one_finishes(
         log.close()
 
     wait_status(node, job_id, {"pending"}, timeout=30)  # the reaper took the lease back
-    assert any(e["type"] == "lease_expired" for e in job_events(node, requester, job_id))
+    assert any(e.type == "lease_expired" for e in job_events(node, requester, job_id))
 
     successor = new_provider(node)
     done = run_provider(node, successor, tmp_path / "successor")
@@ -85,11 +85,9 @@ def test_altered_dataset_is_refused_before_training(
     detail = wait_status(node, job_id, {"failed"}, timeout=30)
     assert detail["dcm_status"] == "failed"
     events = job_events(node, requester, job_id)
-    assert not any(
-        e["type"] == "progress" and (e.get("message") or "").startswith("Epoch") for e in events
-    )
-    failure = [e for e in events if e["type"] == "failed"][-1]
-    assert "does not match its CID" in failure["message"]
+    assert not any(e.type == "progress" and (e.message or "").startswith("Epoch") for e in events)
+    failure = [e for e in events if e.type == "failed"][-1]
+    assert "does not match its CID" in failure.message
     assert httpx.get(f"{node.url}/jobs/get-jobs").json() == []
 
 
@@ -109,8 +107,8 @@ def test_cancel_mid_training_stops_at_an_epoch_boundary_and_refunds(
     runner.start()
     deadline = time.monotonic() + 120
     while not any(
-        e["type"] == "progress" and (e.get("message") or "").startswith("Epoch")
-        for e in client.job(job_id)["events"]
+        e.type == "progress" and (e.message or "").startswith("Epoch")
+        for e in client.job(job_id).events
     ):
         assert time.monotonic() < deadline, "no epoch reported"
         time.sleep(0.3)
@@ -122,8 +120,8 @@ def test_cancel_mid_training_stops_at_an_epoch_boundary_and_refunds(
 
     epochs = [
         e
-        for e in client.job(job_id)["events"]
-        if e["type"] == "progress" and (e.get("message") or "").startswith("Epoch")
+        for e in client.job(job_id).events
+        if e.type == "progress" and (e.message or "").startswith("Epoch")
     ]
     assert 1 <= len(epochs) < 8
     # the node itself released the binding and refunded the deposit (no requester action)
@@ -138,6 +136,6 @@ def test_cancel_mid_training_stops_at_an_epoch_boundary_and_refunds(
         assert time.monotonic() < deadline, "the node did not record the refund"
         time.sleep(0.2)
     [payout] = client.payouts(requester=requester.address)
-    assert payout["outcome"] == "refunded" and payout["recipient"] == requester.address
-    assert payout["amount_wei"] == str(REWARD_WEI) and payout["deferred"] == []
-    assert client.job(job_id)["status"] == "cancelled"
+    assert payout.outcome == "refunded" and payout.recipient == requester.address
+    assert payout.amount_wei == REWARD_WEI and payout.deferred == []
+    assert client.job(job_id).status == "cancelled"

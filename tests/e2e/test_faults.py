@@ -36,9 +36,9 @@ from worker.api import NodeAPI
 
 def _epochs(node: Served, requester: Any, job_id: int) -> list[str]:
     return [
-        e["message"]
+        e.message
         for e in job_events(node, requester, job_id)
-        if e["type"] == "progress" and (e.get("message") or "").startswith("Epoch")
+        if e.type == "progress" and (e.message or "").startswith("Epoch")
     ]
 
 
@@ -184,7 +184,7 @@ def test_unwritable_workdir_leaves_the_job_to_another_provider(
     try:
         _wait_for(
             "the broken provider's failure",
-            lambda: any(e["type"] == "requeued" for e in job_events(node, requester, job_id)),
+            lambda: any(e.type == "requeued" for e in job_events(node, requester, job_id)),
             proc=proc,
         )
         time.sleep(3)  # it must not re-claim the job (backoff, self-check, exclusion)
@@ -192,8 +192,8 @@ def test_unwritable_workdir_leaves_the_job_to_another_provider(
         done = run_provider(node, healthy, tmp_path / "healthy")
         assert [d["attempt"] for d in done] == [2]
         wait_status(node, job_id, {"submitted", "completed"}, timeout=60)
-        claims = [e for e in job_events(node, requester, job_id) if e["type"] == "claimed"]
-        assert [c["data"]["provider"] for c in claims] == [broken.address, healthy.address]
+        claims = [e for e in job_events(node, requester, job_id) if e.type == "claimed"]
+        assert [c.data["provider"] for c in claims] == [broken.address, healthy.address]
     finally:
         _stop(proc, log)
     text = (tmp_path / "broken.log").read_text(errors="replace")
@@ -246,7 +246,7 @@ def test_a_lone_provider_frozen_past_its_lease_finishes_the_job_on_a_new_lease(
             proc.send_signal(signal.SIGCONT)
         _stop(proc, log)
     events = job_events(node, requester, job_id)
-    assert [e["type"] for e in events].count("lease_expired") == 1
+    assert [e.type for e in events].count("lease_expired") == 1
     assert escrow_of(node).get_job(key_of(node, job_id)).attempt == 2
     assert _transactions_of(node, lone.address) == 1  # one submit: the new lease's
     assert detail["dcm_status"] in {"submitted", "completed"}
@@ -287,8 +287,8 @@ def test_a_node_outage_at_the_end_of_training_loses_no_result_and_no_progress(
             _stop(proc, log)
         node.stop()
     assert detail["dcm_status"] in {"submitted", "completed"}
-    assert not any(e["type"] == "lease_expired" for e in events)
-    assert [e["type"] for e in events].count("claimed") == 1  # no rerun
+    assert not any(e.type == "lease_expired" for e in events)
+    assert [e.type for e in events].count("claimed") == 1  # no rerun
     assert [m.split(" ")[1] for m in got] == [f"{i}/{epochs}" for i in range(1, epochs + 1)]
 
 
@@ -324,10 +324,10 @@ def test_an_8s_lease_run_with_no_fault_completes_and_pays_once(
         if proc is not None:
             _stop(proc, log)
         node.stop()
-    assert not any(e["type"] == "lease_expired" for e in events)
-    assert [e["type"] for e in events].count("claimed") == 1
+    assert not any(e.type == "lease_expired" for e in events)
+    assert [e.type for e in events].count("claimed") == 1
     assert paid == 10**16
     [payout] = payouts  # one settlement, to the provider
-    assert payout["recipient"] == provider.address and payout["amount_wei"] == str(10**16)
+    assert payout.recipient == provider.address and payout.amount_wei == 10**16
     text = (tmp_path / "short.log").read_text(errors="replace")
     assert "leases for" in text  # it warned that 8 s is short for reliable renewal

@@ -37,7 +37,7 @@ def test_job_goes_from_upload_to_payout(
         requester_address=requester.address,
         export_format="onnx",
     )
-    job_id = job["id"]
+    job_id = job.number
     fund(node, job_id, requester)
     wait_status(node, job_id, {"pending"}, timeout=30)
 
@@ -50,13 +50,14 @@ def test_job_goes_from_upload_to_payout(
 
     client.sign_in(requester)
     canonical = client.job(job_id)
-    result_cid = canonical["result"]["result_cid"]
-    kinds = [e["type"] for e in canonical["events"]]
+    result_cid = canonical.result_cid
+    assert result_cid == canonical.result["result_cid"]  # the provider's own report
+    kinds = [e.type for e in canonical.events]
     assert "claimed" in kinds and "started" in kinds and "submitted" in kinds
     epochs = [
         e
-        for e in canonical["events"]
-        if e["type"] == "progress" and (e.get("message") or "").startswith("Epoch")
+        for e in canonical.events
+        if e.type == "progress" and (e.message or "").startswith("Epoch")
     ]
     assert len(epochs) >= 2
 
@@ -66,10 +67,10 @@ def test_job_goes_from_upload_to_payout(
     # The job's `submitted` comes from the provider's report; the escrow view's result from
     # the watcher reading ResultSubmitted on chain: under load the second may come later.
     deadline = time.monotonic() + 30
-    while (shown := client.escrow(job_id))["result"] is None or shown["result"]["verdict"] is None:
+    while (shown := client.escrow(job_id)).result is None or shown.result.verdict is None:
         assert time.monotonic() < deadline, shown
         time.sleep(0.2)
-    assert shown["result"]["cid"] == result_cid and shown["result"]["verdict"] == "accepted"
+    assert shown.result.cid == result_cid and shown.result.verdict == "accepted"
 
     before = escrow.w3.eth.get_balance(provider.address)
     escrow.accept(requester, key)

@@ -7,6 +7,7 @@ the requester's cancel; unfunded jobs expire and release their pins."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -431,15 +432,15 @@ def test_sdk_funds_cancels_and_reads_settlement(node, tmp_path):
     sdk = NodeClient("http://testserver")
     sdk.http = node  # TestClient is an httpx.Client: the SDK talks to the in-process node
     receipt = sdk.fund(job["id"], requester)  # signs in with the wallet (SIWE), signs, sends
-    assert int(receipt["status"], 16) == 1
+    assert receipt.status == 1 and receipt.sender == requester.address
     tick(node)
-    assert sdk.job(job["id"])["status"] == "pending"
+    assert sdk.job(job["id"]).status == "pending"
     sdk.cancel(job["id"], requester)  # funded: the node cancels it and refunds the escrow
-    assert sdk.job(job["id"])["status"] == "cancelled"
+    assert sdk.job(job["id"]).status == "cancelled"
     tick(node)
     settlement = sdk.settlement(job["id"])
-    assert settlement["outcome"] == "refunded"
-    assert settlement["requester_refund_wei"] == str(REWARD)
+    assert settlement.outcome == "refunded"
+    assert settlement.requester_refund_wei == REWARD
     assert sdk.payouts(requester=requester.address) == [settlement]
 
     # accept: the requester pays the provider at once, from the wallet, through the SDK
@@ -458,10 +459,10 @@ def test_sdk_funds_cancels_and_reads_settlement(node, tmp_path):
     escrow.submit_with_voucher(prov, voucher, escrow.cid_digest(RESULT_CID))
     receipt = sdk.accept(second["id"], requester)
     tick(node)
-    assert sdk.job(second["id"])["status"] == "completed"
+    assert sdk.job(second["id"]).status == "completed"
     paid = sdk.settlement(second["id"])
-    assert paid["outcome"] == "accepted" and paid["recipient"] == prov.address
-    assert paid["tx_hash"] == receipt["transactionHash"]
+    assert paid.outcome == "accepted" and paid.recipient == prov.address
+    assert paid.tx_hash == receipt.transaction_hash
     assert sdk.payouts(provider=prov.address) == [paid]
 
 
@@ -496,3 +497,40 @@ def test_chain_submit_before_the_api_report_waits_for_the_report(node, tmp_path)
     time_travel(node, WINDOW + 1)
     assert tick(node).finalize == [job["id"]]
     assert status_of(node, job["id"]) == "completed"
+
+
+def test_sdk_reads_one_job_shape_from_both_dialects(node, tmp_path):
+    """The seed 000 upload answer (snake_case, integer id, TrainChain status word) and the
+    /v1 read (camelCase) of the same job come back as one `Job` shape."""
+    requester = wallet(node)
+    sdk = NodeClient("http://testserver")
+    sdk.http = node
+    dataset = write_detection_dataset(tmp_path / "ds", train=3, val=2)
+    created = sdk.upload_dataset_job(
+        dataset,
+        model="yolov8n",
+        epochs=3,
+        imgsz=64,
+        classes=["cat", "dog"],
+        reward="0.5",
+        requester_address=requester.address,
+    )
+    sdk.sign_in(requester)
+    read = sdk.job(created.id)
+    listed = sdk.jobs(status="awaiting_funding")
+    assert [j.id for j in listed] == [created.id] == [read.id]
+    for job in (created, read, listed[0]):
+        assert job.id == f"job_{job.number}" and job.type == "image_processing"
+        assert job.status == "awaiting_funding" and job.reward == Decimal("0.5")
+        assert job.requester_address == requester.address
+        assert job.payload["classes"] == ["cat", "dog"] and job.payload["epochs"] == 3
+        assert repr(job) == f"<Job {job.id} image_processing awaiting_funding reward=0.5 ETH>"
+    assert created.trainchain_status == "unconfirmed" and created.folder_cid
+    assert created.funding is not None and created.funding.value == REWARD
+    assert read.funding == sdk.funding(read.id) == created.funding
+    assert [e.to_status for e in read.events] == ["awaiting_funding"]
+    assert sdk.jobs(status="pending") == []
+    with pytest.warns(DeprecationWarning, match=r"use \.status"):
+        assert created["status"] == "unconfirmed"  # the old dicts' values, key for key
+    with pytest.warns(DeprecationWarning, match=r"use \.result_cid"):
+        assert read["resultCid"] is None and read.get("nothing", 7) == 7

@@ -13,6 +13,7 @@ import pytest
 from eth_account import Account
 
 from marketplace.sdk.client import NodeClient
+from marketplace.sdk.models import LogLine
 from tests.fixtures.jobflow import leased_job
 from tests.fixtures.served import Served, run_dcm
 
@@ -30,7 +31,7 @@ def test_sdk_logs_iterator_resumes_by_itself_across_a_restart(node: Served) -> N
     leased = leased_job(node.url)
     client = NodeClient(node.url)
     client.token = leased.requester["Authorization"].removeprefix("Bearer ")
-    got: list[dict] = []
+    got: list[LogLine] = []
     first_two = threading.Event()
     failure: list[BaseException] = []
 
@@ -56,9 +57,10 @@ def test_sdk_logs_iterator_resumes_by_itself_across_a_restart(node: Served) -> N
         assert cancel.status_code == 200, cancel.text
         reader.join(60)
         assert not reader.is_alive() and not failure, failure
-        assert [x["message"] for x in got] == ["one", "two", "three", "four"]
-        assert [x["stream"] for x in got] == ["stdout", "stdout", "stderr", None]
-        assert len({x["seq"] for x in got}) == 4
+        assert [x.message for x in got] == ["one", "two", "three", "four"]
+        assert [x.stream for x in got] == ["stdout", "stdout", "stderr", None]
+        assert [x.level for x in got] == ["info", "info", "error", "info"]
+        assert len({x.seq for x in got}) == 4
     finally:
         restarted.stop()
 
