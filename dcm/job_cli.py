@@ -6,13 +6,17 @@ They use the SDK; keys stay on this machine."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from dcm.keystore import load_account
 from dcm.progress import progress
+
+if TYPE_CHECKING:
+    from marketplace.sdk.models import JobMetrics
 
 NODE = click.option(
     "--node",
@@ -218,43 +222,45 @@ def metrics(
     client, _ = _client(node_url, keyfile, password_stdin)
     data = client.metrics(job_id, period=period, resolution=resolution)
     if as_json:
-        import json
-
-        click.echo(json.dumps(data, indent=2))
+        click.echo(data.model_dump_json(indent=2))
         return
     for line in metrics_lines(data):
         click.echo(line)
 
 
-def metrics_lines(data: dict[str, Any]) -> list[str]:
+def metrics_lines(data: JobMetrics) -> list[str]:
     """One line per bucket (time, CPU millicores, memory MiB, network KiB in/out, GPU %),
     then one per training epoch."""
-    rows: dict[str, dict[str, float]] = {}
+    rows: dict[dt.datetime, dict[str, float]] = {}
     columns = {
-        "cpu_m": data["cpu"],
-        "mem_MiB": data["memory"],
-        "rx_KiB": data["network"]["rx"],
-        "tx_KiB": data["network"]["tx"],
-        "gpu_%": data["gpu"]["utilization"],
+        "cpu_m": data.cpu,
+        "mem_MiB": data.memory,
+        "rx_KiB": data.network.rx,
+        "tx_KiB": data.network.tx,
+        "gpu_%": data.gpu.utilization,
     }
     scale = {"mem_MiB": 1 / 2**20, "rx_KiB": 1 / 1024, "tx_KiB": 1 / 1024}
     for name, points in columns.items():
         for point in points:
-            rows.setdefault(point["timestamp"], {})[name] = point["value"] * scale.get(name, 1)
-    out = [f"{data['period']} at {data['resolution']}, {data['start']} .. {data['end']}"]
+            rows.setdefault(point.timestamp, {})[name] = point.value * scale.get(name, 1)
+    out = [f"{data.period} at {data.resolution}, {_iso(data.start)} .. {_iso(data.end)}"]
     if rows:
         out.append("time      " + " ".join(f"{n:>9}" for n in columns))
         for stamp in sorted(rows):
             cells = (rows[stamp].get(n) for n in columns)
             out.append(
-                f"{stamp[11:19]:<9} "
+                f"{stamp:%H:%M:%S} "
                 + " ".join("        -" if v is None else f"{v:9.1f}" for v in cells)
             )
-    for epoch in data["training"]:
-        shown = sorted((k, v) for k, v in epoch["metrics"].items() if v is not None)
+    for epoch in data.training:
+        shown = sorted((k, v) for k, v in epoch.metrics.items() if v is not None)
         values = " ".join(f"{k}={v:.4g}" for k, v in shown)
-        out.append(f"epoch {epoch['epoch']}: {values}")
+        out.append(f"epoch {epoch.epoch}: {values}")
     return out
+
+
+def _iso(at: dt.datetime | None) -> str:
+    return at.isoformat().replace("+00:00", "Z") if at is not None else "-"
 
 
 @job.command("result")

@@ -55,6 +55,7 @@ from marketplace.sdk.models import (
     Escrow,
     Event,
     Job,
+    JobMetrics,
     Link,
     Receipt,
     Settlement,
@@ -178,17 +179,14 @@ class NodeClient(JobStreams):
         data = self.request("GET", f"/v1/jobs/{_job_ref(job_id)}").json()["data"]
         return Job.model_validate(data)
 
-    def metrics(
-        self, job_id: str | int, period: str = "1h", resolution: str = "1m"
-    ) -> dict[str, Any]:
+    def metrics(self, job_id: str | int, period: str = "1h", resolution: str = "1m") -> JobMetrics:
         """The job's resource series over the last `period` (of its run, once it ended),
-        one point per `resolution` bucket, and its per-epoch training metrics:
-        `{"cpu": [{"timestamp", "value"}...], "memory", "network": {"rx", "tx"},
-        "gpu": {"utilization", "memory"}, "training": [{"epoch", "metrics"...}]}`.
-        Spans are `<n>s|m|h|d` (`1h`, `5m`, `7d`)."""
+        one point per `resolution` bucket, and its per-epoch training metrics: `cpu`,
+        `memory`, `network.rx/tx`, `gpu.utilization/memory` as lists of `MetricPoint`,
+        `training` as `TrainingEpoch`s. Spans are `<n>s|m|h|d` (`1h`, `5m`, `7d`)."""
         params = {"period": period, "resolution": resolution}
         path = f"/v1/jobs/{_job_ref(job_id)}/metrics"
-        return self.request("GET", path, params=params).json()["data"]
+        return JobMetrics.model_validate(self.request("GET", path, params=params).json()["data"])
 
     def jobs(
         self,

@@ -342,3 +342,61 @@ class Job(WireModel):
         if self.error:
             parts.append(f"error={self.error[:60]!r}")
         return f"<Job {' '.join(parts)}>"
+
+
+class MetricPoint(WireModel):
+    """One bucket of a series: its start and its value."""
+
+    timestamp: dt.datetime
+    value: float
+
+    def __repr__(self) -> str:
+        return f"<MetricPoint {self.timestamp.isoformat()} {self.value:g}>"
+
+
+class NetworkSeries(WireModel):
+    """Bytes received and sent during each bucket."""
+
+    rx: list[MetricPoint] = Field(default_factory=list)
+    tx: list[MetricPoint] = Field(default_factory=list)
+
+
+class GpuSeries(WireModel):
+    """Mean GPU utilization (percent) and memory in use (bytes) per bucket."""
+
+    utilization: list[MetricPoint] = Field(default_factory=list)
+    memory: list[MetricPoint] = Field(default_factory=list)
+
+
+class TrainingEpoch(WireModel):
+    """One finished epoch's metrics (losses, mAP, accuracy) of one attempt."""
+
+    epoch: int
+    attempt: int | None = None
+    timestamp: dt.datetime | None = None
+    metrics: dict[str, float | None] = Field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v:g}" for k, v in sorted(self.metrics.items()) if v is not None)
+        return f"<TrainingEpoch {self.epoch} {shown}>"
+
+
+class JobMetrics(WireModel):
+    """A job's resource series over a window (`cpu` in millicores, `memory` in bytes,
+    `network`, `gpu`) and its per-epoch training metrics (`Client.metrics`)."""
+
+    cpu: list[MetricPoint] = Field(default_factory=list)
+    memory: list[MetricPoint] = Field(default_factory=list)
+    network: NetworkSeries = Field(default_factory=NetworkSeries)
+    gpu: GpuSeries = Field(default_factory=GpuSeries)
+    training: list[TrainingEpoch] = Field(default_factory=list)
+    period: str | None = None
+    resolution: str | None = None
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"<JobMetrics {self.period}/{self.resolution}: {len(self.cpu)} cpu, "
+            f"{len(self.memory)} memory points, {len(self.training)} epochs>"
+        )

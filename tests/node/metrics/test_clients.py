@@ -38,9 +38,11 @@ def test_sdk_and_cli_read_a_jobs_metrics(app: FastAPI, tmp_path: Path) -> None:
             data = client.metrics(leased.job_id, period="6h", resolution="5m")
             with pytest.raises(BadQuery):
                 client.metrics(leased.job_id, period="6 hours")
-        assert [p["value"] for p in data["cpu"]] == [1500]
-        assert [p["value"] for p in data["network"]["rx"]] == [4096]
-        assert data["training"][0]["metrics"] == {"loss": 0.5, "mAP50": 0.25}
+        assert [p.value for p in data.cpu] == [1500]
+        assert [p.value for p in data.network.rx] == [4096]
+        assert data.training[0].metrics == {"loss": 0.5, "mAP50": 0.25}
+        assert data.cpu[0].timestamp.tzinfo is not None
+        assert repr(data).startswith("<JobMetrics 6h/5m: 1 cpu, 1 memory points, 1 epochs")
 
         keyfile = tmp_path / "wallet.json"
         keyfile.write_text(json.dumps(Account.encrypt(leased.account.key, "pw")))
