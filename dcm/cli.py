@@ -350,6 +350,15 @@ def _pool_keys(given: tuple[str, ...]) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
+def _networks(names: tuple[str, ...]) -> list[str]:
+    from marketplace.jobs.networks import InvalidNetwork, network_name
+
+    try:
+        return sorted({network_name(n) for n in names})
+    except InvalidNetwork as exc:
+        raise click.BadParameter(str(exc), param_hint="--pool") from None
+
+
 @main.group()
 def provider() -> None:
     """Run a compute provider."""
@@ -385,6 +394,16 @@ def provider() -> None:
     help="A `provider` API key of a workspace whose private pool to join (repeatable; "
     "also DCM_PROVIDER_API_KEYS, comma-separated). Without one: escrowed jobs only.",
 )
+@click.option(
+    "--pool",
+    "networks",
+    multiple=True,
+    default=("default",),
+    show_default=True,
+    help="A provider network this daemon serves (seed 003's `provider` of a job, e.g. "
+    "akash; repeatable): it claims only jobs of these networks, and jobs of none. Not the "
+    "same as a workspace's private pool (--api-key).",
+)
 def provider_run(
     node_url: str,
     keyfile: Path,
@@ -395,6 +414,7 @@ def provider_run(
     max_concurrent: int,
     once: bool,
     api_keys: tuple[str, ...],
+    networks: tuple[str, ...],
 ) -> None:
     """Sign in with the wallet, register this machine's hardware, claim and run jobs.
 
@@ -416,6 +436,7 @@ def provider_run(
         name=name,
         run_once=once,
         api_keys=_pool_keys(api_keys),
+        networks=_networks(networks),
     )
 
     async def run() -> None:
