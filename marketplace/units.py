@@ -48,12 +48,10 @@ def parse_bytes(text: str) -> int:
 
 
 def format_bytes(n: int) -> str:
-    """The shortest exact spelling: `536870912` -> `"512Mi"`, `10**9` -> `"1G"`, `1500`
-    -> `"1500"`. Binary units first, as container APIs show them."""
+    """The shortest exact spelling, binary units first on a tie: `536870912` -> `"512Mi"`,
+    `64 * 10**6` -> `"64M"`, `1500` -> `"1500"`."""
     if n <= 0:
         return str(n)
-    for table in (BINARY, {k: v for k, v in DECIMAL.items() if k != "K"}):
-        for unit, size in sorted(table.items(), key=lambda kv: -kv[1]):
-            if n % size == 0:
-                return f"{n // size}{unit}"
-    return str(n)
+    units = [*BINARY.items(), *((u, size) for u, size in DECIMAL.items() if u != "K")]
+    spellings = [f"{n // size}{unit}" for unit, size in units if n % size == 0]
+    return min([*spellings, str(n)], key=len)  # `min` keeps the first of equals

@@ -22,8 +22,8 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StringConstraints,
+    ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 from marketplace.content.cid import parse_cid
@@ -103,6 +103,13 @@ class InputSpec(BaseModel):
     @classmethod
     def _path(cls, value: str) -> str:
         return VolumeSpec._absolute(value)
+
+
+def _distinct_mounts(paths: list[str]) -> None:
+    if "/outputs" in paths:
+        raise ValueError("/outputs is where the job's results are written; mount elsewhere")
+    if len(set(paths)) != len(paths):
+        raise ValueError("each mount path once (volumes and inputs together)")
 
 
 class ContainerJobCreate(BaseModel):
@@ -194,12 +201,18 @@ class ContainerJobCreate(BaseModel):
             raise ValueError(str(exc)) from None
         return str(wei)  # kept in wei from here on
 
-    @model_validator(mode="after")
-    def _mounts(self) -> ContainerJobCreate:
-        paths = [v.mount_path for v in self.volumes] + [i.path for i in self.inputs]
-        if "/outputs" in paths or len(set(paths)) != len(paths):
-            raise ValueError("volumes and inputs: each mount path once, and not /outputs")
-        return self
+    @field_validator("volumes")
+    @classmethod
+    def _volumes(cls, value: list[VolumeSpec]) -> list[VolumeSpec]:
+        _distinct_mounts([v.mount_path for v in value])
+        return value
+
+    @field_validator("inputs")
+    @classmethod
+    def _inputs(cls, value: list[InputSpec], info: ValidationInfo) -> list[InputSpec]:
+        volumes = info.data.get("volumes") or []
+        _distinct_mounts([v.mount_path for v in volumes] + [i.path for i in value])
+        return value
 
     @property
     def reward_wei(self) -> int:
