@@ -33,10 +33,15 @@ from fastapi.responses import StreamingResponse
 from marketplace.errors import (
     BadQuery,
     Forbidden,
+    InvalidApiKey,
     InvalidField,
+    InvalidToken,
     InvalidTransition,
     JobNotFound,
+    RateLimited,
     TemplateNotFound,
+    TokenExpired,
+    Unauthorized,
 )
 from node.auth.deps import PrincipalDep, authenticate_request
 from node.db import session_scope
@@ -73,6 +78,9 @@ from node.openapi import raises
 
 router = APIRouter(prefix="/api/plugin-core/jobs", tags=["jobs (seed 003: plugin-core)"])
 
+# What the logs route's own authentication may answer (it authenticates in its own
+# session, not through PrincipalDep, so it names them itself).
+AUTH_ERRORS = (Unauthorized, InvalidToken, TokenExpired, InvalidApiKey, Forbidden, RateLimited)
 JobIdPath = Annotated[str, Path(alias="id", max_length=64, description="e.g. job_5")]
 SORT = r"^(createdAt|updatedAt|status|priority)(:(asc|desc))?$"
 
@@ -222,7 +230,7 @@ def _log_frame(row: JobEvent) -> bytes:
     response_model=LogsEnvelope,
     responses={200: {"content": {"text/event-stream": {}}, "description": "JSON, or SSE"}},
 )
-@raises(JobNotFound, InvalidField)
+@raises(JobNotFound, InvalidField, *AUTH_ERRORS)
 def job_logs(
     job_id: JobIdPath,
     request: Request,
