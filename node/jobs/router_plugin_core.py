@@ -47,6 +47,7 @@ from node.auth.deps import PrincipalDep, authenticate_request
 from node.db import session_scope
 from node.deps import BearerDoc, SessionDep, SettingsDep, notifier_of, sessions_of
 from node.jobs import events, plugin_core
+from node.jobs.funding import FundingDep
 from node.jobs.router_events import follow
 from node.jobs.schemas_plugin_core import (
     BatchCreate,
@@ -66,6 +67,7 @@ from node.jobs.schemas_plugin_core import (
     MetricsEnvelope,
     Network,
     Pagination,
+    PluginJobDetail,
     TemplateCreate,
     TemplateEnvelope,
     TemplateList,
@@ -204,11 +206,19 @@ def create_from_template(
 @router.get("/{id}", response_model=JobEnvelope)
 @raises(JobNotFound)
 def get_job(
-    job_id: JobIdPath, principal: PrincipalDep, session: SessionDep, settings: SettingsDep
+    job_id: JobIdPath,
+    principal: PrincipalDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    funding: FundingDep,
 ) -> JobEnvelope:
-    """One job with its config, results and events."""
+    """One job with its config, results and events (and, while a job with a reward awaits
+    its deposit, the wallet call that funds it)."""
     job = plugin_core.get_job(session, principal, job_id)
-    return JobEnvelope(data=present(session, [job], detail=True, public_url=settings.public_url)[0])
+    detail = present(session, [job], detail=True, public_url=settings.public_url)[0]
+    if isinstance(detail, PluginJobDetail):
+        detail.funding = funding.funding_call(session, job)
+    return JobEnvelope(data=detail)
 
 
 @router.post("/{id}/cancel", response_model=CancelEnvelope)

@@ -107,6 +107,9 @@ class PluginJobDetail(PluginJob):
     config: Config
     results: Results
     events: list[Event]
+    # ours: the wallet call that funds a job with a reward while it awaits its deposit
+    # (`{chain_id, to, data, value}`, as `GET /v1/jobs/{id}` gives it), else null
+    funding: dict[str, Any] | None = None
 
 
 class Pagination(_Camel):

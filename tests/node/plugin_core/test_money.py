@@ -29,6 +29,9 @@ def test_a_rewarded_job_awaits_funding_then_goes_to_the_open_market(app, client,
     # the funding call is the one training jobs get (GET /v1/jobs/{id}: `funding`)
     v1 = client.get(f"/v1/jobs/{job['id']}", headers=team.headers).json()["data"]
     assert v1["status"] == "awaiting_funding" and v1["reward"] == "0.1"
+    view = client.get(f"{BASE}/jobs/{job['id']}", headers=team.headers).json()["data"]
+    assert view["funding"] == v1["funding"]
+    assert view["funding"] is not None and int(view["funding"]["value"]) == 10**17
     stranger = FakeProvider(app, client, "stranger", networks=["akash"])
     assert stranger.claim() is None  # not before the deposit
     _set(app, job["id"], status="pending")  # what the escrow watcher does on the deposit
