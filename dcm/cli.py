@@ -350,6 +350,15 @@ def _pool_keys(given: tuple[str, ...]) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
+def _networks(names: tuple[str, ...]) -> list[str]:
+    from marketplace.jobs.networks import InvalidNetwork, network_name
+
+    try:
+        return sorted({network_name(n) for n in names})
+    except InvalidNetwork as exc:
+        raise click.BadParameter(str(exc), param_hint="--pool") from None
+
+
 @main.group()
 def provider() -> None:
     """Run a compute provider."""
@@ -399,6 +408,16 @@ def provider() -> None:
     type=click.FloatRange(0),
     help="Seconds between resource samples of a running job (0: none).",
 )
+@click.option(
+    "--pool",
+    "networks",
+    multiple=True,
+    default=("default",),
+    show_default=True,
+    help="A provider network this daemon serves (seed 003's `provider` of a job, e.g. "
+    "akash; repeatable): it claims only jobs of these networks, and jobs of none. Not the "
+    "same as a workspace's private pool (--api-key).",
+)
 def provider_run(
     node_url: str,
     keyfile: Path,
@@ -410,6 +429,7 @@ def provider_run(
     once: bool,
     api_keys: tuple[str, ...],
     metrics_interval: float,
+    networks: tuple[str, ...],
 ) -> None:
     """Sign in with the wallet, register this machine's hardware, claim and run jobs.
 
@@ -432,6 +452,7 @@ def provider_run(
         run_once=once,
         api_keys=_pool_keys(api_keys),
         metrics_interval_seconds=metrics_interval,
+        networks=_networks(networks),
     )
 
     async def run() -> None:

@@ -427,6 +427,14 @@ class WebhookNotFound(NotFound):
         return "Webhook not found"
 
 
+class TemplateNotFound(NotFound):
+    code = "TEMPLATE_NOT_FOUND"
+
+    @classmethod
+    def default_message(cls) -> str:
+        return "Template not found"
+
+
 class WebhookTargetRefused(MarketplaceError):
     """A webhook URL this node will not call: not http(s), or (in production, unless
     allowed) an address in a private, loopback or link-local range."""

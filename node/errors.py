@@ -3,7 +3,7 @@
 | prefix              | envelope                                                     |
 |---------------------|--------------------------------------------------------------|
 | /v1                 | {"error": {"code", "message", "details"}}                    |
-| /api/plugin-core    | {"success": false, "error": {"code", "message"}}             |
+| /api/plugin-core    | {"success": false, "error": {"code", "message", "details"}}  |
 | /api/jobs           | {"status": "error", "error": {"code", "message"}}            |
 | /api/v0 (Kubo RPC)  | {"Message", "Code": 0, "Type": "error", "ErrorCode": code}   |
 | /chain/rpc          | {"jsonrpc": "2.0", "id": null, "error": {"code": -32600,     |
@@ -11,7 +11,10 @@
 | everything else     | {"detail": message, "code": code}  (seed 000/001 style)      |
 
 Validation failures are 422 with the field path; on `/v1` they are 400 (`INVALID_QUERY` for
-a query/path parameter, `INVALID_BODY` for the body), as seed 002 documents.
+a query/path parameter, `INVALID_BODY` for the body), as seed 002 documents. On
+`/api/plugin-core` they are 400 `VALIDATION_ERROR` naming the field, and every code is one
+of seed 003's table by status (`PLUGIN_CORE_CODES`: 409 `PROVIDER_CONFLICT`, 503
+`PROVIDER_UNAVAILABLE`...), the domain's own code kept in `details.reason`.
 
 Each envelope is also a pydantic model below (`envelope_model(path)`), which the OpenAPI
 document (`node.openapi`) declares on every error response of that dialect's routes.
@@ -122,14 +125,49 @@ _ENVELOPES: tuple[tuple[str, type[BaseModel]], ...] = (
 )
 
 
+# Seed 003's error table: the code a plugin-core client switches on, by HTTP status.
+PLUGIN_CORE_CODES = {
+    400: "VALIDATION_ERROR",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "JOB_NOT_FOUND",
+    409: "PROVIDER_CONFLICT",
+    422: "VALIDATION_ERROR",
+    429: "RATE_LIMIT_EXCEEDED",
+    500: "INTERNAL_ERROR",
+    503: "PROVIDER_UNAVAILABLE",
+}
+PLUGIN_CORE = "/api/plugin-core"
+
+
+def plugin_core_error(status: int, code: str, details: Any) -> tuple[int, str, Any]:
+    """(status, code, details) as seed 003 tells them: its code for the status (a 404 of
+    something else than a job keeps its own `*_NOT_FOUND`), the domain code in
+    `details.reason` when it differs; a 422 is a 400 there."""
+    status = 400 if status == 422 else status
+    seed_code = PLUGIN_CORE_CODES.get(status)
+    if seed_code is None or seed_code == code:
+        return status, code, details
+    if status == 404 and code.endswith("_NOT_FOUND"):
+        return status, code, details
+    if isinstance(details, dict):
+        details = {**details, "reason": code}
+    elif details is None:
+        details = {"reason": code}
+    else:
+        details = {"reason": code, "errors": details}
+    return status, seed_code, details
+
+
 def envelope_model(path: str) -> type[BaseModel]:
     """The model of the error body `error_body` renders for `path`."""
     return next((model for prefix, model in _ENVELOPES if path.startswith(prefix)), ErrorEnvelope)
 
 
 def validation_status(path: str) -> int:
-    """The status of a request that fails validation: 400 on `/v1` (seed 002), else 422."""
-    return 400 if path.startswith("/v1") else 422
+    """The status of a request that fails validation: 400 on `/v1` (seed 002) and
+    `/api/plugin-core` (seed 003), else 422."""
+    return 400 if path.startswith(("/v1", PLUGIN_CORE)) else 422
 
 
 def error_body(path: str, code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -166,6 +204,8 @@ def error_response(
     details: Any = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
+    if request.url.path.startswith(PLUGIN_CORE):
+        status, code, details = plugin_core_error(status, code, details)
     hdrs = dict(headers or {})
     request_id = getattr(request.state, "request_id", None)
     if request_id:
@@ -205,7 +245,12 @@ def install_error_handlers(app: FastAPI) -> None:
             "VALIDATION_ERROR" if status == 422 else "INVALID_QUERY" if in_query else "INVALID_BODY"
         )
         first = details[0] if details else {"loc": [], "msg": "invalid"}
-        message = f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+        loc = list(first["loc"])
+        if request.url.path.startswith(PLUGIN_CORE):
+            # seed 003: one code; the message names the field as the client wrote it
+            code = "VALIDATION_ERROR"
+            loc = loc[1:] if loc and loc[0] in ("body", "query", "path") else loc
+        message = f"{'.'.join(str(p) for p in loc)}: {first['msg']}"
         return error_response(request, status, code, message, details)
 
     @app.exception_handler(StarletteHTTPException)

@@ -49,7 +49,7 @@ from marketplace.errors import (
     PayloadTooLarge,
     RequestTimeout,
 )
-from node.errors import envelope_model, validation_status
+from node.errors import PLUGIN_CORE, envelope_model, plugin_core_error, validation_status
 
 ErrorSpec = int | type[MarketplaceError]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -182,6 +182,13 @@ def route_errors(route: Any, operation: dict[str, Any]) -> dict[int, set[str]]:
             add(status, *codes)
     if any(p.get("in") == "path" for p in params):
         add(404)
+    if route.path_format.startswith(PLUGIN_CORE):  # seed 003 tells its own codes
+        told: dict[int, set[str]] = {}
+        for status, codes in found.items():
+            for code in codes or {""}:
+                s, c, _ = plugin_core_error(status, code, None)
+                told.setdefault(s, set()).update({c} if c else set())
+        return told
     return found
 
 
@@ -204,6 +211,8 @@ def _group(specs: Iterable[ErrorSpec]) -> list[tuple[int, set[str]]]:
 
 
 def _validation_codes(path: str) -> tuple[str, ...]:
+    if path.startswith(PLUGIN_CORE):
+        return ("VALIDATION_ERROR",)
     return (
         ("INVALID_QUERY", "INVALID_BODY")
         if validation_status(path) == 400

@@ -18,10 +18,12 @@ from node.escrow.router_jobs import router as chain_jobs_router
 from node.escrow.router_jobs import seed000_router as chain_seed000_router
 from node.jobs.router_events import router as job_events_router
 from node.jobs.router_metrics import router as job_metrics_router
+from node.jobs.router_plugin_core import router as jobs_plugin_core_router
 from node.jobs.router_v1 import router as jobs_v1_router
 from node.jobs.router_workspace import router as jobs_workspace_router
 from node.providers.router import router as providers_router
 from node.providers.router_trainchain import router as contributors_router
+from node.webhooks.router import plugin_core_router as plugin_core_webhooks_router
 from node.webhooks.router import router as webhooks_router
 from node.workspaces.router import router as workspaces_router
 from node.workspaces.router_account import api_keys_router, me_router
@@ -37,7 +39,9 @@ ROUTERS: list[APIRouter] = [
     jobs_v1_router,
     job_events_router,
     job_metrics_router,
+    jobs_plugin_core_router,
     webhooks_router,
+    plugin_core_webhooks_router,
     providers_router,
     kubo_rpc_router,
     kubo_rpc_write_router,

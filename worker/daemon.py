@@ -76,6 +76,8 @@ class DaemonConfig:
     # `provider` API keys of workspaces whose private pools this provider joins; without
     # them it is offered escrowed (open-market) jobs only.
     api_keys: list[str] = field(default_factory=list)
+    # The provider networks it serves (`--pool`; seed 003's `provider` of a job).
+    networks: list[str] = field(default_factory=lambda: ["default"])
     # After a failure of its own (unwritable workdir, executor crash): wait this long
     # (doubling per failure in a row, up to `max_backoff_seconds`), then check itself
     # before claiming again, and do not claim the failed job for `avoid_failed_seconds`.
@@ -368,6 +370,7 @@ class ProviderDaemon:
                     "job_types": self.config.job_types,
                     "max_concurrent": self.config.max_concurrent,
                     "api_keys": self.config.api_keys,
+                    "networks": self.config.networks,
                 }
             )
         )

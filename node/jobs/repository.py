@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select, tuple_, union
-from sqlalchemy.orm import InstrumentedAttribute, Session, raiseload, selectinload
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased, raiseload, selectinload
 
-from marketplace.jobs.states import OPEN_TO_PROVIDERS
+from marketplace.jobs.states import ACTIVE, OPEN_TO_PROVIDERS
 from node.jobs.cursor import Cursor
-from node.models.jobs import Job
+from node.models.jobs import Job, JobBatch
 
 # Sort keys shared by both dialects; each is non-null, and ties are broken by id.
 SORT_COLUMNS: dict[str, InstrumentedAttribute[Any]] = {
@@ -37,6 +37,7 @@ class JobFilters:
     job_types: Collection[str] = field(default_factory=tuple)
     priorities: Collection[str] = field(default_factory=tuple)
     result_types: Collection[str] = field(default_factory=tuple)
+    pools: Collection[str] = field(default_factory=tuple)
     created_from: dt.datetime | None = None
     created_to: dt.datetime | None = None
 
@@ -50,6 +51,8 @@ class JobFilters:
             out.append(Job.priority.in_(sorted(self.priorities)))
         if self.result_types:
             out.append(Job.result_type.in_(sorted(self.result_types)))
+        if self.pools:
+            out.append(Job.pool.in_(sorted(self.pools)))
         if self.created_from is not None:
             out.append(Job.created_at >= self.created_from)
         if self.created_to is not None:
@@ -160,6 +163,33 @@ def claimable_clause(now: dt.datetime) -> ColumnElement[bool]:
         or_(Job.scheduled_at.is_(None), Job.scheduled_at <= now),
         or_(Job.deadline_at.is_(None), Job.deadline_at > now),
     )
+
+
+def in_networks(networks: Collection[str]) -> ColumnElement[bool]:
+    """Jobs a provider serving `networks` may take: a job of one of them, or of none."""
+    return or_(Job.pool.is_(None), Job.pool.in_(sorted(networks)))
+
+
+def batch_has_room() -> ColumnElement[bool]:
+    """Jobs outside any batch, or whose batch has fewer claimed or running jobs than its
+    concurrency. Part of the claim's compare-and-set (`take`), so on SQLite (one writer)
+    it holds under concurrent claims; PostgreSQL also locks the batch (`lock_batch`)."""
+    other = aliased(Job)
+    running = (
+        select(func.count())
+        .select_from(other)
+        .where(other.batch_id == Job.batch_id, other.status.in_([s.value for s in ACTIVE]))
+        .scalar_subquery()
+    )
+    limit = select(JobBatch.concurrency).where(JobBatch.id == Job.batch_id).scalar_subquery()
+    return or_(Job.batch_id.is_(None), running < func.coalesce(limit, 2**31 - 1))
+
+
+def lock_batch(session: Session, batch_id: str) -> None:
+    """Hold the batch's row until commit (PostgreSQL): claimants of one batch take turns,
+    so each one's `batch_has_room` sees the others' committed claims."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(JobBatch.id).where(JobBatch.id == batch_id).with_for_update())
 
 
 def claimable_jobs(

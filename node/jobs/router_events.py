@@ -21,7 +21,7 @@ import asyncio
 import datetime as dt
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request
@@ -45,6 +45,7 @@ from node.db import session_scope
 from node.deps import BearerDoc, SettingsDep, notifier_of, sessions_of
 from node.jobs import events, service
 from node.jobs.schemas import JobEventListV1, JobEventV1
+from node.models.jobs import JobEvent
 from node.notifier import Notifier, job_topic
 from node.openapi import raises
 
@@ -56,6 +57,16 @@ PAGE = 500
 def _frame(ev: dict[str, Any]) -> bytes:
     data = json.dumps(ev, separators=(",", ":"), ensure_ascii=False)
     return f"id: {ev['seq']}\nevent: {ev['type']}\ndata: {data}\n\n".encode()
+
+
+def v1_frame(row: JobEvent) -> bytes:
+    """One entry as the /v1 stream sends it (`event:` its type, `data:` the /v1 event)."""
+    return _frame(events.event_view(row))
+
+
+# How a stream renders one entry (another dialect passes its own, e.g. seed 003's
+# `data: {"timestamp", "line"}` frames without an `event:` line, for `onmessage`).
+Render = Callable[[JobEvent], bytes]
 
 
 def _parse_after(after: int | None, last_event_id: str | None) -> int | None:
@@ -74,6 +85,7 @@ def _read_page(
     after: int | None,
     since: dt.datetime | None,
     tail: int | None,
+    render: Render = v1_frame,
 ) -> tuple[list[tuple[int, bytes]], tuple[str, int] | None]:
     """(seq, frame) of the entries, and the job's (status, last seq)."""
     with session_scope(factory) as session:
@@ -81,7 +93,7 @@ def _read_page(
         rows = events.read_events(  # its entry among the rows read after it
             session, job_id, kind, after=after, since=since, tail=tail, limit=PAGE
         )
-        return [(r.seq, _frame(events.event_view(r))) for r in rows], state
+        return [(r.seq, render(r)) for r in rows], state
 
 
 # Followers of one job woken by one commit are at the same place (same last seq, same
@@ -91,13 +103,18 @@ _SHARED: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
 
 
 async def _shared_read(
-    factory: sessionmaker[Session], job_id: int, kind: str, after: int | None, generation: int
+    factory: sessionmaker[Session],
+    job_id: int,
+    kind: str,
+    after: int | None,
+    generation: int,
+    render: Render = v1_frame,
 ) -> tuple[list[tuple[int, bytes]], tuple[str, int] | None]:
-    key = (id(factory), job_id, kind, after, generation)
+    key = (id(factory), job_id, kind, after, generation, render)
     future = _SHARED.get(key)
     if future is None:
         future = asyncio.ensure_future(
-            run_in_threadpool(_read_page, factory, job_id, kind, after, None, None)
+            run_in_threadpool(_read_page, factory, job_id, kind, after, None, None, render)
         )
         _SHARED[key] = future
         future.add_done_callback(lambda _f: _SHARED.pop(key, None))
@@ -116,6 +133,7 @@ async def follow(
     tail: int | None,
     heartbeat: float,
     max_seconds: float,
+    render: Render = v1_frame,
 ) -> AsyncIterator[bytes]:
     """The event stream of one job (see the module's docstring)."""
     topic = job_topic(job_id)
@@ -128,10 +146,10 @@ async def follow(
             seen = notifier.generation_of(topic)
             if first and (since is not None or tail is not None):
                 rows, state = await run_in_threadpool(
-                    _read_page, factory, job_id, kind, last, since, tail
+                    _read_page, factory, job_id, kind, last, since, tail, render
                 )
             else:
-                rows, state = await _shared_read(factory, job_id, kind, last, seen)
+                rows, state = await _shared_read(factory, job_id, kind, last, seen, render)
             first = False
             for seq, frame in rows:
                 yield frame

@@ -4,7 +4,7 @@
 from node.models.auth import ApiKey, RefreshToken, SiweNonce, User  # noqa: F401
 from node.models.content import MfsRoot, Pin  # noqa: F401
 from node.models.escrow import ChainCursor, ChainEscrow, ChainEvent, ChainOutbox  # noqa: F401
-from node.models.jobs import Job, JobEvent  # noqa: F401
+from node.models.jobs import Job, JobBatch, JobEvent, JobTemplate  # noqa: F401
 from node.models.metrics import JobMetric  # noqa: F401
 from node.models.providers import Provider, ProviderAdmission  # noqa: F401
 from node.models.webhooks import Webhook, WebhookDelivery  # noqa: F401

@@ -46,6 +46,9 @@ class Job(Base):
     folder_cid: Mapped[str | None] = mapped_column(String(128))
     metadata_cid: Mapped[str | None] = mapped_column(String(128))
     batch_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # The provider network (seed 003's `provider`: "akash", "default"...) a job is for:
+    # only providers that declared it may claim it. None: any provider (the other dialects).
+    pool: Mapped[str | None] = mapped_column(String(64))
 
     retry_count: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     max_retries: Mapped[int] = mapped_column(Integer, default=3, nullable=False)
@@ -107,6 +110,37 @@ class Job(Base):
             "id",
         ),
     )
+
+
+class JobBatch(Base):
+    """Jobs submitted together (seed 003's batch): at most `concurrency` of them are
+    claimed or running at once, enforced by the claim (`node.providers.service.claim`)."""
+
+    __tablename__ = "job_batches"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    workspace_id: Mapped[int | None] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    concurrency: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+
+class JobTemplate(Base):
+    """A reusable job configuration of a workspace (seed 003's job templates): `config`
+    is the create body as the requester wrote it, validated when it was saved."""
+
+    __tablename__ = "job_templates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    description: Mapped[str | None] = mapped_column(Text)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
 
 
 class JobEvent(Base):

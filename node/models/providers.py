@@ -22,6 +22,13 @@ class Provider(Base):
     capabilities: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
     job_types: Mapped[list[str]] = mapped_column(JSON, default=list, nullable=False)
     max_concurrent: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
+    # The provider networks it serves (seed 003's `provider` of a job; `dcm provider run
+    # --pool akash`): a job of a network is claimed only by its providers. Not to be
+    # confused with a workspace's private pool (`ProviderAdmission`), which decides who
+    # may be offered a job without escrow; both apply.
+    networks: Mapped[list[str]] = mapped_column(
+        JSON, default=lambda: ["default"], server_default='["default"]', nullable=False
+    )
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
 

@@ -9,7 +9,7 @@ from sqlalchemy import ColumnElement, and_, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from marketplace.jobs.states import ACTIVE, JobStatus
-from node.jobs.repository import claimable_jobs
+from node.jobs.repository import batch_has_room, claimable_jobs
 from node.models.jobs import Job
 from node.models.providers import Provider, ProviderAdmission
 
@@ -83,10 +83,11 @@ def take(
     expires_at: dt.datetime,
     now: dt.datetime,
 ) -> bool:
-    """Compare-and-set a pending job to claimed; False if someone else got it first."""
+    """Compare-and-set a pending job to claimed; False if someone else got it first, or
+    if its batch already runs as many jobs as its concurrency allows."""
     result = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.PENDING.value)
+        .where(Job.id == job_id, Job.status == JobStatus.PENDING.value, batch_has_room())
         .values(
             status=JobStatus.CLAIMED.value,
             attempt=Job.attempt + 1,

@@ -5,8 +5,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
+from marketplace.jobs.networks import DEFAULT_NETWORK, MAX_NETWORKS, network_name
 from marketplace.leases import ResourceSample, TrainingSample
 
 
@@ -67,6 +75,22 @@ class RegisterProvider(BaseModel):
             "joins. They replace the ones presented before; none means the open market only."
         ),
     )
+    networks: list[str] = Field(
+        default_factory=lambda: [DEFAULT_NETWORK],
+        min_length=1,
+        max_length=MAX_NETWORKS,
+        description=(
+            "The provider networks this provider serves (`dcm provider run --pool`): jobs "
+            "of a network (seed 003's `provider`) are claimed only by its providers."
+        ),
+    )
+
+    @field_validator("networks", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return sorted({network_name(v) for v in value})
+        return value
 
 
 class PoolRead(BaseModel):
@@ -85,6 +109,7 @@ class ProviderRead(BaseModel):
     name: str
     capabilities: dict[str, Any]
     job_types: list[str]
+    networks: list[str] = Field(default_factory=lambda: [DEFAULT_NETWORK])
     max_concurrent: int
     created_at: dt.datetime
     last_seen_at: dt.datetime

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import ColumnElement, and_
 from sqlalchemy.orm import Session
 
 from marketplace.errors import (
@@ -42,6 +43,7 @@ from marketplace.errors import (
     StaleAttempt,
 )
 from marketplace.exports import advertised_formats, can_make, requested_format
+from marketplace.jobs.networks import DEFAULT_NETWORK
 from marketplace.jobs.states import JobStatus
 from node.auth.api_keys import live_api_key
 from node.auth.principal import Principal
@@ -49,7 +51,9 @@ from node.authz.policy import admission_role, authorize_provider_job, claimable_
 from node.config import NodeSettings
 from node.db import utcnow
 from node.jobs import metrics as job_metrics
+from node.jobs.container import CONTAINER, NO_NETWORK
 from node.jobs.events import LogLine
+from node.jobs.repository import batch_has_room, in_networks, lock_batch
 from node.jobs.service import append_log_lines, record_event, transition
 from node.models.auth import ApiKey
 from node.models.jobs import Job
@@ -94,6 +98,7 @@ def register(
     provider.name = body.name
     provider.capabilities = body.capabilities.model_dump()
     provider.job_types = sorted(set(body.job_types))
+    provider.networks = list(body.networks)
     provider.max_concurrent = body.max_concurrent
     provider.last_seen_at = utcnow()
     session.flush()
@@ -144,6 +149,7 @@ def describe(session: Session, settings: NodeSettings) -> list[dict[str, Any]]:
                 "name": p.name,
                 "capabilities": p.capabilities,
                 "job_types": p.job_types,
+                "networks": p.networks,
                 "max_concurrent": p.max_concurrent,
                 "created_at": p.created_at,
                 "last_seen_at": p.last_seen_at,
@@ -159,7 +165,26 @@ def _fits(job: Job, provider: Provider) -> bool:
     min_gpu = int(needs.get("min_gpu_memory_mb") or 0)
     gpu_count = int(needs.get("gpu_count") or 0)
     gpus = provider.capabilities.get("gpus") or []
-    return provider.gpu_memory_mb >= min_gpu and len(gpus) >= gpu_count
+    if provider.gpu_memory_mb < min_gpu or len(gpus) < gpu_count:
+        return False
+    return job.job_type != CONTAINER or _container_fits(job.spec or {}, provider)
+
+
+def _container_fits(spec: dict[str, Any], provider: Provider) -> bool:
+    """A container job's CPU, memory, storage and GPUs against what the provider
+    registered (a size it did not report is not held against it)."""
+    caps = provider.capabilities
+    mib = 1024 * 1024
+    cores = int(caps.get("cpu_cores") or 0)
+    if cores and int(spec.get("cpu_millicores") or 0) > cores * 1000:
+        return False
+    ram = int(caps.get("ram_mb") or 0)
+    if ram and int(spec.get("memory_bytes") or 0) > ram * mib:
+        return False
+    disk = int(caps.get("disk_free_mb") or 0)
+    if disk and int(spec.get("storage_bytes") or 0) > disk * mib:
+        return False
+    return len(caps.get("gpus") or []) >= int(spec.get("gpus") or 0)
 
 
 NO_MAKER = "No registered provider can export to "
@@ -233,7 +258,7 @@ def claim(
         return None
     now = utcnow()
     makers = _Makers(session)
-    for job in repository.claim_candidates(session, types, now, claimable_by(provider.id)):
+    for job in repository.claim_candidates(session, types, now, _offered_to(provider)):
         if job.id in exclude:
             continue
         if not can_make(provider.capabilities, job.spec):
@@ -249,6 +274,16 @@ def claim(
     return None
 
 
+def _offered_to(provider: Provider) -> ColumnElement[bool]:
+    """The jobs `provider` may be offered: the open market and its private pools
+    (`claimable_by`), of the networks it serves, whose batch has room."""
+    return and_(
+        claimable_by(provider.id),
+        in_networks(provider.networks or [DEFAULT_NETWORK]),
+        batch_has_room(),
+    )
+
+
 def _grant(
     session: Session, settings: NodeSettings, provider: Provider, job: Job, now: dt.datetime
 ) -> Claim | None:
@@ -256,6 +291,8 @@ def _grant(
     claimant took it first."""
     lease_id = secrets.token_hex(12)
     expires_at = now + dt.timedelta(seconds=settings.leases.lease_seconds)
+    if job.batch_id is not None:
+        lock_batch(session, job.batch_id)
     if not repository.take(
         session,
         job.id,
@@ -266,7 +303,7 @@ def _grant(
     ):
         return None
     session.refresh(job)
-    if (job.progress_message or "").startswith(NO_MAKER):
+    if (job.progress_message or "").startswith((NO_MAKER, NO_NETWORK)):
         job.progress_message = None
     record_event(
         session,
@@ -311,9 +348,7 @@ def claim_job(session: Session, settings: NodeSettings, provider: Provider, job_
             details={"reason": "requirements"},
         )
     now = utcnow()
-    chosen = repository.chosen_candidate(
-        session, job_id, job.job_type, now, claimable_by(provider.id)
-    )
+    chosen = repository.chosen_candidate(session, job_id, job.job_type, now, _offered_to(provider))
     got = _grant(session, settings, provider, chosen, now) if chosen is not None else None
     if got is None:
         raise JobNotClaimable(

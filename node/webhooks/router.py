@@ -24,6 +24,9 @@ from node.openapi import raises
 from node.webhooks import service
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+# Seed 003 (`POST /api/plugin-core/webhooks`): the same subscriptions, body and answer;
+# errors in that dialect's envelope.
+plugin_core_router = APIRouter(prefix="/api/plugin-core/webhooks", tags=["webhooks"])
 
 
 class _Camel(BaseModel):
@@ -122,6 +125,7 @@ def _id(raw: str) -> int:
 WebhookId = Annotated[str, Path(alias="webhookId", description="e.g. wh_3")]
 
 
+@plugin_core_router.post("", status_code=status.HTTP_201_CREATED)
 @router.post("", status_code=status.HTTP_201_CREATED)
 @raises(WebhookTargetRefused, Forbidden, WorkspaceNotFound)
 def create_webhook(
@@ -140,6 +144,7 @@ def create_webhook(
     return _dump(WebhookOut.of(hook))
 
 
+@plugin_core_router.get("")
 @router.get("")
 def list_webhooks(principal: PrincipalDep, session: SessionDep) -> dict[str, Any]:
     return _dump([WebhookOut.of(h) for h in service.readable_webhooks(session, principal)])
