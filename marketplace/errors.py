@@ -452,3 +452,21 @@ class ModelNotFound(NotFound):
     """The job has no result (trained model) yet, or its files are not in the store."""
 
     code = "MODEL_NOT_FOUND"
+
+
+class TemplateNotFound(NotFound):
+    """No transformer template of that name in the caller's workspace (seed 004 jobs)."""
+
+    code = "TEMPLATE_NOT_FOUND"
+
+
+class BatchNotFound(NotFound):
+    """No batch of seed 004 jobs with that id that the caller may read."""
+
+    code = "BATCH_NOT_FOUND"
+
+
+class ArchiveNotFound(NotFound):
+    """The job has no result archive yet (it has not completed), or its files are gone."""
+
+    code = "ARCHIVE_NOT_FOUND"

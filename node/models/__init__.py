@@ -3,6 +3,7 @@
 
 from node.models.auth import ApiKey, RefreshToken, SiweNonce, User  # noqa: F401
 from node.models.content import MfsRoot, Pin  # noqa: F401
+from node.models.documents import JobTemplate  # noqa: F401
 from node.models.escrow import ChainCursor, ChainEscrow, ChainEvent, ChainOutbox  # noqa: F401
 from node.models.jobs import Job, JobEvent  # noqa: F401
 from node.models.providers import Provider, ProviderAdmission  # noqa: F401
