@@ -50,3 +50,21 @@ def test_a_provider_that_can_run_nothing_refuses_to_start(tmp_path: Path) -> Non
     daemon = _daemon(tmp_path, "ultralytics is not installed", ["image_processing"])
     with pytest.raises(ValidationFailed, match="ultralytics is not installed"):
         asyncio.run(daemon.__aenter__())
+
+
+def test_document_handlers_are_advertised_only_with_their_tools(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A provider without Tesseract does not offer `pdf` or `session`, still `transformer`."""
+    from worker.executors.documents import common, document_executors
+
+    config = DaemonConfig(
+        node_url="http://127.0.0.1:9", workdir=tmp_path, job_types=["pdf", "transformer", "session"]
+    )
+    real_which = common.shutil.which
+    monkeypatch.setattr(
+        common.shutil, "which", lambda name: None if name == "tesseract" else real_which(name)
+    )
+    daemon = ProviderDaemon(config, account=None, executors=document_executors())
+    assert daemon.runnable_job_types() == ["transformer"]
+    assert "tesseract is not installed" in (document_executors()["pdf"].missing() or "")

@@ -28,7 +28,8 @@ __all__ = [
 
 def default_executors() -> dict[str, Executor]:
     """Job type -> executor, for the executors this installation can run."""
+    from worker.executors.documents import document_executors
     from worker.executors.yolo import YoloExecutor
 
     yolo = YoloExecutor()
-    return {job_type: yolo for job_type in YoloExecutor.job_types}
+    return {**{job_type: yolo for job_type in YoloExecutor.job_types}, **document_executors()}
