@@ -116,6 +116,10 @@ def _copy_ref(store: ContentStore, settings: NodeSettings, ref: str, dest: Path)
             f"file not found: {ref} (this node takes inputs as ipfs://<cid>/<path>; it has "
             "no input directory configured)"
         )
+    if not Path(ref).is_absolute():
+        return (
+            f"file not found: {ref} (a local input is an absolute path under the input directory)"
+        )
     try:
         path = Path(ref).resolve()
         base = root.resolve()

@@ -313,3 +313,40 @@ def test_a_webhook_token_is_never_echoed(client: TestClient, caller: Caller) -> 
         "url": "http://127.0.0.1:9/hook",
         "jobId": "client-1",
     }
+
+
+def test_inputs_under_the_operators_directory_are_pinned_and_nothing_else_is_read(
+    settings, tmp_path: Path
+) -> None:
+    from tests.fixtures.app import create_app
+    from tests.fixtures.factories import auth_headers, make_user
+
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    (inputs / "a.pdf").write_bytes(b"%PDF-1.4 input")
+    secret = tmp_path / "secret.pdf"
+    secret.write_bytes(b"%PDF-1.4 not yours")
+    (inputs / "escape.pdf").symlink_to(secret)
+    app = create_app(settings.model_copy(update={"jobs_input_dir": inputs}))
+    with TestClient(app) as client:
+        user = make_user(app)
+        assert user.username is not None
+        headers = auth_headers(client, user.username)
+        cases = {
+            str(inputs / "a.pdf"): "pending",
+            str(inputs / "escape.pdf"): "failed",
+            str(secret): "failed",
+            str(inputs / ".." / "secret.pdf"): "failed",
+            "a.pdf": "failed",
+        }
+        for ref, word in cases.items():
+            body = {"job_type": "pdf", "parameters": {"filename": ref}}
+            resp = _post(client, "/api/jobs/", body, headers)
+            assert resp.status_code == 200, resp.text
+            assert resp.json()["data"]["job"]["status"] == word, ref
+        with session_scope(app.state.runtime.sessionmaker) as session:
+            first = session.query(Job).order_by(Job.id).first()
+            assert first is not None and first.folder_cid
+            assert app.state.runtime.content.is_pinned(first.folder_cid)
+            names = [e.name for e in app.state.runtime.content.ls(first.folder_cid)]
+            assert names == ["00-a.pdf"]
