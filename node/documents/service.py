@@ -121,15 +121,15 @@ def _copy_ref(store: ContentStore, settings: NodeSettings, ref: str, dest: Path)
             f"file not found: {ref} (a local input is an absolute path under the input directory)"
         )
     try:
-        path = Path(ref).resolve()
+        local = Path(ref).resolve()
         base = root.resolve()
     except (OSError, RuntimeError):
         return f"file not found: {ref}"
-    if not path.is_relative_to(base) or not path.is_file():
+    if not local.is_relative_to(base) or not local.is_file():
         return f"file not found: {ref} (not a file under the node's input directory)"
-    if path.stat().st_size > MAX_INPUT_BYTES:
+    if local.stat().st_size > MAX_INPUT_BYTES:
         return f"input too large: {ref}"
-    shutil.copyfile(path, dest)
+    shutil.copyfile(local, dest)
     return None
 
 

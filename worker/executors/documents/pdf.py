@@ -35,8 +35,8 @@ def read_pdf(path: Path, max_pages: int) -> tuple[list[str], dict[str, Any]]:
             raise ValidationFailed(f"{path.name}: the PDF is encrypted")
         pages = reader.pages[:max_pages]
         texts = [(p.extract_text() or "") for p in pages]
-        info = reader.metadata or {}
-        meta = {
+        info: Any = reader.metadata or {}
+        meta: dict[str, Any] = {
             k.lstrip("/").lower(): str(v)
             for k, v in dict(info).items()
             if isinstance(k, str) and v is not None
