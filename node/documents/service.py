@@ -53,7 +53,7 @@ from node.documents import repository
 from node.jobs import service as jobs
 from node.models.documents import JobTemplate
 from node.models.jobs import Job
-from node.webhooks.service import create_job_webhook
+from node.webhooks.service import check_target, create_job_webhook
 from node.workspaces.service import personal_workspace
 
 DIALECT = "seed004"
@@ -169,6 +169,7 @@ class Prepared:
 
 def prepare(
     session: Session,
+    settings: NodeSettings,
     principal: Principal,
     workspace_id: int,
     job_type: str,
@@ -183,6 +184,8 @@ def prepare(
     except InvalidField as exc:
         field_name = prefix + exc.details["field"]
         raise InvalidField(prefix + exc.message, details={"field": field_name}) from None
+    if params.webhook is not None:  # refused before any input is pinned
+        check_target(params.webhook.url, settings.webhook_private_targets_allowed)
     extra: dict[str, Any] = {}
     name = getattr(params, "template", None)
     if name is not None:
@@ -340,7 +343,7 @@ def submit_one(
     """`POST /api/jobs/`: one job in the caller's workspace."""
     workspace_id = workspace_of(session, principal)
     authorize(session, principal, workspace_id, Action.CREATE_JOB)
-    prep = prepare(session, principal, workspace_id, job_type, parameters, user_id)
+    prep = prepare(session, settings, principal, workspace_id, job_type, parameters, user_id)
     return submit(session, store, settings, principal, workspace_id, prep)
 
 
@@ -357,7 +360,7 @@ def submit_batch(
     workspace_id = workspace_of(session, principal)
     authorize(session, principal, workspace_id, Action.CREATE_JOB)
     preps = [
-        prepare(session, principal, workspace_id, t, p, u, prefix=f"jobs[{i}].")
+        prepare(session, settings, principal, workspace_id, t, p, u, prefix=f"jobs[{i}].")
         for i, (t, p, u) in enumerate(items)
     ]
     batch_id = new_batch_id()

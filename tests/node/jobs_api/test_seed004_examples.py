@@ -175,7 +175,9 @@ def test_a_bad_job_in_a_batch_names_its_index_and_creates_nothing(
 
 
 def _ipfs_pdf(app: FastAPI) -> str:
-    cid = app.state.runtime.content.add_bytes(b"%PDF-1.4 not really", pin=True)
+    store = app.state.runtime.content
+    with store.hold():  # the block collector may run meanwhile (as the node's own adds do)
+        cid = store.add_bytes(b"%PDF-1.4 not really", pin=True)
     return f"ipfs://{cid}"
 
 
@@ -207,7 +209,8 @@ def _complete(app: FastAPI, job_id: str, tmp_path: Path) -> str:
     (out / "result.json").write_text('{"extracted_text": "Hello"}')
     (out / "pages" / "page-001.png").write_bytes(b"\x89PNG fake")
     store = app.state.runtime.content
-    cid = store.add_path(out, pin=True, cid_version=1, raw_leaves=True)
+    with store.hold():
+        cid = store.add_path(out, pin=True, cid_version=1, raw_leaves=True)
     with session_scope(app.state.runtime.sessionmaker) as session:
         job = session.get(Job, int(job_id.removeprefix("job_")))
         assert job is not None
@@ -350,3 +353,61 @@ def test_inputs_under_the_operators_directory_are_pinned_and_nothing_else_is_rea
             assert app.state.runtime.content.is_pinned(first.folder_cid)
             names = [e.name for e in app.state.runtime.content.ls(first.folder_cid)]
             assert names == ["00-a.pdf"]
+
+
+def test_a_per_job_webhook_hears_the_end_with_its_token_and_no_other_job(
+    settings, tmp_path: Path
+) -> None:
+    from node.config import EventSettings
+    from tests.fixtures.app import create_app
+    from tests.fixtures.factories import auth_headers, make_user
+    from tests.fixtures.receiver import Receiver
+
+    fast = EventSettings(webhook_backoff_base_seconds=0.05, webhook_backoff_max_seconds=0.1)
+    app = create_app(settings.model_copy(update={"events": fast}))
+    receiver = Receiver([503])  # the first try fails: the outbox retries
+    try:
+        with TestClient(app) as client:
+            user = make_user(app)
+            assert user.username is not None
+            headers = auth_headers(client, user.username)
+            hook = {"url": receiver.url, "token": "tok-1", "jobId": "client-9"}
+            body = {"job_type": "pdf", "parameters": {"filename": "/nope.pdf", "webhook": hook}}
+            job_id = _post(client, "/api/jobs/", body, headers).json()["data"]["job_id"]
+            other = {"job_type": "pdf", "parameters": {"filename": "/other.pdf"}}
+            assert _post(client, "/api/jobs/", other, headers).status_code == 200
+            calls = receiver.wait_for(2)
+            assert len({c["headers"]["X-DCM-Delivery"] for c in calls}) == 1  # one, retried
+            for call in calls:
+                assert call["headers"]["Authorization"] == "Bearer tok-1"
+                payload = json.loads(call["body"])
+                assert payload["phase"] == "failed" and payload["jobId"] == "client-9"
+                assert "file not found: /nope.pdf" in payload["message"]
+                assert payload["data"] is None
+            listed = client.get("/v1/webhooks", headers=headers).json()["data"]
+            assert listed == []  # a per-job webhook is not a subscription
+            assert job_id.startswith("job_")
+    finally:
+        receiver.close()
+
+
+def test_a_per_job_webhook_into_a_private_range_is_refused_outside_development(
+    settings,
+) -> None:
+    from node.config import EventSettings
+    from tests.fixtures.app import create_app
+    from tests.fixtures.factories import auth_headers, make_user
+
+    strict = EventSettings(webhook_allow_private_targets=False)
+    app = create_app(settings.model_copy(update={"events": strict}))
+    with TestClient(app) as client:
+        user = make_user(app)
+        assert user.username is not None
+        headers = auth_headers(client, user.username)
+        hook = {"url": "http://10.0.0.7/hook", "token": "t"}
+        body = {"job_type": "pdf", "parameters": {"filename": "/x.pdf", "webhook": hook}}
+        resp = _post(client, "/api/jobs/", body, headers)
+        assert resp.status_code >= 400 and resp.status_code < 500
+        assert resp.json()["error"]["code"] == "WEBHOOK_TARGET_REFUSED"
+        with session_scope(app.state.runtime.sessionmaker) as session:
+            assert session.query(Job).count() == 0  # nothing created
