@@ -411,3 +411,32 @@ def test_a_per_job_webhook_into_a_private_range_is_refused_outside_development(
         assert resp.json()["error"]["code"] == "WEBHOOK_TARGET_REFUSED"
         with session_scope(app.state.runtime.sessionmaker) as session:
             assert session.query(Job).count() == 0  # nothing created
+
+
+def test_inputs_the_node_cannot_find_fail_the_job_never_the_request(
+    app: FastAPI, client: TestClient, caller: Caller
+) -> None:
+    store = app.state.runtime.content
+    folder = Path(str(app.state.runtime.settings.data_dir)) / "in"
+    folder.mkdir(parents=True)
+    (folder / "a.pdf").write_bytes(b"%PDF-1.4 a")
+    with store.hold():
+        root = store.add_path(folder, pin=True, cid_version=1, raw_leaves=True)
+    refs = {
+        f"/ipfs/{root}/a.pdf": "pending",
+        f"ipfs://{root}/a.pdf": "pending",
+        f"ipfs://{root}/missing.pdf": "failed",
+        f"/ipfs/{root}": "failed",  # a directory is not a file
+        "ipfs://" + "Q" * 46 + "/a.pdf": "failed",  # not a CID
+        "ipfs://bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy/x": "failed",
+        "relative/file.pdf": "failed",
+    }
+    for ref, word in refs.items():
+        resp = _post(
+            client, "/api/jobs/", {"job_type": "pdf", "parameters": {"filename": ref}}, caller.key
+        )
+        assert resp.status_code == 200, (ref, resp.text)
+        job = resp.json()["data"]["job"]
+        assert job["status"] == word, (ref, job)
+        if word == "failed":
+            assert job["error"]["message"].startswith("file not found"), job
