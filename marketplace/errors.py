@@ -428,6 +428,9 @@ class WebhookNotFound(NotFound):
 
 
 class TemplateNotFound(NotFound):
+    """No template with that id (seed 003 job templates) or name (seed 004 transformer
+    templates) in the caller's workspace."""
+
     code = "TEMPLATE_NOT_FOUND"
 
     @classmethod
@@ -460,3 +463,15 @@ class ModelNotFound(NotFound):
     """The job has no result (trained model) yet, or its files are not in the store."""
 
     code = "MODEL_NOT_FOUND"
+
+
+class BatchNotFound(NotFound):
+    """No batch of seed 004 jobs with that id that the caller may read."""
+
+    code = "BATCH_NOT_FOUND"
+
+
+class ArchiveNotFound(NotFound):
+    """The job has no result archive yet (it has not completed), or its files are gone."""
+
+    code = "ARCHIVE_NOT_FOUND"

@@ -316,6 +316,12 @@ class NodeSettings(BaseSettings):
         description="Pause between passes of the block collector (embedded store): blocks no "
         "pin reaches are deleted; imports in progress are never touched. 0 turns it off.",
     )
+    jobs_input_dir: Path | None = Field(
+        None,
+        description="Seed 004 document jobs: a directory whose files a job may name by "
+        "absolute path (`parameters.filename`); the node adds them to its store at submit. "
+        "Unset: jobs name their inputs by ipfs://<cid>/<path> only.",
+    )
     upload: UploadLimits = Field(default_factory=UploadLimits)
     leases: LeaseSettings = Field(default_factory=LeaseSettings)
     body: BodyLimits = Field(default_factory=BodyLimits)

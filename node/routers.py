@@ -14,6 +14,7 @@ from node.content.router_kubo import write_router as kubo_rpc_write_router
 from node.content.router_kubo_files import router as kubo_files_router
 from node.content.router_kubo_files import write_router as kubo_files_write_router
 from node.datasets.router import router as datasets_router
+from node.documents.router import router as documents_jobs_router
 from node.escrow.router_jobs import router as chain_jobs_router
 from node.escrow.router_jobs import seed000_router as chain_seed000_router
 from node.jobs.router_events import router as job_events_router
@@ -37,6 +38,7 @@ ROUTERS: list[APIRouter] = [
     contributors_router,
     jobs_workspace_router,
     jobs_v1_router,
+    documents_jobs_router,
     job_events_router,
     job_metrics_router,
     jobs_plugin_core_router,

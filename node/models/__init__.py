@@ -3,6 +3,7 @@
 
 from node.models.auth import ApiKey, RefreshToken, SiweNonce, User  # noqa: F401
 from node.models.content import MfsRoot, Pin  # noqa: F401
+from node.models.documents import TransformerTemplate  # noqa: F401
 from node.models.escrow import ChainCursor, ChainEscrow, ChainEvent, ChainOutbox  # noqa: F401
 from node.models.jobs import Job, JobBatch, JobEvent, JobTemplate  # noqa: F401
 from node.models.metrics import JobMetric  # noqa: F401

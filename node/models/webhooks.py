@@ -33,6 +33,13 @@ class Webhook(Base):
     disabled_reason: Mapped[str | None] = mapped_column(Text)
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    # A per-job webhook (seed 004's `parameters.webhook`): only this job's events, in seed
+    # 004's payloads, sent with `Authorization: Bearer <bearer_token>` when one was given.
+    job_id: Mapped[int | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), index=True
+    )
+    bearer_token: Mapped[str | None] = mapped_column(Text)
+    client_job_id: Mapped[str | None] = mapped_column(String(256))
 
 
 class WebhookDelivery(Base):

@@ -49,7 +49,7 @@ class WebhookSender(LoopService):
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.http.close()
 
-    def _lease_due(self) -> list[tuple[str, str, bytes, bytes, str]]:
+    def _lease_due(self) -> list[tuple[str, str, bytes, bytes, str, str | None]]:
         now = utcnow()
         lease = dt.timedelta(seconds=self.settings.events.webhook_timeout_seconds + 30)
         with session_scope(self.sessions) as session:
@@ -68,27 +68,35 @@ class WebhookSender(LoopService):
             out = []
             for delivery, hook in rows:
                 delivery.next_attempt_at = now + lease
-                out.append((delivery.id, hook.url, hook.secret, delivery.body, delivery.type))
+                out.append(
+                    (
+                        delivery.id,
+                        hook.url,
+                        hook.secret,
+                        delivery.body,
+                        delivery.type,
+                        hook.bearer_token,
+                    )
+                )
             return out
 
-    def _send(self, item: tuple[str, str, bytes, bytes, str]) -> None:
-        delivery_id, url, secret, body, name = item
+    def _send(self, item: tuple[str, str, bytes, bytes, str, str | None]) -> None:
+        delivery_id, url, secret, body, name, bearer = item
         started = time.monotonic()
         status: int | None = None
         error: str | None = None
         try:
             service.check_target(url, self.settings.webhook_private_targets_allowed)
-            resp = self.http.post(
-                url,
-                content=body,
-                headers={
-                    "Content-Type": "application/json",
-                    "User-Agent": "dcm-webhooks/1",
-                    "X-DCM-Event": name,
-                    "X-DCM-Delivery": delivery_id,
-                    "X-DCM-Signature": service.sign(secret, body, int(time.time())),
-                },
-            )
+            headers = {
+                "Content-Type": "application/json",
+                "User-Agent": "dcm-webhooks/1",
+                "X-DCM-Event": name,
+                "X-DCM-Delivery": delivery_id,
+                "X-DCM-Signature": service.sign(secret, body, int(time.time())),
+            }
+            if bearer:  # a per-job webhook's token (seed 004)
+                headers["Authorization"] = f"Bearer {bearer}"
+            resp = self.http.post(url, content=body, headers=headers)
             status = resp.status_code
         except WebhookTargetRefused as exc:
             error = f"target refused: {exc}"

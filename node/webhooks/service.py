@@ -123,8 +123,40 @@ def create_webhook(
     return hook
 
 
+def create_job_webhook(
+    session: Session,
+    settings: NodeSettings,
+    job: Job,
+    *,
+    url: str,
+    token: str | None,
+    client_job_id: str | None,
+) -> Webhook:
+    """A webhook for one job only (seed 004's `parameters.webhook`): its progress and end
+    go through the same outbox, retries and target checks as subscriptions."""
+    check_target(url, settings.webhook_private_targets_allowed)
+    hook = Webhook(
+        workspace_id=job.workspace_id,
+        user_id=job.created_by,
+        job_id=job.id,
+        url=url,
+        events=list(JOB_WEBHOOK_EVENTS),
+        secret=secrets.token_bytes(32),
+        bearer_token=token,
+        client_job_id=client_job_id,
+        active=True,
+        consecutive_failures=0,
+        created_at=utcnow(),
+    )
+    session.add(hook)
+    session.flush()
+    return hook
+
+
 def readable_webhooks(session: Session, principal: Principal) -> list[Webhook]:
-    rows = session.scalars(select(Webhook).order_by(Webhook.id)).all()
+    rows = session.scalars(
+        select(Webhook).where(Webhook.job_id.is_(None)).order_by(Webhook.id)
+    ).all()
     out = []
     for hook in rows:
         if hook.workspace_id is not None:
@@ -204,6 +236,41 @@ def delivery_body(delivery_id: str, name: str, ev: JobEvent, job: Job) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+# Per-job webhooks (seed 004's `parameters.webhook`) hear these events, in seed 004's words.
+JOB_WEBHOOK_EVENTS = ["job.started", "job.progress", "job.completed", "job.failed", "job.cancelled"]
+
+
+def job_webhook_body(hook: Webhook, ev: JobEvent, job: Job) -> bytes:
+    """Seed 004's payloads: progress `{"phase": "processing", "progress", "message",
+    "process": {"id"}}`, the end `{"phase": "completed" | "failed", "message", "data"}`
+    (`data`: the structured result); `jobId` echoes the client's own id when it gave one."""
+    job_ref = f"job_{job.id}"
+    if ev.type in ("progress", "started"):
+        percent = (ev.data or {}).get("percent")
+        body: dict[str, Any] = {
+            "phase": "processing",
+            "progress": 0 if percent is None else percent,
+            "message": ev.message or "Processing",
+            "process": {"id": job_ref},
+        }
+    elif ev.type == "completed":
+        result = job.result or {}
+        body = {
+            "phase": "completed",
+            "message": "Processing completed",
+            "data": result.get("structured_data", result),
+        }
+    else:
+        body = {
+            "phase": "failed",
+            "message": job.error or ev.message or ev.type,
+            "data": None,
+        }
+    if hook.client_job_id:
+        body["jobId"] = hook.client_job_id
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def enqueue(session: Session, settings: EventSettings, ev: JobEvent) -> int:
     """Add the outbox rows of one job event (each subscription that wants it)."""
     name = f"job.{ev.type}"
@@ -219,13 +286,23 @@ def enqueue(session: Session, settings: EventSettings, ev: JobEvent) -> int:
     )
     if job.workspace_id is None and job.created_by is not None:
         owner = or_(owner, Webhook.user_id == job.created_by)
-    hooks = session.scalars(select(Webhook).where(owner, Webhook.active.is_(True))).all()
+    hooks = session.scalars(
+        select(Webhook).where(
+            or_(owner & Webhook.job_id.is_(None), Webhook.job_id == job.id),
+            Webhook.active.is_(True),
+        )
+    ).all()
     count = 0
     now = utcnow()
     for hook in hooks:
         if not matches(hook.events, name):
             continue
         delivery_id = "whd_" + secrets.token_hex(16)
+        body = (
+            delivery_body(delivery_id, name, ev, job)
+            if hook.job_id is None
+            else job_webhook_body(hook, ev, job)
+        )
         session.add(
             WebhookDelivery(
                 id=delivery_id,
@@ -233,7 +310,7 @@ def enqueue(session: Session, settings: EventSettings, ev: JobEvent) -> int:
                 job_id=job.id,
                 event_seq=ev.seq,
                 type=name,
-                body=delivery_body(delivery_id, name, ev, job),
+                body=body,
                 status="pending",
                 attempts=0,
                 next_attempt_at=now,

@@ -67,3 +67,21 @@ def test_container_jobs_are_not_offered_without_an_engine_that_answers(
     )
     assert daemon.runnable_job_types() == ["echo"]
     assert "no Docker engine answers" in (executor.missing() or "")
+
+
+def test_document_handlers_are_advertised_only_with_their_tools(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A provider without Tesseract does not offer `pdf` or `session`, still `transformer`."""
+    from worker.executors.documents import common, document_executors
+
+    config = DaemonConfig(
+        node_url="http://127.0.0.1:9", workdir=tmp_path, job_types=["pdf", "transformer", "session"]
+    )
+    real_which = common.shutil.which
+    monkeypatch.setattr(
+        common.shutil, "which", lambda name: None if name == "tesseract" else real_which(name)
+    )
+    daemon = ProviderDaemon(config, account=None, executors=document_executors())
+    assert daemon.runnable_job_types() == ["transformer"]
+    assert "tesseract is not installed" in (document_executors()["pdf"].missing() or "")

@@ -32,6 +32,7 @@ __all__ = [
 def default_executors() -> dict[str, Executor]:
     """Job type -> executor, for the executors this installation can run."""
     from worker.executors.container import ContainerExecutor
+    from worker.executors.documents import document_executors
     from worker.executors.yolo import YoloExecutor
 
     yolo = YoloExecutor()
@@ -39,4 +40,5 @@ def default_executors() -> dict[str, Executor]:
     return {
         **{job_type: yolo for job_type in YoloExecutor.job_types},
         **{job_type: containers for job_type in ContainerExecutor.job_types},
+        **document_executors(),
     }

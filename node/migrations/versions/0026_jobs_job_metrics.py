@@ -5,7 +5,7 @@ sample, `epoch` and `metrics` for a training entry; read by `GET /v1/jobs/{id}/m
 (`node.jobs.metrics`), bounded per job and pruned after `events.metrics_retention_days`.
 
 Revision ID: 0026_job_metrics
-Revises: 0021_job_events
+Revises: 0023_handlers
 """
 import sqlalchemy as sa
 from alembic import op
@@ -13,7 +13,7 @@ from alembic import op
 import node.db
 
 revision = '0026_job_metrics'
-down_revision = '0021_job_events'
+down_revision = '0023_handlers'
 branch_labels = None
 depends_on = None
 
