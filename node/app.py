@@ -92,7 +92,10 @@ def create_app(settings: NodeSettings | None = None) -> FastAPI:
         disk = disk_report(settings.data_dir, settings.upload.min_free_disk_bytes)
         if disk["low"]:
             return JSONResponse({"status": "unavailable", "database": "ok", "disk": disk}, 503)
-        return JSONResponse({"status": "ready", "database": "ok", "disk": disk})
+        # leader: whether this replica runs the singleton loop services now (node.replicas)
+        return JSONResponse(
+            {"status": "ready", "database": "ok", "disk": disk, "leader": runtime.is_leader}
+        )
 
     return app
 
