@@ -144,6 +144,16 @@ class Runtime:
             claim.close()
         self._claims.clear()
 
+    def chain_head(self) -> int | None:
+        """The chain's latest block number (metrics: the watcher's lag), None if unknown."""
+        chain = self.chain
+        if chain is None:
+            return None
+        try:
+            return int(chain.w3.eth.block_number)
+        except Exception:
+            return None
+
     @property
     def is_leader(self) -> bool:
         """Whether this process runs the singleton loop services now."""

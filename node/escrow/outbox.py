@@ -31,6 +31,7 @@ from marketplace.escrow.errors import chain_error
 from node.chain.host import ChainHost
 from node.db import session_scope
 from node.escrow import repository
+from node.metrics import CHAIN_TRANSACTIONS
 from node.models.escrow import ChainOutbox
 
 log = logging.getLogger("dcm.chain.outbox")
@@ -191,6 +192,7 @@ class OutboxSender:
             row.block_number = int(receipt["blockNumber"])
             row.receipt_status = int(receipt["status"])
             row.status = "confirmed" if receipt["status"] == 1 else "failed"
+            CHAIN_TRANSACTIONS.labels(row.action, row.status).inc()
             if row.status == "failed":
                 row.last_error = "transaction reverted on chain"
             return row.status
