@@ -26,6 +26,7 @@ from sqlalchemy import text
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from marketplace.logcontext import REQUEST_ID
 from node.chain.router import faucet_router
 from node.config import NodeSettings
 from node.errors import install_error_handlers
@@ -153,6 +154,7 @@ class RequestContextMiddleware:
         request_id = given.decode("latin-1")[:64] or uuid.uuid4().hex
         state = scope.setdefault("state", {})  # what `request.state` reads and writes
         state["request_id"] = request_id
+        token = REQUEST_ID.set(request_id)  # every log line of the request carries it
         started = time.perf_counter()
         status = 500  # if the app raises before answering, the server answers 500
 
@@ -169,10 +171,13 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             observe_request(scope["method"], route_of(scope), status, elapsed)
             principal = state.get("principal")  # set by node.deps
+            params = scope.get("path_params") or {}
+            job_ref = params.get("jobId") or params.get("job_id")
             log.info(
                 json.dumps(
                     {
                         "request_id": request_id,
+                        **({"job_id": str(job_ref)} if job_ref is not None else {}),
                         "method": scope["method"],
                         "path": scope["path"],
                         "status": status,
@@ -182,3 +187,4 @@ class RequestContextMiddleware:
                     }
                 )
             )
+            REQUEST_ID.reset(token)
