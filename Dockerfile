@@ -19,10 +19,9 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
-# Dependencies first, so that a code change does not reinstall them.
+# The Hardhat project's packages first, so that a code change does not reinstall them.
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund --loglevel=error
-COPY pyproject.toml README.md ./
 COPY . .
 RUN pip install ".${EXTRAS:+[$EXTRAS]}" \
     && useradd --create-home --uid 10001 dcm \
