@@ -102,6 +102,13 @@ class Runtime:
         return next((s for s in self.services if isinstance(s, BlockCollector)), None)
 
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()  # a start that fails leaves no lock, thread or connection
+            raise
+
+    async def _start(self) -> None:
         self._claim_single_node_engines()
         self.staging = claim_staging(self.settings.data_dir)  # before any upload could land
         self.notifier.bind(asyncio.get_running_loop())

@@ -4,6 +4,7 @@ every line about a job, its id and attempt, following the work into threads."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 
@@ -38,7 +39,7 @@ def test_job_lines_carry_job_id_and_attempt_into_threads_and_not_beyond() -> Non
         await asyncio.gather(job(5), job(6))
         logger.info("not about a job")
 
-    asyncio.run(main())
+    contextvars.Context().run(asyncio.run, main())  # as a process starts: nothing set
     entries = [json.loads(line) for line in lines]
     about = sorted((e["job_id"], e["attempt"], e["message"]) for e in entries if "job_id" in e)
     assert about == [
@@ -51,6 +52,10 @@ def test_job_lines_carry_job_id_and_attempt_into_threads_and_not_beyond() -> Non
 
 
 def test_request_id_and_scoped_job_context() -> None:
+    contextvars.Context().run(_request_and_job)
+
+
+def _request_and_job() -> None:
     logger, lines = _capture()
     token = REQUEST_ID.set("r-42")
     try:
