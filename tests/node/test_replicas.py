@@ -8,7 +8,9 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -194,3 +196,132 @@ def test_two_apps_on_postgres_run_the_loop_services_in_one(settings: NodeSetting
         other = settings.model_copy(update={"data_dir": settings.data_dir.parent / "other"})
         with pytest.raises(ReplicaConflict, match="embedded chain"), TestClient(create_app(other)):
             pass
+
+
+@pytest.mark.postgres
+def test_work_through_one_replica_wakes_claims_and_streams_on_another(
+    settings: NodeSettings, tmp_path: Path
+) -> None:
+    """Two replicas (external chain) in one process, each served over HTTP. Their fallback
+    re-checks (claims, streams) are set to 5 minutes, so within the test's minute only a
+    NOTIFY from the other replica can hand the long-poll its job or stream the event."""
+    import queue
+    import threading
+
+    import httpx
+    from eth_account import Account
+    from pydantic import SecretStr
+    from web3 import Web3
+
+    from tests.fixtures.engines import require_engine
+    from tests.fixtures.jobflow import signed_in
+    from tests.fixtures.live import served_in_thread
+    from tests.marketplace.escrow.harness import HardhatNode, hardhat_available
+
+    require_engine(hardhat_available(), "Hardhat not installed (npm ci at the repo root)")
+    hardhat = HardhatNode(tmp_path)
+    try:
+        operator = Account.create()
+        keyfile = tmp_path / "operator.json"
+        keyfile.write_text(json.dumps(Account.encrypt(operator.key, "pw")))
+        Web3(Web3.HTTPProvider(hardhat.url)).provider.make_request(
+            "hardhat_setBalance", [operator.address, hex(10**20)]
+        )
+        base = settings.model_copy(
+            update={
+                "chain_rpc_url": hardhat.url,
+                "chain_operator_keyfile": keyfile,
+                "chain_operator_password": SecretStr("pw"),
+                "chain_arbiter_address": Account.create().address,
+                "leases": settings.leases.model_copy(
+                    update={"claim_poll_seconds": 300, "claim_wait_max_seconds": 300}
+                ),
+                "events": settings.events.model_copy(
+                    update={"stream_heartbeat_seconds": 300, "stream_max_seconds": 300}
+                ),
+            }
+        )
+        with served_in_thread(create_app(base)) as a:
+            escrow = httpx.get(a + "/chain/info").json()["escrow_address"]
+            other = base.model_copy(
+                update={"data_dir": tmp_path / "b", "chain_escrow_address": escrow}
+            )
+            with served_in_thread(create_app(other)) as b:
+                _claims_and_streams_cross(a, b, queue, threading, signed_in)
+    finally:
+        hardhat.stop()
+
+
+def _claims_and_streams_cross(a: str, b: str, queue: Any, threading: Any, signed_in: Any) -> None:
+    import httpx
+
+    on_a = httpx.Client(base_url=a, timeout=60)
+    on_b = httpx.Client(base_url=b, timeout=400)  # longer than the waits it must not reach
+    requester, _ = signed_in(a)
+    first = on_a.post("/v1/jobs", json={"type": "bench", "payload": {}}, headers=requester)
+    assert first.status_code == 201, first.text
+    workspace = first.json()["data"]["workspaceId"]
+    key = on_a.post(
+        f"/workspaces/{workspace}/api-keys",
+        json={"name": "pool", "role": "provider"},
+        headers=requester,
+    ).json()["key"]
+    provider, _ = signed_in(b)
+    reg = on_b.post(
+        "/v1/providers",
+        json={"name": "p", "job_types": ["bench"], "api_keys": [key], "max_concurrent": 4},
+        headers=provider,
+    )
+    assert reg.status_code == 201, reg.text
+    assert on_b.post("/v1/providers/claim", json={}, headers=provider).status_code == 200
+
+    answers: Any = queue.Queue()
+
+    def long_poll() -> None:
+        resp = on_b.post("/v1/providers/claim", json={"wait_seconds": 300}, headers=provider)
+        answers.put(resp)
+
+    poller = threading.Thread(target=long_poll)
+    poller.start()
+    time.sleep(0.5)  # waiting on replica b
+    second = on_a.post("/v1/jobs", json={"type": "bench", "payload": {}}, headers=requester)
+    poller.join(60)
+    assert not poller.is_alive(), "the job created through a never reached b's long-poll"
+    resp = answers.get_nowait()
+    assert resp.status_code == 200, resp.text
+    lease = resp.json()["data"]["lease"]
+    assert lease["job_id"] == second.json()["data"]["id"]
+
+    # a follower on b sees the progress the provider writes through a
+    lines: Any = queue.Queue()
+
+    def follow() -> None:
+        with on_b.stream(
+            "GET", f"/v1/jobs/{lease['job_id']}/events?follow=true", headers=requester
+        ) as stream:
+            for line in stream.iter_lines():
+                lines.put(line)
+        lines.put(None)
+
+    follower = threading.Thread(target=follow)
+    follower.start()
+    time.sleep(0.5)
+    body = {"attempt": lease["attempt"], "percent": 42, "message": "through a"}
+    assert (
+        on_a.post(f"/v1/jobs/{lease['job_id']}/progress", json=body, headers=provider).status_code
+        == 200
+    )
+    seen = []
+    while (line := lines.get(timeout=60)) is not None:
+        seen.append(line)
+        if "through a" in line:
+            break
+    assert any("through a" in x for x in seen), seen
+    on_a.post(
+        f"/v1/jobs/{lease['job_id']}/fail",
+        json={"attempt": lease["attempt"], "error": "done", "retryable": False},
+        headers=provider,
+    )
+    follower.join(30)
+    on_a.close()
+    on_b.close()
