@@ -26,10 +26,12 @@ import contextlib
 import fcntl
 import logging
 import os
-from collections.abc import Awaitable, Callable
+import zlib
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
 log = logging.getLogger("dcm.replicas")
@@ -39,6 +41,7 @@ log = logging.getLogger("dcm.replicas")
 LEADER_KEY = 0x64636D_0001
 EMBEDDED_CHAIN_KEY = 0x64636D_0002
 MIGRATION_KEY = 0x64636D_0003
+PASS_KEY_BASE = 0x64636D_0100_0000_00  # + crc32 of a loop service's name
 
 LOCK_NAME = "node.lock"
 
@@ -125,6 +128,29 @@ class PgSessionLock:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.conn.close()
+
+
+# --------------------------------------------------------------------------- passes
+
+
+def pass_fence(engine: Engine) -> Callable[[str], contextlib.AbstractContextManager[bool]]:
+    """A guard for loop service passes (`LoopService.guard`): each pass holds a
+    transaction-scoped advisory lock of its service on a pooled connection, so that two
+    replicas never run a pass of the same service at once, even in the second or two a
+    leader whose lock connection broke has not noticed yet (its pass in flight holds the
+    pass lock; the new leader's pass is skipped until that one ends or its session dies).
+    """
+
+    @contextlib.contextmanager
+    def fence(name: str) -> Iterator[bool]:
+        key = PASS_KEY_BASE + zlib.crc32(name.encode())
+        with engine.connect() as conn, conn.begin():
+            ours = bool(
+                conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key}).scalar()
+            )
+            yield ours
+
+    return fence
 
 
 # --------------------------------------------------------------------------- leader

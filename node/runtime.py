@@ -48,6 +48,7 @@ from node.replicas import (
     PgSessionLock,
     claim_data_dir,
     is_postgres,
+    pass_fence,
 )
 from node.services import LoopService
 from node.staging import StagingClaim, claim_staging
@@ -122,6 +123,9 @@ class Runtime:
             hook(host)
         self.chain_tick = ChainTick(host, self.sessionmaker, self.settings, self.content)
         if replicated:  # the loop services run in the one replica that leads
+            fence = pass_fence(self.engine)
+            for service in self._running_services():
+                service.guard = fence
             self.election = LeaderElection(
                 self.settings.sqlalchemy_url,
                 self._start_services,
