@@ -119,7 +119,8 @@ def create_app(settings: NodeSettings | None = None) -> FastAPI:
         `metrics_public`; a scraper may always present `metrics_token`."""
         presented = request.headers.get("authorization", "")
         allowed = metrics_public or (
-            metrics_token is not None and hmac.compare_digest(presented, f"Bearer {metrics_token}")
+            metrics_token is not None
+            and hmac.compare_digest(presented.encode(), f"Bearer {metrics_token}".encode())
         )
         if not allowed:
             return JSONResponse({"error": {"code": "NOT_FOUND", "message": "Not Found"}}, 404)

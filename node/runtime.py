@@ -8,6 +8,11 @@ lifespan: the staging folder is claimed first, then the chain host is built and 
 contracts deployed, then the loop services start (lease reaper, block collector, chain
 tick); `stop()` undoes it in reverse.
 
+On SQLite or the embedded chain the node is alone: `start()` first takes the data dir's
+lock (`node.replicas`). On PostgreSQL it may be one of several replicas: the notifier is
+bridged to the others (`node.pgnotify`), and the loop services run only while this
+replica wins the leader election, each pass fenced by its own advisory lock.
+
 This module is the composition root's: it may import every domain, and no domain imports
 it.
 """
