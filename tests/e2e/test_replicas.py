@@ -55,6 +55,8 @@ def _job_id(raw: Any) -> int:
 
 
 @pytest.mark.postgres
+@pytest.mark.engine
+@pytest.mark.slow
 def test_two_replicas_share_the_work_and_survive_the_leaders_death(
     tmp_path: Path, database_url: str
 ) -> None:
