@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -81,7 +80,9 @@ def serve(host: str, port: int, data_dir: str | None) -> None:
     overrides: dict[str, Any] = {"data_dir": data_dir} if data_dir else {}
     overrides.update(_advertised_url(host, port))
     settings = NodeSettings(**overrides)
-    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s %(message)s")
+    from marketplace.logcontext import configure_logging
+
+    configure_logging(settings.log_level)  # JSON lines: request id, job id and attempt
     try:
         app = create_app(settings)
     except SchemaOutOfDate as exc:
@@ -418,6 +419,14 @@ def provider() -> None:
     "akash; repeatable): it claims only jobs of these networks, and jobs of none. Not the "
     "same as a workspace's private pool (--api-key).",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    envvar="DCM_PROVIDER_METRICS_PORT",
+    help="Serve Prometheus metrics on this port (all interfaces): running jobs, executor "
+    "durations, GPU utilization and memory. Unset: none.",
+)
 def provider_run(
     node_url: str,
     keyfile: Path,
@@ -430,6 +439,7 @@ def provider_run(
     api_keys: tuple[str, ...],
     metrics_interval: float,
     networks: tuple[str, ...],
+    metrics_port: int | None,
 ) -> None:
     """Sign in with the wallet, register this machine's hardware, claim and run jobs.
 
@@ -437,12 +447,17 @@ def provider_run(
     private pool (jobs without escrow), checked by the node at registration."""
     import asyncio
 
+    from marketplace.logcontext import configure_logging
     from worker.daemon import DaemonConfig, ProviderDaemon
     from worker.executors import default_executors
     from worker.hardware import detect_hardware
 
-    logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging("INFO")  # JSON lines; those about a job carry its id and attempt
     account = load_account(keyfile, password_stdin)
+    if metrics_port is not None:
+        from worker.metrics import serve_metrics
+
+        serve_metrics(metrics_port)
     config = DaemonConfig(
         node_url=node_url,
         workdir=workdir,

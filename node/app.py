@@ -8,6 +8,7 @@ structured request logs. It is the composition root: it may import every package
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import shutil
@@ -18,16 +19,19 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from marketplace.logcontext import REQUEST_ID
 from node.chain.router import faucet_router
 from node.config import NodeSettings
 from node.errors import install_error_handlers
 from node.limits.body import BodyLimitMiddleware
+from node.metrics import RuntimeCollector, observe_request, render, route_of
 from node.openapi import install_openapi
 from node.routers import ROUTERS
 from node.runtime import build_runtime
@@ -98,7 +102,36 @@ def create_app(settings: NodeSettings | None = None) -> FastAPI:
         disk = disk_report(settings.data_dir, settings.upload.min_free_disk_bytes)
         if disk["low"]:
             return JSONResponse({"status": "unavailable", "database": "ok", "disk": disk}, 503)
-        return JSONResponse({"status": "ready", "database": "ok", "disk": disk})
+        # leader: whether this replica runs the singleton loop services now (node.replicas)
+        return JSONResponse(
+            {"status": "ready", "database": "ok", "disk": disk, "leader": runtime.is_leader}
+        )
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(
+        RuntimeCollector(
+            runtime.sessionmaker,
+            runtime.chain_head,
+            lambda: runtime.is_leader,
+            runtime.content.repo_stat if hasattr(runtime.content, "repo_stat") else None,
+        )
+    )
+    metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+    metrics_public = settings.is_dev if settings.metrics_public is None else settings.metrics_public
+
+    @app.get("/metrics", tags=["ops"], include_in_schema=False)
+    def metrics(request: Request) -> Response:
+        """Prometheus text format (node.metrics). Not public in production unless
+        `metrics_public`; a scraper may always present `metrics_token`."""
+        presented = request.headers.get("authorization", "")
+        allowed = metrics_public or (
+            metrics_token is not None
+            and hmac.compare_digest(presented.encode(), f"Bearer {metrics_token}".encode())
+        )
+        if not allowed:
+            return JSONResponse({"error": {"code": "NOT_FOUND", "message": "Not Found"}}, 404)
+        body, content_type = render(registry)
+        return Response(body, media_type=content_type)
 
     for router in ROUTERS:
         app.include_router(router)
@@ -133,6 +166,7 @@ class RequestContextMiddleware:
         request_id = given.decode("latin-1")[:64] or uuid.uuid4().hex
         state = scope.setdefault("state", {})  # what `request.state` reads and writes
         state["request_id"] = request_id
+        token = REQUEST_ID.set(request_id)  # every log line of the request carries it
         started = time.perf_counter()
         status = 500  # if the app raises before answering, the server answers 500
 
@@ -146,17 +180,23 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            elapsed = time.perf_counter() - started
+            observe_request(scope["method"], route_of(scope), status, elapsed)
             principal = state.get("principal")  # set by node.deps
+            params = scope.get("path_params") or {}
+            job_ref = params.get("jobId") or params.get("job_id")
             log.info(
                 json.dumps(
                     {
                         "request_id": request_id,
+                        **({"job_id": str(job_ref)} if job_ref is not None else {}),
                         "method": scope["method"],
                         "path": scope["path"],
                         "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        "duration_ms": round(elapsed * 1000, 2),
                         "user_id": getattr(principal, "user_id", None),
                         "api_key_id": getattr(principal, "api_key_id", None),
                     }
                 )
             )
+            REQUEST_ID.reset(token)

@@ -322,6 +322,21 @@ class NodeSettings(BaseSettings):
         "absolute path (`parameters.filename`); the node adds them to its store at submit. "
         "Unset: jobs name their inputs by ipfs://<cid>/<path> only.",
     )
+    leader_retry_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=30,
+        description="Replicas on PostgreSQL: how often a follower tries to take the singleton "
+        "services' advisory lock (and the leader checks it still holds it).",
+    )
+    metrics_public: bool | None = Field(
+        None,
+        description="Serve Prometheus metrics at /metrics to anyone. Unset: in development "
+        "only; in production /metrics answers 404 unless this is true or metrics_token is set.",
+    )
+    metrics_token: SecretStr | None = Field(
+        None, description="Bearer token a scraper presents to read /metrics (any environment)."
+    )
     upload: UploadLimits = Field(default_factory=UploadLimits)
     leases: LeaseSettings = Field(default_factory=LeaseSettings)
     body: BodyLimits = Field(default_factory=BodyLimits)

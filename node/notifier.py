@@ -11,6 +11,10 @@ Topics: `CLAIMABLE` (a job became claimable: long-poll claims), `("job", id)` (a
 event log grew: event streams), `EVENTS` (any job event committed: the webhook sender,
 through `listen`). Job topics exist only while someone watches them (`watching`).
 On shutdown `close()` ends every wait at once.
+
+With several node replicas on PostgreSQL, `node.pgnotify` installs a `relay` that sends
+every topic notified here to the other replicas (`LISTEN/NOTIFY`), which deliver it with
+`notify_local`: a job opened through one replica wakes the claims long-polling another.
 """
 
 from __future__ import annotations
@@ -43,6 +47,9 @@ class Notifier:
     _topics: dict[Hashable, _Topic] = field(default_factory=dict)
     _listeners: dict[Hashable, list[Callable[[], None]]] = field(default_factory=dict)
     _ended_at: dict[str, float] = field(default_factory=dict)  # provider key -> when ended
+    # Set by the PostgreSQL bridge (`node.pgnotify`): topics notified here are also sent
+    # to the other replicas (thread-safe, cheap: it only queues).
+    relay: Callable[[tuple[Hashable, ...]], None] | None = None
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -52,8 +59,16 @@ class Notifier:
     # ------------------------------------------------------------------ writers' side
 
     def notify(self, *topics: Hashable) -> None:
-        """Thread-safe: may be called from any thread. No topic: `CLAIMABLE`."""
+        """Thread-safe: may be called from any thread. No topic: `CLAIMABLE`. Reaches
+        the other replicas too when a bridge is installed (`relay`)."""
         topics = topics or (CLAIMABLE,)
+        relay = self.relay
+        if relay is not None:
+            relay(topics)
+        self.notify_local(*topics)
+
+    def notify_local(self, *topics: Hashable) -> None:
+        """`notify` in this process only (what the bridge delivers from other replicas)."""
         for topic in topics:
             for callback in self._listeners.get(topic, ()):
                 callback()
@@ -80,6 +95,12 @@ class Notifier:
         """End the open long-polls of one provider (on the event loop): each answers "no
         work" at its next check, and is handed no lease. (Kept for main's draining
         providers, `POST /v1/providers/claim/end`.)"""
+        relay = self.relay
+        if relay is not None:
+            relay((("end", key),))  # the provider's polls on other replicas end too
+        self._end_local(key)
+
+    def _end_local(self, key: str) -> None:
         now = time.monotonic()
         self._ended_at = {k: t for k, t in self._ended_at.items() if now - t < 3600}
         self._ended_at[key] = now
@@ -96,11 +117,23 @@ class Notifier:
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._bump_all, tuple(self._topics))
 
+    def wake_all(self) -> None:
+        """Thread-safe: wake every waiter once (they re-read the database)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._bump_all, (CLAIMABLE, *self._topics))
+        for topic in list(self._listeners):
+            for callback in self._listeners.get(topic, ()):
+                callback()
+
     def _bump_all(self, topics: tuple[Hashable, ...]) -> None:
         for topic in topics:
             self._bump(topic)
 
     def _bump(self, key: Hashable) -> None:
+        if isinstance(key, tuple) and key[0] == "end":  # another replica's `end_polls`
+            self._end_local(key[1])
+            return
         topic = self._topics.get(key)
         if topic is None:
             if key != CLAIMABLE:

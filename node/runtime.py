@@ -8,6 +8,11 @@ lifespan: the staging folder is claimed first, then the chain host is built and 
 contracts deployed, then the loop services start (lease reaper, block collector, chain
 tick); `stop()` undoes it in reverse.
 
+On SQLite or the embedded chain the node is alone: `start()` first takes the data dir's
+lock (`node.replicas`). On PostgreSQL it may be one of several replicas: the notifier is
+bridged to the others (`node.pgnotify`), and the loop services run only while this
+replica wins the leader election, each pass fenced by its own advisory lock.
+
 This module is the composition root's: it may import every domain, and no domain imports
 it.
 """
@@ -37,15 +42,28 @@ from node.jobs import events as job_events
 from node.jobs.funding import Funding
 from node.jobs.janitor import LogJanitor
 from node.limits.rates import RateLimiter
+from node.pgnotify import PgWakeBridge
 from node.providers import notifier as job_notifier
 from node.providers.notifier import JobNotifier
 from node.providers.reaper import LeaseReaper
+from node.replicas import (
+    EMBEDDED_CHAIN_KEY,
+    DataDirClaim,
+    LeaderElection,
+    PgSessionLock,
+    claim_data_dir,
+    is_postgres,
+    pass_fence,
+)
 from node.services import LoopService
 from node.staging import StagingClaim, claim_staging
 from node.webhooks import service as webhooks
 from node.webhooks.sender import WebhookSender
 
 DeployHook = Callable[[ChainHost], None]
+
+# Notifier topic: an outbox row was committed (any replica): the leader's chain tick runs.
+CHAIN_TOPIC = "chain"
 
 
 @dataclass(eq=False)
@@ -66,6 +84,12 @@ class Runtime:
     chain: ChainHost | None = None
     chain_tick: ChainTick | None = None
     staging: StagingClaim | None = None
+    # Several replicas (PostgreSQL): the leader election that runs the loop services, and
+    # the bridge that carries wake-ups to the other replicas (`node.replicas`).
+    election: LeaderElection | None = None
+    wake_bridge: PgWakeBridge | None = None
+    _claims: list[DataDirClaim | PgSessionLock] = field(default_factory=list)
+    _services_running: bool = False
 
     @property
     def chain_id(self) -> int | None:
@@ -84,19 +108,47 @@ class Runtime:
         return next((s for s in self.services if isinstance(s, BlockCollector)), None)
 
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()  # a start that fails leaves no lock, thread or connection
+            raise
+
+    async def _start(self) -> None:
+        self._claim_single_node_engines()
         self.staging = claim_staging(self.settings.data_dir)  # before any upload could land
         self.notifier.bind(asyncio.get_running_loop())
+        replicated = is_postgres(self.settings.sqlalchemy_url)
+        if replicated:
+            self.wake_bridge = PgWakeBridge(self.settings.sqlalchemy_url, self.notifier)
+            self.wake_bridge.start()
         host = build_host(self.settings, FundingTerms.from_settings(self.settings))
         self.chain = host
         for hook in self.deploy_hooks:
             hook(host)
         self.chain_tick = ChainTick(host, self.sessionmaker, self.settings, self.content)
-        for service in self._running_services():
-            await service.start()
+        if replicated:  # the loop services run in the one replica that leads
+            fence = pass_fence(self.engine)
+            for service in self._running_services():
+                service.guard = fence
+            self.election = LeaderElection(
+                self.settings.sqlalchemy_url,
+                self._start_services,
+                self._stop_services,
+                retry_seconds=self.settings.leader_retry_seconds,
+            )
+            await self.election.start()
+        else:
+            await self._start_services()
 
     async def stop(self) -> None:
-        for service in reversed(self._running_services()):
-            await service.stop()
+        if self.election is not None:
+            await self.election.stop()  # stops the services if this replica led
+            self.election = None
+        await self._stop_services()
+        if self.wake_bridge is not None:
+            self.wake_bridge.stop()
+            self.wake_bridge = None
         self.chain_tick = None
         if self.chain is not None:
             self.chain.close()
@@ -104,6 +156,55 @@ class Runtime:
         if self.staging is not None:
             self.staging.close()
             self.staging = None
+        for claim in reversed(self._claims):
+            claim.close()
+        self._claims.clear()
+
+    def chain_head(self) -> int | None:
+        """The chain's latest block number (metrics: the watcher's lag), None if unknown."""
+        chain = self.chain
+        if chain is None:
+            return None
+        try:
+            return int(chain.w3.eth.block_number)
+        except Exception:
+            return None
+
+    @property
+    def is_leader(self) -> bool:
+        """Whether this process runs the singleton loop services now."""
+        return self._services_running
+
+    def _claim_single_node_engines(self) -> None:
+        """The embedded SQLite file and chain are one process's: refuse a second node on
+        them (`node.replicas`)."""
+        settings = self.settings
+        if not is_postgres(settings.sqlalchemy_url):
+            self._claims.append(claim_data_dir(settings.data_dir, "embedded SQLite database"))
+        elif not settings.chain_rpc_url:
+            self._claims.append(claim_data_dir(settings.data_dir, "embedded chain"))
+            try:
+                lock = PgSessionLock(
+                    settings.sqlalchemy_url, EMBEDDED_CHAIN_KEY, "with the embedded chain"
+                )
+            except Exception:
+                self._claims.pop().close()
+                raise
+            self._claims.append(lock)
+
+    async def _start_services(self) -> None:
+        if self._services_running:
+            return
+        self._services_running = True
+        for service in self._running_services():
+            await service.start()
+
+    async def _stop_services(self) -> None:
+        if not self._services_running:
+            return
+        self._services_running = False
+        for service in reversed(self._running_services()):
+            await service.stop()
 
     def _running_services(self) -> list[LoopService]:
         return [*self.services, *([self.chain_tick] if self.chain_tick is not None else [])]
@@ -114,7 +215,11 @@ class Runtime:
         self.notifier.close()
 
     def wake_chain(self) -> None:
-        """Run the next chain tick now (from any thread): an outbox row was committed."""
+        """Run the next chain tick now (from any thread): an outbox row was committed.
+        Through the notifier, so that the leader's tick runs whichever replica wrote."""
+        self.notifier.notify(CHAIN_TOPIC)
+
+    def _wake_chain_here(self) -> None:
         if self.chain_tick is not None and self.chain_tick.wake_on_commit:
             self.chain_tick.wake()
 
@@ -140,6 +245,7 @@ def build_runtime(settings: NodeSettings) -> Runtime:
         ),
         funding=EscrowFunding(lambda: runtime.chain),
     )
+    notifier.listen(CHAIN_TOPIC, runtime._wake_chain_here)
     runtime.services.append(LeaseReaper(sessions, settings, runtime.wake_chain))
     runtime.services.append(LogJanitor(sessions, settings))
     sender = WebhookSender(sessions, settings)

@@ -16,6 +16,8 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -36,6 +38,10 @@ class LoopService:
     # True: the first pass runs as the service starts; False: after one interval.
     run_at_start = False
     max_backoff_seconds = 60.0
+    # Set by the runtime when replicas share a database (`node.replicas.pass_fence`): each
+    # pass runs inside it and is skipped when it yields False (another replica's pass of
+    # this service still runs: a leader deposed without knowing it yet).
+    guard: Callable[[str], AbstractContextManager[bool]] | None = None
 
     def __init__(self, loop_seconds: float) -> None:
         self.loop_seconds = loop_seconds
@@ -57,7 +63,7 @@ class LoopService:
 
     async def _pass(self) -> None:
         try:
-            await run_in_threadpool(self.run_once)
+            await run_in_threadpool(self._guarded_pass)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -65,6 +71,12 @@ class LoopService:
             log.exception("%s: pass failed (%d in a row)", self.name, self.failures)
         else:
             self.failures = 0
+
+    def _guarded_pass(self) -> Any:
+        if self.guard is None:
+            return self.run_once()
+        with self.guard(self.name) as ours:
+            return self.run_once() if ours else None
 
     async def _loop(self) -> None:
         assert self._woken is not None

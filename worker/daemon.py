@@ -53,8 +53,10 @@ from marketplace.leases import (
     heartbeat_seconds,
     lease_too_short,
 )
+from marketplace.logcontext import set_job
 from worker.api import NodeAPI
 from worker.datasets import ContentCache, DatasetCache, DatasetMismatch
+from worker.metrics import CLAIMS, EXECUTOR_SECONDS, RUNNING_JOBS
 
 log = logging.getLogger("dcm.provider")
 
@@ -731,6 +733,18 @@ class ProviderDaemon:
         )
 
     async def _run_job(self, got: Claim, lease: _LeaseClock, reporter: _Reporter) -> None:
+        # this task's log lines (and its threads') carry the job id and attempt
+        set_job(got.job.id, lease.attempt)
+        CLAIMS.inc()
+        RUNNING_JOBS.inc()
+        try:
+            await self._run_job_in_context(got, lease, reporter)
+        finally:
+            RUNNING_JOBS.dec()
+
+    async def _run_job_in_context(
+        self, got: Claim, lease: _LeaseClock, reporter: _Reporter
+    ) -> None:
         from worker.executors.base import ExecutionCancelled, ExecutionFailed, JobSpec
 
         job, voucher = got.job, got.voucher
@@ -762,15 +776,23 @@ class ProviderDaemon:
                 dataset_layout=stored_layout(job.spec),
                 fetch=self._fetcher(),
             )
+            ran = time.monotonic()
+            outcome = "failed"
             try:
                 workdir.mkdir(parents=True, exist_ok=True)
                 with self._sampler(executor, reporter):
                     result = await asyncio.to_thread(executor.run, spec, workdir, reporter)
-            except (ExecutionCancelled, ExecutionFailed, MarketplaceError, DatasetMismatch):
+                outcome = "ok"
+            except ExecutionCancelled:
+                outcome = "cancelled"
+                raise
+            except (ExecutionFailed, MarketplaceError, DatasetMismatch):
                 raise
             except Exception:
                 own_failure = True
                 raise
+            finally:
+                EXECUTOR_SECONDS.labels(job.type, outcome).observe(time.monotonic() - ran)
             await self._drain_within_lease(reporter, lease)
             # Training is over: nothing leaves this machine unless the lease is still ours
             # (reaped, superseded or cancelled meanwhile: stop here, upload nothing).

@@ -19,6 +19,7 @@ transaction is signed again. `dedupe_key` makes enqueueing idempotent.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -28,9 +29,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from web3.exceptions import ContractLogicError, TransactionNotFound
 
 from marketplace.escrow.errors import chain_error
+from marketplace.logcontext import job_context
 from node.chain.host import ChainHost
 from node.db import session_scope
 from node.escrow import repository
+from node.metrics import CHAIN_TRANSACTIONS
 from node.models.escrow import ChainOutbox
 
 log = logging.getLogger("dcm.chain.outbox")
@@ -106,11 +109,12 @@ class OutboxSender:
             return 0
         ids = []
         with session_scope(self.sessions) as session:
-            ids = [row.id for row in repository.outbox_open(session)]
+            ids = [(row.id, row.job_id) for row in repository.outbox_open(session)]
         done = 0
-        for row_id in ids:
-            if self._drive(row_id) == "confirmed":
-                done += 1
+        for row_id, job_id in ids:
+            with job_context(job_id) if job_id is not None else contextlib.nullcontext():
+                if self._drive(row_id) == "confirmed":
+                    done += 1
         return done
 
     def _drive(self, row_id: int) -> str:
@@ -191,6 +195,7 @@ class OutboxSender:
             row.block_number = int(receipt["blockNumber"])
             row.receipt_status = int(receipt["status"])
             row.status = "confirmed" if receipt["status"] == 1 else "failed"
+            CHAIN_TRANSACTIONS.labels(row.action, row.status).inc()
             if row.status == "failed":
                 row.last_error = "transaction reverted on chain"
             return row.status

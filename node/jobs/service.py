@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from marketplace.errors import InvalidTransition, JobNotFound, RetryLimitReached
 from marketplace.jobs.ids import parse_job_id
 from marketplace.jobs.states import TERMINAL, JobStatus, check_transition
+from marketplace.logcontext import set_job
 from node.auth.principal import Principal
 from node.authz.policy import Action, authorize_job, readable_job_branches, readable_jobs
 from node.config import EventSettings
@@ -200,6 +201,7 @@ def transition(
     if target in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED):
         job.completed_at = now
     session.flush()
+    set_job(job.id, job.attempt or None)  # this request's or pass's later log lines
     record_event(
         session,
         job,

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from node.config import NodeSettings
 from node.db import session_scope
+from node.metrics import LEASE_EXPIRIES
 from node.providers import service
 from node.services import LoopService
 
@@ -48,6 +49,8 @@ class LeaseReaper(LoopService):
         """Reap once; return the ids of the jobs whose lease was taken back."""
         with session_scope(self.sessions) as session:
             reaped = service.reap_expired(session)
+        if reaped:
+            LEASE_EXPIRIES.inc(len(reaped))
         if reaped and self.on_reaped is not None:
             self.on_reaped()  # committed: the chain is fenced (unassign) at once
         return reaped

@@ -35,6 +35,7 @@ from node.db import session_scope, utcnow
 from node.deps import SessionDep, SettingsDep, sessions_of
 from node.escrow.tick import wake_chain
 from node.jobs.events import LogLine
+from node.metrics import CLAIM_WAIT
 from node.models.jobs import Job
 from node.openapi import raises
 from node.providers import service
@@ -157,9 +158,11 @@ async def claim(
         first = False
         result = await run_in_threadpool(attempt_claim)
         if result is not None:
+            CLAIM_WAIT.labels("claimed").observe(time.monotonic() - started)
             return result
         remaining = deadline - time.monotonic()
         if remaining <= 0 or notifier.closed or await request.is_disconnected():
+            CLAIM_WAIT.labels("empty").observe(time.monotonic() - started)
             return Response(status_code=204)
         await notifier.wait(seen, min(remaining, settings.leases.claim_poll_seconds))
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from marketplace.errors import WebhookTargetRefused
 from node.config import NodeSettings
 from node.db import session_scope, utcnow
+from node.metrics import WEBHOOK_DELIVERIES
 from node.models.webhooks import Webhook, WebhookDelivery
 from node.services import LoopService
 from node.webhooks import service
@@ -114,7 +115,9 @@ class WebhookSender(LoopService):
                     latency_ms=latency_ms,
                     error=error,
                 )
-        if error or (status is not None and status >= 300):
+        failed = bool(error or (status is not None and status >= 300))
+        WEBHOOK_DELIVERIES.labels("failure" if failed else "success").inc()
+        if failed:
             log.info("webhook delivery %s to %s: %s", delivery_id, url, error or status)
 
     def run_once(self) -> int:

@@ -1,0 +1,85 @@
+"""Structured logs for the node and the provider daemon: one JSON object per line, with the
+request id and, on every line about a job, its job id and attempt.
+
+The ids live in context variables, so they follow the work wherever it goes: through
+`await`, into `asyncio.to_thread` and Starlette's threadpool (both copy the context), and
+not into unrelated tasks. `job_context(job_id, attempt)` scopes a block of work to a job;
+`JsonFormatter` adds whatever is set to each record (`configure_logging` installs it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import datetime as dt
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "dcm_request_id", default=None
+)
+JOB: contextvars.ContextVar[tuple[str, int | None] | None] = contextvars.ContextVar(
+    "dcm_job", default=None
+)
+
+
+@contextlib.contextmanager
+def job_context(job_id: Any, attempt: int | None = None) -> Iterator[None]:
+    """Log lines inside the block carry `job_id` (as `job_<n>`) and `attempt`."""
+    text = str(job_id)
+    if text.isdigit():
+        text = f"job_{text}"
+    token = JOB.set((text, attempt))
+    try:
+        yield
+    finally:
+        JOB.reset(token)
+
+
+def set_job(job_id: Any, attempt: int | None = None) -> None:
+    """Mark the rest of the current context (one request, one pass) as about a job."""
+    text = str(job_id)
+    JOB.set((f"job_{text}" if text.isdigit() else text, attempt))
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname,
+            "logger": record.name,
+        }
+        message = record.getMessage()
+        if message.startswith("{") and record.name == "dcm.access":
+            try:  # the access log is a JSON object already: merge it
+                entry.update(json.loads(message))
+            except ValueError:
+                entry["message"] = message
+        else:
+            entry["message"] = message
+        request_id = REQUEST_ID.get()
+        if request_id is not None:
+            entry.setdefault("request_id", request_id)
+        job = JOB.get()
+        if job is not None:
+            entry.setdefault("job_id", job[0])
+            if job[1] is not None:
+                entry.setdefault("attempt", job[1])
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: str | int = "INFO") -> None:
+    """JSON lines on stderr for the whole process (`dcm serve`, `dcm provider run`)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)

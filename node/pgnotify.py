@@ -1,0 +1,185 @@
+"""Wake-ups across node replicas: the in-process notifier (`node.notifier`) bridged to
+PostgreSQL `LISTEN/NOTIFY`.
+
+Every topic this replica notifies after a commit is also sent as `NOTIFY dcm_wake` with a
+small JSON payload; every replica LISTENs on the channel and notifies the topics it
+receives from others locally (claim long-polls, event followers, the webhook sender, the
+chain tick). PostgreSQL delivers a NOTIFY only after the sending transaction commits and
+to every listening session, in order.
+
+Two threads, each with a dedicated autocommit connection: one sends what the notifier
+queued (coalescing a burst into few NOTIFYs), one waits for what others sent. If the
+listening connection breaks, the bridge reconnects and
+wakes every local waiter once (they re-read the database), so a notification lost while
+disconnected costs at most a spurious wake, never a missed job; the long-polls' short
+fallback re-check (`leases.claim_poll_seconds`) covers the seconds in between.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import queue
+import threading
+import uuid
+from collections.abc import Hashable
+from typing import Any
+
+from node.notifier import Notifier
+
+log = logging.getLogger("dcm.pgnotify")
+
+CHANNEL = "dcm_wake"
+MAX_PAYLOAD = 7000  # PostgreSQL's limit is 8000 bytes
+
+
+def encode_topic(topic: Hashable) -> Any:
+    if isinstance(topic, tuple):
+        return list(topic)
+    return topic
+
+
+def decode_topic(item: Any) -> Hashable:
+    if isinstance(item, list):
+        return tuple(item)
+    return item
+
+
+def payloads(origin: str, topics: list[Any]) -> list[str]:
+    """The topics as NOTIFY payloads under PostgreSQL's size limit."""
+    out: list[str] = []
+    batch: list[Any] = []
+    size = 0
+    for topic in topics:
+        item = json.dumps(topic, separators=(",", ":"))
+        if batch and size + len(item) + 1 > MAX_PAYLOAD - 64:
+            out.append(json.dumps({"o": origin, "t": batch}, separators=(",", ":")))
+            batch, size = [], 0
+        batch.append(topic)
+        size += len(item) + 1
+    if batch:
+        out.append(json.dumps({"o": origin, "t": batch}, separators=(",", ":")))
+    return out
+
+
+class PgWakeBridge:
+    def __init__(self, sqlalchemy_url: str, notifier: Notifier) -> None:
+        self.url = sqlalchemy_url
+        self.notifier = notifier
+        self.origin = uuid.uuid4().hex[:12]
+        self._out: queue.SimpleQueue[tuple[Hashable, ...] | None] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.connected = threading.Event()
+        self.sent = 0
+        self.received = 0
+
+    # called by the notifier, on any thread, for topics notified in this process
+    def relay(self, topics: tuple[Hashable, ...]) -> None:
+        if not self._stop.is_set():
+            self._out.put(topics)
+
+    def start(self) -> None:
+        self.notifier.relay = self.relay
+        self._threads = [
+            threading.Thread(target=self._run_listener, name="pg-wake-listen", daemon=True),
+            threading.Thread(target=self._run_sender, name="pg-wake-send", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self.notifier.relay = None
+        self._stop.set()
+        self._out.put(None)
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._threads = []
+
+    # ------------------------------------------------------------------ the threads
+
+    def _run_listener(self) -> None:
+        from node.replicas import pg_connect
+
+        first = True
+        while not self._stop.is_set():
+            conn = None
+            try:
+                conn = pg_connect(self.url)
+                conn.execute(f"LISTEN {CHANNEL}")
+                self.connected.set()
+                if not first:  # what was sent while we were away: everyone re-reads
+                    self.notifier.wake_all()
+                first = False
+                while not self._stop.is_set():
+                    for note in conn.notifies(timeout=1.0):
+                        self._deliver(note.payload)
+            except Exception as exc:
+                self.connected.clear()
+                if self._stop.is_set():
+                    break
+                log.warning("wake bridge: listener lost (%s); reconnecting", str(exc)[:200])
+                self._stop.wait(1.0)
+            finally:
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        conn.close()
+
+    def _run_sender(self) -> None:
+        from node.replicas import pg_connect
+
+        conn = None
+        while not self._stop.is_set():
+            first = self._out.get()
+            if first is None:
+                break
+            batch = [first]
+            while True:  # coalesce what queued meanwhile into few NOTIFYs
+                try:
+                    item = self._out.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._stop.set()
+                    break
+                batch.append(item)
+            topics: list[Any] = []
+            seen: set[str] = set()
+            for item in batch:
+                for topic in item:
+                    enc = encode_topic(topic)
+                    key = json.dumps(enc)
+                    if key not in seen:
+                        seen.add(key)
+                        topics.append(enc)
+            for attempt in range(2):
+                try:
+                    if conn is None:
+                        conn = pg_connect(self.url)
+                    for payload in payloads(self.origin, topics):
+                        conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+                        self.sent += 1
+                    break
+                except Exception as exc:
+                    if conn is not None:
+                        with contextlib.suppress(Exception):
+                            conn.close()
+                    conn = None
+                    if attempt:  # the others' long-polls fall back to their re-check
+                        log.warning("wake bridge: NOTIFY failed: %s", str(exc)[:200])
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    def _deliver(self, payload: str) -> None:
+        try:
+            msg = json.loads(payload)
+        except ValueError:
+            return
+        if msg.get("o") == self.origin:
+            return  # our own, already delivered in-process
+        topics = tuple(decode_topic(t) for t in msg.get("t", ()))
+        if topics:
+            self.received += 1
+            self.notifier.notify_local(*topics)

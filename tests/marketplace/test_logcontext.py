@@ -1,0 +1,70 @@
+"""Structured logs (`marketplace.logcontext`): JSON lines with the request id and, on
+every line about a job, its id and attempt, following the work into threads."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import logging
+
+from marketplace.logcontext import REQUEST_ID, JsonFormatter, job_context, set_job
+
+
+def _capture() -> tuple[logging.Logger, list[str]]:
+    lines: list[str] = []
+
+    class Sink(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(self.format(record))
+
+    sink = Sink()
+    sink.setFormatter(JsonFormatter())
+    logger = logging.getLogger("dcm.test.logcontext")
+    logger.handlers = [sink]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    return logger, lines
+
+
+def test_job_lines_carry_job_id_and_attempt_into_threads_and_not_beyond() -> None:
+    logger, lines = _capture()
+
+    async def job(n: int) -> None:
+        set_job(n, 2)
+        logger.info("running")
+        await asyncio.to_thread(logger.info, "in a worker thread")
+
+    async def main() -> None:
+        await asyncio.gather(job(5), job(6))
+        logger.info("not about a job")
+
+    contextvars.Context().run(asyncio.run, main())  # as a process starts: nothing set
+    entries = [json.loads(line) for line in lines]
+    about = sorted((e["job_id"], e["attempt"], e["message"]) for e in entries if "job_id" in e)
+    assert about == [
+        ("job_5", 2, "in a worker thread"),
+        ("job_5", 2, "running"),
+        ("job_6", 2, "in a worker thread"),
+        ("job_6", 2, "running"),
+    ]
+    assert entries[-1]["message"] == "not about a job" and "job_id" not in entries[-1]
+
+
+def test_request_id_and_scoped_job_context() -> None:
+    contextvars.Context().run(_request_and_job)
+
+
+def _request_and_job() -> None:
+    logger, lines = _capture()
+    token = REQUEST_ID.set("r-42")
+    try:
+        with job_context("job_9", 1):
+            logger.info("claimed")
+        logger.info("after")
+    finally:
+        REQUEST_ID.reset(token)
+    first, second = (json.loads(x) for x in lines)
+    assert (first["request_id"], first["job_id"], first["attempt"]) == ("r-42", "job_9", 1)
+    assert second["request_id"] == "r-42" and "job_id" not in second
+    assert first["level"] == "INFO" and first["logger"] == "dcm.test.logcontext"
