@@ -111,7 +111,7 @@ def test_a_provider_killed_mid_run_removes_its_container_at_restart_and_the_job_
 
     def containers(provider: ProviderProcess) -> list[Any]:
         label = f"dcm.provider={provider.account.address}"
-        return docker_client.containers.list(all=True, filters={"label": label})
+        return docker_client.containers.list(all=True, filters={"label": label}, sparse=True)
 
     first = ProviderProcess(node, tmp_path, "first", key).start()
     second = ProviderProcess(node, tmp_path, "second", key)

@@ -160,10 +160,10 @@ def test_each_caller_has_a_tree_of_their_own_which_the_collector_keeps(
     app: FastAPI, client: TestClient
 ) -> None:
     assert _write(client, "/mine.txt", b"only mine", create="true").is_success
-    with TestClient(app) as other:
-        other.headers.update(signed_in(app, other))
-        assert other.post("/api/v0/files/ls").json()["Entries"] == []
-        assert other.post("/api/v0/files/stat", params={"arg": "/mine.txt"}).status_code == 404
+    other = TestClient(app)  # a second caller of the running node (not a second start)
+    other.headers.update(signed_in(app, other))
+    assert other.post("/api/v0/files/ls").json()["Entries"] == []
+    assert other.post("/api/v0/files/stat", params={"arg": "/mine.txt"}).status_code == 404
     assert app.state.runtime.content.gc() >= 0  # a collection pass
     read = client.post("/api/v0/files/read", params={"arg": "/mine.txt"})
     assert read.content == b"only mine"

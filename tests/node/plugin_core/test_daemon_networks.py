@@ -54,6 +54,13 @@ def _run(url: str, workdir: Path, keys: list[str], networks: list[str]) -> list[
     return asyncio.run(main())
 
 
+@pytest.fixture
+def client(app: FastAPI) -> TestClient:
+    """The team is made through a client that does not start the app: the test serves it
+    (`served_in_thread`), and one node's runtime runs once on its data dir."""
+    return TestClient(app)
+
+
 def test_daemon_of_the_akash_network_runs_an_akash_job(
     app: FastAPI, client: TestClient, team: Team, tmp_path: Path
 ) -> None:

@@ -130,7 +130,9 @@ class Engine:
         label = f"{LABEL_PROVIDER}={provider_id}"
         removed = 0
         try:
-            for container in client.containers.list(all=True, filters={"label": label}):
+            # sparse: no inspect per container, which races with one going away meanwhile
+            listed = client.containers.list(all=True, filters={"label": label}, sparse=True)
+            for container in listed:
                 with contextlib.suppress(Exception):
                     container.remove(force=True, v=True)
                     removed += 1

@@ -28,4 +28,6 @@ def executor(docker_client: Any, busybox_image: str, provider_id: str) -> Iterat
 
 
 def containers_of(docker_client: Any, provider_id: str) -> list[Any]:  # noqa: F811
-    return docker_client.containers.list(all=True, filters={"label": f"dcm.provider={provider_id}"})
+    return docker_client.containers.list(
+        all=True, filters={"label": f"dcm.provider={provider_id}"}, sparse=True
+    )
