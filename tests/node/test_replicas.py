@@ -42,10 +42,13 @@ async def _until(predicate, seconds: float = 15.0) -> bool:
 
 
 def _terminate_lock_holder(url: str) -> int:
-    """Kill (server side) the session that holds the leader lock; return its pid."""
+    """Kill (server side) the session that holds the leader lock in this test's database;
+    return its pid. Advisory locks are per database and pg_locks lists every database's:
+    other xdist workers' nodes hold the same key in theirs."""
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
         pid = conn.execute(
             "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
             "AND objid = %s AND classid = %s",
             (LEADER_KEY & 0xFFFFFFFF, LEADER_KEY >> 32),
         ).fetchone()[0]
