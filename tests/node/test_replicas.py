@@ -245,7 +245,7 @@ def test_work_through_one_replica_wakes_claims_and_streams_on_another(
             }
         )
         with served_in_thread(create_app(base)) as a:
-            escrow = httpx.get(a + "/chain/info").json()["escrow_address"]
+            escrow = httpx.get(a + "/chain/info", timeout=60).json()["escrow_address"]
             other = base.model_copy(
                 update={"data_dir": tmp_path / "b", "chain_escrow_address": escrow}
             )
