@@ -846,6 +846,7 @@ class ProviderDaemon:
             await self._abandon_on_chain(job_id, voucher)
         except _LeaseLost as exc:
             log.warning("job %s attempt %d stopped, nothing published: %s", job_id, attempt, exc)
+            await self._hand_back(job_id, attempt, reporter)
             await self._abandon_on_chain(job_id, voucher)
         except (DatasetMismatch, ValidationFailed) as exc:
             # Bytes that are not what the requester pinned, or a spec/dataset the executor
@@ -885,12 +886,16 @@ class ProviderDaemon:
         return ResourceSampler(reporter.report_metrics, interval_seconds=interval)
 
     async def _hand_back(self, job_id: str, attempt: int, reporter: _Reporter) -> None:
+        """The attempt has stopped (its container, if any, is gone): tell the node. A job
+        handed back at shutdown returns to the queue; one cancelled by its requester (its
+        writes refused as `lease lost`) ends this lease, so it shows `cancelled` from now
+        on; a lease that really is lost (reaped, superseded) is refused, and that is all."""
         reason = reporter.cancel_reason or "cancelled"
-        if reason.startswith("lease lost"):
-            log.info("job %s attempt %d stopped: %s", job_id, attempt, reason)
-            return
-        with contextlib.suppress(MarketplaceError):
+        try:
             await self.api.job_write(job_id, "release", attempt, reason=reason)
+        except MarketplaceError as exc:
+            log.info("job %s attempt %d stopped (%s): %s", job_id, attempt, reason, exc.message)
+            return
         log.info("job %s attempt %d handed back: %s", job_id, attempt, reason)
 
     async def _abandon_on_chain(self, job_id: str, voucher: AssignmentVoucher | None) -> None:

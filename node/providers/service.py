@@ -553,12 +553,40 @@ def fail(
 
 def release(session: Session, provider: Provider, job_id: int, attempt: int, reason: str) -> Job:
     """Hand the job back (graceful shutdown): it returns to the queue at once instead of
-    waiting for the lease to expire. The attempt still counts towards `max_retries`."""
+    waiting for the lease to expire. The attempt still counts towards `max_retries`.
+
+    A job cancelled under this provider's lease (seed 003's `cancelling`: the provider is
+    stopping its work) is released the same way once the provider has stopped: the lease
+    ends there and the job stays `cancelled`, instead of showing `cancelling` until the
+    lease would have run out."""
+    stopped = _cancelled_under_lease(session, provider, job_id, attempt)
+    if stopped is not None:
+        stopped.lease_id = stopped.lease_expires_at = None  # the holder is kept, as history
+        session.flush()
+        return stopped
     job = leased_job(session, provider, job_id, attempt)
     job.lease_id = None
     job.lease_holder = None
     job.lease_expires_at = None
     return transition(session, job, JobStatus.PENDING, event_type="released", message=reason)
+
+
+def _cancelled_under_lease(
+    session: Session, provider: Provider, job_id: int, attempt: int
+) -> Job | None:
+    """The job, if it was cancelled while `provider` held its current lease at `attempt`
+    and that lease has not ended; else None (`leased_job` then answers why not)."""
+    job = session.get(Job, job_id)
+    if (
+        job is None
+        or job.status != JobStatus.CANCELLED.value
+        or job.attempt != attempt
+        or job.lease_holder != provider.address
+        or job.lease_expires_at is None
+    ):
+        return None
+    authorize_provider_job(session, provider.id, job)
+    return job
 
 
 def extend_leases_at_start(

@@ -207,6 +207,31 @@ def test_cancel_of_a_running_job_is_cancelling_then_cancelled(app, client, team)
     assert data["status"] == "cancelled" and data["events"][-1]["type"] == "cancelled"
 
 
+def test_a_cancelled_job_is_cancelled_once_its_provider_says_it_stopped(app, client, team):
+    """The provider stopped the container (its heartbeat refused) and releases its lease:
+    the job is `cancelled` at once, not `cancelling` until the lease would have run out.
+    Only the lease holder, at its attempt, ends it."""
+    create(client, team.headers)
+    provider = FakeProvider(app, client, "p1", networks=["akash"], keys=[team.provider_key])
+    other = FakeProvider(app, client, "p2", networks=["akash"], keys=[team.provider_key])
+    job_id, attempt = provider.run(provider.claim())
+    client.post(f"{BASE}/jobs/{job_id}/cancel", headers=team.headers)
+    assert provider.write(job_id, "heartbeat", attempt).status_code == 409
+    for who, at in ((other, attempt), (provider, attempt + 1)):
+        assert who.write(job_id, "release", at, reason="stopped").status_code == 409
+    view = client.get(f"{BASE}/jobs/{job_id}", headers=team.headers).json()["data"]
+    assert view["status"] == "cancelling"
+
+    resp = provider.write(job_id, "release", attempt, reason="lease lost: cancelled")
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["data"]["status"] == "cancelled"
+    view = client.get(f"{BASE}/jobs/{job_id}", headers=team.headers).json()["data"]
+    assert view["status"] == "cancelled" and view["events"][-1]["type"] == "cancelled"
+    row = job_row(app, job_id)
+    assert row.lease_expires_at is None and row.lease_holder is not None  # who ran it
+    assert provider.write(job_id, "release", attempt, reason="again").status_code == 409
+
+
 def test_cancel_of_a_pending_job_is_cancelled_and_again_is_409(app, client, team):
     job = create(client, team.headers)
     resp = client.post(f"{BASE}/jobs/{job['id']}/cancel", headers=team.headers)
