@@ -9,11 +9,12 @@ structured request logs. It is the composition root: it may import every package
 from __future__ import annotations
 
 import hmac
+import itertools
 import json
 import logging
+import os
 import shutil
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -150,6 +151,16 @@ def disk_report(path: Path, min_free_bytes: int) -> dict[str, Any]:
     return {"free_bytes": free, "min_free_bytes": min_free_bytes, "low": free < min_free_bytes}
 
 
+# Request ids this process makes: a random 64-bit prefix (one per process) and a counter,
+# 32 hex digits like a UUID's; `uuid4()` read the OS's random source on every request.
+_ID_PREFIX = os.urandom(8).hex()
+_ID_COUNTER = itertools.count()
+
+
+def _new_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
 class RequestContextMiddleware:
     """Request ids (`X-Request-ID`, taken from the request or made) and one structured log
     line per request. Pure ASGI: Starlette's BaseHTTPMiddleware about doubled the cost of a
@@ -163,7 +174,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         given = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"")
-        request_id = given.decode("latin-1")[:64] or uuid.uuid4().hex
+        request_id = given.decode("latin-1")[:64] or _new_request_id()
         state = scope.setdefault("state", {})  # what `request.state` reads and writes
         state["request_id"] = request_id
         token = REQUEST_ID.set(request_id)  # every log line of the request carries it
@@ -185,18 +196,19 @@ class RequestContextMiddleware:
             principal = state.get("principal")  # set by node.deps
             params = scope.get("path_params") or {}
             job_ref = params.get("jobId") or params.get("job_id")
-            log.info(
-                json.dumps(
-                    {
-                        "request_id": request_id,
-                        **({"job_id": str(job_ref)} if job_ref is not None else {}),
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 2),
-                        "user_id": getattr(principal, "user_id", None),
-                        "api_key_id": getattr(principal, "api_key_id", None),
-                    }
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    json.dumps(
+                        {
+                            "request_id": request_id,
+                            **({"job_id": str(job_ref)} if job_ref is not None else {}),
+                            "method": scope["method"],
+                            "path": scope["path"],
+                            "status": status,
+                            "duration_ms": round(elapsed * 1000, 2),
+                            "user_id": getattr(principal, "user_id", None),
+                            "api_key_id": getattr(principal, "api_key_id", None),
+                        }
+                    )
                 )
-            )
             REQUEST_ID.reset(token)

@@ -232,6 +232,12 @@ class NodeSettings(BaseSettings):
         "operator names the dapps it serves. No credentials are ever allowed cross-origin.",
     )
     access_token_seconds: int = Field(3600, description="Lifetime of an access token.")
+    auth_user_cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="How long an access token's user lookup (exists, active, wallet) is "
+        "reused (node.auth.cache); 0: looked up on every request. API keys are never cached.",
+    )
     refresh_token_seconds: int = Field(30 * 24 * 3600, description="Lifetime of a refresh token.")
     siwe_nonce_seconds: int = Field(600, description="Lifetime of a sign-in nonce.")
     siwe_clock_skew_seconds: int = Field(

@@ -27,6 +27,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from marketplace.content.store import ContentStore
+from node.auth.cache import UserCache
 from node.auth.passwords import HashingGate
 from node.chain.host import ChainHost
 from node.chain.startup import build_host
@@ -76,6 +77,8 @@ class Runtime:
     rate_limiter: RateLimiter
     password_gate: HashingGate
     funding: Funding
+    # Access tokens' user lookups, reused for a few seconds (`node.auth.cache`).
+    users: UserCache = field(default_factory=lambda: UserCache(0))
     # Loop services started with the app (the chain tick joins them once the chain runs).
     services: list[LoopService] = field(default_factory=list)
     # Run once against the chain host as it starts (the escrow's deployment).
@@ -239,6 +242,7 @@ def build_runtime(settings: NodeSettings) -> Runtime:
         content=make_content_store(settings, sessions),
         notifier=notifier,
         rate_limiter=RateLimiter(settings.rate_limits),
+        users=UserCache(settings.auth_user_cache_seconds),
         password_gate=HashingGate(
             settings.rate_limits.password_hash_slots,
             settings.rate_limits.password_hash_wait_seconds,

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from marketplace.errors import (
     Forbidden,
@@ -16,9 +17,11 @@ from marketplace.errors import (
     TokenExpired,
     Unauthorized,
 )
+from node.auth.api_keys import API_KEY_PREFIX
+from node.auth.cache import UserCache
 from node.auth.passwords import HashingGate
 from node.auth.principal import Principal
-from node.auth.service import authenticate_bearer
+from node.auth.service import access_claims, authenticate_bearer, cached_principal
 from node.config import NodeSettings
 from node.deps import BearerDoc, SessionDep, SettingsDep, bearer_token
 from node.limits.rates import client_address, limiter
@@ -34,26 +37,56 @@ def authenticate_request(request: Request, session: Session, settings: NodeSetti
     if token is None:
         raise Unauthorized("Missing bearer token")
     with limiter(request).failures("auth_failures_per_client", client_address(request)):
-        principal = authenticate_bearer(session, settings, token)
+        principal = authenticate_bearer(session, settings, token, users_of(request))
+    request.state.principal = principal
+    return principal
+
+
+async def authenticate_request_async(
+    request: Request, session: Session, settings: NodeSettings
+) -> Principal:
+    """`authenticate_request` from the event loop: an access token whose user is in the
+    cache (`node.auth.cache`) is verified here, without a worker thread or a statement;
+    any other credential is looked up in one worker thread hop."""
+    token = bearer_token(request)
+    if token is None:
+        raise Unauthorized("Missing bearer token")
+    users = users_of(request)
+    with limiter(request).failures("auth_failures_per_client", client_address(request)):
+        principal = None
+        if not token.startswith(API_KEY_PREFIX):
+            # signature, expiry and type: checked on every request, cache or not
+            principal = cached_principal(access_claims(settings, token), users)
+        if principal is None:
+            principal = await run_in_threadpool(
+                authenticate_bearer, session, settings, token, users
+            )
     request.state.principal = principal
     return principal
 
 
 # Any authenticated route may refuse a valid credential that is not allowed to act there.
+# Both are async: a cached access token costs no worker thread (FastAPI runs a sync
+# dependency in a thread of its own).
 @raises(Unauthorized, InvalidToken, TokenExpired, InvalidApiKey, Forbidden, RateLimited)
-def get_principal(
+async def get_principal(
     request: Request, session: SessionDep, settings: SettingsDep, _doc: BearerDoc = None
 ) -> Principal:
-    return authenticate_request(request, session, settings)
+    return await authenticate_request_async(request, session, settings)
 
 
 @raises(Unauthorized, InvalidToken, TokenExpired, InvalidApiKey, RateLimited)
-def get_optional_principal(
+async def get_optional_principal(
     request: Request, session: SessionDep, settings: SettingsDep, _doc: BearerDoc = None
 ) -> Principal | None:
     if bearer_token(request) is None:
         return None
-    return get_principal(request, session, settings)
+    return await authenticate_request_async(request, session, settings)
+
+
+def users_of(request: Request) -> UserCache:
+    """The node's access-token user cache (`node.auth.cache`)."""
+    return request.app.state.runtime.users
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal, scope="function")]

@@ -11,9 +11,10 @@ from sqlalchemy.orm import Session
 from marketplace.errors import InvalidCredentials, InvalidToken, RefreshTokenReused
 from node.auth import repository
 from node.auth.api_keys import API_KEY_PREFIX, authenticate_api_key
+from node.auth.cache import CachedUser, UserCache
 from node.auth.passwords import hash_password, verify_password
 from node.auth.principal import Principal
-from node.auth.tokens import decode_token, encode_token
+from node.auth.tokens import TokenClaims, decode_token, encode_token
 from node.config import NodeSettings
 from node.db import utcnow
 from node.models.auth import RefreshToken, User
@@ -89,12 +90,41 @@ def refresh(session: Session, settings: NodeSettings, token: str) -> dict[str, s
     raise InvalidToken("Refresh token expired")
 
 
-def authenticate_bearer(session: Session, settings: NodeSettings, token: str) -> Principal:
-    """The caller behind a bearer credential: an access token or a `dcm_...` API key."""
+def authenticate_bearer(
+    session: Session, settings: NodeSettings, token: str, users: UserCache | None = None
+) -> Principal:
+    """The caller behind a bearer credential: an access token or a `dcm_...` API key.
+    `users` (`node.auth.cache`) may answer an access token's user lookup."""
     if token.startswith(API_KEY_PREFIX):
         return authenticate_api_key(session, token)
-    claims = decode_token(settings.secret_key.get_secret_value(), token, "access")
+    claims = access_claims(settings, token)
+    return principal_of(claims, _active_user(session, claims, users))
+
+
+def access_claims(settings: NodeSettings, token: str) -> TokenClaims:
+    """An access token's verified claims (signature, expiry, type); no database."""
+    return decode_token(settings.secret_key.get_secret_value(), token, "access")
+
+
+def cached_principal(claims: TokenClaims, users: UserCache) -> Principal | None:
+    """The principal of verified access-token `claims` if `users` still holds its user,
+    else None (the caller looks the user up: `authenticate_bearer`)."""
+    user = users.get(claims.user_id)
+    return principal_of(claims, user) if user is not None else None
+
+
+def principal_of(claims: TokenClaims, user: CachedUser) -> Principal:
+    return Principal(user_id=user.user_id, subject=claims.subject, address=user.address)
+
+
+def _active_user(session: Session, claims: TokenClaims, users: UserCache | None) -> CachedUser:
+    cached = users.get(claims.user_id) if users is not None else None
+    if cached is not None:
+        return cached
     user = session.get(User, claims.user_id)
     if user is None or not user.is_active:
         raise InvalidToken("Invalid token")
-    return Principal(user_id=user.id, subject=claims.subject, address=user.address)
+    found = CachedUser(user_id=user.id, address=user.address)
+    if users is not None:
+        users.put(found)
+    return found

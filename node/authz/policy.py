@@ -55,7 +55,7 @@ from node.auth.principal import Principal
 from node.authz import repository
 from node.models.auth import ApiKey, User
 from node.models.jobs import Job
-from node.models.workspaces import MEMBERSHIP_ROLES, Role, Workspace, WorkspaceMember
+from node.models.workspaces import MEMBERSHIP_ROLES, Role, WorkspaceMember
 
 _MAX_ID = 2**31 - 1  # ids are 32-bit on PostgreSQL; larger ones cannot exist
 
@@ -110,14 +110,16 @@ def effective_role(session: Session, principal: Principal, workspace_id: int) ->
     """The caller's role in the workspace, or None if it has none there.
 
     Raises WorkspaceNotFound (404) for a workspace that does not exist."""
-    if not 0 < workspace_id <= _MAX_ID or session.get(Workspace, workspace_id) is None:
+    if not 0 < workspace_id <= _MAX_ID:
+        raise WorkspaceNotFound()
+    exists, member_role = repository.workspace_role(session, workspace_id, principal.user_id)
+    if not exists:
         raise WorkspaceNotFound()
     if principal.workspace_id is not None and principal.workspace_id != workspace_id:
         return None
-    member = session.get(WorkspaceMember, (workspace_id, principal.user_id))
-    if member is None:
+    if member_role is None:
         return None
-    role = Role(member.role)
+    role = Role(member_role)
     if principal.api_key_id is None:
         return role
     key = session.get(ApiKey, principal.api_key_id)

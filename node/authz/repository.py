@@ -12,12 +12,26 @@ from sqlalchemy.orm import Session
 from node.models.auth import ApiKey, User
 from node.models.jobs import Job
 from node.models.providers import Provider, ProviderAdmission
-from node.models.workspaces import Role, WorkspaceMember
+from node.models.workspaces import Role, Workspace, WorkspaceMember
 
 
 def open_market() -> ColumnElement[bool]:
     """Jobs whose reward is escrowed: offered to every matching provider."""
     return Job.reward_wei != 0
+
+
+def workspace_role(session: Session, workspace_id: int, user_id: int) -> tuple[bool, str | None]:
+    """Whether the workspace exists, and the role `user_id` holds there (None: not a
+    member), in one statement."""
+    row = session.execute(
+        select(Workspace.id, WorkspaceMember.role)
+        .outerjoin(
+            WorkspaceMember,
+            and_(WorkspaceMember.workspace_id == Workspace.id, WorkspaceMember.user_id == user_id),
+        )
+        .where(Workspace.id == workspace_id)
+    ).first()
+    return (False, None) if row is None else (True, row.role)
 
 
 def member_workspace_ids(user_id: int, roles: Collection[Role]) -> Select[Any]:

@@ -26,7 +26,7 @@ class Funding(Protocol):
         ...
 
 
-def get_funding(request: Request) -> Funding:
+async def get_funding(request: Request) -> Funding:
     return request.app.state.runtime.funding
 
 

@@ -36,6 +36,7 @@ import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, status
+from sqlalchemy.orm import Session
 
 from marketplace.errors import (
     BadQuery,
@@ -45,10 +46,11 @@ from marketplace.errors import (
 )
 from marketplace.jobs.states import JobStatus
 from node.auth.deps import PrincipalDep
+from node.auth.principal import Principal
 from node.authz.policy import Action, authorize
-from node.deps import SessionDep
+from node.deps import SessionDep, in_thread
 from node.jobs import service
-from node.jobs.funding import FundingDep
+from node.jobs.funding import Funding, FundingDep
 from node.jobs.repository import JobFilters
 from node.jobs.schemas import (
     CursorPagination,
@@ -85,7 +87,7 @@ def _from_ms(ms: int | None) -> dt.datetime | None:
 
 
 @router.get("", response_model=JobListV1)
-def list_jobs(
+async def list_jobs(
     principal: PrincipalDep,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=100, description="Number of items to return (1-100)")],
@@ -115,14 +117,22 @@ def list_jobs(
         created_from=_from_ms(from_),
         created_to=_from_ms(to),
     )
+    return await in_thread(
+        session, _job_page, session, principal, filters, SORT_FIELDS[sort], order, cursor, limit
+    )
+
+
+def _job_page(
+    session: Session,
+    principal: Principal,
+    filters: JobFilters,
+    sort: str,
+    order: str,
+    cursor: str | None,
+    limit: int,
+) -> JobListV1:
     jobs, next_cursor = service.list_owned_jobs(
-        session,
-        principal,
-        filters,
-        sort=SORT_FIELDS[sort],
-        order=order,
-        cursor=cursor,
-        limit=limit,
+        session, principal, filters, sort=sort, order=order, cursor=cursor, limit=limit
     )
     return JobListV1(
         data=[JobV1.from_job(j) for j in jobs],
@@ -156,7 +166,7 @@ def create_job(body: JobCreateV1, principal: PrincipalDep, session: SessionDep) 
 
 
 @router.get("/{jobId}", response_model=JobEnvelopeV1)
-def get_job(
+async def get_job(
     job_id: Annotated[str, Path(alias="jobId", description="e.g. job_5")],
     principal: PrincipalDep,
     session: SessionDep,
@@ -164,6 +174,12 @@ def get_job(
 ) -> JobEnvelopeV1:
     """One of the caller's jobs, with its event log, its `funding` call while it awaits
     its escrow deposit and its `escrow` as seen on chain; 404 for anyone else's."""
+    return await in_thread(session, _job_detail, session, principal, job_id, funding)
+
+
+def _job_detail(
+    session: Session, principal: Principal, job_id: str, funding: Funding
+) -> JobEnvelopeV1:
     job = service.get_owned_job(session, principal, job_id)
     detail = JobDetailV1.from_job(job)
     detail.funding = funding.funding_call(session, job)

@@ -32,11 +32,14 @@ Decisions where the seed is silent:
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from marketplace.errors import (
     InvalidTransition,
@@ -46,8 +49,9 @@ from marketplace.errors import (
 )
 from marketplace.jobs.dialects import seed001_filter, seed001_word
 from node.auth.deps import PrincipalDep
+from node.auth.principal import Principal
 from node.authz.policy import Action, authorize
-from node.deps import SessionDep
+from node.deps import SessionDep, in_thread
 from node.jobs import service
 from node.jobs.repository import JobFilters
 from node.jobs.schemas import (
@@ -85,10 +89,10 @@ JobIdPath = Annotated[str, Path(description="Job id, e.g. `job_5` (or `5`)")]
 def _workspace_for(action: Action) -> Callable[..., int]:
     """A dependency: the path's workspace id, once the caller may do `action` in it."""
 
-    def dependency(
+    async def dependency(
         workspace_id: WorkspaceIdPath, principal: PrincipalDep, session: SessionDep
     ) -> int:
-        authorize(session, principal, workspace_id, action)
+        await run_in_threadpool(authorize, session, principal, workspace_id, action)
         return workspace_id
 
     return dependency
@@ -133,17 +137,30 @@ class ListQuery:
         )
 
 
-ListQueryDep = Annotated[ListQuery, Depends()]
+async def _list_query(**params: Any) -> ListQuery:
+    return ListQuery(**params)
+
+
+# An async factory with ListQuery's parameters: FastAPI runs a class dependency in a
+# worker thread (one more hop per request); this costs none.
+_list_query.__signature__ = inspect.signature(ListQuery)  # type: ignore[attr-defined]
+ListQueryDep = Annotated[ListQuery, Depends(_list_query)]
 
 
 @router.get("/workspace/{workspace_id}/jobs", response_model=JobPage001)
-def list_jobs(
+async def list_jobs(
     workspace_id: ReadableWorkspace,
     q: ListQueryDep,
     principal: PrincipalDep,
     session: SessionDep,
 ) -> JobPage001:
     """List jobs in the workspace with filters, sorting and page pagination."""
+    return await in_thread(session, _job_page, session, principal, workspace_id, q)
+
+
+def _job_page(
+    session: Session, principal: Principal, workspace_id: int, q: ListQuery
+) -> JobPage001:
     jobs, total = service.list_workspace_jobs(
         session,
         principal,

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 
+from node.auth.cache import UserCache
 from tests.node.jobs.conftest import Seed
 
 
@@ -38,6 +39,13 @@ def quiet(app: FastAPI, client: TestClient) -> None:
         client.portal.call(service.stop)
 
 
+@pytest.fixture
+def users_kept(app: FastAPI) -> None:
+    """Token users kept for the whole test (node.auth.cache): whether a request looks its
+    user up must not depend on how long the test took."""
+    app.state.runtime.users = UserCache(3600)
+
+
 def _statements_for(app: FastAPI, client: TestClient, seed: Seed, url: str) -> int:
     with count_statements(app) as statements:
         resp = client.get(url, headers=seed.headers)
@@ -46,7 +54,7 @@ def _statements_for(app: FastAPI, client: TestClient, seed: Seed, url: str) -> i
 
 
 def test_list_queries_do_not_grow_with_rows(
-    app: FastAPI, client: TestClient, seed: Seed, quiet: None
+    app: FastAPI, client: TestClient, users_kept: None, seed: Seed, quiet: None
 ) -> None:
     def add(n: int) -> None:
         for _ in range(n):
@@ -65,3 +73,21 @@ def test_list_queries_do_not_grow_with_rows(
         client.get("/v1/jobs?limit=100", headers=seed.headers)
     assert sum("FROM jobs" in s for s in statements) == 1
     assert not any("job_events" in s for s in statements)
+
+
+def test_a_job_by_id_reads_in_four_statements(
+    app: FastAPI, client: TestClient, users_kept: None, seed: Seed, quiet: None
+) -> None:
+    """`GET /v1/jobs/{id}` with a token whose user was just looked up (node.auth.cache):
+    the job, its event log, the caller's role in its workspace (one statement with the
+    workspace's existence), its escrow. No user lookup, no separate workspace read."""
+    job = client.post("/v1/jobs", json={"type": "t", "payload": {}}, headers=seed.headers)
+    assert job.status_code == 201, job.text
+    url = f"/v1/jobs/{job.json()['data']['id']}"
+    with count_statements(app) as statements:
+        resp = client.get(url, headers=seed.headers)
+    assert resp.status_code == 200, resp.text
+    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len(selects) == 4, statements
+    assert not any("FROM users" in s for s in selects)
+    assert sum("FROM workspaces" in s for s in selects) == 1
