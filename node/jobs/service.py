@@ -174,10 +174,23 @@ def create_job(
         batch_id=batch_id,
         created_at=now,
         updated_at=now,
+        # A job no one else can see yet takes its first event number without the row
+        # lock of `next_seq`: the job and its `created` event go in one flush, and its
+        # event log is known (no read of it back).
+        event_seq=1,
+        events=[
+            JobEvent(
+                seq=1,
+                type="created",
+                message="Job created",
+                level="info",
+                to_status=status.value,
+                created_at=now,
+            )
+        ],
     )
     session.add(job)
     session.flush()
-    record_event(session, job, "created", "Job created", to_status=job.status)
     return job
 
 

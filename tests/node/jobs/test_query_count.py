@@ -1,8 +1,10 @@
 """List views cost the same number of SQL statements for 2 jobs as for 40: no per-row
-loads (the event log is never loaded for lists)."""
+loads (the event log is never loaded for lists). A create writes its two rows and reads
+nothing back."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -91,3 +93,19 @@ def test_a_job_by_id_reads_in_four_statements(
     assert len(selects) == 4, statements
     assert not any("FROM users" in s for s in selects)
     assert sum("FROM workspaces" in s for s in selects) == 1
+
+
+def test_create_writes_job_and_event_without_reading_back(
+    app: FastAPI, client: TestClient, seed: Seed, quiet: None
+) -> None:
+    """A create inserts the job and its `created` event; it takes the event's number
+    without the row-locking UPDATE (no one else sees the job yet) and answers with the
+    event log it wrote, never reading it back."""
+    body = {"type": "t", "payload": {}, "workspaceId": seed.workspace_id}
+    with count_statements(app) as statements:
+        resp = client.post("/v1/jobs", json=body, headers=seed.headers)
+    assert resp.status_code == 201, resp.text
+    assert [(e["seq"], e["type"]) for e in resp.json()["data"]["events"]] == [(1, "created")]
+    writes = [m.group(0) for s in statements if (m := re.match(r"(INSERT INTO|UPDATE) \w+", s))]
+    assert writes == ["INSERT INTO jobs", "INSERT INTO job_events"]
+    assert not any(s.startswith("SELECT") and "FROM job_events" in s for s in statements)
