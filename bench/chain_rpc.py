@@ -2,23 +2,41 @@
 
 Sends N sequential value transfers, each followed by its receipt, in the tuned style
 of OFFLINE.md (fixed gas limit, locally tracked nonce, fees fetched once) through:
-  direct   - Web3(EthereumTesterProvider()) in-process (the baseline, no journal)
+  direct   - Web3(EthereumTesterProvider()) in-process (no journal, no node)
   host     - the node's EmbeddedChainHost w3 (in-process dispatcher, fsynced journal)
   http     - a real `dcm serve` on loopback, web3 HTTPProvider -> POST /chain/rpc
-Prints tx/s and writes bench/results/chain_rpc.json.
+and, with `--baseline-src DIR` (a checkout of the code before a change, say
+`git worktree add /tmp/base main`), `http_baseline`: the same against `dcm serve` run
+from DIR, so that a change is measured against its baseline in the same run.
 
-    PYTHONPATH=. python bench/chain_rpc.py [N]
+The modes take turns, `--rounds` times, and each figure is the median of its rounds: the
+machine is shared, and a burst of load in one mode's only run would otherwise decide the
+ratio. Every receipt is there when the first poll asks (each transaction is mined as it
+arrives), so web3's poll interval never enters the figure; the script checks that.
+`cpu_ms_per_tx` is the CPU time one transaction costs the benchmark's process and, over
+HTTP, the node's process too (`*_node_cpu_ms_per_tx`, its share): a figure that load on
+the machine moves much less than tx/s.
+
+Prints the figures and writes bench/results/chain_rpc.json.
+
+    PYTHONPATH=. python bench/chain_rpc.py [N] [--rounds R] [--baseline-src DIR]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import platform
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 from eth_account import Account
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
 
@@ -27,66 +45,162 @@ sys.path.insert(0, str(ROOT))
 
 from node.chain.host import EmbeddedChainHost  # noqa: E402
 from node.chain.keys import load_or_create_operator_key  # noqa: E402
+from tests.fixtures.ports import free_port  # noqa: E402
+from tests.fixtures.served import dcm_env  # noqa: E402
 
 
-def run(w3: Web3, sender, n: int) -> float:
+def run(w3: Web3, sender, n: int, cpu_of_server: Callable[[], float] | None = None) -> dict:
+    """N transfers from `sender`, each followed by its receipt: tx/s and CPU ms per tx."""
     nonce = w3.eth.get_transaction_count(sender.address, "pending")
     base = w3.eth.get_block("latest")["baseFeePerGas"]
     fees = {"maxFeePerGas": 4 * base + 10**9, "maxPriorityFeePerGas": 10**9}
     chain_id = w3.eth.chain_id
     to = Account.create().address
+    server_started = cpu_of_server() if cpu_of_server else 0.0
+    cpu_started = time.process_time()
     started = time.perf_counter()
     for i in range(n):
         tx = {"to": to, "value": 1, "gas": 21000, "nonce": nonce + i, "chainId": chain_id, **fees}
         h = w3.eth.send_raw_transaction(sender.sign_transaction(tx).raw_transaction)
-        receipt = w3.eth.wait_for_transaction_receipt(h, timeout=30, poll_latency=0.01)
+        # mined on arrival: the first ask has it (web3's wait_for_transaction_receipt asks
+        # the same, then sleeps between asks; here a missing receipt fails the run)
+        receipt = w3.eth.get_transaction_receipt(h)
         assert receipt["status"] == 1
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
+    server_cpu = (cpu_of_server() - server_started) if cpu_of_server else 0.0
     assert w3.eth.get_balance(to) == n
-    return n / elapsed
+    return {
+        "tx_per_s": n / elapsed,
+        "cpu_ms_per_tx": 1000 * (cpu + server_cpu) / n,
+        "node_cpu_ms_per_tx": 1000 * server_cpu / n,
+    }
+
+
+class _Node:
+    """`dcm serve` (development: the faucet is mounted) from the source tree `src`."""
+
+    def __init__(self, src: Path, data_dir: Path) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        env = dcm_env(data_dir, f"sqlite:///{data_dir}/node.sqlite3", DCM_PUBLIC_URL=self.url)
+        env["PYTHONPATH"] = str(src)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        cli = [sys.executable, "-m", "dcm.cli"]
+        subprocess.run([*cli, "db", "upgrade"], env=env, cwd=src, check=True, capture_output=True)
+        self._log = (data_dir / "node.log").open("ab")
+        self.proc = subprocess.Popen(
+            [*cli, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            cwd=src,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 180  # a loaded 2-core machine imports slowly
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"dcm serve from {src} did not start: {data_dir / 'node.log'}")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the node's process so far (Linux /proc)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def funded_w3(self) -> tuple[Web3, object]:
+        sender = Account.create()
+        resp = httpx.post(
+            self.url + "/chain/faucet",
+            json={"address": sender.address, "amount": "1"},
+            timeout=120,
+        )
+        resp.raise_for_status()
+        return Web3(HTTPProvider(self.url + "/chain/rpc")), sender
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 200
-    results: dict[str, float] = {}
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("n", nargs="?", type=int, default=200, help="transactions per run")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each mode, in turns")
+    parser.add_argument("--baseline-src", type=Path, help="serve `http_baseline` from here")
+    args = parser.parse_args()
+    n = args.n
 
-    direct = Web3(EthereumTesterProvider())
-    key = direct.provider.ethereum_tester.backend.account_keys[0]
-    results["direct_eth_tester_tx_per_s"] = run(direct, Account.from_key(key.to_bytes()), n)
-
-    with tempfile.TemporaryDirectory() as tmp:
-        chain_dir = Path(tmp) / "chain"
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        direct = Web3(EthereumTesterProvider())
+        key = direct.provider.ethereum_tester.backend.account_keys[0]
+        direct_sender = Account.from_key(key.to_bytes())
+        chain_dir = tmp / "host" / "chain"
         host = EmbeddedChainHost(
             chain_dir, load_or_create_operator_key(chain_dir / "operator.key"), "in-process"
         )
-        results["host_in_process_tx_per_s"] = run(host.w3, host.operator.account, n)
-        host.close()
-
-    from tests.node.chain.test_http import Served
-
-    with tempfile.TemporaryDirectory() as tmp:
-        served = Served(Path(tmp) / "node", f"sqlite:///{tmp}/node.sqlite3")
+        nodes = {"http": _Node(ROOT, tmp / "node")}
+        if args.baseline_src:
+            nodes["http_baseline"] = _Node(args.baseline_src.resolve(), tmp / "node-baseline")
         try:
-            sender = Account.create()
-            import httpx
-
-            httpx.post(
-                served.url + "/chain/faucet", json={"address": sender.address, "amount": "1"}
-            )
-            w3 = Web3(HTTPProvider(served.url + "/chain/rpc"))
-            results["http_chain_rpc_tx_per_s"] = run(w3, sender, n)
+            modes: dict[str, Callable[[int], dict]] = {
+                "direct": lambda k: run(direct, direct_sender, k),
+                "host": lambda k: run(host.w3, host.operator.account, k),
+            }
+            for name, node in nodes.items():
+                w3, sender = node.funded_w3()
+                modes[name] = lambda k, w3=w3, sender=sender, node=node: run(
+                    w3, sender, k, node.cpu_seconds
+                )
+            for mode in modes.values():  # warm up: imports, connections, caches
+                mode(10)
+            rounds: dict[str, list[dict]] = {name: [] for name in modes}
+            for r in range(args.rounds):
+                for name, mode in modes.items():
+                    rounds[name].append(mode(n))
+                    print(f"round {r + 1} {name}: {rounds[name][-1]}", file=sys.stderr)
         finally:
-            served.stop()
+            for node in nodes.values():
+                node.stop()
+            host.close()
 
-    base = results["direct_eth_tester_tx_per_s"]
-    out = {
+    def median(name: str, key: str) -> float:
+        return statistics.median(r[key] for r in rounds[name])
+
+    out: dict[str, object] = {
         "transactions": n,
-        "method": "sequential signed EIP-1559 transfers, receipt awaited, fixed gas, local nonce",
-        "machine": f"{platform.machine()} {platform.python_version()}",
-        **{k: round(v, 2) for k, v in results.items()},
-        "ratio_host_vs_direct": round(results["host_in_process_tx_per_s"] / base, 3),
-        "ratio_http_vs_direct": round(results["http_chain_rpc_tx_per_s"] / base, 3),
+        "rounds": args.rounds,
+        "method": "sequential signed EIP-1559 transfers, receipt fetched after each (mined on "
+        "arrival: no polling sleep), fixed gas, local nonce; modes in turns, medians",
+        "machine": f"{platform.machine()} {platform.python_version()} {os.cpu_count()} cpus",
+        "load_average_at_end": os.getloadavg()[0],
     }
+    for name in rounds:
+        out[f"{name}_tx_per_s"] = round(median(name, "tx_per_s"), 2)
+        out[f"{name}_cpu_ms_per_tx"] = round(median(name, "cpu_ms_per_tx"), 2)
+        if name in nodes:  # of which the node's process (the rest: the client's)
+            out[f"{name}_node_cpu_ms_per_tx"] = round(median(name, "node_cpu_ms_per_tx"), 2)
+        out[f"{name}_tx_per_s_rounds"] = [round(r["tx_per_s"], 2) for r in rounds[name]]
+    host_rate = median("host", "tx_per_s")
+    out["ratio_host_vs_direct"] = round(host_rate / median("direct", "tx_per_s"), 3)
+    for name in nodes:
+        out[f"ratio_{name}_vs_host"] = round(median(name, "tx_per_s") / host_rate, 3)
+        # per round too: each against the in-process run just before it
+        out[f"ratio_{name}_vs_host_rounds"] = [
+            round(h["tx_per_s"] / i["tx_per_s"], 3)
+            for h, i in zip(rounds[name], rounds["host"], strict=True)
+        ]
     print(json.dumps(out, indent=2))
     (ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)
     (ROOT / "bench" / "results" / "chain_rpc.json").write_text(json.dumps(out, indent=2) + "\n")

@@ -30,6 +30,10 @@ from node.workspaces.router import router as workspaces_router
 from node.workspaces.router_account import api_keys_router, me_router
 
 ROUTERS: list[APIRouter] = [
+    # First: routes are matched in order, and a wallet's every call is a POST /chain/rpc
+    # (after the 115 routes before it, matching took 0.55 ms of each call, 15 us here).
+    # Its two literal paths overlap no other router's.
+    chain_router,
     auth_router,
     me_router,
     api_keys_router,
@@ -50,7 +54,6 @@ ROUTERS: list[APIRouter] = [
     kubo_files_router,
     kubo_files_write_router,
     ipfs_gateway_router,
-    chain_router,
     chain_jobs_router,
     chain_seed000_router,
 ]

@@ -130,8 +130,12 @@ async def chain_rpc(request: Request) -> Response:
     except ValueError:
         return JSONResponse(_error(None, PARSE_ERROR, "parse error"), headers=cors)
     dev_allowed = _dev_methods_allowed(request)
-    # eth-tester is synchronous and serialized by its own lock: keep it off the event loop
-    reply = await run_in_threadpool(host.dispatcher.handle, body, dev_allowed=dev_allowed)
+    # eth-tester is synchronous and serialized by its own lock: a quick read is answered
+    # here when the chain is free (a thread hop would cost more than the read), anything
+    # else in a worker thread, so the event loop never waits on the chain
+    answered, reply = host.dispatcher.handle_now(body, dev_allowed=dev_allowed)
+    if not answered:
+        reply = await run_in_threadpool(host.dispatcher.handle, body, dev_allowed=dev_allowed)
     if reply is None:
         return Response(status_code=204, headers=cors)
     return JSONResponse(reply, headers=cors)

@@ -43,6 +43,39 @@ SERVER_ERROR = -32000
 REVERT = 3
 
 _NAMED_BLOCKS = {"latest", "earliest", "pending", "safe", "finalized"}
+# Reads of one account, transaction or block, answered from memory in about a millisecond
+# (every block holds the one transaction it mined): `handle_now` answers them on the
+# caller's thread. A wallet's every transfer is a send and a few of these; over HTTP each
+# hop to a worker thread and back cost more than the read itself (bench/chain_rpc.py).
+# Not here: what runs EVM code or walks many blocks (eth_call, eth_estimateGas,
+# eth_getLogs, eth_feeHistory, filters, traces), and every state change.
+QUICK_METHODS = frozenset(
+    {
+        "eth_chainId",
+        "net_version",
+        "net_listening",
+        "net_peerCount",
+        "web3_clientVersion",
+        "eth_syncing",
+        "eth_mining",
+        "eth_accounts",
+        "eth_coinbase",
+        "eth_blockNumber",
+        "eth_gasPrice",
+        "eth_maxPriorityFeePerGas",
+        "eth_blobBaseFee",
+        "eth_getBalance",
+        "eth_getTransactionCount",
+        "eth_getCode",
+        "eth_getStorageAt",
+        "eth_getTransactionByHash",
+        "eth_getTransactionReceipt",
+        "eth_getBlockByNumber",
+        "eth_getBlockByHash",
+        "eth_pendingTransactions",
+        "txpool_status",
+    }
+)
 # Hardhat-style time control: development only, and over HTTP only for loopback clients
 # or the operator's token (the caller decides, see `handle(..., dev_allowed=)`).
 DEV_METHODS = frozenset({"evm_mine", "evm_increaseTime", "evm_snapshot", "evm_revert"})
@@ -368,6 +401,20 @@ class RpcDispatcher:
             replies = [r for r in replies if r is not None]
             return replies or None
         return self.handle_one(body, dev_allowed=dev_allowed)
+
+    def handle_now(self, body: Any, *, dev_allowed: bool) -> tuple[bool, Any]:
+        """Answer `body` on the calling thread if it is one quick read (`QUICK_METHODS`)
+        and the chain is free: (True, the reply). Otherwise (False, None), having done
+        nothing, and the caller answers it with `handle` where it may wait (a worker
+        thread): the event loop never waits for the chain's lock."""
+        if not (isinstance(body, dict) and body.get("method") in QUICK_METHODS):
+            return False, None
+        if not self.evm.lock.acquire(blocking=False):
+            return False, None
+        try:
+            return True, self.handle(body, dev_allowed=dev_allowed)
+        finally:
+            self.evm.lock.release()
 
     def handle_one(self, req: Any, *, dev_allowed: bool = True) -> dict[str, Any] | None:
         """One request. The default lets the node's own in-process client (`host.w3`)

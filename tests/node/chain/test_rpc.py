@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
+import threading
+from typing import Any
 
 import pytest
 from eth_account import Account
@@ -248,3 +251,96 @@ def test_dev_time_control_is_journaled_like_transactions(node, w3, settings):
     assert w3.provider.make_request("evm_increaseTime", [0])["error"]["code"] == -32602
     journal = (settings.data_dir / "chain" / "journal.jsonl").read_text().splitlines()
     assert [json.loads(x)["kind"] for x in journal[-2:]] == ["time", "time"]
+
+
+def test_quick_reads_never_wait_on_the_event_loop_for_a_busy_chain(node, w3, funded_account):
+    """A receipt is read on the event loop when the chain is free; while another thread
+    holds the chain (a transaction being mined), the same read waits in a worker thread
+    and the node keeps answering other requests."""
+    acct = funded_account
+    receipt = send(
+        w3,
+        acct,
+        {
+            "to": Account.create().address,
+            "value": 5,
+            "gas": 21000,
+            "gasPrice": w3.eth.gas_price,
+            "nonce": w3.eth.get_transaction_count(acct.address, "pending"),
+            "chainId": w3.eth.chain_id,
+        },
+    )
+    evm = node.app.state.runtime.chain.evm
+    ask = {
+        "jsonrpc": "2.0",
+        "id": 7,
+        "method": "eth_getTransactionReceipt",
+        "params": ["0x" + bytes(receipt["transactionHash"]).hex()],
+    }
+    held, release = threading.Event(), threading.Event()
+
+    def hold_the_chain() -> None:
+        with evm.lock:
+            held.set()
+            release.wait()
+
+    holder = threading.Thread(target=hold_the_chain)
+    holder.start()
+    held.wait()
+    try:
+        dispatcher = node.app.state.runtime.chain.dispatcher
+        assert dispatcher.handle_now(ask, dev_allowed=False) == (False, None)
+        answers: list[Any] = []
+        asker = threading.Thread(target=lambda: answers.append(node.post("/chain/rpc", json=ask)))
+        asker.start()
+        while not _waiting_in(evm.get_receipt.__code__):  # the ask reached the chain's lock
+            asker.join(0.01)
+        # the loop is not stuck on the lock: it answers (the bound only turns a hang into
+        # a failure)
+        health: list[int] = []
+        prober = threading.Thread(target=lambda: health.append(node.get("/healthz").status_code))
+        prober.start()
+        prober.join(60)
+        assert health == [200]
+        assert not answers  # the receipt waits for the chain
+    finally:
+        release.set()
+        holder.join()
+    asker.join()
+    assert answers[0].json()["result"]["transactionHash"] == ask["params"][0]
+    assert answers[0].json()["result"]["status"] == "0x1"
+    answered, reply = dispatcher.handle_now(ask, dev_allowed=False)  # free: answered now
+    assert answered and reply == answers[0].json()
+
+
+def test_only_single_quick_reads_are_answered_on_the_callers_thread(node):
+    dispatcher = node.app.state.runtime.chain.dispatcher
+
+    def request(method: str, params: list[Any]) -> dict[str, Any]:
+        return {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+
+    answered, reply = dispatcher.handle_now(request("eth_blockNumber", []), dev_allowed=False)
+    assert answered and reply["result"].startswith("0x")
+    head = int(reply["result"], 16)
+    for body in (
+        request("eth_sendRawTransaction", ["0x00"]),  # a state change
+        request("eth_call", [{"to": "0x" + "11" * 20}]),  # runs EVM code
+        request("evm_mine", []),
+        [request("eth_chainId", [])],  # a batch
+        "not a request",
+    ):
+        assert dispatcher.handle_now(body, dev_allowed=True) == (False, None)
+    assert node.app.state.runtime.chain.evm.block_number() == head  # nothing was done
+
+
+def _waiting_in(code: Any) -> bool:
+    """Whether some thread is running (here: blocked in) the function of `code`."""
+    return any(
+        frame.f_code is code for top in sys._current_frames().values() for frame in _frames(top)
+    )
+
+
+def _frames(frame: Any) -> Any:
+    while frame is not None:
+        yield frame
+        frame = frame.f_back
