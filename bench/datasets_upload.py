@@ -114,7 +114,7 @@ def main() -> None:
             stderr=subprocess.DEVNULL,
         )
         url = f"http://127.0.0.1:{port}"
-        for _ in range(150):
+        for _ in range(600):  # a loaded machine starts the node slowly
             try:
                 urllib.request.urlopen(url + "/healthz", timeout=1).close()
                 break
@@ -135,7 +135,7 @@ def main() -> None:
         code, files_s = curl(
             "-X", "POST", url + "/jobs/image_processing/upload", *form, "-K", str(argfile)
         )
-        assert code == 201, code
+        assert code == 200, code
         code, zip_s = curl(
             "-X",
             "POST",
@@ -144,7 +144,7 @@ def main() -> None:
             "-F",
             f"files=@{archive}",
         )
-        assert code == 201, code
+        assert code == 200, code
         peak_growth_kib = status_kib(proc.pid, "VmHWM") - rss_before
         code, download_s = curl(url + "/jobs/get-dataset/1")
         assert code == 200, code

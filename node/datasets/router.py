@@ -116,7 +116,7 @@ async def upload_image_processing_job(
     await run_in_threadpool(purge_stale_uploads, uploads)
     workdir = uploads / uuid.uuid4().hex
     try:
-        received = await receive_upload(request, workdir, settings.upload)
+        received = await receive_upload(request, workdir, settings.upload, stage=True)
         job = await run_in_threadpool(service.create_upload_job, session, received)
         # registers the job's escrow key with the job, in the same transaction
         call = await run_in_threadpool(funding.funding_call, session, job)
