@@ -31,6 +31,7 @@ class StagedBlocks:
         self.root = Path(root)
         self.root.mkdir(parents=True)
         self._cids: dict[str, Cid] = {}  # key -> a CID of the block, in write order
+        self._sizes: dict[str, int] = {}
 
     def put(self, cid: Cid, parts: Sequence[Buffer]) -> None:
         key = block_key(cid)
@@ -38,13 +39,17 @@ class StagedBlocks:
             return
         fd = os.open(self.root / key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            _write_all(fd, parts)
+            size = _write_all(fd, parts)
         finally:
             os.close(fd)
         self._cids[key] = cid
+        self._sizes[key] = size
 
     def path(self, key: str) -> Path:
         return self.root / key
+
+    def size(self, key: str) -> int:
+        return self._sizes[key]
 
     def get(self, cid: Cid) -> bytes:
         try:
@@ -68,8 +73,9 @@ class StagedBlocks:
         return len(self._cids)
 
 
-def _write_all(fd: int, parts: Sequence[Buffer]) -> None:
+def _write_all(fd: int, parts: Sequence[Buffer]) -> int:
     views = [memoryview(p) for p in parts if len(p)]
+    total = sum(len(v) for v in views)
     while views:
         n = os.writev(fd, views)
         while views and n >= len(views[0]):
@@ -77,3 +83,4 @@ def _write_all(fd: int, parts: Sequence[Buffer]) -> None:
             views.pop(0)
         if views and n:
             views[0] = views[0][n:]
+    return total

@@ -79,13 +79,16 @@ class FsBlocks:
             dest = self.root / key[-3:-1] / key
             src = staged.path(key)
             try:
-                if dest.stat().st_size == src.stat().st_size:
+                if dest.stat().st_size == staged.size(key):
                     continue
             except FileNotFoundError:
                 pass
-            dest.parent.mkdir(exist_ok=True)
             try:
-                os.replace(src, dest)
+                try:
+                    os.replace(src, dest)
+                except FileNotFoundError:  # a new shard directory
+                    dest.parent.mkdir(exist_ok=True)
+                    os.replace(src, dest)
             except OSError as exc:
                 if exc.errno != errno.EXDEV:
                     raise

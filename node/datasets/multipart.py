@@ -168,7 +168,7 @@ class _Receiver:
         if self.writer is not None:
             self.writer.write(memoryview(data)[start:end])
         elif self.sink is not None:
-            self.sink.write(data[start:end])
+            self.sink.write(memoryview(data)[start:end])
         elif self.text is not None:
             self.text += data[start:end]
             if len(self.text) > self.limits.max_json_bytes:
