@@ -184,11 +184,21 @@ class StagedPath:
         return self.rel.relative_to(other.rel)
 
     def list_files(self) -> dict[PurePosixPath, int]:
-        """Every file under this folder: path relative to it -> size, sorted by path."""
-        out = {}
-        for rel in sorted(self.dataset.files):
-            if self.rel == _ROOT or self.rel in rel.parents:
-                out[rel.relative_to(self.rel)] = self.dataset.files[rel].size
+        """Every file under this folder: path relative to it -> size, in `os.walk`'s
+        order over a real folder (a folder's files by name, then its folders by name)."""
+        out: dict[PurePosixPath, int] = {}
+        children, files = self.dataset.children, self.dataset.files
+
+        def walk(folder: PurePosixPath) -> None:
+            names = sorted(children.get(folder, ()))
+            for name in names:
+                if folder / name in files:
+                    out[(folder / name).relative_to(self.rel)] = files[folder / name].size
+            for name in names:
+                if folder / name in children:
+                    walk(folder / name)
+
+        walk(self.rel)
         return out
 
     def read_head(self, n: int) -> bytes:
