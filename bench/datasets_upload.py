@@ -3,8 +3,10 @@
 Builds two detection datasets of `--mib` MiB each (incompressible 256 KiB "PNG"s plus
 labels), then measures with curl: the upload of the first as many files, the upload of the
 second as one stored zip (fresh blocks both times), and the zip download; next to a plain
-disk copy of the same files (`cp -r` + sync), and the server's peak RSS growth during the
-uploads (VmHWM after minus VmRSS before). Prints the figures and writes
+disk copy of the same files (`cp -r` + sync), the server's peak RSS growth during the
+uploads (VmHWM after minus VmRSS before) and the CPU seconds the server spent on each
+upload (user + system, from /proc: on a shared machine a steadier figure than the wall
+time). Prints the figures, with the load average, and writes
 bench/results/datasets_upload.json.
 
     PYTHONPATH=$PWD python bench/datasets_upload.py --mib 512
@@ -62,6 +64,11 @@ def status_kib(pid: int, key: str) -> int:
     raise KeyError(key)
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def curl(*args: str) -> tuple[int, float]:
     started = time.perf_counter()
     out = subprocess.run(
@@ -114,7 +121,7 @@ def main() -> None:
             stderr=subprocess.DEVNULL,
         )
         url = f"http://127.0.0.1:{port}"
-        for _ in range(150):
+        for _ in range(600):  # a loaded machine starts the node slowly
             try:
                 urllib.request.urlopen(url + "/healthz", timeout=1).close()
                 break
@@ -132,10 +139,13 @@ def main() -> None:
         argfile.write_text(
             "\n".join(f'{a} "{b}"' for a, b in zip(file_args[::2], file_args[1::2], strict=True))
         )
+        cpu_before = cpu_seconds(proc.pid)
         code, files_s = curl(
             "-X", "POST", url + "/jobs/image_processing/upload", *form, "-K", str(argfile)
         )
-        assert code == 201, code
+        assert code == 200, code
+        cpu_files = cpu_seconds(proc.pid) - cpu_before
+        cpu_before = cpu_seconds(proc.pid)
         code, zip_s = curl(
             "-X",
             "POST",
@@ -144,14 +154,19 @@ def main() -> None:
             "-F",
             f"files=@{archive}",
         )
-        assert code == 201, code
+        assert code == 200, code
+        cpu_zip = cpu_seconds(proc.pid) - cpu_before
         peak_growth_kib = status_kib(proc.pid, "VmHWM") - rss_before
         code, download_s = curl(url + "/jobs/get-dataset/1")
         assert code == 200, code
 
         mib = nbytes / 1024**2
         result = {
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "load_average": [round(x, 2) for x in os.getloadavg()],
+            },
             "dataset": {"files": files, "bytes": nbytes, "zip_bytes": archive.stat().st_size},
             "disk_copy_mib_s": round(mib / copy_s, 1),
             "upload_files_mib_s": round(mib / files_s, 1),
@@ -160,6 +175,10 @@ def main() -> None:
             "upload_files_vs_copy": round(copy_s / files_s, 3),
             "upload_zip_vs_copy": round(copy_s / zip_s, 3),
             "server_peak_rss_growth_mib": round(peak_growth_kib / 1024, 1),
+            "server_cpu_seconds": {
+                "upload_files": round(cpu_files, 2),
+                "upload_zip": round(cpu_zip, 2),
+            },
             "seconds": {
                 "disk_copy": round(copy_s, 2),
                 "upload_files": round(files_s, 2),

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from marketplace.content.staged import StagedBlocks
+
 
 @dataclass(frozen=True)
 class RepoStat:
@@ -65,6 +67,10 @@ class ContentStore(Protocol):
         raw_leaves: bool | None = None,
     ) -> str:
         """Import one file read from a binary stream (constant memory); return its CID."""
+
+    def add_staged(self, staged: StagedBlocks, root: str, *, pin: bool = True) -> str:
+        """Take over the blocks of a DAG imported aside (`root` and everything under it
+        are in `staged`); return `root`. The staged files may be moved away."""
 
     def cat(self, cid: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
         """Stream a file's bytes, verified against the CID block by block. `cid` may carry

@@ -11,7 +11,9 @@ Refused before a byte is written (central directory checks):
 While extracting, actual bytes are counted against the declared size of each entry and the
 total: an archive that lies in its headers is refused as it inflates, not after.
 Folder entries are not materialised: folders exist only as parents of files, so empty
-folders (which zip tools add or omit at will) never change the dataset's CID.
+folders (which zip tools add or omit at will) never change the dataset's CID. Entries
+are imported as they are read (`staged.StagedDataset`): the archive is read once and
+nothing is extracted to disk.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path, PurePosixPath
 
 from marketplace.datasets.errors import ArchiveTooLarge, InvalidArchive, UnsafeArchive
 from marketplace.datasets.paths import UnsafePath, safe_relative_path
+from marketplace.datasets.staged import PathCollision, StagedDataset
 
 CHUNK = 1024 * 1024
 _ALLOWED_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED}
@@ -101,10 +104,12 @@ def plan_extraction(
 
 
 def extract_zip(
-    archive: Path, dest: Path, *, max_bytes: int, max_files: int, max_ratio: float
+    archive: Path, dest: StagedDataset, *, max_bytes: int, max_files: int, max_ratio: float
 ) -> int:
-    """Extract `archive` into the empty folder `dest` under the checks above; return the
-    number of files written. Raises a `MarketplaceError`; the caller removes `dest`."""
+    """Import `archive`'s files into the empty staged dataset `dest` under the checks
+    above (each entry read once, straight into its blocks: no file tree is written);
+    return the number of files. Raises a `MarketplaceError`; the caller removes what
+    was staged."""
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
@@ -118,11 +123,10 @@ def extract_zip(
             raise InvalidArchive(f"corrupt zip archive: {exc}") from exc
         written = 0
         for info, rel in plan:
-            target = dest.joinpath(*rel.parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
             count = 0
             try:
-                with zf.open(info) as src, open(target, "xb") as out:
+                out = dest.open_file(rel)
+                with zf.open(info) as src:
                     while chunk := src.read(CHUNK):
                         count += len(chunk)
                         written += len(chunk)
@@ -136,6 +140,7 @@ def extract_zip(
                                 details={"limit": "max_bytes", "max_bytes": max_bytes},
                             )
                         out.write(chunk)
+                out.close()
             except (
                 zipfile.BadZipFile,
                 zipfile.LargeZipFile,
@@ -146,7 +151,7 @@ def extract_zip(
                 raise InvalidArchive(
                     f"corrupt archive entry {info.filename[:200]!r}: {exc}"
                 ) from exc
-            except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
+            except PathCollision as exc:
                 raise UnsafeArchive(f"archive entry {info.filename[:200]!r} collides") from exc
             if count != info.file_size:
                 raise InvalidArchive(f"archive entry {info.filename[:200]!r} is truncated")

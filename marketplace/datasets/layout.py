@@ -310,6 +310,8 @@ class _Errors:
 
 
 def _list_files(root: Path, errors: _Errors) -> dict[PurePosixPath, int]:
+    if not isinstance(root, Path):  # a staged upload (`staged.StagedPath`) lists itself
+        return root.list_files()  # type: ignore[unreachable]
     files: dict[PurePosixPath, int] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
@@ -328,12 +330,18 @@ def _check_image(root: Path, rel: PurePosixPath, errors: _Errors) -> bool:
         allowed = ", ".join(sorted(UPLOAD_IMAGE_EXTENSIONS))
         errors.add(f"{rel}: not an image (allowed: {allowed})")
         return False
-    with open(root / rel, "rb") as fh:
-        header = fh.read(16)
-    if image_type(header) is None:
+    if image_type(_head(root / rel, 16)) is None:
         errors.add(f"{rel}: unreadable image (header is not JPEG, PNG, BMP or WebP)")
         return False
     return True
+
+
+def _head(path: Path, n: int) -> bytes:
+    """A file's first `n` bytes (a staged upload keeps them aside: `read_head`)."""
+    if not isinstance(path, Path):
+        return path.read_head(n)  # type: ignore[unreachable]
+    with open(path, "rb") as fh:
+        return fh.read(n)
 
 
 def _check_label(

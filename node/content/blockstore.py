@@ -2,13 +2,21 @@
 same bytes share one file), in directories sharded like Kubo's flatfs (`next-to-last/2`).
 
 Writes go to a temp file in the shard directory and are renamed into place, so a reader
-never sees half a block. Inside a `batch()` (one `add`), files and directories are fsynced
-once at the end instead of once per block. Every read re-hashes the block: bytes that no
-longer match their CID raise `CorruptBlock` and are never returned.
+never sees half a block; blocks staged by an upload (`StagedBlocks`, on the same
+filesystem) are renamed into place the same way, without writing their bytes again.
+Inside a `batch()` (one `add`), nothing is fsynced per block: the batch ends with one
+flush of the block store's filesystem (`syncfs`; one fsync per file and directory where
+that call is missing), and only then does the caller record a pin, so a crash before it
+leaves unpinned blocks, garbage for the collector, never a pinned DAG with a hole. Every
+read re-hashes the block: bytes that no longer match their CID raise `CorruptBlock` and
+are never returned.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import errno
 import os
 import uuid
 from collections.abc import Iterator, Sequence
@@ -18,6 +26,7 @@ from pathlib import Path
 from marketplace.content.cid import Cid, b32encode
 from marketplace.content.errors import ContentNotFound, CorruptBlock
 from marketplace.content.importer import Buffer
+from marketplace.content.staged import StagedBlocks
 
 
 class FsBlocks:
@@ -61,9 +70,41 @@ class FsBlocks:
         else:
             _fsync_dir(dest.parent)
 
+    def adopt(self, staged: StagedBlocks) -> int:
+        """Move every staged block into the store (a rename; a copy across filesystems),
+        keeping a block already present with the same length. Returns the blocks moved.
+        Call inside `batch()` so they are flushed before a pin records them."""
+        moved = 0
+        for key, cid in staged.entries():
+            dest = self.root / key[-3:-1] / key
+            src = staged.path(key)
+            try:
+                if dest.stat().st_size == staged.size(key):
+                    continue
+            except FileNotFoundError:
+                pass
+            try:
+                try:
+                    os.replace(src, dest)
+                except FileNotFoundError:  # a new shard directory
+                    dest.parent.mkdir(exist_ok=True)
+                    os.replace(src, dest)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                self.put(cid, (staged.get(cid),))
+                continue
+            moved += 1
+            if self._batch is not None:
+                self._batch.append(dest)
+            else:
+                _fsync_file(dest)
+                _fsync_dir(dest.parent)
+        return moved
+
     @contextmanager
     def batch(self) -> Iterator[None]:
-        """Defer fsyncs of the blocks written inside to one pass at the end."""
+        """Defer the flush of the blocks written inside to one pass at the end."""
         if self._batch is not None:
             yield
             return
@@ -71,16 +112,11 @@ class FsBlocks:
         try:
             yield
             written, self._batch = self._batch, None
-            dirs = set()
-            for path in written:
-                fd = os.open(path, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-                dirs.add(path.parent)
-            for d in dirs:
-                _fsync_dir(d)
+            if written and not _syncfs(self.root):
+                for path in written:
+                    _fsync_file(path)
+                for d in {path.parent for path in written}:
+                    _fsync_dir(d)
         finally:
             self._batch = None
 
@@ -136,6 +172,31 @@ class FsBlocks:
                     f.unlink(missing_ok=True)
                     n += 1
         return n
+
+
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+_SYNCFS = getattr(_LIBC, "syncfs", None)
+
+
+def _syncfs(path: Path) -> bool:
+    """Flush every written file and directory of the filesystem holding `path` at once
+    (Linux `syncfs`): far cheaper than an fsync per block, each of which waits for its
+    own journal commit. False where the call is missing or fails."""
+    if _SYNCFS is None:
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return bool(_SYNCFS(fd) == 0)
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -39,6 +39,7 @@ from marketplace.content.errors import (
     PinNotFound,
 )
 from marketplace.content.importer import ImportOptions, Node, import_path
+from marketplace.content.staged import StagedBlocks
 from marketplace.content.store import AddedCallback, RepoStat
 from marketplace.errors import (
     MarketplaceError,
@@ -207,6 +208,14 @@ class KuboStore(DagReader):
         theirs = _parse(resp.json().get("Key", ""))
         if theirs is None or theirs.multihash != want.multihash:
             raise CidMismatch(f"IPFS daemon stored {theirs} for block {cid}")
+
+    def add_staged(self, staged: StagedBlocks, root: str, *, pin: bool = True) -> str:
+        """Send each staged block with `block/put`, then pin `root`."""
+        for cid, data in staged.blocks():
+            self.put_block(str(cid), data)
+        if pin:
+            self.pin(root)
+        return root
 
     def import_car(self, stream: BinaryIO, *, pin: bool = True) -> list[str]:
         """Verify each block here, send it with `block/put`, then pin the roots."""

@@ -35,6 +35,7 @@ from marketplace.content.importer import (
     import_path,
     import_stream,
 )
+from marketplace.content.staged import StagedBlocks
 from marketplace.content.store import AddedCallback, RepoStat
 from node.content import repository
 from node.content.blockstore import FsBlocks
@@ -127,6 +128,20 @@ class EmbeddedStore(DagReader):
     ) -> str:
         opts = ImportOptions(cid_version=cid_version, raw_leaves=raw_leaves)
         return self._add(lambda: import_stream(stream, opts, self.blocks), pin)
+
+    def add_staged(self, staged: StagedBlocks, root: str, *, pin: bool = True) -> str:
+        """Rename the staged blocks into the store (their bytes are not written again),
+        flush once, then pin `root` without a re-walk: every block was just moved in or
+        found present."""
+        parse_cid(root)
+        with self._lock:
+            with self.blocks.batch():
+                self.blocks.adopt(staged)
+            if pin:
+                self._record_pin(root)
+            elif (held := _HELD_ROOTS.get()) is not None:
+                held.add(root)
+            return root
 
     def import_car(self, stream: BinaryIO, *, pin: bool = True) -> list[str]:
         """Store every (verified) block of a CAR; pin its roots if complete. Returns roots."""

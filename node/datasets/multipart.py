@@ -11,7 +11,10 @@ number of files (`upload.max_files`) and the size of each text field
 (`upload.max_json_bytes`). Memory stays at one network chunk plus the text fields.
 
 A file part whose name ends in `.zip` goes aside to `archives/`; the service decides
-later whether it is the one archive of a zip upload.
+later whether it is the one archive of a zip upload. With `stage=True` (dataset uploads)
+the other file parts are not written as files at all: each is chunked, hashed and its
+blocks staged as it streams in (`marketplace.datasets.staged`), so the dataset's bytes
+are written once, in the blocks the store later takes over.
 """
 
 from __future__ import annotations
@@ -24,12 +27,14 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
+from marketplace.content.staged import StagedBlocks
 from marketplace.datasets.errors import (
     MalformedMultipart,
     UnsafeFilename,
     UnsupportedMediaType,
 )
 from marketplace.datasets.paths import UnsafePath, safe_relative_path
+from marketplace.datasets.staged import PathCollision, StagedDataset, StagedWriter
 from marketplace.errors import InvalidField, PayloadTooLarge
 from node.config import UploadLimits
 
@@ -44,17 +49,20 @@ class ReceivedUpload:
     fields: dict[str, str]
     tree: Path
     archives: list[tuple[str, Path]] = field(default_factory=list)  # (client name, path)
-    file_count: int = 0  # file parts written to `tree`
+    file_count: int = 0  # file parts written to `tree` (or to `staged`)
     body_bytes: int = 0
+    staged: StagedDataset | None = None  # with `stage=True`: the files, imported
 
 
 class _Receiver:
-    def __init__(self, workdir: Path, limits: UploadLimits) -> None:
+    def __init__(self, workdir: Path, limits: UploadLimits, stage: bool) -> None:
         self.limits = limits
         self.tree = workdir / "tree"
         self.archive_dir = workdir / "archives"
         self.tree.mkdir(parents=True)
         self.archive_dir.mkdir()
+        self.staged = StagedDataset(StagedBlocks(workdir / "blocks")) if stage else None
+        self.writer: StagedWriter | None = None
         self.fields: dict[str, str] = {}
         self.archives: list[tuple[str, Path]] = []
         self.file_parts = 0
@@ -136,8 +144,17 @@ class _Receiver:
             if rel is None:  # OS clutter such as .DS_Store
                 self.discard = True
                 return
-            target = self.tree.joinpath(*PurePosixPath(rel).parts)
             self.tree_files += 1
+            if self.staged is not None:
+                try:
+                    self.writer = self.staged.open_file(rel)
+                except PathCollision as exc:
+                    raise UnsafeFilename(
+                        f"file name {filename[:200]!r} repeats or collides with another file",
+                        details={"filename": filename[:200]},
+                    ) from exc
+                return
+            target = self.tree.joinpath(*PurePosixPath(rel).parts)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             self.sink = open(target, "xb")  # noqa: SIM115 - closed in on_part_end/close
@@ -148,8 +165,10 @@ class _Receiver:
             ) from exc
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
-        if self.sink is not None:
-            self.sink.write(data[start:end])
+        if self.writer is not None:
+            self.writer.write(memoryview(data)[start:end])
+        elif self.sink is not None:
+            self.sink.write(memoryview(data)[start:end])
         elif self.text is not None:
             self.text += data[start:end]
             if len(self.text) > self.limits.max_json_bytes:
@@ -161,6 +180,9 @@ class _Receiver:
     def on_part_end(self) -> None:
         if self.text is not None and self.name is not None:
             self.fields[self.name] = _utf8(bytes(self.text), InvalidField, f"field {self.name}")
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
         self._close_sink()
         self._reset()
 
@@ -168,6 +190,7 @@ class _Receiver:
         self.ended = True
 
     def _close_sink(self) -> None:
+        self.writer = None  # an unfinished staged file is dropped with the workdir
         if self.sink is not None:
             self.sink.close()
             self.sink = None
@@ -198,8 +221,11 @@ def _utf8(raw: bytes, error: type[Exception], what: str) -> str:
         raise error(f"{what} is not valid UTF-8") from exc
 
 
-async def receive_upload(request: Request, workdir: Path, limits: UploadLimits) -> ReceivedUpload:
-    """Stream the request's multipart body into `workdir` (which must not exist yet).
+async def receive_upload(
+    request: Request, workdir: Path, limits: UploadLimits, *, stage: bool = False
+) -> ReceivedUpload:
+    """Stream the request's multipart body into `workdir` (which must not exist yet);
+    with `stage`, import the files (not `.zip` parts) into staged blocks as they arrive.
 
     Raises `UnsupportedMediaType` (415), `MalformedMultipart` (400), `UnsafeFilename`
     (400), `InvalidField` (422) or `PayloadTooLarge` (413) as soon as the stream shows
@@ -217,7 +243,7 @@ async def receive_upload(request: Request, workdir: Path, limits: UploadLimits) 
             f"upload over {limits.max_bytes} bytes",
             details={"limit": "max_bytes", "max_bytes": limits.max_bytes},
         )
-    receiver = _Receiver(workdir, limits)
+    receiver = _Receiver(workdir, limits, stage)
     total = 0
     try:
         try:
@@ -247,4 +273,5 @@ async def receive_upload(request: Request, workdir: Path, limits: UploadLimits) 
         archives=receiver.archives,
         file_count=receiver.tree_files,
         body_bytes=total,
+        staged=receiver.staged,
     )

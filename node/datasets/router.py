@@ -46,9 +46,16 @@ from marketplace.datasets.errors import (
 )
 from marketplace.datasets.params import FIELDS
 from marketplace.datasets.zipstream import StreamingZip
-from marketplace.errors import BadQuery, InvalidField, ModelNotFound, UpstreamUnavailable
+from marketplace.errors import (
+    BadQuery,
+    InsufficientStorage,
+    InvalidField,
+    ModelNotFound,
+    UpstreamUnavailable,
+)
 from node.auth.deps import OptionalPrincipalDep
 from node.content.deps import ContentDep
+from node.content.uploads import raise_storage_error
 from node.datasets.multipart import receive_upload
 from node.datasets.schemas import ImageJobDetailOut, ImageJobOut, UploadOut
 from node.datasets.service import (
@@ -102,6 +109,7 @@ UPLOAD_FORM = {
     InvalidDataset,
     UpstreamUnavailable,
     CidMismatch,
+    InsufficientStorage,
 )
 async def upload_image_processing_job(
     request: Request,
@@ -116,8 +124,11 @@ async def upload_image_processing_job(
     await run_in_threadpool(purge_stale_uploads, uploads)
     workdir = uploads / uuid.uuid4().hex
     try:
-        received = await receive_upload(request, workdir, settings.upload)
-        job = await run_in_threadpool(service.create_upload_job, session, received)
+        try:
+            received = await receive_upload(request, workdir, settings.upload, stage=True)
+            job = await run_in_threadpool(service.create_upload_job, session, received)
+        except OSError as exc:  # a full disk is 507 INSUFFICIENT_STORAGE, nothing kept
+            raise_storage_error(exc)
         # registers the job's escrow key with the job, in the same transaction
         call = await run_in_threadpool(funding.funding_call, session, job)
         body = UploadOut(job=ImageJobDetailOut.with_funding(job, call))

@@ -2,7 +2,12 @@
 jobs open to providers, and serve a dataset back as a deterministic zip.
 
 Nothing half-written: every check (form fields, archive safety, YOLO layout, image
-headers, labels) runs on the staged files before the content store sees a byte. The
+headers, labels) runs on the staged upload before the content store sees a byte. The
+files were imported as they arrived (`marketplace.datasets.staged`: chunked, hashed,
+their blocks staged in the upload's folder; a zip's entries are imported as the archive
+is read, never extracted); the checks read that listing, and an accepted dataset's
+blocks are then handed to the store (`add_staged`: a rename each, for the embedded
+store), so its bytes are written once and hashed once. The
 layout is detected here, once, and stored in the job's spec (`spec["dataset"]`, a
 `marketplace.datasets.layout.DatasetSummary`) for the provider to train from. Only
 then is the folder added (`folder_cid`) and the metadata JSON (`metadata_cid`), and the
@@ -29,6 +34,7 @@ from marketplace.datasets.archive import extract_zip
 from marketplace.datasets.errors import DatasetNotFound, InvalidDataset
 from marketplace.datasets.layout import dataset_root, validate_dataset
 from marketplace.datasets.params import canonical_json, parse_job_params
+from marketplace.datasets.staged import StagedDataset, StagedPath
 from marketplace.datasets.zipstream import StreamingZip, store_members
 from marketplace.errors import BadQuery, InvalidField, JobNotFound, ModelNotFound
 from marketplace.jobs.ids import parse_job_id
@@ -80,8 +86,11 @@ class DatasetService:
         self.limits = limits
 
     # -- upload -----------------------------------------------------------------------
-    def stage(self, received: ReceivedUpload) -> Path:
-        """Unpack a zip upload (if that is what came) and return the dataset's root."""
+    def stage(self, received: ReceivedUpload) -> StagedPath:
+        """Import a zip upload (if that is what came) and return the dataset's root."""
+        staged = received.staged
+        if staged is None:
+            raise RuntimeError("dataset uploads are received with stage=True")
         if received.archives:
             if len(received.archives) > 1 or received.file_count:
                 raise InvalidDataset(
@@ -92,7 +101,7 @@ class DatasetService:
             _, archive = received.archives[0]
             extract_zip(
                 archive,
-                received.tree,
+                staged,
                 max_bytes=self.limits.max_bytes,
                 max_files=self.limits.max_files,
                 max_ratio=self.limits.max_compression_ratio,
@@ -102,22 +111,28 @@ class DatasetService:
             raise InvalidField(
                 "no dataset files were uploaded in the 'files' field", details={"field": "files"}
             )
-        if not any(received.tree.iterdir()):
+        if staged.is_empty():
             raise InvalidDataset("the upload holds no files")
-        return dataset_root(received.tree)
+        return dataset_root(staged.root)  # type: ignore[arg-type, return-value]
 
     def create_upload_job(self, session: Session, received: ReceivedUpload) -> Job:
         """Validate everything, then pin the dataset and its metadata and create the job."""
         params = parse_job_params(received.fields)
         root = self.stage(received)
-        summary = validate_dataset(root, task=params.model_spec.task, classes=params.classes)
+        summary = validate_dataset(
+            root,  # type: ignore[arg-type]
+            task=params.model_spec.task,
+            classes=params.classes,
+        )
+        staged: StagedDataset = root.dataset
+        folder_cid = str(staged.import_dir(root.rel).cid)
         created_pins: list[str] = []
         try:
             # held: the collector cannot take what was added until it is pinned
             with self.store.hold():
-                folder_cid = self._add_and_pin(
-                    lambda pin: self.store.add_path(root, pin=pin), created_pins
-                )
+                if not self.store.is_pinned(folder_cid):
+                    self.store.add_staged(staged.blocks, folder_cid, pin=True)
+                    created_pins.append(folder_cid)
                 metadata = canonical_json(params.metadata(folder_cid))
                 metadata_cid = self._add_and_pin(
                     lambda pin: self.store.add_bytes(metadata, pin=pin), created_pins

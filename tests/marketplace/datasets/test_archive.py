@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from marketplace.content.staged import StagedBlocks
 from marketplace.datasets.archive import extract_zip
 from marketplace.datasets.errors import ArchiveTooLarge, InvalidArchive, UnsafeArchive
 from marketplace.datasets.layout import dataset_root
+from marketplace.datasets.staged import StagedDataset, StagedPath
 
 LIMITS = {"max_bytes": 10_000_000, "max_files": 100, "max_ratio": 200.0}
 
@@ -31,14 +33,17 @@ def _zip(tmp_path: Path, entries, method=zipfile.ZIP_DEFLATED) -> Path:
     return path
 
 
-def _extract(tmp_path: Path, archive: Path, **limits) -> Path:
-    dest = tmp_path / "out"
-    dest.mkdir(exist_ok=True)
+def _extract(tmp_path: Path, archive: Path, **limits) -> StagedPath:
+    """Import `archive` into a staged dataset whose blocks go to `tmp_path/out`."""
+    dest = StagedDataset(StagedBlocks(tmp_path / "out"))
     extract_zip(archive, dest, **{**LIMITS, **limits})
-    return dest
+    return dest.root
 
 
-def _files(root: Path) -> list[str]:
+def _files(root: Path | StagedPath) -> list[str]:
+    """The staged dataset's files, or the block files written under a folder."""
+    if isinstance(root, StagedPath):
+        return sorted(p.as_posix() for p in root.list_files())
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import warnings
 import zipfile
@@ -473,3 +474,35 @@ def test_staging_left_by_a_killed_process_is_purged(client, app, dataset):
     fresh.mkdir()
     assert client.post(URL, data=form(), files=files_of(dataset)).status_code == 200
     assert not stale.exists() and fresh.exists()
+
+
+# -- a full disk -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def full_uploads_disk(app):
+    """A 2 MiB tmpfs where uploads are staged (root only; skipped otherwise)."""
+    import subprocess
+
+    uploads = app.state.runtime.settings.data_dir / "tmp" / "uploads"
+    uploads.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(uploads)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode()[:200]}")
+    yield uploads
+    subprocess.run(["umount", "-l", str(uploads)], check=False)
+
+
+@pytest.mark.parametrize("as_zip", [False, True])
+def test_upload_onto_a_full_disk_is_507_and_leaves_nothing(
+    client, app, dataset, full_uploads_disk, as_zip
+):
+    big = b"\x89PNG\r\n\x1a\n" + os.urandom(3 << 20)  # more than the disk holds
+    (dataset / "images" / "train" / "big.png").write_bytes(big)
+    files = (
+        [("files", ("ds.zip", zip_of(dataset), "application/zip"))] if as_zip else files_of(dataset)
+    )
+    _refused(client, app, 507, "INSUFFICIENT_STORAGE", data=form(), files=files)
+    assert list(full_uploads_disk.iterdir()) == []
