@@ -28,63 +28,17 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
-from eth_account import Account
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench._claims import drain, fill_queue, provider, requester  # noqa: E402
 from bench._node import Node  # noqa: E402
-from marketplace.sdk.http import siwe_payload  # noqa: E402
-
-
-async def wallet_session(http: httpx.AsyncClient) -> tuple[Any, dict[str, str]]:
-    account = Account.create()
-    nonce = (await http.get("/auth/nonce")).json()
-    resp = await http.post("/auth/siwe", json=siwe_payload(nonce, account, "bench"))
-    if resp.status_code != 200:
-        raise RuntimeError(f"sign-in failed: {resp.status_code} {resp.text}")
-    tokens = resp.json()
-    return account, {"Authorization": f"Bearer {tokens['access_token']}"}
-
-
-async def requester(http: httpx.AsyncClient) -> tuple[dict[str, str], int, str]:
-    """A requester's session, its workspace, and a `provider` key of that workspace."""
-    _account, headers = await wallet_session(http)
-    resp = await http.post("/workspaces", headers=headers, json={"name": "bench"})
-    resp.raise_for_status()
-    workspace_id = resp.json()["id"]
-    resp = await http.post(
-        f"/workspaces/{workspace_id}/api-keys",
-        headers=headers,
-        json={"name": "bench pool", "role": "provider"},
-    )
-    resp.raise_for_status()
-    return headers, workspace_id, resp.json()["key"]
-
-
-async def provider(
-    http: httpx.AsyncClient, pool_key: str, max_concurrent: int = 1
-) -> dict[str, str]:
-    _account, headers = await wallet_session(http)
-    resp = await http.post(
-        "/v1/providers",
-        headers=headers,
-        json={
-            "name": "bench",
-            "job_types": ["bench"],
-            "max_concurrent": max_concurrent,
-            "api_keys": [pool_key],
-        },
-    )
-    if resp.status_code != 201:
-        raise RuntimeError(f"register failed: {resp.status_code} {resp.text}")
-    return headers
 
 
 def _ts(text: str) -> dt.datetime:
@@ -146,50 +100,11 @@ async def measure_latency(
         return latencies
 
 
-async def measure_throughput(node: Node, jobs: int, providers: int) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=providers * 2)
-    async with httpx.AsyncClient(base_url=node.url, timeout=120, limits=limits) as http:
-        req_headers, workspace_id, pool_key = await requester(http)
-        ids = []
-        for _ in range(jobs):
-            resp = await http.post(
-                "/v1/jobs",
-                headers=req_headers,
-                json={"type": "bench", "payload": {}, "workspaceId": workspace_id},
-            )
-            ids.append(resp.json()["data"]["id"])
-        provs = [
-            await provider(http, pool_key, max_concurrent=min(jobs, 256)) for _ in range(providers)
-        ]
-        claimed: list[tuple[str, int]] = []
-
-        async def run(headers: dict[str, str]) -> None:
-            while True:
-                resp = await http.post(
-                    "/v1/providers/claim",
-                    headers=headers,
-                    json={"job_types": ["bench"], "wait_seconds": 0},
-                )
-                if resp.status_code == 204:
-                    return
-                resp.raise_for_status()
-                lease = resp.json()["data"]["lease"]
-                claimed.append((lease["job_id"], lease["attempt"]))
-
-        started = time.perf_counter()
-        await asyncio.gather(*(run(h) for h in provs))
-        elapsed = time.perf_counter() - started
-        handed = [job_id for job_id, _ in claimed]
-        return {
-            "jobs": jobs,
-            "providers": providers,
-            "claims": len(claimed),
-            "seconds": round(elapsed, 3),
-            "claims_per_second": round(len(claimed) / elapsed, 1),
-            "double_claims": len(handed) - len(set(handed)),
-            "all_claimed_once": sorted(handed) == sorted(ids)
-            and all(attempt == 1 for _, attempt in claimed),
-        }
+async def measure_throughput(
+    node: Node, database: str, jobs: int, providers: int
+) -> dict[str, Any]:
+    queue = await fill_queue([node.url], jobs, providers)
+    return await drain(queue, [node.proc.pid], database)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -246,7 +161,7 @@ def main() -> None:
             node = Node(Path(tmp) / "pg", pg_url)
             try:
                 out["throughput_postgresql"] = asyncio.run(
-                    measure_throughput(node, args.jobs, args.providers)
+                    measure_throughput(node, db, args.jobs, args.providers)
                 )
             finally:
                 node.stop()

@@ -26,7 +26,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,8 @@ from web3 import Web3
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.dispatch import pct, provider, requester  # noqa: E402
+from bench._claims import drain, fill_queue, provider, requester  # noqa: E402
+from bench.dispatch import pct  # noqa: E402
 from tests.fixtures.served import Served  # noqa: E402
 from tests.marketplace.escrow.harness import HardhatNode  # noqa: E402
 
@@ -47,57 +47,11 @@ def _ts(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-async def throughput(urls: list[str], jobs: int, providers: int) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=providers * 2)
-    clients = [httpx.AsyncClient(base_url=u, timeout=120, limits=limits) for u in urls]
-    try:
-        req_headers, workspace_id, pool_key = await requester(clients[0])
-        ids = []
-        for n in range(jobs):
-            resp = await clients[n % len(clients)].post(
-                "/v1/jobs",
-                headers=req_headers,
-                json={"type": "bench", "payload": {}, "workspaceId": workspace_id},
-            )
-            resp.raise_for_status()
-            ids.append(resp.json()["data"]["id"])
-        provs = []
-        for n in range(providers):
-            http = clients[n % len(clients)]
-            provs.append((http, await provider(http, pool_key, max_concurrent=min(jobs, 256))))
-        claimed: list[tuple[str, int]] = []
-
-        async def run(http: httpx.AsyncClient, headers: dict[str, str]) -> None:
-            while True:
-                resp = await http.post(
-                    "/v1/providers/claim",
-                    headers=headers,
-                    json={"job_types": ["bench"], "wait_seconds": 0},
-                )
-                if resp.status_code == 204:
-                    return
-                resp.raise_for_status()
-                lease = resp.json()["data"]["lease"]
-                claimed.append((lease["job_id"], lease["attempt"]))
-
-        started = time.perf_counter()
-        await asyncio.gather(*(run(h, p) for h, p in provs))
-        elapsed = time.perf_counter() - started
-        handed = [job_id for job_id, _ in claimed]
-        return {
-            "replicas": len(urls),
-            "jobs": jobs,
-            "providers": providers,
-            "claims": len(claimed),
-            "seconds": round(elapsed, 3),
-            "claims_per_second": round(len(claimed) / elapsed, 1),
-            "double_claims": len(handed) - len(set(handed)),
-            "all_claimed_once": sorted(handed) == sorted(ids)
-            and all(attempt == 1 for _, attempt in claimed),
-        }
-    finally:
-        for c in clients:
-            await c.aclose()
+async def throughput(
+    nodes: list[Served], database: str, jobs: int, providers: int
+) -> dict[str, Any]:
+    queue = await fill_queue([n.url for n in nodes], jobs, providers)
+    return {"replicas": len(nodes), **await drain(queue, [n.proc.pid for n in nodes], database)}
 
 
 async def pickup(create_url: str, claim_url: str, samples: int) -> list[float]:
@@ -189,8 +143,8 @@ def main() -> None:
             nodes.append(Served(Path(tmp) / "b", pg_url, DCM_CHAIN_ESCROW_ADDRESS=escrow, **env))
             a, b = (n.url for n in nodes)
             out["throughput"] = {
-                "one_replica": asyncio.run(throughput([a], args.jobs, args.providers)),
-                "two_replicas": asyncio.run(throughput([a, b], args.jobs, args.providers)),
+                "one_replica": asyncio.run(throughput(nodes[:1], db, args.jobs, args.providers)),
+                "two_replicas": asyncio.run(throughput(nodes, db, args.jobs, args.providers)),
             }
             out["pickup_latency_ms"] = {
                 "same_replica": summary(asyncio.run(pickup(a, a, args.samples))),

@@ -46,13 +46,15 @@ def record_event(
     to_status: str | None = None,
     attempt: int | None = None,
     stream: str | None = None,
+    seq: int | None = None,
 ) -> JobEvent:
     """Append one entry to the job's event log (state change, progress or log line), with
-    the job's next sequence number (`node.jobs.events`)."""
+    the job's next sequence number (`node.jobs.events`), or `seq` when the caller already
+    took it (a claim takes it in the same UPDATE that leases the job)."""
     event = _add_event(
         session,
         job,
-        next_seq(session, job),
+        next_seq(session, job) if seq is None else seq,
         type,
         message,
         level=level,

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import ColumnElement, and_, delete, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, raiseload
 
 from marketplace.jobs.states import ACTIVE, JobStatus
 from node.jobs.repository import batch_has_room, claimable_jobs
@@ -16,6 +16,17 @@ from node.models.providers import Provider, ProviderAdmission
 
 def provider_by_address(session: Session, address: str) -> Provider | None:
     return session.scalars(select(Provider).where(Provider.address == address)).first()
+
+
+def seen_provider(session: Session, address: str, now: dt.datetime) -> Provider | None:
+    """The provider at `address`, its `last_seen_at` set to `now` in the same statement."""
+    return session.scalars(
+        update(Provider)
+        .where(Provider.address == address)
+        .values(last_seen_at=now)
+        .returning(Provider)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).first()
 
 
 def list_providers(session: Session) -> Sequence[Provider]:
@@ -47,12 +58,16 @@ def claim_candidates(
     job_types: Sequence[str],
     now: dt.datetime,
     scope: ColumnElement[bool],
-    limit: int = 16,
+    limit: int,
+    skip: Collection[int] = (),
 ) -> Sequence[Job]:
-    """Claimable jobs of these types within `scope` (the jobs this provider may be
-    offered), best first. On PostgreSQL the rows are locked with SKIP LOCKED, so
-    concurrent claimers are handed different candidates instead of queueing on one row;
-    on SQLite (one writer) the compare-and-set in `take` settles it."""
+    """Up to `limit` claimable jobs of these types within `scope` (the jobs this provider
+    may be offered), best first, leaving out the ids in `skip`. On PostgreSQL the rows are
+    locked with SKIP LOCKED, so concurrent claimers are handed different candidates
+    instead of queueing on one row; on SQLite (one writer) the compare-and-set in `take`
+    settles it."""
+    if skip:
+        scope = and_(scope, Job.id.not_in(sorted(skip)))
     return claimable_jobs(
         session, now=now, limit=limit, job_types=job_types, scope=scope, lock=True
     )
@@ -76,18 +91,20 @@ def chosen_candidate(
 
 def take(
     session: Session,
-    job_id: int,
+    job: Job,
     *,
     holder: str,
     lease_id: str,
     expires_at: dt.datetime,
     now: dt.datetime,
 ) -> bool:
-    """Compare-and-set a pending job to claimed; False if someone else got it first, or
-    if its batch already runs as many jobs as its concurrency allows."""
-    result = session.execute(
+    """Compare-and-set a pending job to claimed, taking the number of its `claimed` event
+    (`event_seq`) in the same statement; False if someone else got it first, or if its
+    batch already runs as many jobs as its concurrency allows. On success `job` holds the
+    row as written (RETURNING: no second read)."""
+    stmt = (
         update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.PENDING.value, batch_has_room())
+        .where(Job.id == job.id, Job.status == JobStatus.PENDING.value)
         .values(
             status=JobStatus.CLAIMED.value,
             attempt=Job.attempt + 1,
@@ -95,10 +112,15 @@ def take(
             lease_holder=holder,
             lease_expires_at=expires_at,
             updated_at=now,
+            event_seq=Job.event_seq + 1,
         )
-        .execution_options(synchronize_session=False)
+        .returning(Job)
+        .options(raiseload(Job.events))  # the claim appends its event without reading the log
+        .execution_options(synchronize_session=False, populate_existing=True)
     )
-    return result.rowcount == 1
+    if job.batch_id is not None:
+        stmt = stmt.where(batch_has_room())
+    return session.scalars(stmt).first() is not None
 
 
 def active_leases(session: Session) -> Sequence[Job]:

@@ -15,7 +15,7 @@ import contextlib
 import time
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from marketplace.errors import JobNotFound, LeaseExpired, NotLeaseHolder, StaleAttempt
@@ -29,7 +29,8 @@ from marketplace.leases import (
     ProviderJob,
     V1Ok,
 )
-from node.auth.deps import PrincipalDep
+from node.auth.deps import PrincipalDep, authenticate_request
+from node.auth.principal import Principal
 from node.chain.deps import chain_of
 from node.db import session_scope, utcnow
 from node.deps import SessionDep, SettingsDep, sessions_of
@@ -39,7 +40,7 @@ from node.metrics import CLAIM_WAIT
 from node.models.jobs import Job
 from node.openapi import raises
 from node.providers import service
-from node.providers.deps import notifier_of
+from node.providers.deps import claim_bearer, notifier_of
 from node.providers.notifier import JobNotifier
 from node.providers.schemas import (
     AttemptBody,
@@ -60,6 +61,8 @@ from node.providers.vouchers import assignment_voucher, enqueue_assignment
 router = APIRouter(prefix="/v1", tags=["providers"])
 # What a write under a lease answers when the lease is not the caller's current one.
 LEASE_ERRORS = (StaleAttempt, NotLeaseHolder, LeaseExpired)
+# What a claim attempt answers for a poll its provider ended (draining).
+ENDED: dict[str, Any] = {}
 
 
 def job_for_provider(job: Job) -> ProviderJob:
@@ -120,19 +123,28 @@ def list_providers(
     "/providers/claim",
     response_model=V1Ok[Claim],
     responses={204: {"description": "No job within the wait"}},
+    dependencies=[Depends(claim_bearer)],
 )
-async def claim(
-    body: ClaimRequest, request: Request, principal: PrincipalDep, settings: SettingsDep
-) -> Any:
+async def claim(body: ClaimRequest, request: Request, settings: SettingsDep) -> Any:
+    """The caller's credential is checked in the first attempt's transaction, not by a
+    dependency whose session (and pooled connection) would stay open for the whole wait:
+    one connection per claim attempt, none held while the poll waits."""
     notifier: JobNotifier = notifier_of(request)
     factory = sessions_of(request)
     chain = chain_of(request)
     wait = min(body.wait_seconds, settings.leases.claim_wait_max_seconds)
     exclude = _job_ids(body.exclude_job_ids)
-    deadline = time.monotonic() + wait
+    started = time.monotonic()
+    deadline = started + wait
+    principal: Principal | None = None
 
     def attempt_claim() -> dict[str, Any] | None:
+        nonlocal principal
         with session_scope(factory) as session:
+            if principal is None:
+                principal = authenticate_request(request, session, settings)
+            if notifier.poll_ended(principal.subject, started):
+                return ENDED  # its provider ended it (draining): no lease
             provider = service.require_provider(session, principal)
             got = service.claim(session, settings, provider, body.job_types, exclude)
             if got is None:
@@ -146,17 +158,16 @@ async def claim(
             wake_chain(request.app)  # committed: the outbox sends the assignment now
         return result
 
-    started = time.monotonic()
     first = True
     while True:
         seen = notifier.generation
-        # a poll its provider ended (draining) or walked away from gets no lease
-        if notifier.poll_ended(principal.subject, started) or (
-            not first and await request.is_disconnected()
-        ):
+        # a poll its provider walked away from gets no lease
+        if not first and await request.is_disconnected():
             return Response(status_code=204)
         first = False
         result = await run_in_threadpool(attempt_claim)
+        if result is ENDED:
+            return Response(status_code=204)
         if result is not None:
             CLAIM_WAIT.labels("claimed").observe(time.monotonic() - started)
             return result

@@ -129,10 +129,9 @@ def _pool_keys(session: Session, secrets_: list[str]) -> list[ApiKey]:
 
 def require_provider(session: Session, principal: Principal) -> Provider:
     """The caller's provider record (403 PROVIDER_NOT_REGISTERED without one)."""
-    provider = repository.provider_by_address(session, _require_wallet(principal))
+    provider = repository.seen_provider(session, _require_wallet(principal), utcnow())
     if provider is None:
         raise ProviderNotRegistered("Register with POST /v1/providers first")
-    provider.last_seen_at = utcnow()
     return provider
 
 
@@ -241,6 +240,12 @@ def _left_to_others(
     )
 
 
+# How many candidates a claim reads (and, on PostgreSQL, locks) at a time: the best job
+# alone first, which the claimant takes unless it cannot run it; then a wider look. A
+# claimant that locked many rows would hide them from the others claiming meanwhile.
+CANDIDATE_ROUNDS = (1, 16)
+
+
 def claim(
     session: Session,
     settings: NodeSettings,
@@ -258,19 +263,24 @@ def claim(
         return None
     now = utcnow()
     makers = _Makers(session)
-    for job in repository.claim_candidates(session, types, now, _offered_to(provider)):
-        if job.id in exclude:
-            continue
-        if not can_make(provider.capabilities, job.spec):
-            makers.note_if_nobody(job)
-            continue
-        if not _fits(job, provider):
-            continue
-        if _left_to_others(session, settings, job, provider, now):
-            continue
-        got = _grant(session, settings, provider, job, now)
-        if got is not None:
-            return got
+    scope = _offered_to(provider)
+    passed = set(exclude)
+    for limit in CANDIDATE_ROUNDS:
+        candidates = repository.claim_candidates(session, types, now, scope, limit, passed)
+        for job in candidates:
+            passed.add(job.id)
+            if not can_make(provider.capabilities, job.spec):
+                makers.note_if_nobody(job)
+                continue
+            if not _fits(job, provider):
+                continue
+            if _left_to_others(session, settings, job, provider, now):
+                continue
+            got = _grant(session, settings, provider, job, now)
+            if got is not None:
+                return got
+        if len(candidates) < limit:
+            return None
     return None
 
 
@@ -295,14 +305,13 @@ def _grant(
         lock_batch(session, job.batch_id)
     if not repository.take(
         session,
-        job.id,
+        job,
         holder=provider.address,
         lease_id=lease_id,
         expires_at=expires_at,
         now=now,
     ):
         return None
-    session.refresh(job)
     if (job.progress_message or "").startswith((NO_MAKER, NO_NETWORK)):
         job.progress_message = None
     record_event(
@@ -314,6 +323,7 @@ def _grant(
         to_status=JobStatus.CLAIMED.value,
         attempt=job.attempt,
         data={"provider": provider.address, "lease_id": lease_id},
+        seq=job.event_seq,  # taken by `take`
     )
     return Claim(job=job, lease_id=lease_id, attempt=job.attempt, expires_at=expires_at)
 

@@ -368,3 +368,38 @@ def test_concurrent_claims_never_hand_a_job_twice(app):
     assert sorted(claimed) == sorted(jobs)
     for job_id in jobs:
         assert _get(app, job_id).status == JobStatus.CLAIMED.value
+
+
+def test_a_claim_in_flight_leaves_the_other_pending_jobs_to_other_claimants(app):
+    """While one claim's transaction is open, another provider is handed one of the jobs
+    it did not take (a claim locks the job it takes, not the whole head of the queue)."""
+    if app.state.runtime.engine.dialect.name != "postgresql":
+        pytest.skip("row locks: SQLite has one writer, so claims cannot overlap there")
+    from node.models.providers import Provider
+
+    jobs = [_job(app) for _ in range(3)]
+    ids = []
+    for name in ("first", "second"):
+        user = make_user(app, username=name, address=Account.create().address)
+        with session_scope(app.state.runtime.sessionmaker) as session:
+            prov = Provider(
+                user_id=user.id,
+                address=user.address,
+                name=name,
+                job_types=["image_processing"],
+                max_concurrent=4,
+                capabilities={},
+            )
+            session.add(prov)
+            session.flush()
+            ids.append(prov.id)
+        _admit(app, ids[-1])
+    settings = app.state.runtime.settings
+    with session_scope(app.state.runtime.sessionmaker) as first:
+        got_first = service.claim(first, settings, first.get(Provider, ids[0]))
+        assert got_first is not None
+        with session_scope(app.state.runtime.sessionmaker) as second:
+            got_second = service.claim(second, settings, second.get(Provider, ids[1]))
+            assert got_second is not None
+            assert got_second.job.id != got_first.job.id
+    assert {got_first.job.id, got_second.job.id} <= set(jobs)
