@@ -5,13 +5,19 @@ settings as `dcm serve`. Responses come from the JSON file named by `DCM_BARE_RE
 the query string is part of the key.
 
     DCM_BARE_RESPONSES=responses.json python -m bench._bare PORT
+
+A benchmark starts it with `start(responses, workdir, probe)`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
+import time
+from pathlib import Path
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -32,6 +38,32 @@ def make_app(responses: dict[str, dict]) -> Starlette:
         return Response(body, status_code=status, media_type=content_type)
 
     return Starlette(routes=[Route("/{path:path}", answer, methods=["GET", "POST"])])
+
+
+def start(responses: dict[str, Any], workdir: Path, probe: str) -> tuple[subprocess.Popen, str]:
+    """Serve `responses` from a bare app in a child process; return it and its URL once
+    `probe` (one of the responses' paths) answers. The caller terminates it."""
+    import httpx
+
+    from tests.fixtures.ports import free_port
+
+    path = workdir / "responses.json"
+    path.write_text(json.dumps(responses))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench._bare", str(port)],
+        env={**os.environ, "DCM_BARE_RESPONSES": str(path), "PYTHONPATH": str(repo)},
+        cwd=repo,
+    )
+    for _ in range(200):
+        try:
+            httpx.get(url + probe, timeout=1)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    return proc, url
 
 
 if __name__ == "__main__":

@@ -44,9 +44,9 @@ from eth_account import Account
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench import _bare as bare_app  # noqa: E402
 from bench._node import Node  # noqa: E402
 from marketplace.sdk.http import siwe_payload  # noqa: E402
-from tests.fixtures.ports import free_port  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 TARGETS = {"by_id": 0.4, "list_first": 0.25, "list_deep": 0.25, "post": 0.15, "seed001_list": 0.25}
@@ -207,21 +207,7 @@ def main() -> None:
             "healthz": ("GET", "/healthz", {}),
         }
         responses = {f"{m} {p}": capture(node.url, m, p, h) for m, p, h in paths.values()}
-        bare_file = base / "responses.json"
-        bare_file.write_text(json.dumps(responses))
-        bare_port = free_port()
-        bare_url = f"http://127.0.0.1:{bare_port}"
-        bare = subprocess.Popen(
-            [sys.executable, "-m", "bench._bare", str(bare_port)],
-            env={**os.environ, "DCM_BARE_RESPONSES": str(bare_file), "PYTHONPATH": str(REPO)},
-            cwd=REPO,
-        )
-        for _ in range(200):
-            try:
-                httpx.get(bare_url + "/healthz", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.05)
+        bare, bare_url = bare_app.start(responses, base, "/healthz")
 
         rows: dict[str, Any] = {}
         only = set(args.only.split(",")) if args.only else set(paths)

@@ -30,7 +30,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,9 +41,9 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench import _bare as bare_app  # noqa: E402
 from bench._node import Node  # noqa: E402
 from bench.api import JOB_BODY, capture, pg_database, seed_jobs, sign_in  # noqa: E402
-from tests.fixtures.ports import free_port  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 LIST_PATH = "/v1/jobs?limit=50"
@@ -152,25 +151,6 @@ def run(url: str, headers: dict[str, str], args: Any) -> dict[str, Any]:
     return asyncio.run(load(url, mix(url, headers, args.requests), args.concurrency))
 
 
-def start_bare(responses: dict[str, Any], workdir: Path) -> tuple[subprocess.Popen, str]:
-    path = workdir / "responses.json"
-    path.write_text(json.dumps(responses))
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench._bare", str(port)],
-        env={**os.environ, "DCM_BARE_RESPONSES": str(path), "PYTHONPATH": str(REPO)},
-        cwd=REPO,
-    )
-    for _ in range(200):
-        try:
-            httpx.get(url + LIST_PATH, timeout=1)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    return proc, url
-
-
 def one_database(database: str, server_url: str | None, args: Any) -> dict[str, Any]:
     base = Path(tempfile.mkdtemp(prefix="dcm-bench-mixed-"))
     database_url = pg_database(server_url) if server_url else None
@@ -195,7 +175,7 @@ def one_database(database: str, server_url: str | None, args: Any) -> dict[str, 
             for m, p in (("GET", LIST_PATH), ("POST", CREATE_PATH))
         }
         node.stop()
-        bare, bare_url = start_bare(responses, base)
+        bare, bare_url = bare_app.start(responses, base, LIST_PATH)
         baseline = run(bare_url, headers, args)
         row = {
             "database": database,

@@ -68,7 +68,7 @@ class FsBlocks:
         if self._batch is not None:
             self._batch.append(dest)
         else:
-            _fsync_dir(dest.parent)
+            _fsync(dest.parent)
 
     def adopt(self, staged: StagedBlocks) -> int:
         """Move every staged block into the store (a rename; a copy across filesystems),
@@ -98,8 +98,8 @@ class FsBlocks:
             if self._batch is not None:
                 self._batch.append(dest)
             else:
-                _fsync_file(dest)
-                _fsync_dir(dest.parent)
+                _fsync(dest)
+                _fsync(dest.parent)
         return moved
 
     @contextmanager
@@ -114,9 +114,9 @@ class FsBlocks:
             written, self._batch = self._batch, None
             if written and not _syncfs(self.root):
                 for path in written:
-                    _fsync_file(path)
+                    _fsync(path)
                 for d in {path.parent for path in written}:
-                    _fsync_dir(d)
+                    _fsync(d)
         finally:
             self._batch = None
 
@@ -191,15 +191,8 @@ def _syncfs(path: Path) -> bool:
         os.close(fd)
 
 
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
+def _fsync(path: Path) -> None:
+    """fsync a file or a directory (its entries) by path."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
