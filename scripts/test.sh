@@ -5,6 +5,7 @@
 # Tests run in parallel (pytest-xdist): every test has its own database, data dir and free
 # ports, so they share nothing. DCM_TEST_WORKERS overrides the number of workers (default:
 # the CPU count, at most 4; each worker holds its own engines); 0 runs in one process.
+# Each pass ends with its 25 slowest steps, so that a CI log shows where the time went.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${VENV:-.venv}/bin
@@ -12,9 +13,9 @@ cpus=$(nproc 2>/dev/null || echo 2)
 WORKERS=${DCM_TEST_WORKERS:-$(( cpus < 4 ? (cpus < 2 ? 2 : cpus) : 4 ))}
 
 echo "== suite on SQLite ($WORKERS workers)"
-env -u DCM_TEST_DATABASE_URL "$BIN/pytest" -q -n "$WORKERS" "$@"
+env -u DCM_TEST_DATABASE_URL "$BIN/pytest" -q -n "$WORKERS" --durations=25 "$@"
 
 if [ -n "${DCM_TEST_DATABASE_URL:-}" ]; then
   echo "== database-bound suites on PostgreSQL ($DCM_TEST_DATABASE_URL, $WORKERS workers)"
-  "$BIN/pytest" -q -n "$WORKERS" tests/node tests/e2e "$@"
+  "$BIN/pytest" -q -n "$WORKERS" --durations=25 tests/node tests/e2e "$@"
 fi
