@@ -541,6 +541,16 @@ class ProviderDaemon:
         if not self._running:
             return
         tasks = [t for t, _r, _a in self._running.values()]
+        if not self._stopping.is_set():
+            # `--once` ended the loop, nobody asked to stop: the job runs to its end, and
+            # the grace period starts only at a stop signal (not cancelled: that would
+            # cancel the jobs themselves)
+            everything = asyncio.gather(*tasks, return_exceptions=True)
+            stop = asyncio.create_task(self._stopping.wait())
+            await asyncio.wait({everything, stop}, return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            if everything.done():
+                return
         _done, pending = await asyncio.wait(tasks, timeout=self.config.grace_seconds)
         if pending:
             log.warning("grace period over: handing back %d job(s)", len(pending))

@@ -6,10 +6,11 @@ back, so the job does not sit claimed until the lease expires (issue 11)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from marketplace.leases import Claim
-from tests.worker.test_daemon_faults import _daemon, _Executor, _Node
+from tests.worker.test_daemon_faults import _daemon, _Executor, _Node, _run
 
 
 class _GrantsLate(_Node):
@@ -68,3 +69,16 @@ def test_a_lease_granted_to_a_draining_providers_poll_is_handed_back(tmp_path) -
     assert node.released == ["job_1"]  # handed back at once, not left to expire
     assert node.calls[0] == "end_claims"  # it asked the node to end its poll first
     assert "start" not in node.calls and "result" not in node.calls
+
+
+def test_once_runs_its_job_past_the_grace_period_when_nobody_asked_to_stop(tmp_path) -> None:
+    """`--once` ends the claim loop after one job, which is no stop request: the job runs
+    to its end, however long it takes next to the shutdown grace period (the README's
+    walkthrough trains for about a minute, the default grace)."""
+    node = _Node()
+    daemon = _daemon(
+        tmp_path, node, _Executor(during=lambda: time.sleep(1.0)), run_once=True, grace_seconds=0.1
+    )
+    _run(daemon)
+    assert [done["job_id"] for done in daemon.completed] == ["job_1"]
+    assert "result" in node.calls and "release" not in node.calls
