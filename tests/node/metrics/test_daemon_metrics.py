@@ -63,12 +63,13 @@ def _daemon_run(app: FastAPI, tmp_path: Path, executor: Any) -> dict[str, Any]:
     with served_in_thread(app) as url:
         _requester, headers = _wallet(url)
         created = httpx.post(
-            f"{url}/v1/jobs", json={"type": "epochs", "payload": {}}, headers=headers
+            f"{url}/v1/jobs", json={"type": "epochs", "payload": {}}, headers=headers, timeout=30
         ).json()["data"]
         key = httpx.post(
             f"{url}/workspaces/{created['workspaceId']}/api-keys",
             json={"name": "box", "role": "provider"},
             headers=headers,
+            timeout=30,
         ).json()["key"]
         config = DaemonConfig(
             node_url=url,
@@ -90,6 +91,7 @@ def _daemon_run(app: FastAPI, tmp_path: Path, executor: Any) -> dict[str, Any]:
             f"{url}/v1/jobs/{created['id']}/metrics",
             params={"period": "1h", "resolution": "1m"},
             headers=headers,
+            timeout=30,
         )
     assert resp.status_code == 200, resp.text
     return resp.json()["data"]

@@ -65,14 +65,16 @@ def test_daemon_of_the_akash_network_runs_an_akash_job(
     app: FastAPI, client: TestClient, team: Team, tmp_path: Path
 ) -> None:
     with served_in_thread(app) as url:
-        job = httpx.post(f"{url}{BASE}/jobs", json=CREATE, headers=team.headers)
+        job = httpx.post(f"{url}{BASE}/jobs", json=CREATE, headers=team.headers, timeout=30)
         assert job.status_code == 201, job.text
         job_id = job.json()["data"]["id"]
         done = _run(url, tmp_path / "provider", [team.provider_key], ["akash"])
         assert [d["job_id"] for d in done] == [job_id]
-        providers = httpx.get(f"{url}/v1/providers", headers=team.owner).json()["data"]
+        providers = httpx.get(f"{url}/v1/providers", headers=team.owner, timeout=30).json()["data"]
         assert providers[0]["networks"] == ["akash"]
-        view = httpx.get(f"{url}{BASE}/jobs/{job_id}", headers=team.headers).json()["data"]
+        view = httpx.get(f"{url}{BASE}/jobs/{job_id}", headers=team.headers, timeout=30).json()[
+            "data"
+        ]
     assert view["status"] == "completed" and view["results"]["exitCode"] == 0
     assert view["results"]["outputUrl"].endswith(f"/ipfs/{done[0]['result_cid']}")
 

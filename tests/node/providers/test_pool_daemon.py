@@ -39,8 +39,10 @@ class EchoExecutor:
 
 def _wallet(url: str) -> tuple[Any, dict[str, str]]:
     account = Account.create()
-    nonce = httpx.get(f"{url}/auth/nonce").json()
-    tokens = httpx.post(f"{url}/auth/siwe", json=siwe_payload(nonce, account, "test")).json()
+    nonce = httpx.get(f"{url}/auth/nonce", timeout=30).json()
+    tokens = httpx.post(
+        f"{url}/auth/siwe", json=siwe_payload(nonce, account, "test"), timeout=30
+    ).json()
     return account, {"Authorization": f"Bearer {tokens['access_token']}"}
 
 
@@ -68,19 +70,25 @@ def test_daemon_with_a_pool_key_runs_the_workspaces_private_job(
     with served_in_thread(app) as url:
         _requester, headers = _wallet(url)
         created = httpx.post(
-            f"{url}/v1/jobs", json={"type": "echo", "payload": {"n": 7}}, headers=headers
+            f"{url}/v1/jobs",
+            json={"type": "echo", "payload": {"n": 7}},
+            headers=headers,
+            timeout=30,
         ).json()["data"]
         personal = created["workspaceId"]  # no workspace named: the requester's personal one
         key = httpx.post(
             f"{url}/workspaces/{personal}/api-keys",
             json={"name": "my gpu box", "role": "provider"},
             headers=headers,
+            timeout=30,
         ).json()["key"]
 
         done = _run(url, Account.create(), tmp_path / "provider", [key])
 
         assert [d["job_id"] for d in done] == [created["id"]]
-        job = httpx.get(f"{url}/v1/jobs/{created['id']}", headers=headers).json()["data"]
+        job = httpx.get(f"{url}/v1/jobs/{created['id']}", headers=headers, timeout=30).json()[
+            "data"
+        ]
         assert job["status"] == "completed"
         cid = done[0]["result_cid"]
         out = tmp_path / "expected"
