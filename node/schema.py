@@ -8,6 +8,7 @@ start, with a message that says what to run, when the database is behind.
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +32,23 @@ def alembic_config(engine: Engine) -> Any:
     return cfg
 
 
+@cache
+def _scripts() -> ScriptDirectory:
+    """The migration scripts this code ships: read once per process (alembic parses every
+    revision file to build it), since they cannot change while it runs."""
+    return ScriptDirectory(str(Path(__file__).parent / "migrations"))
+
+
 def upgrade_schema(engine: Engine) -> None:
-    """Bring the database to the newest schema (all migration heads)."""
-    command.upgrade(alembic_config(engine), "heads")
+    """Bring the database to the newest schema (all migration heads). A database already
+    there is left as it is, without running the migration environment."""
+    if missing_revisions(engine):
+        command.upgrade(alembic_config(engine), "heads")
 
 
 def schema_revisions(engine: Engine) -> tuple[set[str], set[str]]:
     """(the revisions the database is at, the heads this code needs)."""
-    heads = set(ScriptDirectory.from_config(alembic_config(engine)).get_heads())
+    heads = set(_scripts().get_heads())
     with engine.connect() as conn:
         current = set(MigrationContext.configure(conn).get_current_heads())
     return current, heads
@@ -48,7 +58,7 @@ def missing_revisions(engine: Engine) -> set[str]:
     """The heads this code needs that the database has not reached. A head another
     migration depends on is recorded through its dependant only, so reached means: among
     the applied revisions and their ancestors."""
-    script = ScriptDirectory.from_config(alembic_config(engine))
+    script = _scripts()
     current, heads = schema_revisions(engine)
     reached = {rev.revision for rev in script.iterate_revisions(tuple(current), "base")}
     return heads - reached

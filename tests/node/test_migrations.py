@@ -25,7 +25,7 @@ def test_upgrade_is_idempotent(database_url: str) -> None:
     engine.dispose()
 
 
-def test_create_app_refuses_an_empty_database(settings) -> None:
+def test_create_app_refuses_an_empty_database(settings, tmp_path) -> None:
     """A booting node never migrates (replicas would race): it names the command to run."""
     import pytest
 
@@ -33,8 +33,8 @@ def test_create_app_refuses_an_empty_database(settings) -> None:
     from node.schema import SchemaOutOfDate
     from tests.fixtures.db import PG_ADMIN_URL, drop_database, empty_database
 
-    # the suite's PostgreSQL databases are cloned migrated: take one no migration ran on
-    empty = empty_database() if PG_ADMIN_URL else settings.database_url
+    # the suite's databases are copies of a migrated one: take one no migration ran on
+    empty = empty_database() if PG_ADMIN_URL else f"sqlite:///{tmp_path / 'empty.sqlite3'}"
     try:
         with pytest.raises(SchemaOutOfDate, match="dcm db upgrade"):
             create_app(settings.model_copy(update={"database_url": empty}))
