@@ -51,6 +51,8 @@ CHAIN_ID = 131277322940537
 GENESIS_OPERATOR_BALANCE_WEI = 10**9 * 10**18  # 1e9 ETH: the dev chain's whole money supply
 ZERO_ADDRESS = b"\x00" * 20
 ERROR_STRING_SELECTOR = bytes.fromhex("08c379a0")
+_CALL_STIPEND = 2300  # gas a value transfer hands its callee, as geth's estimator adds
+_ESTIMATE_ERROR_RATIO = 0.015  # geth's: an estimate within 1.5% of the least gas will do
 
 
 class Reverted(Exception):
@@ -540,16 +542,47 @@ class EmbeddedEVM:
                 state.revert(snapshot)
 
     def estimate_gas(self, tx: dict[str, Any], block: int | str = "latest") -> int:
-        """Gas estimate for `tx`; raises `Reverted` (with revert data) if it reverts."""
+        """Gas estimate for `tx`; raises `Reverted` (with revert data) if it reverts.
+
+        geth's search: one run at the block's gas limit (a revert surfaces there with its
+        data) gives the gas used, below which nothing succeeds. That much often suffices
+        (a transfer: 21,000 exactly); if not, the gas used plus the call stipend, times
+        64/63 (what a call forwards), nearly always does; then the range is halved until
+        it is within 1.5% of the answer. Two to six runs where py-evm's own search (down
+        to 1 gas from the block limit) took a dozen or more: a contract's deployment at
+        every node start spent most of its time there.
+        """
         with self.lock:
             probe = {k: v for k, v in tx.items() if k != "gas"}
-            self.call(probe, block)  # a revert surfaces here with its data
             vm, spoofed = self._spoofed(probe, block)
-            try:
-                with vm.in_costless_state() as state:
-                    return int(self.backend.chain.gas_estimator(state, spoofed))
-            except Exception as exc:
-                raise Reverted(f"execution reverted: {_short(exc)}", b"") from exc
+            computation = self._run_spoofed(vm, spoofed)
+            if computation.is_error:
+                raise _reverted(computation)
+            lo = spoofed.gas - computation.get_gas_remaining() - 1
+            hi = spoofed.gas
+
+            def succeeds(gas: int) -> bool:
+                try:
+                    trial = EVMSpoofTransaction(spoofed, gas=gas)
+                    return not self._run_spoofed(vm, trial).is_error
+                except (CallRejected, EVMValidationError):
+                    return False
+
+            if succeeds(lo + 1):  # no refund, no forwarded call: the gas used is the answer
+                return lo + 1
+            optimistic = (lo + 1 + _CALL_STIPEND) * 64 // 63
+            if optimistic < hi:
+                if succeeds(optimistic):
+                    hi = optimistic
+                else:
+                    lo = optimistic
+            while lo + 1 < hi and (hi - lo) / hi >= _ESTIMATE_ERROR_RATIO:
+                mid = min((lo + hi) // 2, lo * 2)
+                if succeeds(mid):
+                    hi = mid
+                else:
+                    lo = mid
+            return hi
 
     def _raw_tx(self, tx: dict[str, Any]) -> dict[str, Any]:
         tx = dict(tx)

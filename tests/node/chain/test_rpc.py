@@ -121,6 +121,22 @@ def test_get_logs_filters_by_block_address_and_topics(w3, funded_account):
     assert [e["args"]["arg0"] for e in decoded] == [100]
 
 
+def test_gas_estimates_suffice_and_stay_within_geths_margin(w3, funded_account):
+    """An estimate is enough to succeed, and 1.5% less is not (geth's search and margin:
+    a few EVM runs, not a search down to the last unit of gas)."""
+    acct = funded_account
+    other = Account.create().address
+    assert w3.eth.estimate_gas({"from": acct.address, "to": other, "value": 1}) == 21_000
+    emitter = deploy(w3, acct, EMITTER_CONTRACT_DATA)
+    fn = emitter.functions.logDouble(LOG_DOUBLE_WITH_INDEX, 7, 8)
+    estimate = fn.estimate_gas({"from": acct.address})
+    nonce = w3.eth.get_transaction_count(acct.address, "pending")
+    tx = fn.build_transaction({"from": acct.address, "nonce": nonce, "gas": estimate})
+    assert send(w3, acct, tx)["status"] == 1
+    with pytest.raises((ContractLogicError, Web3RPCError)):
+        fn.call({"from": acct.address, "gas": int(estimate * 0.985)})
+
+
 def test_revert_reason_reaches_web3_as_contract_logic_error(w3, funded_account):
     c = deploy(w3, funded_account, REVERT_CONTRACT_DATA)
     with pytest.raises(ContractLogicError, match="Function has been reverted"):
