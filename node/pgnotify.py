@@ -20,7 +20,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import queue
+import select
 import threading
 import uuid
 from collections.abc import Hashable
@@ -70,6 +72,7 @@ class PgWakeBridge:
         self.origin = uuid.uuid4().hex[:12]
         self._out: queue.SimpleQueue[tuple[Hashable, ...] | None] = queue.SimpleQueue()
         self._stop = threading.Event()
+        self._wake_r, self._wake_w = os.pipe()
         self._threads: list[threading.Thread] = []
         self.connected = threading.Event()
         self.sent = 0
@@ -90,12 +93,17 @@ class PgWakeBridge:
             thread.start()
 
     def stop(self) -> None:
+        if self._stop.is_set():
+            return
         self.notifier.relay = None
         self._stop.set()
         self._out.put(None)
+        os.write(self._wake_w, b"x")
         for thread in self._threads:
             thread.join(timeout=5)
         self._threads = []
+        os.close(self._wake_r)
+        os.close(self._wake_w)
 
     # ------------------------------------------------------------------ the threads
 
@@ -113,7 +121,9 @@ class PgWakeBridge:
                     self.notifier.wake_all()
                 first = False
                 while not self._stop.is_set():
-                    for note in conn.notifies(timeout=1.0):
+                    # the socket, or `stop` through the wake pipe: a stop waits for nothing
+                    select.select([conn.fileno(), self._wake_r], [], [], 30.0)
+                    for note in conn.notifies(timeout=0):
                         self._deliver(note.payload)
             except Exception as exc:
                 self.connected.clear()
