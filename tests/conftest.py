@@ -32,7 +32,15 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 DATABASE_FIXTURES = frozenset({"database_url", "pg_templates", "empty_database_url"})
 
 
+def _long(item: pytest.Item) -> bool:
+    return item.get_closest_marker("slow") is not None or item.nodeid.startswith("tests/e2e/")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Long tests go first, so that the parallel workers end together rather than one
+    finishing a minutes-long test alone; in the PostgreSQL pass, only the tests that reach
+    a database stay."""
+    items.sort(key=lambda item: not _long(item))  # stable: the rest keep their order
     if not PG_ADMIN_URL:
         return
     keep, drop = [], []

@@ -40,9 +40,12 @@ from node.workspaces.api_keys import create_api_key
 from tests.fixtures.db import PG_ADMIN_URL
 from tests.fixtures.factories import make_user, make_workspace
 
-pytestmark = pytest.mark.skipif(
-    bool(PG_ADMIN_URL), reason="runs once per suite, in the SQLite pass (minutes of fuzzing)"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        bool(PG_ADMIN_URL), reason="runs once per suite, in the SQLite pass (minutes of fuzzing)"
+    ),
+    pytest.mark.slow,
+]
 
 MAX_EXAMPLES = int(os.environ.get("OPENAPI_MAX_EXAMPLES", "8"))
 CHECKS = (
