@@ -189,6 +189,9 @@ def test_a_container_job_completes_with_logs_metrics_exit_code_and_served_output
     assert all(0 < p["value"] <= limit for p in metrics["memory"]), metrics["memory"]
     view = pool.view(job_id)
     assert view["status"] == "completed" and view["results"]["exitCode"] == 0
+    served = httpx.URL(view["results"]["outputUrl"])  # the gateway URL serves the file
+    assert served.path == f"/ipfs/{cid}"
+    assert pool.http.get(f"{served.path}/result.txt").text == "42\n"
     assert containers_of(docker_client, provider.account.address) == []
     providers = pool.http.get("/v1/providers", headers=pool.headers).json()["data"]
     me = next(p for p in providers if p["address"] == provider.account.address)
