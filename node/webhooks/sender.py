@@ -27,6 +27,7 @@ from node.webhooks import service
 
 log = logging.getLogger("dcm.webhooks")
 BATCH = 200
+GROUP_SECONDS = 30.0  # a pass starts no send later than this after leasing it
 
 
 class WebhookSender(LoopService):
@@ -60,7 +61,7 @@ class WebhookSender(LoopService):
     def _lease_due(self) -> list[list[tuple[str, str, bytes, bytes, str, str | None]]]:
         """The due deliveries, leased, grouped by subscription in the order they fell due."""
         now = utcnow()
-        lease = dt.timedelta(seconds=self.settings.events.webhook_timeout_seconds + 30)
+        lease = dt.timedelta(seconds=self.settings.events.webhook_timeout_seconds + GROUP_SECONDS)
         with session_scope(self.sessions) as session:
             rows = session.execute(
                 select(WebhookDelivery, Webhook)
@@ -93,7 +94,8 @@ class WebhookSender(LoopService):
                 )
             return list(groups.values())
 
-    def _send(self, item: tuple[str, str, bytes, bytes, str, str | None]) -> None:
+    def _send(self, item: tuple[str, str, bytes, bytes, str, str | None]) -> bool:
+        """Try one delivery and record its outcome; True if the receiver took it."""
         delivery_id, url, secret, body, name, bearer = item
         started = time.monotonic()
         status: int | None = None
@@ -131,17 +133,26 @@ class WebhookSender(LoopService):
         WEBHOOK_DELIVERIES.labels("failure" if failed else "success").inc()
         if failed:
             log.info("webhook delivery %s to %s: %s", delivery_id, url, error or status)
+        return not failed
 
-    def _send_in_order(self, group: list[tuple[str, str, bytes, bytes, str, str | None]]) -> None:
+    def _send_in_order(
+        self, leased_at: float, group: list[tuple[str, str, bytes, bytes, str, str | None]]
+    ) -> None:
+        """One subscription's deliveries, one after another. After a failure, or from
+        `GROUP_SECONDS` after the lease, the rest wait out their lease and are due again
+        then: a failing receiver costs one try (one timeout) a pass, and no send can end
+        after its delivery's lease (when another replica may have leased it)."""
         for item in group:
-            self._send(item)
+            if time.monotonic() - leased_at > GROUP_SECONDS or not self._send(item):
+                return
 
     def run_once(self) -> int:
-        """Send every due delivery once and return how many were tried. Subscriptions are
-        served in parallel, each one's deliveries one after another in the order they fell
-        due: a receiver sees a job's `created` before its `cancelled`, and a slow receiver
-        holds one sending slot however many deliveries it has waiting."""
+        """Lease the due deliveries and send them; return how many were leased.
+        Subscriptions are served in parallel, each one's deliveries one after another in
+        the order they fell due: a receiver sees a job's `created` before its `cancelled`,
+        and a slow receiver holds one sending slot however many deliveries it has waiting."""
+        leased_at = time.monotonic()
         due = self._lease_due()
         if due:
-            list(self.pool.map(self._send_in_order, due))
+            list(self.pool.map(functools.partial(self._send_in_order, leased_at), due))
         return sum(len(group) for group in due)

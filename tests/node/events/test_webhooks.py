@@ -223,3 +223,24 @@ def test_the_outbox_row_commits_with_its_event_or_not_at_all(fast_app: FastAPI) 
             create_job(session, job_type="image_processing", workspace_id=workspace_id)
         with session_scope(factory) as session:
             assert session.scalar(select(func.count()).select_from(WebhookDelivery)) == 1
+
+
+def test_one_subscriptions_deliveries_go_in_order_and_stop_at_its_first_failure(
+    fast_app: FastAPI, fast_client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failing receiver gets one try a pass (the rest wait out their lease), and no send
+    starts once the pass is `GROUP_SECONDS` past its lease."""
+    from node.webhooks import sender as sender_module
+
+    sender = fast_app.state.runtime.webhook_sender
+    tried: list[str] = []
+    answers = iter([True, False, True])
+    monkeypatch.setattr(sender, "_send", lambda item: tried.append(item[0]) or next(answers))
+    group = [(f"d{i}", "http://example.invalid/", b"", b"", "job.created", None) for i in range(3)]
+    sender._send_in_order(time.monotonic(), group)
+    assert tried == ["d0", "d1"]  # d2 waits: the receiver just failed d1
+
+    tried.clear()
+    late = time.monotonic() - sender_module.GROUP_SECONDS - 1
+    sender._send_in_order(late, group)
+    assert tried == []  # past the pass's window, nothing more is sent on this lease
