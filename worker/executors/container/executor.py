@@ -328,7 +328,9 @@ class _Run:
                 pump.join(timeout=10)  # every line is queued before the run ends
         state = self._state()
         exit_code = int(state.get("ExitCode", -1))
-        oom = bool(state.get("OOMKilled"))
+        oom = bool(state.get("OOMKilled")) or (
+            outcome == "exited" and exit_code == 137 and self._oom_reported_late()
+        )
         metrics: dict[str, Any] = {
             "exit_code": exit_code,
             "oom": oom,
@@ -417,6 +419,17 @@ class _Run:
             self.container.stop(timeout=int(self.settings.stop_grace_seconds))
         except Exception as exc:  # noqa: BLE001 - removal below forces it anyway
             log.warning("stopping container %s failed: %s", self.container.short_id, exc)
+
+    def _oom_reported_late(self, within: float = 3.0) -> bool:
+        """A SIGKILLed container may have been killed by the kernel's OOM killer: dockerd
+        sets `OOMKilled` when containerd's OOM event reaches it, which under load can be
+        after the exit event. Read the state again until it says so, for `within` s."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            if self._state().get("OOMKilled"):
+                return True
+        return False
 
     def _state(self) -> dict[str, Any]:
         try:
