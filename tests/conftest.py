@@ -12,9 +12,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from node.config import NodeSettings
-from node.db import make_engine
-from node.schema import upgrade_schema
-from tests.fixtures.app import create_app
+from tests.fixtures.app import create_app, migrate
 from tests.fixtures.db import PG_ADMIN_URL, PostgresTemplates
 from tests.fixtures.passwords import use_cheap_password_hashing
 
@@ -74,9 +72,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One migrated SQLite file per test process, copied for each test (as PostgreSQL's
     databases are cloned from a migrated template): migrating costs half a second a test."""
     path = tmp_path_factory.mktemp("sqlite-template") / "node.sqlite3"
-    engine = make_engine(f"sqlite:///{path}")
-    upgrade_schema(engine)
-    engine.dispose()  # the last connection's close checkpoints the WAL into the file
+    migrate(f"sqlite:///{path}")
     return path
 
 
