@@ -27,6 +27,8 @@ from node.webhooks import service
 
 log = logging.getLogger("dcm.webhooks")
 BATCH = 200
+# a leased delivery: id, target URL, secret, body, event type, per-job bearer token
+Outgoing = tuple[str, str, bytes, bytes, str, str | None]
 GROUP_SECONDS = 30.0  # a pass starts no send later than this after leasing it
 
 
@@ -58,7 +60,7 @@ class WebhookSender(LoopService):
             timeout=self.settings.events.webhook_timeout_seconds, follow_redirects=False
         )
 
-    def _lease_due(self) -> list[list[tuple[str, str, bytes, bytes, str, str | None]]]:
+    def _lease_due(self) -> list[list[Outgoing]]:
         """The due deliveries, leased, grouped by subscription in the order they fell due."""
         now = utcnow()
         lease = dt.timedelta(seconds=self.settings.events.webhook_timeout_seconds + GROUP_SECONDS)
@@ -79,7 +81,7 @@ class WebhookSender(LoopService):
                 .limit(BATCH)
                 .with_for_update(skip_locked=True, of=WebhookDelivery)
             ).all()
-            groups: dict[int, list[tuple[str, str, bytes, bytes, str, str | None]]] = {}
+            groups: dict[int, list[Outgoing]] = {}
             for delivery, hook in rows:
                 delivery.next_attempt_at = now + lease
                 groups.setdefault(hook.id, []).append(
@@ -94,7 +96,7 @@ class WebhookSender(LoopService):
                 )
             return list(groups.values())
 
-    def _send(self, item: tuple[str, str, bytes, bytes, str, str | None]) -> bool:
+    def _send(self, item: Outgoing) -> bool:
         """Try one delivery and record its outcome; True if the receiver took it."""
         delivery_id, url, secret, body, name, bearer = item
         started = time.monotonic()
@@ -135,9 +137,7 @@ class WebhookSender(LoopService):
             log.info("webhook delivery %s to %s: %s", delivery_id, url, error or status)
         return not failed
 
-    def _send_in_order(
-        self, leased_at: float, group: list[tuple[str, str, bytes, bytes, str, str | None]]
-    ) -> None:
+    def _send_in_order(self, leased_at: float, group: list[Outgoing]) -> None:
         """One subscription's deliveries, one after another. After a failure, or from
         `GROUP_SECONDS` after the lease, the rest wait out their lease and are due again
         then: a failing receiver costs one try (one timeout) a pass, and no send can end
