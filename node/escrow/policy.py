@@ -12,11 +12,13 @@ phase end, the most overdue first: no job id range is scanned and filtered.
 - assign: a live lease whose escrow is Open at a lower attempt (the claim's own row was
   skipped or lost);
 - judge: results on chain not judged yet, or waiting for their lease holder's report; a
-  result the node refuses is disputed on chain (`service.judge_result`).
+  result the node refuses is disputed on chain (`service.judge_result`);
+- refund: an Open deposit that is not its job's live funding (refused, or the job was
+  cancelled, failed, expired or retried) goes back to its requester (`refund`, assigner).
+  Within a tick or two of the cancel, not at the next full pass up to 30 s later: a
+  requester who cancels sees the money back at once.
 
 `run_once()` (every `chain_policy_interval_seconds`): `reconcile()`, then
-- refund: an Open deposit that is not its job's live funding (refused, or the job was
-  cancelled, failed, expired or retried) goes back to its requester (`refund`, assigner);
 - refund expired: an Open or Bound escrow past its deadline (`refundExpired`);
 - finalize: results the node accepted whose challenge window is over (the provider is
   paid), and disputes the arbiter left unresolved (the default ruling refunds the
@@ -122,6 +124,7 @@ class SettlementPolicy:
                 before = row.verdict
                 if judge_result(session, row, job) == "disputed" and before != "disputed":
                     report.disputes.append(job.id)
+            report.refund = self._refunds(session, covered)
         return report
 
     def run_once(self) -> PolicyReport:
@@ -131,7 +134,7 @@ class SettlementPolicy:
             now = chain_time(self.host)
             with session_scope(self.sessions) as session:
                 covered = covered_keys(session)
-                report.refund = self._refunds(session, now, covered)
+                report.refund += self._expired_refunds(session, now, covered)
                 report.finalize = self._finalize(session, now, covered)
                 report.fees_withdrawn = self._withdraw_fees(session)
         with session_scope(self.sessions) as session:
@@ -153,18 +156,22 @@ class SettlementPolicy:
 
     # -- refunds ---------------------------------------------------------------------------
 
-    def _refunds(self, session: Session, now: int, covered: set[str]) -> list[int]:
+    def _refunds(self, session: Session, covered: set[str]) -> list[int]:
+        refunded: list[int] = []
+        for row, job in repository.deposits_to_refund(session, MAX_ROWS_PER_QUERY):
+            if row.job_key in covered:
+                continue
+            if self._enqueue_refund(session, row, job, "refund", "refund"):
+                covered.add(row.job_key)
+                refunded.append(job.id)
+        return refunded
+
+    def _expired_refunds(self, session: Session, now: int, covered: set[str]) -> list[int]:
         refunded: list[int] = []
         for row, job in repository.expired_deposits(session, now, MAX_ROWS_PER_QUERY):
             if row.job_key in covered:
                 continue
             if self._enqueue_refund(session, row, job, "refund_expired", "refundExpired"):
-                covered.add(row.job_key)
-                refunded.append(job.id)
-        for row, job in repository.deposits_to_refund(session, MAX_ROWS_PER_QUERY):
-            if row.job_key in covered:
-                continue
-            if self._enqueue_refund(session, row, job, "refund", "refund"):
                 covered.add(row.job_key)
                 refunded.append(job.id)
         return refunded
