@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import json
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from marketplace.escrow.client import JobEscrow
 from marketplace.sdk.client import NodeClient
 from marketplace.sdk.models import Event
 from tests.fixtures.engines import require_engine
+from tests.fixtures.keystores import keystore_json
 from tests.fixtures.served import REPO, Served, dcm_env
 
 REWARD_WEI = 10**16  # 0.01 ETH
@@ -49,7 +49,7 @@ def node(request: pytest.FixtureRequest, tmp_path: Path, database_url: str) -> I
         hardhat = HardhatNode(tmp_path)
         operator = Account.create()
         keyfile = tmp_path / "operator.json"
-        keyfile.write_text(json.dumps(Account.encrypt(operator.key, "operator")))
+        keyfile.write_text(keystore_json(operator.key, "operator"))
         _set_balance(hardhat.url, operator.address, 10**20)
         env.update(
             DCM_CHAIN_RPC_URL=hardhat.url,
@@ -197,7 +197,7 @@ def provider_process(
     returns the process, its open log file (the caller closes it) and the account."""
     account = new_provider(node)
     keyfile = tmp_path / f"{name}.json"
-    keyfile.write_text(json.dumps(Account.encrypt(account.key, "pw")))
+    keyfile.write_text(keystore_json(account.key, "pw"))
     env = dcm_env(tmp_path / "unused", None, DCM_WALLET_PASSWORD="pw")
     log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 (closed by the caller)
     proc = subprocess.Popen(

@@ -3,14 +3,11 @@ processes a user would run."""
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
 import threading
 import time
-
-from eth_account import Account
 
 from marketplace.sdk.client import NodeClient
 from tests.e2e.conftest import (
@@ -22,6 +19,7 @@ from tests.e2e.conftest import (
     wait_for_epoch,
     wait_status,
 )
+from tests.fixtures.keystores import keystore_json
 from tests.fixtures.served import REPO, dcm_env
 
 
@@ -65,7 +63,7 @@ def test_dcm_job_submit_uploads_funds_follows_and_downloads(
     node, requester, dataset, tmp_path, training_available
 ):
     keyfile = tmp_path / "requester.json"
-    keyfile.write_text(json.dumps(Account.encrypt(requester.key, "pw")))
+    keyfile.write_text(keystore_json(requester.key, "pw"))
     provider = new_provider(node)
     done: list = []
     worker = threading.Thread(

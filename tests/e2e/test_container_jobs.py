@@ -4,7 +4,6 @@ its restart it removes it, and the job, its lease lapsed, is retried by another 
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from eth_account import Account
 
 from marketplace.sdk.http import siwe_payload
 from tests.fixtures.docker import IMAGE, busybox_image, docker_client  # noqa: F401 - fixtures
+from tests.fixtures.keystores import keystore_json
 from tests.fixtures.served import REPO, Served, dcm_env
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
@@ -36,7 +36,7 @@ class ProviderProcess:
     def __init__(self, node: Served, tmp_path: Path, name: str, key: str) -> None:
         self.account = Account.create()
         self.keyfile = tmp_path / f"{name}.json"
-        self.keyfile.write_text(json.dumps(Account.encrypt(self.account.key, "pw")))
+        self.keyfile.write_text(keystore_json(self.account.key, "pw"))
         self.node, self.tmp_path, self.name, self.key = node, tmp_path, name, key
         self.runs = 0
         self.proc: subprocess.Popen | None = None

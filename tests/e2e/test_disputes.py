@@ -8,10 +8,10 @@ import json
 import time
 
 import httpx
-from eth_account import Account
 
 from marketplace.sdk.client import NodeClient
 from tests.e2e.conftest import REWARD_WEI, escrow_of, new_provider, wait_status
+from tests.fixtures.keystores import keystore_json
 from tests.fixtures.served import run_dcm
 from worker.chain import ProviderChain
 
@@ -33,7 +33,7 @@ def test_the_requester_disputes_and_the_arbiter_rules_with_the_cli(
     node, requester, dataset, tmp_path
 ):
     keyfile = tmp_path / "requester.json"
-    keyfile.write_text(json.dumps(Account.encrypt(requester.key, "pw")))
+    keyfile.write_text(keystore_json(requester.key, "pw"))
     env = {**node.env, "DCM_WALLET_PASSWORD": "pw"}
     job = NodeClient(node.url).upload_dataset_job(
         dataset,

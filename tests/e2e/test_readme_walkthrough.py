@@ -3,7 +3,10 @@ fresh `dcm serve`: only the base URL and the path of `dcm` are the test's own. T
 000 upload is job 2 there (the seed 001 job is 1), and the downloaded dataset is the zip
 that was uploaded, not an error body. The requester then funds it from its own wallet,
 a provider trains it (the real daemon and Ultralytics executor), and `get-model` serves
-the trained model's zip."""
+the trained model's zip.
+
+The node is the one the section starts (`make run`: the embedded defaults, SQLite), so this
+test is not repeated in the PostgreSQL pass; the API it walks runs there in its own tests."""
 
 from __future__ import annotations
 
@@ -32,14 +35,14 @@ def walkthrough() -> str:
     return "\n".join(lines) + "\n"
 
 
-def test_readme_curl_walkthrough_works_as_written_on_a_fresh_node(tmp_path: Path, database_url):
+def test_readme_curl_walkthrough_works_as_written_on_a_fresh_node(tmp_path: Path):
     for tool in ("curl", "jq", "bash"):
         require_engine(shutil.which(tool) is not None, f"{tool} is not installed")
     require_engine(
         importlib.util.find_spec("ultralytics") is not None,
         "ultralytics not installed (pip install -e '.[train]'): the walk-through trains",
     )
-    node = Served(tmp_path / "data", database_url)
+    node = Served(tmp_path / "data")
     try:
         script = walkthrough()
         assert "http://localhost:8000" in script and ".venv/bin/dcm" in script

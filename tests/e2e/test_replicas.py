@@ -26,6 +26,7 @@ from marketplace.sdk.client import NodeClient
 from node.replicas import libpq_url
 from tests.e2e.conftest import _set_balance
 from tests.fixtures.engines import require_engine
+from tests.fixtures.keystores import keystore_json
 from tests.fixtures.served import REPO, Served
 
 JOBS = 200
@@ -66,7 +67,7 @@ def test_two_replicas_share_the_work_and_survive_the_leaders_death(
     hardhat = HardhatNode(tmp_path)
     operator = Account.create()
     keyfile = tmp_path / "operator.json"
-    keyfile.write_text(json.dumps(Account.encrypt(operator.key, "operator")))
+    keyfile.write_text(keystore_json(operator.key, "operator"))
     _set_balance(hardhat.url, operator.address, 10**21)
     env = {
         "DCM_CHAIN_RPC_URL": hardhat.url,

@@ -30,6 +30,7 @@ from node.replicas import (
 from node.schema import missing_revisions
 from tests.fixtures.app import create_app
 from tests.fixtures.db import drop_database, empty_database
+from tests.fixtures.keystores import keystore_json
 from tests.fixtures.served import REPO, dcm_env
 
 
@@ -226,7 +227,7 @@ def test_work_through_one_replica_wakes_claims_and_streams_on_another(
     try:
         operator = Account.create()
         keyfile = tmp_path / "operator.json"
-        keyfile.write_text(json.dumps(Account.encrypt(operator.key, "pw")))
+        keyfile.write_text(keystore_json(operator.key, "pw"))
         Web3(Web3.HTTPProvider(hardhat.url)).provider.make_request(
             "hardhat_setBalance", [operator.address, hex(10**20)]
         )

@@ -19,6 +19,7 @@ from node.escrow.service import funding_request
 from node.models.jobs import Job
 from tests.fixtures.app import create_app
 from tests.fixtures.engines import require_engine
+from tests.fixtures.keystores import keystore_json
 from tests.marketplace.escrow.harness import HardhatNode, hardhat_available
 from tests.node.chain.scenario import call_key, job_status, make_job, send_call
 
@@ -36,7 +37,7 @@ def hardhat(tmp_path_factory) -> Iterator[HardhatNode]:
 def _external_settings(base: NodeSettings, url: str, tmp_path: Path) -> NodeSettings:
     operator = Account.create()
     keyfile = tmp_path / "operator.json"
-    keyfile.write_text(json.dumps(Account.encrypt(operator.key, PASSWORD)))
+    keyfile.write_text(keystore_json(operator.key, PASSWORD))
     w3 = Web3(Web3.HTTPProvider(url))
     w3.provider.make_request("hardhat_setBalance", [operator.address, hex(10**20)])
     return base.model_copy(

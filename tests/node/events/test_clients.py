@@ -4,17 +4,16 @@ iterator resumes by itself across a node restart without losing or repeating a l
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from eth_account import Account
 
 from marketplace.sdk.client import NodeClient
 from marketplace.sdk.models import LogLine
 from tests.fixtures.jobflow import leased_job
+from tests.fixtures.keystores import keystore_json
 from tests.fixtures.served import Served, run_dcm
 
 
@@ -68,7 +67,7 @@ def test_sdk_logs_iterator_resumes_by_itself_across_a_restart(node: Served) -> N
 def test_cli_logs_and_watch_print_the_streams(node: Served, tmp_path: Path) -> None:
     leased = leased_job(node.url)
     keyfile = tmp_path / "wallet.json"
-    keyfile.write_text(json.dumps(Account.encrypt(leased.account.key, "pw")))
+    keyfile.write_text(keystore_json(leased.account.key, "pw"))
     leased.log("hello", stream="stdout")
     leased.progress(50, "halfway")
     cancel = leased.http.post(f"/v1/jobs/{leased.job_id}/cancel", headers=leased.requester)

@@ -3,18 +3,17 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from eth_account import Account
 from fastapi import FastAPI
 
 from dcm.cli import main
 from marketplace.errors import BadQuery
 from marketplace.sdk.client import NodeClient
 from tests.fixtures.jobflow import leased_job
+from tests.fixtures.keystores import keystore_json
 from tests.fixtures.live import served_in_thread
 
 
@@ -45,7 +44,7 @@ def test_sdk_and_cli_read_a_jobs_metrics(app: FastAPI, tmp_path: Path) -> None:
         assert repr(data).startswith("<JobMetrics 6h/5m: 1 cpu, 1 memory points, 1 epochs")
 
         keyfile = tmp_path / "wallet.json"
-        keyfile.write_text(json.dumps(Account.encrypt(leased.account.key, "pw")))
+        keyfile.write_text(keystore_json(leased.account.key, "pw"))
         args = ["--node", url, "--keyfile", str(keyfile), "--password-stdin"]
         out = CliRunner().invoke(main, ["job", "metrics", leased.job_id, *args], input="pw\n")
     assert out.exit_code == 0, out.output

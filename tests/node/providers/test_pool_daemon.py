@@ -5,7 +5,6 @@ result submitted."""
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,6 +18,7 @@ from dcm.cli import _pool_keys, main
 from marketplace.content.importer import import_path
 from marketplace.errors import NotAdmitted
 from marketplace.sdk.http import siwe_payload
+from tests.fixtures.keystores import keystore_json
 from tests.fixtures.live import served_in_thread
 from worker.daemon import DaemonConfig, ProviderDaemon
 from worker.executors.base import ExecutionResult, JobSpec, Reporter
@@ -115,7 +115,7 @@ def test_provider_run_with_a_key_that_does_not_admit_exits_with_the_reason(
 ) -> None:
     account = Account.create()
     keyfile = tmp_path / "provider.json"
-    keyfile.write_text(json.dumps(Account.encrypt(account.key, "pw")))
+    keyfile.write_text(keystore_json(account.key, "pw"))
     with served_in_thread(app) as url:
         result = CliRunner().invoke(
             main,
