@@ -21,7 +21,8 @@ from tests.fixtures.ports import free_port  # noqa: E402
 
 
 class Node:
-    def __init__(self, data_dir: Path, database_url: str | None = None) -> None:
+    def __init__(self, data_dir: Path, database_url: str | None = None, **env_vars: str) -> None:
+        """`env_vars`: settings of this node (`DCM_...`), on top of a clean environment."""
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("DCM_")}
@@ -29,6 +30,7 @@ class Node:
         env.update(PYTHONPATH=path, DCM_DATA_DIR=str(data_dir), DCM_PUBLIC_URL=self.url)
         if database_url:
             env["DCM_DATABASE_URL"] = database_url
+        env.update(env_vars)
         data_dir.mkdir(parents=True, exist_ok=True)
         subprocess.run([sys.executable, "-m", "dcm.cli", "db", "upgrade"], env=env, check=True)
         self._log = (data_dir / "node.log").open("ab")

@@ -201,6 +201,13 @@ class NodeSettings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; unset means SQLite in data_dir."
     )
+    db_threads: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="Worker threads that run the read routes' database work at once "
+        "(by-id, lists); unset: the CPU count, at least 2. More only contend for the GIL.",
+    )
     secret_key: SecretStr = Field(
         SecretStr(DEV_SECRET), description="Signs access and refresh tokens."
     )

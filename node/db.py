@@ -84,6 +84,14 @@ class Wei(TypeDecorator[int]):
 
 
 SQLITE_BUSY_SECONDS = 30
+# Connections an engine keeps open: as many as the worker threads that run requests
+# (anyio's default limiter, 40), so that under load a request never opens a connection
+# of its own. With SQLAlchemy's defaults (5 + 10 on SQLite, 10 + 20 set here before on
+# PostgreSQL) 32 concurrent readers kept opening and closing overflow connections, each
+# with its PRAGMAs or a PostgreSQL backend to start (issue 12's profile). The overflow
+# is for the loop services' sessions on top.
+POOL_SIZE = 40
+POOL_OVERFLOW = 10
 _WRITES = ("insert", "update", "delete", "replace")
 
 
@@ -171,6 +179,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         connection_class = type(
             "WriteTurnConnection", (_WriteTurnConnection,), {"turns": threading.Lock()}
         )
+        kwargs.setdefault("pool_size", POOL_SIZE)
+        kwargs.setdefault("max_overflow", POOL_OVERFLOW)
         kwargs.setdefault(
             "connect_args",
             {
@@ -190,8 +200,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.close()
 
         return engine
-    kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("max_overflow", 20)
+    kwargs.setdefault("pool_size", POOL_SIZE)
+    kwargs.setdefault("max_overflow", POOL_OVERFLOW)
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
 

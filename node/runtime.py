@@ -20,6 +20,7 @@ it.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -36,6 +37,7 @@ from node.content.collector import BlockCollector
 from node.content.factory import make_content_store
 from node.content.store import EmbeddedStore
 from node.db import make_engine, make_sessionmaker
+from node.deps import limit_db_threads
 from node.escrow.deploy import escrow_deploy_hook
 from node.escrow.service import EscrowFunding, FundingTerms
 from node.escrow.tick import ChainTick
@@ -121,6 +123,7 @@ class Runtime:
         self._claim_single_node_engines()
         self.staging = claim_staging(self.settings.data_dir)  # before any upload could land
         self.notifier.bind(asyncio.get_running_loop())
+        limit_db_threads(self.settings.db_threads or max(2, os.cpu_count() or 2))
         replicated = is_postgres(self.settings.sqlalchemy_url)
         if replicated:
             self.wake_bridge = PgWakeBridge(self.settings.sqlalchemy_url, self.notifier)

@@ -36,8 +36,8 @@ def _iso_seconds(value: dt.datetime) -> str:
 
 
 def _iso_millis(value: dt.datetime) -> str:
-    value = value.astimezone(dt.UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    # isoformat is C; strftime plus an f-string was 4 % of a list's profile (issue 12)
+    return value.astimezone(dt.UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 IsoSeconds = Annotated[dt.datetime, PlainSerializer(_iso_seconds, return_type=str)]
