@@ -147,3 +147,40 @@ def test_car_import_stores_verified_blocks_and_pins_roots(
     assert target.import_car(io.BytesIO(car_bytes)) == [root]
     assert target.pins() == [root] and target.has(root)
     assert b"".join(target.cat(f"{root}/data.yaml")) == b"names:\n  0: cat\n  1: dog\n"
+
+
+def test_one_cid_pinned_by_two_replicas_at_once_is_pinned_once_and_neither_fails(
+    settings: NodeSettings,
+) -> None:
+    """Two uploads of the same bytes through two replicas (or two threads) pin one CID at
+    the same moment: the second insert waits on the first's row (PostgreSQL) or write turn
+    (SQLite), then finds it there. It used to read "not pinned" first and then fail on the
+    primary key: a 500 for an upload that had stored everything."""
+    import threading
+    import time
+
+    from node.content import repository
+
+    sessions = create_app(settings).state.runtime.sessionmaker
+    cid = V["directory"]["cidv0"]
+    first = sessions()
+    repository.add(first, cid)  # inserted, not committed yet
+    outcome: list[object] = []
+
+    def second() -> None:
+        try:
+            with sessions.begin() as session:
+                repository.add(session, cid)
+            outcome.append("pinned")
+        except Exception as exc:  # the assertion below shows it
+            outcome.append(exc)
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    time.sleep(0.5)  # the second has read, and waits for the first to end
+    first.commit()
+    first.close()
+    thread.join(30)
+    assert outcome == ["pinned"]
+    with sessions() as session:
+        assert repository.all_cids(session) == [cid]
