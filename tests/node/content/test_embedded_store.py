@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ from marketplace.content.cid import parse_cid
 from marketplace.content.dagpb import decode_node
 from marketplace.content.errors import ContentNotFound, CorruptBlock, PinNotFound
 from node.config import NodeSettings
+from node.content import repository
 from node.content.store import EmbeddedStore
 from tests.fixtures.app import create_app
 from tests.fixtures.content import content, make_vector_tree, vectors
@@ -156,11 +159,6 @@ def test_one_cid_pinned_by_two_replicas_at_once_is_pinned_once_and_neither_fails
     the same moment: the second insert waits on the first's row (PostgreSQL) or write turn
     (SQLite), then finds it there. It used to read "not pinned" first and then fail on the
     primary key: a 500 for an upload that had stored everything."""
-    import threading
-    import time
-
-    from node.content import repository
-
     sessions = create_app(settings).state.runtime.sessionmaker
     cid = V["directory"]["cidv0"]
     first = sessions()
