@@ -12,11 +12,14 @@ cd "$(dirname "$0")/.."
 BIN=${VENV:-.venv}/bin
 cpus=$(nproc 2>/dev/null || echo 2)
 WORKERS=${DCM_TEST_WORKERS:-$(( cpus < 4 ? (cpus < 2 ? 2 : cpus) : 4 ))}
+STARTED=${DCM_CI_STARTED:-$(date +%s)}
+at() { echo "at $(( $(date +%s) - STARTED )) s; $(df -h --output=avail . | tail -1 | tr -d ' ') free"; }
 
-echo "== suite on SQLite ($WORKERS workers)"
+echo "== suite on SQLite ($WORKERS workers; $(at))"
 env -u DCM_TEST_DATABASE_URL "$BIN/pytest" -q -n "$WORKERS" --durations=25 "$@"
 
 if [ -n "${DCM_TEST_DATABASE_URL:-}" ]; then
-  echo "== database-bound suites on PostgreSQL ($DCM_TEST_DATABASE_URL, $WORKERS workers)"
+  echo "== database-bound suites on PostgreSQL ($DCM_TEST_DATABASE_URL, $WORKERS workers; $(at))"
   "$BIN/pytest" -q -n "$WORKERS" --durations=25 tests/node tests/e2e "$@"
 fi
+echo "== done ($(at))"
