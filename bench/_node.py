@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,3 +73,23 @@ def served_node(data_dir: Path, database_url: str | None = None) -> Iterator[str
         yield node.url
     finally:
         node.stop()
+
+
+@contextlib.contextmanager
+def scratch_database(server_url: str | None) -> Iterator[str | None]:
+    """A new database on the PostgreSQL server at `server_url` for the block (its URL),
+    dropped after it: a benchmark's 100,000 jobs must not stay on the server. None for
+    None (the node's embedded SQLite)."""
+    if server_url is None:
+        yield None
+        return
+    import psycopg
+
+    name = f"dcm_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield server_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

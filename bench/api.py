@@ -26,6 +26,7 @@ Needs `wrk` (Debian: `apt-get install wrk`). Prints a table and writes bench/res
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -45,7 +46,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench import _bare as bare_app  # noqa: E402
-from bench._node import Node  # noqa: E402
+from bench._node import Node, scratch_database  # noqa: E402
 from marketplace.sdk.http import siwe_payload  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
@@ -149,16 +150,6 @@ def wrk(
     }
 
 
-def pg_database(server_url: str) -> str:
-    """A fresh database on the PostgreSQL server; its URL."""
-    import psycopg
-
-    name = f"dcm_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return server_url.rsplit("/", 1)[0] + "/" + name
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=100_000)
@@ -177,7 +168,8 @@ def main() -> None:
     out = args.out or RESULTS / ("api-pg.json" if args.pg else "api.json")
 
     base = Path(tempfile.mkdtemp(prefix="dcm-bench-api-"))
-    database_url = pg_database(args.pg) if args.pg else None
+    scratch = contextlib.ExitStack()
+    database_url = scratch.enter_context(scratch_database(args.pg))
     node = Node(base / "node", database_url)
     bare = None
     try:
@@ -263,6 +255,7 @@ def main() -> None:
             bare.terminate()
             bare.wait(10)
         node.stop()
+        scratch.close()
         shutil.rmtree(base, ignore_errors=True)
 
 

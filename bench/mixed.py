@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -42,8 +43,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench import _bare as bare_app  # noqa: E402
-from bench._node import Node  # noqa: E402
-from bench.api import JOB_BODY, capture, pg_database, seed_jobs, sign_in  # noqa: E402
+from bench._node import Node, scratch_database  # noqa: E402
+from bench.api import JOB_BODY, capture, seed_jobs, sign_in  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 LIST_PATH = "/v1/jobs?limit=50"
@@ -153,7 +154,8 @@ def run(url: str, headers: dict[str, str], args: Any) -> dict[str, Any]:
 
 def one_database(database: str, server_url: str | None, args: Any) -> dict[str, Any]:
     base = Path(tempfile.mkdtemp(prefix="dcm-bench-mixed-"))
-    database_url = pg_database(server_url) if server_url else None
+    scratch = contextlib.ExitStack()
+    database_url = scratch.enter_context(scratch_database(server_url))
     node = Node(base / "node", database_url)
     bare = None
     try:
@@ -202,6 +204,7 @@ def one_database(database: str, server_url: str | None, args: Any) -> dict[str, 
             bare.terminate()
             bare.wait(10)
         node.stop()
+        scratch.close()
         shutil.rmtree(base, ignore_errors=True)
 
 
