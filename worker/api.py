@@ -19,7 +19,7 @@ import httpx
 
 from marketplace.errors import NotFound, PayloadTooLarge, UpstreamUnavailable
 from marketplace.leases import Claim, JobOutcome, Lease
-from marketplace.sdk.http import raise_for_error, siwe_payload
+from marketplace.sdk.http import TRANSFER_TIMEOUT, raise_for_error, siwe_payload
 
 
 class NodeAPI:
@@ -99,7 +99,7 @@ class NodeAPI:
                 "/api/v0/dag/export",
                 params={"arg": cid},
                 headers=headers,
-                timeout=None,
+                timeout=TRANSFER_TIMEOUT,
             ) as resp:
                 if resp.status_code >= 400:
                     await resp.aread()
@@ -125,7 +125,7 @@ class NodeAPI:
                 "/api/v0/add",
                 params={"pin": "true", "cid-version": "0", "wrap-with-directory": "false"},
                 files=list(_directory_parts(root, stack)),
-                timeout=None,
+                timeout=TRANSFER_TIMEOUT,
             )
         lines = [ln for ln in resp.text.splitlines() if ln.strip()]
         entries = [json.loads(ln) for ln in lines]

@@ -49,7 +49,7 @@ from marketplace.errors import (
     ValidationFailed,
 )
 from marketplace.sdk.events import JobStreams
-from marketplace.sdk.http import raise_for_error, siwe_payload
+from marketplace.sdk.http import TRANSFER_TIMEOUT, raise_for_error, siwe_payload
 from marketplace.sdk.models import (
     ChainCall,
     Escrow,
@@ -166,7 +166,11 @@ class NodeClient(JobStreams):
         files = {"files": (f"{dataset_dir.name}.zip", upload, "application/zip")}
         try:
             resp = self.request(
-                "POST", "/jobs/image_processing/upload", data=fields, files=files, timeout=None
+                "POST",
+                "/jobs/image_processing/upload",
+                data=fields,
+                files=files,
+                timeout=TRANSFER_TIMEOUT,
             )
         finally:
             archive.close()
@@ -535,7 +539,7 @@ class NodeClient(JobStreams):
                 "/api/v0/dag/export",
                 params={"arg": cid},
                 headers=self._headers(),
-                timeout=None,
+                timeout=TRANSFER_TIMEOUT,
             ) as resp:
                 if resp.status_code >= 400:
                     resp.read()

@@ -11,6 +11,12 @@ import httpx
 from marketplace.codes import from_code
 from marketplace.errors import MarketplaceError
 
+# Uploads and downloads of datasets and results: no bound on the whole transfer (a large
+# dataset takes as long as it takes), but one on each wait for the peer: a node or a
+# provider that stops moving bytes for this long is gone, and the transfer fails instead
+# of waiting forever (a frozen peer sends no FIN, so only a timeout notices).
+TRANSFER_TIMEOUT = httpx.Timeout(connect=30, read=300, write=300, pool=60)
+
 
 def error_from_response(resp: httpx.Response) -> MarketplaceError:
     """Rebuild the `MarketplaceError` an error response of any dialect carries."""

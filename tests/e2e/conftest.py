@@ -153,8 +153,12 @@ def wait_status(node: Served, job_id: int, statuses: set[str], timeout: float = 
         time.sleep(0.2)
 
 
-def run_provider(node: Served, account: Any, workdir: Path, **config: Any) -> list[dict]:
-    """Run the real daemon until it has finished one job; returns what it completed."""
+def run_provider(
+    node: Served, account: Any, workdir: Path, *, within: float = 300, **config: Any
+) -> list[dict]:
+    """Run the real daemon until it has finished one job; returns what it completed. A
+    daemon that has not finished one `within` seconds fails the test (a `--once` daemon
+    that never gets a job would poll forever)."""
     from worker.daemon import DaemonConfig, ProviderDaemon
     from worker.executors import default_executors
 
@@ -169,7 +173,12 @@ def run_provider(node: Served, account: Any, workdir: Path, **config: Any) -> li
 
     async def main() -> list[dict]:
         async with ProviderDaemon(cfg, account, default_executors()) as daemon:
-            await daemon.run()
+            try:
+                await asyncio.wait_for(daemon.run(), within)
+            except TimeoutError:
+                raise AssertionError(
+                    f"the provider finished no job in {within:.0f} s: {daemon.completed}"
+                ) from None
             return daemon.completed
 
     return asyncio.run(main())
