@@ -13,12 +13,23 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, literal, or_, select, tuple_, union
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    and_,
+    func,
+    literal,
+    or_,
+    select,
+    tuple_,
+    union,
+)
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased, raiseload, selectinload
 
 from marketplace.jobs.states import ACTIVE, OPEN_TO_PROVIDERS
 from node.jobs.cursor import Cursor
-from node.models.jobs import Job, JobBatch
+from node.models.jobs import Job, JobBatch, JobEvent
 
 # Sort keys shared by both dialects; each is non-null, and ties are broken by id.
 SORT_COLUMNS: dict[str, InstrumentedAttribute[Any]] = {
@@ -66,6 +77,18 @@ def get_job(session: Session, job_id: int, *, with_events: bool = False) -> Job 
     stmt = select(Job).where(Job.id == job_id)
     stmt = stmt.options(selectinload(Job.events) if with_events else raiseload(Job.events))
     return session.scalars(stmt).first()
+
+
+_EVENTS = JobEvent.__table__
+
+
+def events_of(session: Session, job_id: int) -> Sequence[Row[Any]]:
+    """A job's event log in order, as rows with the event's attribute names (what a read
+    answers with). Half the cost of loading `Job.events` (issue 12's profile: the ORM's
+    select-in load took 280 of a by-id read's 740 microseconds on SQLite)."""
+    return session.execute(
+        select(_EVENTS).where(_EVENTS.c.job_id == job_id).order_by(_EVENTS.c.id)
+    ).all()
 
 
 def get_job_in_workspace(session: Session, job_id: int, workspace_id: int) -> Job | None:

@@ -180,8 +180,8 @@ async def get_job(
 def _job_detail(
     session: Session, principal: Principal, job_id: str, funding: Funding
 ) -> JobEnvelopeV1:
-    job = service.get_owned_job(session, principal, job_id)
-    detail = JobDetailV1.from_job(job)
+    job, events = service.get_owned_job_detail(session, principal, job_id)
+    detail = JobDetailV1.from_job(job, events)
     detail.funding = funding.funding_call(session, job)
     detail.escrow = funding.escrow_view(session, job)
     return JobEnvelopeV1(data=detail, message="Job retrieved successfully")

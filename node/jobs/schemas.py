@@ -10,6 +10,7 @@ examples print them), milliseconds on `/v1` (whose filters are Unix milliseconds
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -342,8 +343,11 @@ class JobDetailV1(JobV1):
     )
 
     @classmethod
-    def from_job(cls, job: Job) -> JobDetailV1:
-        return cls(**cls.fields_from(job), events=[JobEventV1.from_event(e) for e in job.events])
+    def from_job(cls, job: Job, events: Sequence[Any] | None = None) -> JobDetailV1:
+        """`events`: the job's event log when it was read apart from the job (rows of
+        `repository.events_of`); else `job.events`."""
+        log = job.events if events is None else events
+        return cls(**cls.fields_from(job), events=[JobEventV1.from_event(e) for e in log])
 
 
 class CursorPagination(_Camel):

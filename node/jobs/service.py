@@ -12,9 +12,10 @@ workspace or user is indistinguishable from one that does not exist (404).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, inspect
+from sqlalchemy import Row, and_, inspect
 from sqlalchemy.orm import Session
 
 from marketplace.errors import InvalidTransition, JobNotFound, RetryLimitReached
@@ -294,6 +295,15 @@ def get_owned_job(
         raise JobNotFound()
     authorize_job(session, principal, job, action)
     return job
+
+
+def get_owned_job_detail(
+    session: Session, principal: Principal, raw_job_id: str
+) -> tuple[Job, Sequence[Row[Any]]]:
+    """`get_owned_job` for a read that answers with the event log: the job, and its
+    events as rows (`repository.events_of`), not ORM objects."""
+    job = get_owned_job(session, principal, raw_job_id, with_events=False)
+    return job, repository.events_of(session, job.id)
 
 
 def list_owned_jobs(
