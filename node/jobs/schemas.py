@@ -21,6 +21,7 @@ from pydantic import (
     field_validator,
 )
 from pydantic.alias_generators import to_camel
+from sqlalchemy import Row
 
 from marketplace.jobs.dialects import SEED001_PATCH_TARGET, seed001_word
 from marketplace.jobs.ids import format_job_id
@@ -249,7 +250,7 @@ class JobEventV1(_Camel):
     created_at: IsoMillis
 
     @classmethod
-    def from_event(cls, event: JobEvent) -> JobEventV1:
+    def from_event(cls, event: JobEvent | Row[Any]) -> JobEventV1:
         return cls(
             id=event.id,
             seq=event.seq,
@@ -325,7 +326,7 @@ class JobV1(_Camel):
         }
 
     @classmethod
-    def from_job(cls, job: Job) -> JobV1:
+    def from_job(cls, job: Job | Row[Any]) -> JobV1:
         return cls(**cls.fields_from(job))
 
 

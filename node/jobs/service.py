@@ -315,10 +315,10 @@ def list_owned_jobs(
     order: str,
     cursor: str | None,
     limit: int,
-) -> tuple[list[Job], str | None]:
-    """One keyset page of the jobs the caller may read and the cursor of the next page
-    (None at the end). Raises InvalidCursor (400) for a cursor not issued for this
-    sort/order."""
+) -> tuple[list[Row[Any]], str | None]:
+    """One keyset page of the jobs the caller may read (rows, `repository.keyset_jobs`)
+    and the cursor of the next page (None at the end). Raises InvalidCursor (400) for a
+    cursor not issued for this sort/order."""
     after = decode_cursor(cursor, sort=sort, order=order) if cursor is not None else None
     branches = readable_job_branches(session, principal)
     rows = list(
