@@ -35,6 +35,7 @@ from node.limits.body import BodyLimitMiddleware
 from node.metrics import RuntimeCollector, observe_request, render, route_of
 from node.openapi import install_openapi
 from node.routers import ROUTERS
+from node.routing import index_routes
 from node.runtime import build_runtime
 from node.schema import require_current_schema
 
@@ -138,7 +139,7 @@ def create_app(settings: NodeSettings | None = None) -> FastAPI:
         app.include_router(router)
     if settings.is_dev and not settings.chain_rpc_url:
         app.include_router(faucet_router)  # development only: absent (404) in production
-
+    index_routes(app)
     return app
 
 
