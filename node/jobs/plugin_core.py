@@ -28,7 +28,7 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from marketplace.errors import InvalidField, JobNotFound, TemplateNotFound
@@ -261,7 +261,7 @@ def list_jobs(
     order: str,
     page: int,
     limit: int,
-) -> tuple[list[Job], int]:
+) -> tuple[list[Row[Any]], int]:
     """A page of the caller's container jobs (every workspace it reads; an API key: its
     own) and the total."""
     filters = JobFilters(

@@ -117,14 +117,13 @@ def page_of_jobs(
     order: str,
     page: int,
     limit: int,
-) -> tuple[Sequence[Job], int]:
-    """Page-numbered list (seed 001): the page's rows and the total matching count."""
+) -> tuple[Sequence[Row[Any]], int]:
+    """Page-numbered list (seed 001): the page's rows (with the job's attribute names, as
+    `keyset_jobs`) and the total matching count."""
     where = [scope, *filters.clauses()]
     total = session.scalar(select(func.count()).select_from(Job).where(*where)) or 0
-    stmt = _ordered(select(Job).where(*where), sort, order)
-    stmt = stmt.offset((page - 1) * limit).limit(limit).options(raiseload(Job.events))
-    rows: Sequence[Job] = session.scalars(stmt).all()
-    return rows, total
+    stmt = _ordered(select(_JOBS).where(*where), sort, order)
+    return session.execute(stmt.offset((page - 1) * limit).limit(limit)).all(), total
 
 
 def keyset_jobs(

@@ -261,7 +261,7 @@ def list_workspace_jobs(
     order: str,
     page: int,
     limit: int,
-) -> tuple[list[Job], int]:
+) -> tuple[list[Row[Any]], int]:
     """Jobs of one workspace (or, with `workspace_id=None`, of every workspace the caller
     may read), page-numbered: `(rows, total)`. The caller's role in a named workspace is
     checked upstream; the rows are the ones it may read in any case."""
