@@ -93,14 +93,24 @@ def limit_db_threads(threads: int) -> None:
     _db_limiters[asyncio.get_running_loop()] = anyio.CapacityLimiter(threads)
 
 
-async def in_thread(session: Session, work: Callable[..., T], *args: Any) -> T:
+async def in_thread(
+    session: Session, work: Callable[..., T], *args: Any, read_only: bool = False
+) -> T:
     """Run `work(*args)` in one worker thread hop and commit the request's session in the
     same hop (rolled back if `work` raises): an async route that reads or writes through
     the session this way costs one hop in all, instead of one for each sync dependency,
-    one for the handler and one for its response's validation."""
+    one for the handler and one for its response's validation.
+
+    `read_only`: a route that only reads runs its statements outside a transaction
+    (autocommit), which on PostgreSQL saves each request the BEGIN and COMMIT round trips
+    (a by-id read in-process: 1,856 -> 1,700 us). They see what they saw inside one: under
+    READ COMMITTED, the node's level, each statement takes its own snapshot either way,
+    and SQLite reads never began one. A session already in a transaction stays in it."""
 
     def run() -> T:
         try:
+            if read_only and not session.in_transaction():
+                session.connection(execution_options=_AUTOCOMMIT)
             result = work(*args)
             session.commit()
         except BaseException:
@@ -110,6 +120,9 @@ async def in_thread(session: Session, work: Callable[..., T], *args: Any) -> T:
 
     limiter = _db_limiters.get(asyncio.get_running_loop())  # None: anyio's default
     return await anyio.to_thread.run_sync(run, limiter=limiter)
+
+
+_AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 
 
 SettingsDep = Annotated[NodeSettings, Depends(get_settings)]

@@ -117,9 +117,8 @@ async def list_jobs(
         created_from=_from_ms(from_),
         created_to=_from_ms(to),
     )
-    return await in_thread(
-        session, _job_page, session, principal, filters, SORT_FIELDS[sort], order, cursor, limit
-    )
+    page_args = (principal, filters, SORT_FIELDS[sort], order, cursor, limit)
+    return await in_thread(session, _job_page, session, *page_args, read_only=True)
 
 
 def _job_page(
@@ -174,7 +173,9 @@ async def get_job(
 ) -> JobEnvelopeV1:
     """One of the caller's jobs, with its event log, its `funding` call while it awaits
     its escrow deposit and its `escrow` as seen on chain; 404 for anyone else's."""
-    return await in_thread(session, _job_detail, session, principal, job_id, funding)
+    return await in_thread(
+        session, _job_detail, session, principal, job_id, funding, read_only=True
+    )
 
 
 def _job_detail(

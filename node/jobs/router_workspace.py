@@ -155,7 +155,7 @@ async def list_jobs(
     session: SessionDep,
 ) -> JobPage001:
     """List jobs in the workspace with filters, sorting and page pagination."""
-    return await in_thread(session, _job_page, session, principal, workspace_id, q)
+    return await in_thread(session, _job_page, session, principal, workspace_id, q, read_only=True)
 
 
 def _job_page(
