@@ -3,8 +3,10 @@ web3 client whose provider posts JSON-RPC through that node's `/chain/rpc`."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
+from unittest import mock
 
 import pytest
 from eth_account import Account
@@ -13,6 +15,7 @@ from web3 import Web3
 from web3.providers.base import BaseProvider
 
 from node.config import NodeSettings
+from node.escrow.tick import ChainTick
 from tests.fixtures.app import create_app
 
 
@@ -42,6 +45,22 @@ class RpcViaTestClient(BaseProvider):
 # The node's own loopback: development-only JSON-RPC methods (evm_increaseTime) answer
 # loopback clients only, and TestClient's default client host is not an address.
 LOOPBACK_CLIENT = ("127.0.0.1", 50000)
+
+
+@contextlib.contextmanager
+def hand_driven_node(settings: NodeSettings) -> Iterator[TestClient]:
+    """A started node whose chain tick passes run only when the test runs one: none on an
+    interval, none on a commit, and none at start. On PostgreSQL the first pass waits for
+    the leader election, so it could land in the middle of a test that had set the chain's
+    state up by hand (a CI failure of test_a_deposit_after_the_funding_timeout_is_refunded:
+    that pass expired the job before the test's own did)."""
+    settings.chain_watch_interval_seconds = 3600
+    with (
+        mock.patch.object(ChainTick, "run_at_start", False),
+        TestClient(create_app(settings), client=LOOPBACK_CLIENT) as client,
+    ):
+        client.app.state.runtime.chain_tick.wake_on_commit = False
+        yield client
 
 
 @pytest.fixture

@@ -16,8 +16,7 @@ from fastapi.testclient import TestClient
 from web3 import Web3
 
 from marketplace.escrow.client import JobEscrow
-from tests.fixtures.app import create_app
-from tests.node.chain.conftest import LOOPBACK_CLIENT, RpcViaTestClient
+from tests.node.chain.conftest import RpcViaTestClient, hand_driven_node
 from tests.node.chain.scenario import call_key, send_call
 from tests.node.chain.test_settle import (
     RESULT_CID,
@@ -37,9 +36,7 @@ TRACER = {"tracer": "callTracer"}
 
 @pytest.fixture
 def node(settings) -> Iterator[TestClient]:
-    settings.chain_watch_interval_seconds = 3600  # the test drives every tick itself
-    with TestClient(create_app(settings), client=LOOPBACK_CLIENT) as client:
-        client.app.state.runtime.chain_tick.wake_on_commit = False
+    with hand_driven_node(settings) as client:  # the test drives every tick itself
         yield client
 
 

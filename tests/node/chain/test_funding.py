@@ -23,7 +23,7 @@ from node.escrow.service import (
 from node.models.escrow import ChainEscrow, ChainEvent
 from node.models.jobs import Job
 from tests.fixtures.app import create_app
-from tests.node.chain.conftest import RpcViaTestClient
+from tests.node.chain.conftest import RpcViaTestClient, hand_driven_node
 from tests.node.chain.scenario import (
     bind_and_submit,
     call_key,
@@ -56,8 +56,7 @@ def _event_count(node: TestClient) -> int:
 
 
 def test_requester_funding_opens_the_job_once_across_restarts(settings):
-    settings.chain_watch_interval_seconds = 3600
-    with TestClient(create_app(settings)) as node:
+    with hand_driven_node(settings) as node:
         host, sessions = node.app.state.runtime.chain, node.app.state.runtime.sessionmaker
         requester = funded_wallet(host)
         job_id = make_job(sessions, requester=requester.address, reward_wei=REWARD)
@@ -93,8 +92,7 @@ def test_a_read_that_raced_the_watcher_keeps_the_funded_key(settings):
     """A job read as awaiting_funding just before the watcher opened it on a deposit (the
     seed 000 detail and /v1 reads ask for the funding call) must not retire that key:
     the escrow view, the requester's accept and the settlement all use it."""
-    settings.chain_watch_interval_seconds = 3600
-    with TestClient(create_app(settings)) as node:
+    with hand_driven_node(settings) as node:
         host, sessions = node.app.state.runtime.chain, node.app.state.runtime.sessionmaker
         requester = funded_wallet(host)
         job_id = make_job(sessions, requester=requester.address, reward_wei=REWARD)
@@ -117,8 +115,7 @@ def test_a_read_that_raced_the_watcher_keeps_the_funded_key(settings):
 
 
 def test_underfunding_a_strangers_deposit_and_a_strangers_key_never_open_a_job(settings):
-    settings.chain_watch_interval_seconds = 3600
-    with TestClient(create_app(settings)) as node:
+    with hand_driven_node(settings) as node:
         host, sessions = node.app.state.runtime.chain, node.app.state.runtime.sessionmaker
         w3 = Web3(RpcViaTestClient(node))
         requester, stranger = funded_wallet(host), funded_wallet(host)
@@ -151,8 +148,7 @@ def test_underfunding_a_strangers_deposit_and_a_strangers_key_never_open_a_job(s
 
 
 def test_settlement_becomes_a_payout(settings):
-    settings.chain_watch_interval_seconds = 3600
-    with TestClient(create_app(settings)) as node:
+    with hand_driven_node(settings) as node:
         host, sessions = node.app.state.runtime.chain, node.app.state.runtime.sessionmaker
         w3 = Web3(RpcViaTestClient(node))
         requester, provider = funded_wallet(host), funded_wallet(host)

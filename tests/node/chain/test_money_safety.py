@@ -24,9 +24,8 @@ from node.jobs.service import create_job
 from node.models.escrow import ChainEscrow, ChainOutbox
 from node.models.jobs import Job
 from node.providers.service import reap_expired
-from tests.fixtures.app import create_app
 from tests.fixtures.factories import auth_headers, make_user
-from tests.node.chain.conftest import LOOPBACK_CLIENT, RpcViaTestClient
+from tests.node.chain.conftest import RpcViaTestClient, hand_driven_node
 from tests.node.chain.scenario import call_key, send_call
 from tests.node.chain.test_settle import (
     RESULT_CID,
@@ -48,10 +47,7 @@ START = 5 * 10**18  # what `wallet()` gives
 
 @pytest.fixture
 def node(settings) -> Any:
-    settings.chain_watch_interval_seconds = 3600  # the test drives every tick itself
-    with TestClient(create_app(settings), client=LOOPBACK_CLIENT) as client:
-        # a claim does not run a tick either
-        client.app.state.runtime.chain_tick.wake_on_commit = False
+    with hand_driven_node(settings) as client:  # the test drives every tick itself
         yield client
 
 

@@ -25,10 +25,9 @@ from node.db import session_scope
 from node.jobs.service import create_job
 from node.models.escrow import ChainOutbox
 from node.models.jobs import Job
-from tests.fixtures.app import create_app
 from tests.fixtures.datasets import files_of, form
 from tests.fixtures.factories import auth_headers, make_user, make_workspace
-from tests.node.chain.conftest import LOOPBACK_CLIENT, RpcViaTestClient
+from tests.node.chain.conftest import RpcViaTestClient, hand_driven_node
 from tests.node.chain.scenario import call_key, send_call
 
 UPLOAD = "/jobs/image_processing/upload"
@@ -39,10 +38,7 @@ WINDOW = 24 * 3600  # the node's default challenge window
 
 @pytest.fixture
 def node(settings) -> Any:
-    settings.chain_watch_interval_seconds = 3600  # the test drives every tick itself
-    with TestClient(create_app(settings), client=LOOPBACK_CLIENT) as client:
-        # a claim does not run a tick either
-        client.app.state.runtime.chain_tick.wake_on_commit = False
+    with hand_driven_node(settings) as client:  # the test drives every tick itself
         yield client
 
 

@@ -7,11 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from web3 import Web3
 
-from tests.fixtures.app import create_app
-from tests.node.chain.conftest import LOOPBACK_CLIENT, RpcViaTestClient
+from tests.node.chain.conftest import RpcViaTestClient, hand_driven_node
 from tests.node.chain.scenario import send_call
 from tests.node.chain.test_settle import provider_headers, upload, wallet
 from tests.node.chain.test_trainchain_requester import tick
@@ -19,9 +17,7 @@ from tests.node.chain.test_trainchain_requester import tick
 
 @pytest.fixture
 def node(settings) -> Any:
-    settings.chain_watch_interval_seconds = 3600  # the test drives every tick itself
-    with TestClient(create_app(settings), client=LOOPBACK_CLIENT) as client:
-        client.app.state.runtime.chain_tick.wake_on_commit = False
+    with hand_driven_node(settings) as client:  # the test drives every tick itself
         yield client
 
 
