@@ -28,7 +28,6 @@ import os
 import statistics
 import sys
 import tempfile
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench._claims import drain, fill_queue, provider, requester  # noqa: E402
-from bench._node import Node  # noqa: E402
+from bench._node import Node, scratch_database  # noqa: E402
 
 
 def _ts(text: str) -> dt.datetime:
@@ -150,24 +149,14 @@ def main() -> None:
             statistics.median(long_poll) / statistics.median(polling), 3
         )
 
-        db = f"dcm_bench_{uuid.uuid4().hex[:8]}"
-        admin = httpx.URL(args.pg)
-        import psycopg
-
-        with psycopg.connect(args.pg, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{db}"')
-        try:
-            pg_url = str(admin.copy_with(path="/" + db))
+        with scratch_database(args.pg) as pg_url:
             node = Node(Path(tmp) / "pg", pg_url)
             try:
                 out["throughput_postgresql"] = asyncio.run(
-                    measure_throughput(node, db, args.jobs, args.providers)
+                    measure_throughput(node, pg_url.rsplit("/", 1)[1], args.jobs, args.providers)
                 )
             finally:
                 node.stop()
-        finally:
-            with psycopg.connect(args.pg, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
     print(json.dumps(out, indent=2))
     results = REPO / "bench" / "results"

@@ -26,7 +26,6 @@ import os
 import statistics
 import sys
 import tempfile
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench._claims import drain, fill_queue, provider, requester  # noqa: E402
+from bench._node import scratch_database  # noqa: E402
 from bench.dispatch import pct  # noqa: E402
 from tests.fixtures.served import Served  # noqa: E402
 from tests.marketplace.escrow.harness import HardhatNode  # noqa: E402
@@ -114,14 +114,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     out: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}}
-    import psycopg
-
-    db = f"dcm_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(args.pg, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{db}"')
-    pg_url = str(httpx.URL(args.pg).copy_with(path="/" + db))
     nodes: list[Served] = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with scratch_database(args.pg) as pg_url, tempfile.TemporaryDirectory() as tmp:
+        db = pg_url.rsplit("/", 1)[1]
         hardhat = HardhatNode(Path(tmp))
         try:
             operator = Account.create()
@@ -154,8 +149,6 @@ def main() -> None:
             for node in nodes:
                 node.stop()
             hardhat.stop()
-            with psycopg.connect(args.pg, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
     print(json.dumps(out, indent=2))
     results = REPO / "bench" / "results"
     results.mkdir(parents=True, exist_ok=True)
