@@ -25,6 +25,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from node.server import server_config
+
 
 def make_app(responses: dict[str, dict]) -> Starlette:
     table = {
@@ -69,7 +71,5 @@ def start(responses: dict[str, Any], workdir: Path, probe: str) -> tuple[subproc
 if __name__ == "__main__":
     with open(os.environ["DCM_BARE_RESPONSES"], encoding="utf-8") as fh:
         app = make_app(json.load(fh))
-    # the same server settings as `dcm serve` (dcm/cli.py)
-    uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
-    ).run()
+    # the same server settings as `dcm serve` (node/server.py)
+    uvicorn.Server(server_config(app, "127.0.0.1", int(sys.argv[1]))).run()

@@ -78,6 +78,7 @@ def serve(host: str, port: int, data_dir: str | None) -> None:
     from node.app import create_app
     from node.config import NodeSettings
     from node.schema import SchemaOutOfDate
+    from node.server import server_config
 
     overrides: dict[str, Any] = {"data_dir": data_dir} if data_dir else {}
     overrides.update(_advertised_url(host, port))
@@ -89,7 +90,7 @@ def serve(host: str, port: int, data_dir: str | None) -> None:
         app = create_app(settings)
     except SchemaOutOfDate as exc:
         raise click.ClickException(str(exc)) from None
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    server = uvicorn.Server(server_config(app, host, port))
     stop = server.handle_exit
 
     def handle_exit(sig: int, frame: Any) -> None:

@@ -99,3 +99,74 @@ def test_json_100000_deep_does_not_kill_the_process(served: Served) -> None:
         assert resp.status_code == 400, (path, resp.text)
     assert served.proc.poll() is None
     assert httpx.get(served.url + "/healthz").status_code == 200
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def _send_head(port: int, start: bytes, endless: bytes) -> tuple[bytes, int]:
+    """Send `start`, then `endless` 1 MiB at a time (up to 32 MiB) until the server cuts the
+    connection; return its answer and how many MiB went out."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sent = 0
+    try:
+        sock.sendall(start)
+        piece = endless * ((1 << 20) // len(endless))
+        for sent in range(32):  # noqa: B007 - the count is returned
+            sock.sendall(piece)
+    except OSError:
+        pass  # cut: expected
+    answer = b""
+    try:
+        while chunk := sock.recv(65536):
+            answer += chunk
+    except OSError:
+        pass
+    sock.close()
+    return answer, sent
+
+
+@pytest.mark.parametrize(
+    "start, endless",
+    [
+        (b"GET /healthz?", b"a"),  # a URL without end
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: ", b"a"),  # one header without end
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\n", b"X-Pad: a\r\n"),  # headers without end
+    ],
+    ids=["url", "header", "headers"],
+)
+def test_an_endless_request_head_is_cut_and_the_process_does_not_grow(
+    served: Served, start: bytes, endless: bytes
+) -> None:
+    before = _rss_kib(served.proc.pid)
+    answer, sent_mib = _send_head(served.port, start, endless)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    assert sent_mib < 32, "the node read 32 MiB of one request's head"
+    assert _rss_kib(served.proc.pid) - before < 16 * 1024
+    assert httpx.get(served.url + "/healthz").status_code == 200
+
+
+def test_heads_under_the_limit_are_served_one_after_another_on_one_connection(
+    served: Served,
+) -> None:
+    # 40 KiB of headers (over h11's 16 KiB, under the node's 64 KiB), three pipelined
+    # requests: the head count starts again at each request
+    pad = b"X-Pad: " + b"a" * 40_000 + b"\r\n"
+    one = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + pad + b"\r\n"
+    sock = socket.create_connection(("127.0.0.1", served.port), timeout=30)
+    answers = b""
+    try:
+        for _ in range(3):
+            sock.sendall(one)
+        while answers.count(b'{"status":"ok"}') < 3:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answers += chunk
+    finally:
+        sock.close()
+    assert answers.count(b"HTTP/1.1 200 OK") == 3, answers[:300]
