@@ -44,6 +44,15 @@ def set_job(job_id: Any, attempt: int | None = None) -> None:
     JOB.set((f"job_{text}" if text.isdigit() else text, attempt))
 
 
+class Fields(dict[str, Any]):
+    """A log message that is a JSON object: `log.info(Fields(path=..., status=...))`.
+    `JsonFormatter` merges its fields into the line as they are; any other handler shows
+    the object as JSON text (`str`), made only if a handler asks for it."""
+
+    def __str__(self) -> str:
+        return json.dumps(self, default=str)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -53,14 +62,10 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
         }
-        message = record.getMessage()
-        if message.startswith("{") and record.name == "dcm.access":
-            try:  # the access log is a JSON object already: merge it
-                entry.update(json.loads(message))
-            except ValueError:
-                entry["message"] = message
+        if isinstance(record.msg, Fields) and not record.args:
+            entry.update(record.msg)  # the access log: its fields, not a message
         else:
-            entry["message"] = message
+            entry["message"] = record.getMessage()
         request_id = REQUEST_ID.get()
         if request_id is not None:
             entry.setdefault("request_id", request_id)
@@ -83,3 +88,10 @@ def configure_logging(level: str | int = "INFO") -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # What JsonFormatter never writes, not gathered for every record: the caller's file
+    # and line (a walk up the stack, `_srcfile` is the logging module's own switch for it),
+    # the thread's and process's names.
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False

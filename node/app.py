@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hmac
 import itertools
-import json
 import logging
 import os
 import shutil
@@ -27,7 +26,7 @@ from sqlalchemy import text
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from marketplace.logcontext import REQUEST_ID
+from marketplace.logcontext import REQUEST_ID, Fields
 from node.chain.router import faucet_router
 from node.config import NodeSettings
 from node.errors import install_error_handlers
@@ -203,17 +202,15 @@ class RequestContextMiddleware:
             job_ref = params.get("jobId") or params.get("job_id")
             if log.isEnabledFor(logging.INFO):
                 log.info(
-                    json.dumps(
-                        {
-                            "request_id": request_id,
-                            **({"job_id": str(job_ref)} if job_ref is not None else {}),
-                            "method": scope["method"],
-                            "path": scope["path"],
-                            "status": status,
-                            "duration_ms": round(elapsed * 1000, 2),
-                            "user_id": getattr(principal, "user_id", None),
-                            "api_key_id": getattr(principal, "api_key_id", None),
-                        }
+                    Fields(
+                        request_id=request_id,
+                        **({"job_id": str(job_ref)} if job_ref is not None else {}),
+                        method=scope["method"],
+                        path=scope["path"],
+                        status=status,
+                        duration_ms=round(elapsed * 1000, 2),
+                        user_id=getattr(principal, "user_id", None),
+                        api_key_id=getattr(principal, "api_key_id", None),
                     )
                 )
             REQUEST_ID.reset(token)

@@ -8,7 +8,7 @@ import contextvars
 import json
 import logging
 
-from marketplace.logcontext import REQUEST_ID, JsonFormatter, job_context, set_job
+from marketplace.logcontext import REQUEST_ID, Fields, JsonFormatter, job_context, set_job
 
 
 def _capture() -> tuple[logging.Logger, list[str]]:
@@ -68,3 +68,14 @@ def _request_and_job() -> None:
     assert (first["request_id"], first["job_id"], first["attempt"]) == ("r-42", "job_9", 1)
     assert second["request_id"] == "r-42" and "job_id" not in second
     assert first["level"] == "INFO" and first["logger"] == "dcm.test.logcontext"
+
+
+def test_fields_are_merged_into_the_line_and_read_as_json_elsewhere() -> None:
+    logger, lines = _capture()
+    fields = Fields(path="/healthz", status=200, user_id=None)
+    logger.info(fields)
+    entry = json.loads(lines[-1])
+    assert (entry["path"], entry["status"], entry["user_id"]) == ("/healthz", 200, None)
+    assert "message" not in entry and entry["level"] == "INFO"
+    # a handler without JsonFormatter (pytest's caplog, a plain StreamHandler) gets JSON text
+    assert json.loads(logging.makeLogRecord({"msg": fields}).getMessage()) == dict(fields)
