@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from node.models.auth import ApiKey, User
@@ -20,16 +20,24 @@ def open_market() -> ColumnElement[bool]:
     return Job.reward_wei != 0
 
 
+_WORKSPACE_ROLE = (  # built once (the by-id read's statement; see node.jobs.repository)
+    select(Workspace.id, WorkspaceMember.role)
+    .outerjoin(
+        WorkspaceMember,
+        and_(
+            WorkspaceMember.workspace_id == Workspace.id,
+            WorkspaceMember.user_id == bindparam("user_id"),
+        ),
+    )
+    .where(Workspace.id == bindparam("workspace_id"))
+)
+
+
 def workspace_role(session: Session, workspace_id: int, user_id: int) -> tuple[bool, str | None]:
     """Whether the workspace exists, and the role `user_id` holds there (None: not a
     member), in one statement."""
     row = session.execute(
-        select(Workspace.id, WorkspaceMember.role)
-        .outerjoin(
-            WorkspaceMember,
-            and_(WorkspaceMember.workspace_id == Workspace.id, WorkspaceMember.user_id == user_id),
-        )
-        .where(Workspace.id == workspace_id)
+        _WORKSPACE_ROLE, {"workspace_id": workspace_id, "user_id": user_id}
     ).first()
     return (False, None) if row is None else (True, row.role)
 

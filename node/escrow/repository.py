@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, and_, func, not_, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, func, not_, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from marketplace.jobs.states import JobStatus
@@ -55,14 +55,16 @@ def escrows_of_job(session: Session, job_id: int) -> list[ChainEscrow]:
     return list(session.execute(stmt).scalars())
 
 
+_NEWEST_ESCROW = (  # built once (the by-id read's statement; see node.jobs.repository)
+    select(ChainEscrow)
+    .where(ChainEscrow.job_id == bindparam("job_id"))
+    .order_by(ChainEscrow.generation.desc())
+    .limit(1)
+)
+
+
 def newest_escrow(session: Session, job_id: int) -> ChainEscrow | None:
-    stmt = (
-        select(ChainEscrow)
-        .where(ChainEscrow.job_id == job_id)
-        .order_by(ChainEscrow.generation.desc())
-        .limit(1)
-    )
-    return session.execute(stmt).scalar_one_or_none()
+    return session.execute(_NEWEST_ESCROW, {"job_id": job_id}).scalar_one_or_none()
 
 
 def _newest_generation() -> ColumnElement[int]:
