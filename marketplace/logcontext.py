@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import datetime as dt
 import json
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
+
+from pydantic_core import to_json
 
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "dcm_request_id", default=None
@@ -54,11 +56,26 @@ class Fields(dict[str, Any]):
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per record. Every request writes one (the access log), so it is
+    built with pydantic-core's encoder (about a third of `json.dumps`'s time here) and a
+    timestamp whose date and time of day are formatted once a second."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._second: tuple[int, str] = (-1, "")  # a second, and its text up to the seconds
+
+    def timestamp(self, created: float) -> str:
+        """`created` as ISO 8601 in UTC, to the millisecond: `2026-11-29T16:40:00.123+00:00`."""
+        second, ms = divmod(int(created * 1000), 1000)
+        cached, text = self._second
+        if cached != second:
+            text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = (second, text)
+        return f"{text}.{ms:03d}+00:00"
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
-                timespec="milliseconds"
-            ),
+            "ts": self.timestamp(record.created),
             "level": record.levelname,
             "logger": record.name,
         }
@@ -76,7 +93,7 @@ class JsonFormatter(logging.Formatter):
                 entry.setdefault("attempt", job[1])
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return to_json(entry, fallback=str).decode()
 
 
 def configure_logging(level: str | int = "INFO") -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import datetime as dt
 import json
 import logging
+from pathlib import Path
 
 from marketplace.logcontext import REQUEST_ID, Fields, JsonFormatter, job_context, set_job
 
@@ -79,3 +81,19 @@ def test_fields_are_merged_into_the_line_and_read_as_json_elsewhere() -> None:
     assert "message" not in entry and entry["level"] == "INFO"
     # a handler without JsonFormatter (pytest's caplog, a plain StreamHandler) gets JSON text
     assert json.loads(logging.makeLogRecord({"msg": fields}).getMessage()) == dict(fields)
+
+
+def test_the_timestamp_is_utc_iso_8601_to_the_millisecond_across_seconds() -> None:
+    formatter = JsonFormatter()
+    # in turn: the cached second is reused, then replaced (also going back in time)
+    for created in (1764434400.0, 1764434400.999, 1764434401.0005, 0.0, 1700000000.5):
+        expected = dt.datetime.fromtimestamp(created, dt.UTC).isoformat(timespec="milliseconds")
+        assert formatter.timestamp(created) == expected
+
+
+def test_values_json_cannot_write_are_written_as_text() -> None:
+    logger, lines = _capture()
+    logger.info(Fields(at=dt.datetime(2026, 11, 29, tzinfo=dt.UTC), obj=Path("a/b"), word="é"))
+    entry = json.loads(lines[-1])
+    assert entry["at"].startswith("2026-11-29T00:00:00")
+    assert (entry["obj"], entry["word"]) == ("a/b", "é")
