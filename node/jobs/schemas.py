@@ -296,33 +296,36 @@ class JobV1(_Camel):
     deadline_at: IsoMillis | None
 
     @classmethod
-    def fields_from(cls, job: Job) -> dict[str, Any]:
+    def fields_from(cls, job: Job | Row[Any]) -> dict[str, Any]:
+        # A row is read through its mapping: a Row's attribute lookup cost three times
+        # as much, 580 of the 700 us that building a list's 50 jobs took (issue 12).
+        get = job._mapping.__getitem__ if isinstance(job, Row) else job.__getattribute__
         return {
-            "id": format_job_id(job.id),
-            "type": job.job_type,
-            "status": JobStatus(job.status),
-            "payload": job.spec or {},
-            "result": job.result,
-            "result_type": job.result_type,
-            "result_cid": job.result_cid,
-            "error": job.error,
-            "progress": job.progress_percent,
-            "progress_message": job.progress_message,
-            "priority": job.priority,
-            "workspace_id": job.workspace_id,
-            "created_by": job.created_by,
-            "requester_address": job.requester_address,
-            "reward": wei_to_eth(job.reward_wei),
-            "attempt": job.attempt,
-            "retry_count": job.retry_count,
-            "max_retries": job.max_retries,
-            "estimated_duration": job.estimated_duration_seconds,
-            "created_at": job.created_at,
-            "updated_at": job.updated_at,
-            "started_at": job.started_at,
-            "completed_at": job.completed_at,
-            "scheduled_at": job.scheduled_at,
-            "deadline_at": job.deadline_at,
+            "id": format_job_id(get("id")),
+            "type": get("job_type"),
+            "status": JobStatus(get("status")),
+            "payload": get("spec") or {},
+            "result": get("result"),
+            "result_type": get("result_type"),
+            "result_cid": get("result_cid"),
+            "error": get("error"),
+            "progress": get("progress_percent"),
+            "progress_message": get("progress_message"),
+            "priority": get("priority"),
+            "workspace_id": get("workspace_id"),
+            "created_by": get("created_by"),
+            "requester_address": get("requester_address"),
+            "reward": wei_to_eth(get("reward_wei")),
+            "attempt": get("attempt"),
+            "retry_count": get("retry_count"),
+            "max_retries": get("max_retries"),
+            "estimated_duration": get("estimated_duration_seconds"),
+            "created_at": get("created_at"),
+            "updated_at": get("updated_at"),
+            "started_at": get("started_at"),
+            "completed_at": get("completed_at"),
+            "scheduled_at": get("scheduled_at"),
+            "deadline_at": get("deadline_at"),
         }
 
     @classmethod
