@@ -176,9 +176,10 @@ class DirectRoute:
     exact path, skipping what a request goes through after the request context: the
     exception layers, route lookup and FastAPI's dependency solving and response
     serialization. For the liveness probe, whose endpoint takes nothing, cannot fail and
-    returns its `Response`: those layers were about 60 % of a `/healthz` (issue 12's
-    in-process profile). The route stays the one definition: its endpoint answers, and
-    `scope["route"]` is set as routing sets it (metrics label the request by it)."""
+    returns its `Response`: FastAPI's request handler alone was 205 of 453 ms of 2,000
+    `/healthz` calls under cProfile (issue 12). The route stays the one definition: its
+    endpoint answers, and `scope["route"]` is set as routing sets it (metrics label the
+    request by it)."""
 
     def __init__(self, app: ASGIApp, route: APIRoute) -> None:
         self.app = app
