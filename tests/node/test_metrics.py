@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import re
-
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from node.config import NodeSettings
 from tests.fixtures.app import create_app
 from tests.fixtures.factories import signed_in
-
-
-def _value(text: str, name: str, **labels: str) -> float | None:
-    """The sample of `name` whose labels include `labels`, None if absent."""
-    for line in text.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        found = dict(re.findall(r'(\w+)="([^"]*)"', line.split(" ")[0]))
-        if all(found.get(k) == v for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    return None
+from tests.fixtures.metrics import metric_value
 
 
 def test_metrics_count_requests_by_route_template_and_jobs_by_status(
@@ -32,7 +20,7 @@ def test_metrics_count_requests_by_route_template_and_jobs_by_status(
     job_id = created.json()["data"]["id"]
     before = client.get("/metrics").text
     route = "/v1/jobs/{jobId}"
-    seen = _value(before, "dcm_http_requests_total", route=route, status="200") or 0.0
+    seen = metric_value(before, "dcm_http_requests_total", route=route, status="200") or 0.0
     for _ in range(3):
         assert client.get(f"/v1/jobs/{job_id}", headers=headers).status_code == 200
     assert client.get("/v1/jobs/job_999999", headers=headers).status_code == 404
@@ -41,14 +29,14 @@ def test_metrics_count_requests_by_route_template_and_jobs_by_status(
     assert resp.status_code == 200
     assert resp.headers["content-type"].startswith("text/plain")
     text = resp.text
-    assert _value(text, "dcm_http_requests_total", route=route, status="200") == seen + 3
-    assert _value(text, "dcm_http_requests_total", route=route, status="404") is not None
+    assert metric_value(text, "dcm_http_requests_total", route=route, status="200") == seen + 3
+    assert metric_value(text, "dcm_http_requests_total", route=route, status="404") is not None
     assert f'route="/v1/jobs/{job_id}"' not in text  # templates, never raw paths
-    assert _value(text, "dcm_http_request_duration_seconds_count", route=route) is not None
-    assert _value(text, "dcm_jobs", status="pending", type="bench") == 1.0
-    assert _value(text, "dcm_outbox_open") == 0.0
-    assert _value(text, "dcm_replica_leader") == 1.0
-    assert _value(text, "dcm_content_pins") is not None
+    assert metric_value(text, "dcm_http_request_duration_seconds_count", route=route) is not None
+    assert metric_value(text, "dcm_jobs", status="pending", type="bench") == 1.0
+    assert metric_value(text, "dcm_outbox_open") == 0.0
+    assert metric_value(text, "dcm_replica_leader") == 1.0
+    assert metric_value(text, "dcm_content_pins") is not None
 
 
 def test_metrics_are_not_public_in_production_unless_configured(settings: NodeSettings) -> None:

@@ -11,13 +11,12 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from tests.fixtures.metrics import metric_value
+
 
 def _healthz_count(client: TestClient, status: str) -> float:
-    wanted = ("dcm_http_requests_total{", 'route="/healthz"', f'status="{status}"')
-    for line in client.get("/metrics").text.splitlines():
-        if line.startswith(wanted[0]) and all(part in line for part in wanted[1:]):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+    text = client.get("/metrics").text
+    return metric_value(text, "dcm_http_requests_total", route="/healthz", status=status) or 0.0
 
 
 def test_the_probe_answers_without_routing(app: FastAPI, client: TestClient) -> None:
