@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import json
 import logging
 import time
 from collections.abc import Iterator
@@ -52,13 +51,19 @@ class Fields(dict[str, Any]):
     the object as JSON text (`str`), made only if a handler asks for it."""
 
     def __str__(self) -> str:
-        return json.dumps(self, default=str)
+        return _json_text(self)
+
+
+def _json_text(value: dict[str, Any]) -> str:
+    """JSON text of a log line's fields: pydantic-core's encoder (about a third of
+    `json.dumps`'s time here, and every request writes a line); a value JSON cannot
+    hold is written as its `str`."""
+    return to_json(value, fallback=str).decode()
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per record. Every request writes one (the access log), so it is
-    built with pydantic-core's encoder (about a third of `json.dumps`'s time here) and a
-    timestamp whose date and time of day are formatted once a second."""
+    """One JSON object per record (`_json_text`), with a timestamp whose date and time of
+    day are formatted once a second: every request writes one (the access log)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -93,7 +98,7 @@ class JsonFormatter(logging.Formatter):
                 entry.setdefault("attempt", job[1])
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return to_json(entry, fallback=str).decode()
+        return _json_text(entry)
 
 
 def configure_logging(level: str | int = "INFO") -> None:
