@@ -206,6 +206,23 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
+_AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
+
+
+def read_outside_transaction(session: Session) -> None:
+    """Run the session's next statements outside a transaction, for work that only reads:
+    on PostgreSQL that saves each request the BEGIN and COMMIT round trips (a by-id read
+    in-process: 1,856 -> 1,700 us); under READ COMMITTED, the node's level, each statement
+    takes its own snapshot either way. SQLite's driver never begins a transaction for a
+    read, and switching its isolation level there and back (SQLAlchemy's PRAGMAs on
+    checkout and check-in) cost more than the reads: three by-id statements and their
+    commit took 658 us with the switch, 326 without (issue 12). A session already in a
+    transaction stays in it."""
+    if session.in_transaction() or session.get_bind().dialect.name == "sqlite":
+        return
+    session.connection(execution_options=_AUTOCOMMIT)
+
+
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False, autoflush=True)
 

@@ -16,7 +16,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, Select, and_, bindparam, func, not_, or_, select
+from sqlalchemy import ColumnElement, Integer, Row, Select, and_, bindparam, func, not_, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from marketplace.jobs.states import JobStatus
@@ -66,6 +66,21 @@ _NEWEST_ESCROW = (  # built once (the by-id read's statement; see node.jobs.repo
 
 def newest_escrow(session: Session, job_id: int) -> ChainEscrow | None:
     return session.execute(_NEWEST_ESCROW, {"job_id": job_id}).scalar_one_or_none()
+
+
+_ESCROWS = ChainEscrow.__table__
+_NEWEST_ESCROW_ROW = (
+    select(_ESCROWS)
+    .where(_ESCROWS.c.job_id == bindparam("job_id"))
+    .order_by(_ESCROWS.c.generation.desc())
+    .limit(1)
+)
+
+
+def newest_escrow_row(session: Session, job_id: int) -> Row[Any] | None:
+    """`newest_escrow` as a row with the escrow's attribute names, for a read that only
+    reads it (the by-id read's escrow view): no ORM identity map or loading."""
+    return session.execute(_NEWEST_ESCROW_ROW, {"job_id": job_id}).first()
 
 
 def _newest_generation() -> ColumnElement[int]:

@@ -678,7 +678,7 @@ def escrow_view(session: Session, job: Job) -> dict[str, Any] | None:
     it has one (`live_escrow`); None when the job never had a key. A result that exists
     only on chain shows here: its digest, who submitted it, the CIDv0 it names, and what
     the node made of it."""
-    row = repository.newest_escrow(session, job.id)
+    row = repository.newest_escrow_row(session, job.id)
     if row is None:
         return None
     result = None

@@ -89,6 +89,15 @@ def get_job(session: Session, job_id: int, *, with_events: bool = False) -> Job 
 
 _JOBS = Job.__table__
 _EVENTS = JobEvent.__table__
+_JOB_ROW = select(_JOBS).where(_JOBS.c.id == bindparam("job_id"))
+
+
+def job_row(session: Session, job_id: int) -> Row[Any] | None:
+    """One job by id as a row with the job's attribute names, for a read that only reads
+    it: a third of loading the ORM `Job` (issue 12's profile: the ORM select was 0.8 of a
+    by-id read's 1.8 ms of worker-thread time on SQLite)."""
+    return session.execute(_JOB_ROW, {"job_id": job_id}).first()
+
 _EVENTS_OF = select(_EVENTS).where(_EVENTS.c.job_id == bindparam("job_id")).order_by(_EVENTS.c.id)
 
 

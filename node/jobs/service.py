@@ -302,7 +302,10 @@ def get_owned_job_detail(
 ) -> tuple[Job, Sequence[Row[Any]]]:
     """`get_owned_job` for a read that answers with the event log: the job, and its
     events as rows (`repository.events_of`), not ORM objects."""
-    job = get_owned_job(session, principal, raw_job_id, with_events=False)
+    job = repository.job_row(session, parse_job_id(raw_job_id))
+    if job is None:
+        raise JobNotFound()
+    authorize_job(session, principal, job, Action.READ_JOB)
     return job, repository.events_of(session, job.id)
 
 
