@@ -42,12 +42,16 @@ def workspace_role(session: Session, workspace_id: int, user_id: int) -> tuple[b
     return (False, None) if row is None else (True, row.role)
 
 
-def member_workspace_ids(user_id: int, roles: Collection[Role]) -> Select[Any]:
-    """Subquery: the workspaces where `user_id` holds one of `roles`."""
-    return select(WorkspaceMember.workspace_id).where(
-        WorkspaceMember.user_id == user_id,
-        WorkspaceMember.role.in_(sorted(r.value for r in roles)),
-    )
+_MEMBER_WORKSPACES = select(WorkspaceMember.workspace_id).where(  # built once: every list
+    WorkspaceMember.user_id == bindparam("user_id"),
+    WorkspaceMember.role.in_(bindparam("roles", expanding=True)),
+)
+
+
+def member_workspace_ids(session: Session, user_id: int, roles: Collection[Role]) -> list[int]:
+    """The workspaces where `user_id` holds one of `roles`, in id order."""
+    values = {"user_id": user_id, "roles": sorted(r.value for r in roles)}
+    return sorted(session.scalars(_MEMBER_WORKSPACES, values))
 
 
 def admitted_workspace_ids(provider_id: int, creator_roles: Collection[Role]) -> Select[Any]:

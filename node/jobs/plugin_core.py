@@ -335,9 +335,7 @@ def _readable_workspaces(session: Session, principal: Principal) -> list[int]:
     if principal.workspace_id is not None:
         role = effective_role(session, principal, principal.workspace_id)
         return [principal.workspace_id] if role in readers else []
-    return sorted(
-        session.scalars(authz_repository.member_workspace_ids(principal.user_id, readers))
-    )
+    return authz_repository.member_workspace_ids(session, principal.user_id, readers)
 
 
 def list_templates(session: Session, principal: Principal) -> list[JobTemplate]:

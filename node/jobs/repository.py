@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Row,
     Select,
     and_,
     bindparam,
     func,
-    literal,
     or_,
     select,
     tuple_,
@@ -42,6 +42,31 @@ SORT_COLUMNS: dict[str, InstrumentedAttribute[Any]] = {
 }
 
 
+# The list filters that keep rows whose column is one of a set of values.
+_SET_FILTERS: dict[str, InstrumentedAttribute[Any]] = {
+    "statuses": Job.status,
+    "job_types": Job.job_type,
+    "priorities": Job.priority,
+    "result_types": Job.result_type,
+    "pools": Job.pool,
+}
+
+
+@functools.cache
+def _filter_clauses(names: tuple[str, ...]) -> tuple[ColumnElement[bool], ...]:
+    """The clauses of the named filters, built once, each value a parameter `filter_<name>`
+    (`JobFilters.parametrized`)."""
+    out: list[ColumnElement[bool]] = []
+    for name in names:
+        if name in _SET_FILTERS:
+            out.append(_SET_FILTERS[name].in_(bindparam(f"filter_{name}", expanding=True)))
+        elif name == "created_from":
+            out.append(Job.created_at >= bindparam("filter_created_from"))
+        else:
+            out.append(Job.created_at <= bindparam("filter_created_to"))
+    return tuple(out)
+
+
 @dataclass
 class JobFilters:
     """Conditions a list applies on top of its scope; empty collections mean 'any'."""
@@ -54,23 +79,25 @@ class JobFilters:
     created_from: dt.datetime | None = None
     created_to: dt.datetime | None = None
 
+    def parametrized(self) -> tuple[tuple[ColumnElement[bool], ...], dict[str, Any]]:
+        """The clauses of the filters that are set, built once for each combination, and
+        the values of their parameters."""
+        values: dict[str, Any] = {}
+        for name in _SET_FILTERS:
+            chosen = getattr(self, name)
+            if chosen:
+                values[name] = sorted(chosen)
+        for name in ("created_from", "created_to"):
+            if getattr(self, name) is not None:
+                values[name] = getattr(self, name)
+        clauses = _filter_clauses(tuple(values))
+        return clauses, {f"filter_{name}": value for name, value in values.items()}
+
     def clauses(self) -> list[ColumnElement[bool]]:
-        out: list[ColumnElement[bool]] = []
-        if self.statuses:
-            out.append(Job.status.in_(sorted(self.statuses)))
-        if self.job_types:
-            out.append(Job.job_type.in_(sorted(self.job_types)))
-        if self.priorities:
-            out.append(Job.priority.in_(sorted(self.priorities)))
-        if self.result_types:
-            out.append(Job.result_type.in_(sorted(self.result_types)))
-        if self.pools:
-            out.append(Job.pool.in_(sorted(self.pools)))
-        if self.created_from is not None:
-            out.append(Job.created_at >= self.created_from)
-        if self.created_to is not None:
-            out.append(Job.created_at <= self.created_to)
-        return out
+        """The filters' clauses with their values in them, for a statement built per
+        request."""
+        clauses, params = self.parametrized()
+        return [clause.params(params) for clause in clauses]
 
 
 # The hot reads' statements are built once, their ids bound per call: SQLAlchemy then
@@ -97,6 +124,7 @@ def job_row(session: Session, job_id: int) -> Row[Any] | None:
     it: a third of loading the ORM `Job` (issue 12's profile: the ORM select was 0.8 of a
     by-id read's 1.8 ms of worker-thread time on SQLite)."""
     return session.execute(_JOB_ROW, {"job_id": job_id}).first()
+
 
 _EVENTS_OF = select(_EVENTS).where(_EVENTS.c.job_id == bindparam("job_id")).order_by(_EVENTS.c.id)
 
@@ -144,7 +172,8 @@ def page_of_jobs(
 
 def keyset_jobs(
     session: Session,
-    branches: Sequence[ColumnElement[bool]],
+    branches: tuple[ColumnElement[bool], ...],
+    scope_params: Mapping[str, Any],
     filters: JobFilters,
     *,
     sort: str,
@@ -153,28 +182,47 @@ def keyset_jobs(
     limit: int,
 ) -> Sequence[Row[Any]]:
     """Up to `limit` jobs strictly after `after` in (sort key, id) order (seed 002), out
-    of the jobs matching any of `branches` (the caller's scope, `readable_job_branches`).
-    Rows with the job's attribute names, not ORM objects: a page is only read, and
-    building 50 `Job`s took a third of a list request (issue 12's profile).
-
-    The row-value comparison `(key, id) < (:v, :id)` is what lets PostgreSQL and SQLite
-    seek straight into the (key, id) order instead of counting past skipped rows. Several
-    branches are read as one statement: each branch's first `limit` (key, id) pairs, an
-    ordered seek on its own index, merged by UNION and cut to `limit`. An OR of the
-    branches instead made both databases read and sort every readable row for each page.
-    """
-    col = SORT_COLUMNS[sort]
-    where = [*filters.clauses()]
+    of the jobs matching any of `branches` (the caller's scope with its parameters'
+    values, `node.authz.policy.readable_scope`). Rows with the job's attribute names, not
+    ORM objects: a page is only read, and building 50 `Job`s took a third of a list
+    request (issue 12's profile). The statement is built once for each shape of scope,
+    filters, order and cursor (`_keyset_statement`); its values are bound per request."""
+    where, values = filters.parametrized()
+    values.update(scope_params, limit=limit)
     if after is not None:
+        values.update(after_key=after.value, after_id=after.id)
+    stmt = _keyset_statement(branches, where, sort, order, after is not None)
+    return session.execute(stmt, values).all()
+
+
+@functools.lru_cache(maxsize=512)
+def _keyset_statement(
+    branches: tuple[ColumnElement[bool], ...],
+    filters: tuple[ColumnElement[bool], ...],
+    sort: str,
+    order: str,
+    after: bool,
+) -> Select[Any]:
+    """`keyset_jobs`' statement, its values as parameters (`limit`, `after_key`,
+    `after_id`, and those of its branches and filters).
+
+    The row-value comparison `(key, id) < (:after_key, :after_id)` is what lets
+    PostgreSQL and SQLite seek straight into the (key, id) order instead of counting past
+    skipped rows. Several branches are read as one statement: each branch's first `limit`
+    (key, id) pairs, an ordered seek on its own index, merged by UNION and cut to
+    `limit`. An OR of the branches instead made both databases read and sort every
+    readable row for each page."""
+    col = SORT_COLUMNS[sort]
+    where = list(filters)
+    if after:
         key = tuple_(col, Job.id)
         bound = tuple_(
-            _typed_literal(col, after.value),
-            _typed_literal(Job.id, after.id),
+            bindparam("after_key", type_=col.type), bindparam("after_id", type_=Job.id.type)
         )
         where.append(key > bound if order == "asc" else key < bound)
+    limit = bindparam("limit", type_=Integer)
     if len(branches) == 1:
-        stmt = _ordered(select(_JOBS).where(branches[0], *where), sort, order).limit(limit)
-        return session.execute(stmt).all()
+        return _ordered(select(_JOBS).where(branches[0], *where), sort, order).limit(limit)
     seeks = [
         _ordered(select(Job.id.label("id"), col.label("k")).where(b, *where), sort, order)
         .limit(limit)
@@ -186,12 +234,7 @@ def keyset_jobs(
     by = (merged.c.k.asc(), merged.c.id.asc()) if asc else (merged.c.k.desc(), merged.c.id.desc())
     top = select(merged.c.id, merged.c.k).order_by(*by).limit(limit).subquery()
     by_top = (top.c.k.asc(), top.c.id.asc()) if asc else (top.c.k.desc(), top.c.id.desc())
-    stmt = select(_JOBS).join(top, Job.id == top.c.id).order_by(*by_top)
-    return session.execute(stmt).all()
-
-
-def _typed_literal(col: InstrumentedAttribute[Any], value: object) -> ColumnElement[Any]:
-    return literal(value, type_=col.type)
+    return select(_JOBS).join(top, Job.id == top.c.id).order_by(*by_top)
 
 
 def claimable_clause(now: dt.datetime) -> ColumnElement[bool]:

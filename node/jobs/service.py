@@ -23,7 +23,7 @@ from marketplace.jobs.ids import parse_job_id
 from marketplace.jobs.states import TERMINAL, JobStatus, check_transition
 from marketplace.logcontext import set_job
 from node.auth.principal import Principal
-from node.authz.policy import Action, authorize_job, readable_job_branches, readable_jobs
+from node.authz.policy import Action, authorize_job, readable_jobs, readable_scope
 from node.config import EventSettings
 from node.db import utcnow
 from node.jobs import repository
@@ -323,10 +323,17 @@ def list_owned_jobs(
     and the cursor of the next page (None at the end). Raises InvalidCursor (400) for a
     cursor not issued for this sort/order."""
     after = decode_cursor(cursor, sort=sort, order=order) if cursor is not None else None
-    branches = readable_job_branches(session, principal)
+    scope = readable_scope(session, principal)
     rows = list(
         repository.keyset_jobs(
-            session, branches, filters, sort=sort, order=order, after=after, limit=limit + 1
+            session,
+            scope.branches,
+            scope.params,
+            filters,
+            sort=sort,
+            order=order,
+            after=after,
+            limit=limit + 1,
         )
     )
     if len(rows) <= limit:
