@@ -9,6 +9,7 @@ the production engine; both run the same Alembic migrations.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pydantic_core
 from sqlalchemy import DateTime, Engine, MetaData, Numeric, String, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -170,9 +172,22 @@ class _WriteTurnConnection(sqlite3.Connection):
                 self.turns.release()
 
 
+def json_loads(text: str | bytes) -> Any:
+    """A JSON column's value. pydantic-core's parser (already a dependency, through
+    pydantic) reads a job's payload in 2.4 us where `json.loads` took 5.6, and a list of
+    50 jobs reads 100 such columns; what it refuses and Python's encoder writes, a lone
+    surrogate escape (`"\\ud800"`), `json.loads` reads as before."""
+    try:
+        return pydantic_core.from_json(text)
+    except ValueError:
+        return json.loads(text)
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; SQLite gets WAL, foreign keys, a busy timeout and in-process
-    turns for its write transactions (`_WriteTurnConnection`)."""
+    turns for its write transactions (`_WriteTurnConnection`). JSON columns are read by
+    `json_loads`."""
+    kwargs.setdefault("json_deserializer", json_loads)
     if url.startswith("sqlite"):
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
             Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
