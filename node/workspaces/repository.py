@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from node.models.auth import User
@@ -48,12 +48,15 @@ def lock_workspace(session: Session, workspace_id: int) -> Workspace | None:
     ).first()
 
 
+_PERSONAL_WORKSPACE = (  # built once: every create without a workspace reads it
+    select(Workspace)
+    .join(PersonalWorkspace, PersonalWorkspace.workspace_id == Workspace.id)
+    .where(PersonalWorkspace.user_id == bindparam("user_id"))
+)
+
+
 def personal_workspace_of(session: Session, user_id: int) -> Workspace | None:
-    return session.scalars(
-        select(Workspace)
-        .join(PersonalWorkspace, PersonalWorkspace.workspace_id == Workspace.id)
-        .where(PersonalWorkspace.user_id == user_id)
-    ).first()
+    return session.scalars(_PERSONAL_WORKSPACE, {"user_id": user_id}).first()
 
 
 def personal_owner_of(session: Session, workspace_id: int) -> int | None:
