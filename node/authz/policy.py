@@ -50,7 +50,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, false, or_
+from sqlalchemy import BindParameter, ColumnElement, and_, bindparam, false, or_
 from sqlalchemy.orm import Session
 
 from marketplace.errors import Forbidden, JobNotFound, NotAdmitted, WorkspaceNotFound
@@ -267,9 +267,10 @@ def readable_jobs(session: Session, principal: Principal) -> ColumnElement[bool]
 # --------------------------------------------------------------------------- providers
 
 
-def claimable_by(provider_id: int) -> ColumnElement[bool]:
+def claimable_by(provider_id: int | BindParameter[int]) -> ColumnElement[bool]:
     """SQL scope of the jobs a provider may be offered: the open market, and the private
-    jobs of the pools it is admitted to."""
+    jobs of the pools it is admitted to (`provider_id`: a value, or a bound parameter
+    for a statement built once)."""
     return or_(
         repository.open_market(),
         Job.workspace_id.in_(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, select
+from sqlalchemy import BindParameter, ColumnElement, Select, and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from node.models.auth import ApiKey, User
@@ -54,7 +54,9 @@ def member_workspace_ids(session: Session, user_id: int, roles: Collection[Role]
     return sorted(session.scalars(_MEMBER_WORKSPACES, values))
 
 
-def admitted_workspace_ids(provider_id: int, creator_roles: Collection[Role]) -> Select[Any]:
+def admitted_workspace_ids(
+    provider_id: int | BindParameter[int], creator_roles: Collection[Role]
+) -> Select[Any]:
     """Subquery: the workspaces whose pool `provider_id` is admitted to now: through a key
     it presented that is not revoked and whose creator is active and still holds one of
     `creator_roles` there."""

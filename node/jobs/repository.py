@@ -237,12 +237,13 @@ def _keyset_statement(
     return select(_JOBS).join(top, Job.id == top.c.id).order_by(*by_top)
 
 
-def claimable_clause(now: dt.datetime) -> ColumnElement[bool]:
-    """The predicate of a job a provider may claim now: open to providers, due, and not
-    past its deadline.
+def claimable_clause() -> ColumnElement[bool]:
+    """The predicate of a job a provider may claim at `:now` (a bound parameter): open to
+    providers, due, and not past its deadline.
 
     A job with `scheduled_at` in the future stays invisible to providers until then.
     """
+    now = bindparam("now")
     return and_(
         Job.status.in_([s.value for s in OPEN_TO_PROVIDERS]),
         or_(Job.scheduled_at.is_(None), Job.scheduled_at <= now),
@@ -250,9 +251,10 @@ def claimable_clause(now: dt.datetime) -> ColumnElement[bool]:
     )
 
 
-def in_networks(networks: Collection[str]) -> ColumnElement[bool]:
-    """Jobs a provider serving `networks` may take: a job of one of them, or of none."""
-    return or_(Job.pool.is_(None), Job.pool.in_(sorted(networks)))
+def in_networks() -> ColumnElement[bool]:
+    """Jobs a provider serving the networks `:networks` (a bound list) may take: a job of
+    one of them, or of none."""
+    return or_(Job.pool.is_(None), Job.pool.in_(bindparam("networks", expanding=True)))
 
 
 @functools.cache
@@ -288,28 +290,56 @@ def claimable_jobs(
     limit: int = 10,
     job_types: Collection[str] | None = None,
     scope: ColumnElement[bool] | None = None,
+    scope_params: Mapping[str, Any] | None = None,
+    skip: Collection[int] = (),
+    only: int | None = None,
     lock: bool = False,
 ) -> Sequence[Job]:
-    """Jobs a provider may claim at `now` (within `scope`: the jobs it may be offered),
-    most urgent first, then oldest.
+    """Jobs a provider may claim at `now` (within `scope`: the jobs it may be offered, its
+    parameters' values in `scope_params`), most urgent first, then oldest; leaving out the
+    ids in `skip`, or only job `only`.
 
     With `lock=True` the rows are locked `FOR UPDATE SKIP LOCKED` on PostgreSQL, so
     several node replicas claiming at once never hand out the same job (SQLite, a single
     writer, ignores the clause).
-    """
-    stmt = select(Job).where(claimable_clause(now))
+
+    The statement is built once for each shape (`_claimable_statement`): every claim runs
+    it, and building it was most of a claim's CPU after the database's own work (issue
+    12's profile)."""
+    values: dict[str, Any] = {**(scope_params or {}), "now": now, "limit": limit}
     if job_types:
-        stmt = stmt.where(Job.job_type.in_(sorted(job_types)))
+        values["job_types"] = sorted(job_types)
+    if skip:
+        values["skip"] = sorted(skip)
+    if only is not None:
+        values["only"] = only
+    stmt = _claimable_statement(scope, bool(job_types), bool(skip), only is not None, lock)
+    return session.scalars(stmt, values).all()
+
+
+@functools.lru_cache(maxsize=64)
+def _claimable_statement(
+    scope: ColumnElement[bool] | None, typed: bool, skipping: bool, one: bool, lock: bool
+) -> Select[Any]:
+    """`claimable_jobs`' statement, its values as parameters (`now`, `limit`,
+    `job_types`, `skip`, `only`, and the scope's)."""
+    stmt = select(Job).where(claimable_clause())
+    if typed:
+        stmt = stmt.where(Job.job_type.in_(bindparam("job_types", expanding=True)))
     if scope is not None:
         stmt = stmt.where(scope)
+    if skipping:
+        stmt = stmt.where(Job.id.not_in(bindparam("skip", expanding=True)))
+    if one:
+        stmt = stmt.where(Job.id == bindparam("only"))
     stmt = (
         stmt.order_by(Job.priority_rank.desc(), Job.created_at.asc(), Job.id.asc())
-        .limit(limit)
+        .limit(bindparam("limit", type_=Integer))
         .options(raiseload(Job.events))
     )
     if lock:
         stmt = stmt.with_for_update(skip_locked=True)
-    return session.scalars(stmt).all()
+    return stmt
 
 
 def jobs_using_cid(

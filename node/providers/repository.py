@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session, raiseload
 
 from marketplace.jobs.states import ACTIVE, JobStatus
@@ -18,15 +19,22 @@ def provider_by_address(session: Session, address: str) -> Provider | None:
     return session.scalars(select(Provider).where(Provider.address == address)).first()
 
 
+# The statements every claim runs are built once, their values bound per call: building
+# them (and deriving their cache keys) was a third of a claim's CPU (issue 12's profile of
+# an in-process claim loop).
+_SEEN_PROVIDER = (
+    update(Provider)
+    .where(Provider.address == bindparam("provider_address"))
+    .values(last_seen_at=bindparam("seen_at"))
+    .returning(Provider)
+    .execution_options(synchronize_session=False, populate_existing=True)
+)
+
+
 def seen_provider(session: Session, address: str, now: dt.datetime) -> Provider | None:
     """The provider at `address`, its `last_seen_at` set to `now` in the same statement."""
-    return session.scalars(
-        update(Provider)
-        .where(Provider.address == address)
-        .values(last_seen_at=now)
-        .returning(Provider)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    ).first()
+    values = {"provider_address": address, "seen_at": now}
+    return session.scalars(_SEEN_PROVIDER, values).first()
 
 
 def list_providers(session: Session) -> Sequence[Provider]:
@@ -42,15 +50,13 @@ def active_job_counts(session: Session) -> dict[str, int]:
     return {holder: count for holder, count in rows if holder}
 
 
+_ACTIVE_JOBS_OF = select(func.count()).where(
+    Job.lease_holder == bindparam("holder"), Job.status.in_([s.value for s in ACTIVE])
+)
+
+
 def active_jobs_of(session: Session, address: str) -> int:
-    return (
-        session.scalar(
-            select(func.count()).where(
-                Job.lease_holder == address, Job.status.in_([s.value for s in ACTIVE])
-            )
-        )
-        or 0
-    )
+    return session.scalar(_ACTIVE_JOBS_OF, {"holder": address}) or 0
 
 
 def claim_candidates(
@@ -58,23 +64,34 @@ def claim_candidates(
     job_types: Sequence[str],
     now: dt.datetime,
     scope: ColumnElement[bool],
+    scope_params: Mapping[str, Any],
     limit: int,
     skip: Collection[int] = (),
 ) -> Sequence[Job]:
     """Up to `limit` claimable jobs of these types within `scope` (the jobs this provider
-    may be offered), best first, leaving out the ids in `skip`. On PostgreSQL the rows are
-    locked with SKIP LOCKED, so concurrent claimers are handed different candidates
-    instead of queueing on one row; on SQLite (one writer) the compare-and-set in `take`
-    settles it."""
-    if skip:
-        scope = and_(scope, Job.id.not_in(sorted(skip)))
+    may be offered, its parameters' values in `scope_params`), best first, leaving out the
+    ids in `skip`. On PostgreSQL the rows are locked with SKIP LOCKED, so concurrent
+    claimers are handed different candidates instead of queueing on one row; on SQLite
+    (one writer) the compare-and-set in `take` settles it."""
     return claimable_jobs(
-        session, now=now, limit=limit, job_types=job_types, scope=scope, lock=True
+        session,
+        now=now,
+        limit=limit,
+        job_types=job_types,
+        scope=scope,
+        scope_params=scope_params,
+        skip=skip,
+        lock=True,
     )
 
 
 def chosen_candidate(
-    session: Session, job_id: int, job_type: str, now: dt.datetime, scope: ColumnElement[bool]
+    session: Session,
+    job_id: int,
+    job_type: str,
+    now: dt.datetime,
+    scope: ColumnElement[bool],
+    scope_params: Mapping[str, Any],
 ) -> Job | None:
     """Job `job_id` if it is claimable now within `scope` (the same rule and row lock as
     `claim_candidates`), else None."""
@@ -83,7 +100,9 @@ def chosen_candidate(
         now=now,
         limit=1,
         job_types=[job_type],
-        scope=and_(scope, Job.id == job_id),
+        scope=scope,
+        scope_params=scope_params,
+        only=job_id,
         lock=True,
     )
     return found[0] if found else None
@@ -102,25 +121,34 @@ def take(
     (`event_seq`) in the same statement; False if someone else got it first, or if its
     batch already runs as many jobs as its concurrency allows. On success `job` holds the
     row as written (RETURNING: no second read)."""
-    stmt = (
-        update(Job)
-        .where(Job.id == job.id, Job.status == JobStatus.PENDING.value)
-        .values(
-            status=JobStatus.CLAIMED.value,
-            attempt=Job.attempt + 1,
-            lease_id=lease_id,
-            lease_holder=holder,
-            lease_expires_at=expires_at,
-            updated_at=now,
-            event_seq=Job.event_seq + 1,
-        )
-        .returning(Job)
-        .options(raiseload(Job.events))  # the claim appends its event without reading the log
-        .execution_options(synchronize_session=False, populate_existing=True)
+    stmt = _TAKE_IN_BATCH if job.batch_id is not None else _TAKE
+    values = {
+        "job_id": job.id,
+        "holder": holder,
+        "new_lease_id": lease_id,
+        "expires_at": expires_at,
+        "now": now,
+    }
+    return session.scalars(stmt, values).first() is not None
+
+
+_TAKE = (
+    update(Job)
+    .where(Job.id == bindparam("job_id"), Job.status == JobStatus.PENDING.value)
+    .values(
+        status=JobStatus.CLAIMED.value,
+        attempt=Job.attempt + 1,
+        lease_id=bindparam("new_lease_id"),
+        lease_holder=bindparam("holder"),
+        lease_expires_at=bindparam("expires_at"),
+        updated_at=bindparam("now"),
+        event_seq=Job.event_seq + 1,
     )
-    if job.batch_id is not None:
-        stmt = stmt.where(batch_has_room())
-    return session.scalars(stmt).first() is not None
+    .returning(Job)
+    .options(raiseload(Job.events))  # the claim appends its event without reading the log
+    .execution_options(synchronize_session=False, populate_existing=True)
+)
+_TAKE_IN_BATCH = _TAKE.where(batch_has_room())
 
 
 def active_leases(session: Session) -> Sequence[Job]:

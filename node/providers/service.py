@@ -23,12 +23,13 @@ make says so in its `progress_message` when a provider passes it over, until one
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_
+from sqlalchemy import ColumnElement, and_, bindparam
 from sqlalchemy.orm import Session
 
 from marketplace.errors import (
@@ -263,10 +264,12 @@ def claim(
         return None
     now = utcnow()
     makers = _Makers(session)
-    scope = _offered_to(provider)
+    scope, scope_params = _offered_to(provider)
     passed = set(exclude)
     for limit in CANDIDATE_ROUNDS:
-        candidates = repository.claim_candidates(session, types, now, scope, limit, passed)
+        candidates = repository.claim_candidates(
+            session, types, now, scope, scope_params, limit, passed
+        )
         for job in candidates:
             passed.add(job.id)
             if not can_make(provider.capabilities, job.spec):
@@ -284,14 +287,17 @@ def claim(
     return None
 
 
-def _offered_to(provider: Provider) -> ColumnElement[bool]:
+def _offered_to(provider: Provider) -> tuple[ColumnElement[bool], dict[str, Any]]:
     """The jobs `provider` may be offered: the open market and its private pools
-    (`claimable_by`), of the networks it serves, whose batch has room."""
-    return and_(
-        claimable_by(provider.id),
-        in_networks(provider.networks or [DEFAULT_NETWORK]),
-        batch_has_room(),
-    )
+    (`claimable_by`), of the networks it serves, whose batch has room; as a clause built
+    once (`_offered`) and its parameters' values."""
+    networks = sorted(provider.networks or [DEFAULT_NETWORK])
+    return _offered(), {"provider_id": provider.id, "networks": networks}
+
+
+@functools.cache
+def _offered() -> ColumnElement[bool]:
+    return and_(claimable_by(bindparam("provider_id")), in_networks(), batch_has_room())
 
 
 def _grant(
@@ -358,7 +364,8 @@ def claim_job(session: Session, settings: NodeSettings, provider: Provider, job_
             details={"reason": "requirements"},
         )
     now = utcnow()
-    chosen = repository.chosen_candidate(session, job_id, job.job_type, now, _offered_to(provider))
+    scope, scope_params = _offered_to(provider)
+    chosen = repository.chosen_candidate(session, job_id, job.job_type, now, scope, scope_params)
     got = _grant(session, settings, provider, chosen, now) if chosen is not None else None
     if got is None:
         raise JobNotClaimable(
