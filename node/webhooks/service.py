@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -26,7 +27,7 @@ import socket
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import event, or_, select
+from sqlalchemy import Select, bindparam, event, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from marketplace.errors import WebhookNotFound, WebhookTargetRefused
@@ -271,6 +272,27 @@ def job_webhook_body(hook: Webhook, ev: JobEvent, job: Job) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+@functools.cache
+def _subscriptions(owner: str) -> Select[tuple[Webhook]]:
+    """The active subscriptions an event of a job may go to: those of the job's owner (its
+    workspace's; for a job without one, its creator's) that name no job, and those that
+    name the job (`:event_job`). Built once per kind of owner, its values bound per event:
+    every job event of every claim and write runs it."""
+    if owner == "workspace":
+        owns = Webhook.workspace_id == bindparam("owner_workspace")
+    elif owner == "user":
+        user = bindparam("owner_user")
+        owns = or_(
+            Webhook.workspace_id.is_(None) & (Webhook.user_id == user), Webhook.user_id == user
+        )
+    else:
+        owns = Webhook.workspace_id.is_(None) & Webhook.user_id.is_(None)
+    return select(Webhook).where(
+        or_(owns & Webhook.job_id.is_(None), Webhook.job_id == bindparam("event_job")),
+        Webhook.active.is_(True),
+    )
+
+
 def enqueue(session: Session, settings: EventSettings, ev: JobEvent) -> int:
     """Add the outbox rows of one job event (each subscription that wants it)."""
     name = f"job.{ev.type}"
@@ -279,19 +301,13 @@ def enqueue(session: Session, settings: EventSettings, ev: JobEvent) -> int:
     job = session.get(Job, ev.job_id)
     if job is None:
         return 0
-    owner = (
-        Webhook.workspace_id == job.workspace_id
-        if job.workspace_id is not None
-        else (Webhook.workspace_id.is_(None) & (Webhook.user_id == job.created_by))
-    )
-    if job.workspace_id is None and job.created_by is not None:
-        owner = or_(owner, Webhook.user_id == job.created_by)
-    hooks = session.scalars(
-        select(Webhook).where(
-            or_(owner & Webhook.job_id.is_(None), Webhook.job_id == job.id),
-            Webhook.active.is_(True),
-        )
-    ).all()
+    if job.workspace_id is not None:
+        shape, values = "workspace", {"owner_workspace": job.workspace_id}
+    elif job.created_by is not None:
+        shape, values = "user", {"owner_user": job.created_by}
+    else:
+        shape, values = "nobody", {}
+    hooks = session.scalars(_subscriptions(shape), {**values, "event_job": job.id}).all()
     count = 0
     now = utcnow()
     for hook in hooks:
