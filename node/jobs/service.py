@@ -299,9 +299,10 @@ def get_owned_job(
 
 def get_owned_job_detail(
     session: Session, principal: Principal, raw_job_id: str
-) -> tuple[Job, Sequence[Row[Any]]]:
-    """`get_owned_job` for a read that answers with the event log: the job, and its
-    events as rows (`repository.events_of`), not ORM objects."""
+) -> tuple[Row[Any], Sequence[Row[Any]]]:
+    """`get_owned_job` for a read that answers with the event log: the job and its events
+    as rows (`repository.job_row`, `repository.events_of`), not ORM objects; the escrow
+    view and the funding call read a row's attributes as they read a `Job`'s."""
     job = repository.job_row(session, parse_job_id(raw_job_id))
     if job is None:
         raise JobNotFound()
