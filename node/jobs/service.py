@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Row, and_, inspect
 from sqlalchemy.orm import Session
@@ -33,6 +33,8 @@ from node.jobs.repository import SORT_COLUMNS, JobFilters
 from node.models.jobs import Job, JobEvent
 
 PRIORITY_RANK = {"low": 0, "normal": 1, "high": 2, "urgent": 3}
+
+J = TypeVar("J", Job, Row[Any])  # a job as the ORM loads it, or as a read's row
 
 
 def record_event(
@@ -291,10 +293,7 @@ def get_owned_job(
     requested from its wallet (`node.authz.policy`).
     """
     job = repository.get_job(session, parse_job_id(raw_job_id), with_events=with_events)
-    if job is None:
-        raise JobNotFound()
-    authorize_job(session, principal, job, action)
-    return job
+    return _allowed(session, principal, job, action)
 
 
 def get_owned_job_detail(
@@ -303,11 +302,19 @@ def get_owned_job_detail(
     """`get_owned_job` for a read that answers with the event log: the job and its events
     as rows (`repository.job_row`, `repository.events_of`), not ORM objects; the escrow
     view and the funding call read a row's attributes as they read a `Job`'s."""
-    job = repository.job_row(session, parse_job_id(raw_job_id))
+    job = _allowed(session, principal, repository.job_row(session, parse_job_id(raw_job_id)))
+    return job, repository.events_of(session, job.id)
+
+
+def _allowed(
+    session: Session, principal: Principal, job: J | None, action: Action = Action.READ_JOB
+) -> J:
+    """`job` (an ORM `Job` or a row) if the caller may do `action` on it; 404 if there is
+    none or it may not read it, 403 if it may read it but not do this."""
     if job is None:
         raise JobNotFound()
-    authorize_job(session, principal, job, Action.READ_JOB)
-    return job, repository.events_of(session, job.id)
+    authorize_job(session, principal, job, action)
+    return job
 
 
 def list_owned_jobs(

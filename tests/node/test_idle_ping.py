@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from node import db
 from node.db import make_engine
+from node.replicas import libpq_url
 
 pytestmark = pytest.mark.postgres
 
@@ -28,8 +29,7 @@ def test_a_connection_closed_while_idle_is_replaced_before_use(
     engine = make_engine(database_url, pool_size=1, max_overflow=0)
     try:
         pid = _backend_pid(engine)
-        dsn = database_url.replace("postgresql+psycopg://", "postgresql://")
-        with psycopg.connect(dsn, autocommit=True) as admin:
+        with psycopg.connect(libpq_url(database_url), autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
         time.sleep(0.1)
         assert _backend_pid(engine) != pid  # no OperationalError: a new connection
