@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 from pathlib import Path, PurePosixPath
 
 import pytest
 
 from marketplace.content.importer import import_path
 from marketplace.content.staged import StagedBlocks
+from marketplace.datasets import staged as staged_module
 from marketplace.datasets.layout import dataset_root, validate_dataset
 from marketplace.datasets.staged import PathCollision, StagedDataset
 from marketplace.datasets.synthetic import write_detection_dataset
@@ -57,3 +59,96 @@ def test_a_repeated_or_colliding_path_is_refused(tmp_path):
     for rel in ("a/b.txt", "a", "a/b.txt/c"):
         with pytest.raises(PathCollision):
             staged.open_file(PurePosixPath(rel))
+
+
+def _stage_reused_buffer(tree: Path, staged: StagedDataset) -> None:
+    """Stage every file under `tree` through one bytearray that is overwritten after each
+    write, as a reader reusing its buffer does."""
+    buf = bytearray(300_000)
+    for path in sorted(p for p in tree.rglob("*") if p.is_file()):
+        writer = staged.open_file(PurePosixPath(path.relative_to(tree).as_posix()))
+        with path.open("rb") as f:
+            while n := f.readinto(buf):
+                writer.write(memoryview(buf)[:n])
+                buf[:n] = b"\xff" * n  # the pipeline must have taken a copy
+        writer.close()
+
+
+def test_a_pipelined_dataset_has_the_same_cid_and_listing(tmp_path):
+    tree = write_detection_dataset(tmp_path / "ds")
+    (tree / "images" / "train" / "big.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n" + os.urandom(3 * MIB + 5)
+    )
+    staged = StagedDataset(StagedBlocks(tmp_path / "blocks"))
+    with staged.pipelined():
+        _stage_reused_buffer(tree, staged)
+    assert not _stage_threads()  # the pipeline's thread ended with the block
+    assert staged.import_dir().cid == import_path(tree).cid
+    assert set(staged.root.list_files()) == {
+        PurePosixPath(p.relative_to(tree).as_posix()) for p in tree.rglob("*") if p.is_file()
+    }
+
+
+class _FailingBlocks(StagedBlocks):
+    """Blocks that fail to be written from the `fail_at`th on, as a full disk does."""
+
+    def __init__(self, root: Path, fail_at: int) -> None:
+        super().__init__(root)
+        self.fail_at = fail_at
+        self.calls = 0
+
+    def put(self, cid, parts):
+        self.calls += 1
+        if self.calls >= self.fail_at:
+            raise OSError(28, "No space left on device")
+        super().put(cid, parts)
+
+
+def test_a_write_failing_in_the_pipeline_reaches_the_caller_and_stops_it(tmp_path):
+    staged = StagedDataset(_FailingBlocks(tmp_path / "blocks", fail_at=3))
+    data = os.urandom(2 * MIB)
+    with pytest.raises(OSError, match="No space left") as err, staged.pipelined():
+        for i in range(50):
+            writer = staged.open_file(PurePosixPath(f"f{i}.bin"))
+            writer.write(data)
+            writer.close()
+    assert err.value.errno == 28
+    assert staged.blocks.calls == 3  # nothing was written after the failure
+    assert not _stage_threads()
+
+
+def test_a_caller_waits_while_the_pipeline_holds_its_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(staged_module, "PIPELINE_BYTES", 1 * MIB)
+    release = threading.Event()
+    blocks = StagedBlocks(tmp_path / "blocks")
+    original = blocks.put
+
+    def slow_put(cid, parts):
+        release.wait(10)
+        original(cid, parts)
+
+    blocks.put = slow_put  # type: ignore[method-assign]
+    staged = StagedDataset(blocks)
+    submitted = []
+
+    def feed():
+        writer = staged.open_file(PurePosixPath("a.bin"))
+        for _ in range(16):  # 4 MiB in 256 KiB chunks
+            writer.write(os.urandom(256 * 1024))
+            submitted.append(1)
+        writer.close()
+
+    with staged.pipelined():
+        feeder = threading.Thread(target=feed)
+        feeder.start()
+        feeder.join(0.5)
+        assert feeder.is_alive()  # held back: at most about 1 MiB waits for the thread
+        assert 4 <= len(submitted) <= 6
+        release.set()
+        feeder.join(10)
+    assert len(submitted) == 16
+    assert staged.root.list_files() == {PurePosixPath("a.bin"): 4 * MIB}
+
+
+def _stage_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "dcm-stage"]
