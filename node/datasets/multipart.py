@@ -10,25 +10,31 @@ size (`upload.max_bytes`, counted on the raw stream, whatever Content-Length say
 number of files (`upload.max_files`) and the size of each text field
 (`upload.max_json_bytes`). Memory stays at one network chunk plus the text fields.
 
-A file part whose name ends in `.zip` goes aside to `archives/`; the service decides
-later whether it is the one archive of a zip upload. With `stage=True` (dataset uploads)
-the other file parts are not written as files at all: each is chunked, hashed and its
-blocks staged as it streams in (`marketplace.datasets.staged`), so the dataset's bytes
-are written once, in the blocks the store later takes over.
+With `stage=True` (dataset uploads) no file part is written as a file at all: each is
+chunked, hashed and its blocks staged as it streams in (`marketplace.datasets.staged`),
+and a part whose name ends in `.zip` is read as the dataset's archive, its entries staged
+the same way as they stream in (`marketplace.datasets.archive_stream`): the dataset's
+bytes are written once, in the blocks the store later takes over. Such an archive must be
+the upload's only file (422 `INVALID_DATASET` as soon as a second file shows). Without
+`stage`, a `.zip` part goes aside to `archives/` as a file of its own.
 """
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, cast
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 
 from marketplace.content.staged import StagedBlocks
+from marketplace.datasets.archive_stream import ZipImport
 from marketplace.datasets.errors import (
+    InvalidDataset,
     MalformedMultipart,
     UnsafeFilename,
     UnsupportedMediaType,
@@ -52,6 +58,7 @@ class ReceivedUpload:
     file_count: int = 0  # file parts written to `tree` (or to `staged`)
     body_bytes: int = 0
     staged: StagedDataset | None = None  # with `stage=True`: the files, imported
+    archive_name: str | None = None  # with `stage=True`: the `.zip` whose entries these are
 
 
 class _Receiver:
@@ -63,6 +70,8 @@ class _Receiver:
         self.archive_dir.mkdir()
         self.staged = StagedDataset(StagedBlocks(workdir / "blocks")) if stage else None
         self.writer: StagedWriter | None = None
+        self.zip: ZipImport | None = None  # the archive part being imported
+        self.archive_name: str | None = None
         self.fields: dict[str, str] = {}
         self.archives: list[tuple[str, Path]] = []
         self.file_parts = 0
@@ -131,7 +140,23 @@ class _Receiver:
                 f"more than {self.limits.max_files} files in one upload",
                 details={"limit": "max_files", "max_files": self.limits.max_files},
             )
-        if filename.replace("\\", "/").rsplit("/", 1)[-1].lower().endswith(".zip"):
+        is_zip = filename.replace("\\", "/").rsplit("/", 1)[-1].lower().endswith(".zip")
+        if self.staged is not None and (is_zip or self.archive_name is not None):
+            if self.archive_name is not None or self.tree_files:
+                raise InvalidDataset(
+                    "a .zip upload must be the only file; send either one .zip or the "
+                    "dataset's files",
+                    details={"archives": [self.archive_name or filename][:10]},
+                )
+            self.archive_name = filename
+            self.zip = ZipImport(
+                self.staged,
+                max_bytes=self.limits.max_bytes,
+                max_files=self.limits.max_files,
+                max_ratio=self.limits.max_compression_ratio,
+            )
+            return
+        if is_zip:
             target = self.archive_dir / f"{len(self.archives)}.zip"
             self.archives.append((filename, target))
         else:
@@ -165,7 +190,9 @@ class _Receiver:
             ) from exc
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
-        if self.writer is not None:
+        if self.zip is not None:
+            self.zip.feed(memoryview(data)[start:end])
+        elif self.writer is not None:
             self.writer.write(memoryview(data)[start:end])
         elif self.sink is not None:
             self.sink.write(memoryview(data)[start:end])
@@ -183,6 +210,9 @@ class _Receiver:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+        if self.zip is not None:
+            self.zip.finish()
+            self.zip = None
         self._close_sink()
         self._reset()
 
@@ -191,6 +221,7 @@ class _Receiver:
 
     def _close_sink(self) -> None:
         self.writer = None  # an unfinished staged file is dropped with the workdir
+        self.zip = None
         if self.sink is not None:
             self.sink.close()
             self.sink = None
@@ -245,24 +276,31 @@ async def receive_upload(
         )
     receiver = _Receiver(workdir, limits, stage)
     total = 0
+    staged = receiver.staged
     try:
-        try:
-            parser = MultipartParser(boundary, cast(Any, receiver.callbacks()))
-        except ValueError as exc:  # FormParserError is a ValueError
-            raise MalformedMultipart(f"bad multipart boundary: {exc}") from exc
-        async for chunk in request.stream():
-            total += len(chunk)
-            if total > limits.max_bytes:
-                raise PayloadTooLarge(
-                    f"upload over {limits.max_bytes} bytes",
-                    details={"limit": "max_bytes", "max_bytes": limits.max_bytes},
-                )
+        # the files' hashing and block writes run beside the parse (`StagedDataset`)
+        with staged.pipelined() if staged is not None else nullcontext():
             try:
-                parser.write(chunk)
-            except FormParserError as exc:
-                raise MalformedMultipart(f"malformed multipart body: {exc}") from exc
-        if not receiver.ended:
-            raise MalformedMultipart("the multipart body ends before its closing boundary")
+                parser = MultipartParser(boundary, cast(Any, receiver.callbacks()))
+            except ValueError as exc:  # FormParserError is a ValueError
+                raise MalformedMultipart(f"bad multipart boundary: {exc}") from exc
+            async for chunk in request.stream():
+                total += len(chunk)
+                if total > limits.max_bytes:
+                    raise PayloadTooLarge(
+                        f"upload over {limits.max_bytes} bytes",
+                        details={"limit": "max_bytes", "max_bytes": limits.max_bytes},
+                    )
+                try:
+                    parser.write(chunk)
+                except FormParserError as exc:
+                    raise MalformedMultipart(f"malformed multipart body: {exc}") from exc
+                if staged is not None:
+                    await staged.room()
+            if not receiver.ended:
+                raise MalformedMultipart("the multipart body ends before its closing boundary")
+            if staged is not None:  # the last chunks, off the event loop
+                await run_in_threadpool(staged.drain)
     except ClientDisconnect as exc:
         raise MalformedMultipart("the client disconnected during the upload") from exc
     finally:
@@ -274,4 +312,5 @@ async def receive_upload(
         file_count=receiver.tree_files,
         body_bytes=total,
         staged=receiver.staged,
+        archive_name=receiver.archive_name,
     )

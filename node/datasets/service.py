@@ -5,7 +5,8 @@ Nothing half-written: every check (form fields, archive safety, YOLO layout, ima
 headers, labels) runs on the staged upload before the content store sees a byte. The
 files were imported as they arrived (`marketplace.datasets.staged`: chunked, hashed,
 their blocks staged in the upload's folder; a zip's entries are imported as the archive
-is read, never extracted); the checks read that listing, and an accepted dataset's
+streams in, never written to disk or extracted: `marketplace.datasets.archive_stream`);
+the checks read that listing, and an accepted dataset's
 blocks are then handed to the store (`add_staged`: a rename each, for the embedded
 store), so its bytes are written once and hashed once. The
 layout is detected here, once, and stored in the job's spec (`spec["dataset"]`, a
@@ -30,7 +31,6 @@ from sqlalchemy.orm import Session
 from marketplace.addresses import InvalidAddressError, parse_address
 from marketplace.content.errors import ContentNotFound
 from marketplace.content.store import ContentStore
-from marketplace.datasets.archive import extract_zip
 from marketplace.datasets.errors import DatasetNotFound, InvalidDataset
 from marketplace.datasets.layout import dataset_root, validate_dataset
 from marketplace.datasets.params import canonical_json, parse_job_params
@@ -87,27 +87,12 @@ class DatasetService:
 
     # -- upload -----------------------------------------------------------------------
     def stage(self, received: ReceivedUpload) -> StagedPath:
-        """Import a zip upload (if that is what came) and return the dataset's root."""
+        """The dataset's root in what was staged as it arrived: the files, or the entries
+        of the one `.zip` (`node.datasets.multipart`)."""
         staged = received.staged
         if staged is None:
             raise RuntimeError("dataset uploads are received with stage=True")
-        if received.archives:
-            if len(received.archives) > 1 or received.file_count:
-                raise InvalidDataset(
-                    "a .zip upload must be the only file; send either one .zip or the "
-                    "dataset's files",
-                    details={"archives": [name for name, _ in received.archives][:10]},
-                )
-            _, archive = received.archives[0]
-            extract_zip(
-                archive,
-                staged,
-                max_bytes=self.limits.max_bytes,
-                max_files=self.limits.max_files,
-                max_ratio=self.limits.max_compression_ratio,
-            )
-            archive.unlink()
-        elif not received.file_count:
+        if not received.file_count and received.archive_name is None:
             raise InvalidField(
                 "no dataset files were uploaded in the 'files' field", details={"field": "files"}
             )
