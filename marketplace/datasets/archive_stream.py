@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 from marketplace.content.nodes import Buffer
 from marketplace.datasets.archive import EntryRules, entry_mode
-from marketplace.datasets.errors import InvalidArchive, UnsafeArchive
+from marketplace.datasets.errors import ArchiveTooLarge, InvalidArchive, UnsafeArchive
 from marketplace.datasets.staged import PathCollision, StagedDataset, StagedWriter
 
 LOCAL = b"PK\x03\x04"
@@ -183,7 +183,11 @@ class ZipImport:
         raw_name = header[_LOCAL.size : _LOCAL.size + name_len]
         extra = header[_LOCAL.size + name_len :]
         if len(self.entries) >= self.max_entries:
-            raise InvalidArchive(f"archive has more than {self.max_entries} entries")
+            raise ArchiveTooLarge(
+                f"archive has more than {self.max_entries} entries "
+                f"(limit {self.rules.max_files} files)",
+                details={"limit": "max_files", "max_files": self.rules.max_files},
+            )
         zip64 = _has_zip64(extra)
         if compressed == U32 or size == U32:
             big_size, big_compressed = _zip64_sizes(extra, [size == U32, compressed == U32])

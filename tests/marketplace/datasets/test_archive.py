@@ -118,6 +118,13 @@ def test_declared_total_over_the_limit_is_refused(tmp_path):
     assert err.value.status == 413 and err.value.code == "ARCHIVE_TOO_LARGE"
 
 
+def test_too_many_entries_is_refused_before_they_are_counted_as_files(tmp_path):
+    archive = _zip(tmp_path, [(f"d{i}/", b"") for i in range(27)])  # folders: no files
+    with pytest.raises(ArchiveTooLarge, match="more than 26 entries") as err:
+        _extract(tmp_path, archive, max_files=5)
+    assert err.value.details == {"limit": "max_files", "max_files": 5}
+
+
 def test_too_many_files_is_refused(tmp_path):
     archive = _zip(tmp_path, [(f"f{i}.txt", b"1") for i in range(6)])
     with pytest.raises(ArchiveTooLarge, match="more than 5 files"):
