@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -325,7 +326,13 @@ def test_quick_reads_never_wait_on_the_event_loop_for_a_busy_chain(node, w3, fun
     asker.join()
     assert answers[0].json()["result"]["transactionHash"] == ask["params"][0]
     assert answers[0].json()["result"]["status"] == "0x1"
-    answered, reply = dispatcher.handle_now(ask, dev_allowed=False)  # free: answered now
+    # free: answered on this thread. The node's own chain work (its tick, the watcher) may
+    # hold the lock for a moment, as it did on a loaded CI machine: ask until it is free.
+    for _ in range(500):
+        answered, reply = dispatcher.handle_now(ask, dev_allowed=False)
+        if answered:
+            break
+        time.sleep(0.01)
     assert answered and reply == answers[0].json()
 
 
