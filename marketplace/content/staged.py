@@ -6,17 +6,96 @@ blocks land here, one file per block named by the same key as the block store's
 which removes it whatever happens. Once the upload is accepted, a store takes the blocks
 over (`ContentStore.add_staged`): the embedded store renames the files into place, which
 writes no byte again; Kubo is sent them with `block/put`.
+
+Inside `written_behind()` the block files are written by a thread of their own (a
+`Stage`), in order, while the caller goes on hashing: `put` records the block and returns.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from marketplace.content.cid import Cid, b32encode
 from marketplace.content.errors import ContentNotFound, CorruptBlock
 from marketplace.content.nodes import Buffer
+
+WRITE_BEHIND_BYTES = 8 * 1024 * 1024  # block bytes waiting for the writer, at most
+
+
+class Stage:
+    """One thread running submitted calls in order. The first call that raises stops
+    the rest; its exception is raised to the caller by the next `submit` or `drain`."""
+
+    def __init__(self, limit: int, name: str = "dcm-stage") -> None:
+        self._limit = limit
+        self._cond = threading.Condition()
+        self._calls: deque[tuple[Callable[..., Any], tuple[Any, ...], int]] = deque()
+        self._pending = 0  # bytes of the submitted calls not yet done, the running one too
+        self._busy = False
+        self._closed = False
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(
+        self, fn: Callable[..., Any], *args: Any, nbytes: int = 0, wait: bool = True
+    ) -> None:
+        """Queue `fn(*args)`, counting `nbytes` against the limit: past it, wait until the
+        thread has caught up (unless not `wait`)."""
+        with self._cond:
+            while wait and self._pending > self._limit and self.error is None:
+                self._cond.wait()
+            if self.error is not None:
+                raise self.error
+            self._calls.append((fn, args, nbytes))
+            self._pending += nbytes
+            self._cond.notify_all()
+
+    def has_room(self) -> bool:
+        return self._pending <= self._limit or self.error is not None
+
+    def drain(self) -> None:
+        """Wait until every submitted call has run; raise the first one's error."""
+        with self._cond:
+            while (self._calls or self._busy) and self.error is None:
+                self._cond.wait()
+            if self.error is not None:
+                raise self.error
+
+    def close(self) -> None:
+        """Drop the calls not started, wait for the running one, end the thread."""
+        with self._cond:
+            self._closed = True
+            self._calls.clear()
+            self._cond.notify_all()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._calls and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                fn, args, nbytes = self._calls.popleft()
+                self._busy = True
+            try:
+                fn(*args)
+            except BaseException as exc:  # raised to the caller by submit or drain
+                with self._cond:
+                    self.error = exc
+                    self._calls.clear()
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._pending -= nbytes
+                    self._cond.notify_all()
 
 
 def block_key(cid: Cid) -> str:
@@ -32,18 +111,47 @@ class StagedBlocks:
         self.root.mkdir(parents=True)
         self._cids: dict[str, Cid] = {}  # key -> a CID of the block, in write order
         self._sizes: dict[str, int] = {}
+        self._writer: Stage | None = None
+
+    @contextmanager
+    def written_behind(self) -> Iterator[None]:
+        """Write the blocks `put` inside by a thread of their own; every one is on disk
+        when the block ends without an error (the first write that failed is raised by a
+        later `put`, by `drain` or here)."""
+        if self._writer is not None:
+            yield
+            return
+        self._writer = Stage(WRITE_BEHIND_BYTES, name="dcm-stage-writes")
+        try:
+            yield
+            self._writer.drain()
+        finally:
+            self._writer.close()
+            self._writer = None
+
+    def drain(self) -> None:
+        """Wait until every block put so far is written (raising what failed)."""
+        if self._writer is not None:
+            self._writer.drain()
 
     def put(self, cid: Cid, parts: Sequence[Buffer]) -> None:
         key = block_key(cid)
         if key in self._cids:
             return
+        self._cids[key] = cid
+        self._sizes[key] = sum(len(p) for p in parts)
+        if self._writer is None:
+            self._write(key, parts)
+        else:  # the parts are the caller's only during this call: keep bytes, copy others
+            kept = tuple(p if isinstance(p, bytes) else _owned(p) for p in parts)
+            self._writer.submit(self._write, key, kept, nbytes=self._sizes[key])
+
+    def _write(self, key: str, parts: Sequence[Buffer]) -> None:
         fd = os.open(self.root / key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            size = _write_all(fd, parts)
+            _write_all(fd, parts)
         finally:
             os.close(fd)
-        self._cids[key] = cid
-        self._sizes[key] = size
 
     def path(self, key: str) -> Path:
         return self.root / key
@@ -71,6 +179,12 @@ class StagedBlocks:
 
     def __len__(self) -> int:
         return len(self._cids)
+
+
+def _owned(part: Buffer) -> Buffer:
+    """`part` itself if it views an immutable `bytes` (kept alive by the view), else a copy."""
+    view = memoryview(part)
+    return view if isinstance(view.obj, bytes) else bytes(view)
 
 
 def _write_all(fd: int, parts: Sequence[Buffer]) -> int:

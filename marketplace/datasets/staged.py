@@ -9,20 +9,19 @@ and a label file is read back from its staged blocks. Once the checks pass, the 
 directory blocks are built (`import_dir`, Kubo's order and sharding) and the store takes
 the staged blocks over. One write of the bytes, one hash.
 
-Inside `pipelined()`, the hashing and the block writes run in a thread of their own
-(`_Stage`), in the order the chunks came, while the caller goes on reading the next
-bytes: both release the GIL, so on two cores the upload's parse, its hashing and its
-writes overlap instead of taking turns (issue 12's profile of a 256 MiB upload: the
-event loop spent 0.27 s hashing and 0.55 s creating and writing block files, all of it in
-line with the parse). At most `PIPELINE_BYTES` wait for that thread; past it the caller
-waits (`submit`), or an async caller yields until there is room (`room`).
+Inside `pipelined()`, the hashing runs in a thread of its own (a `Stage`), in the order
+the chunks came, and the block files are written by another (`StagedBlocks.written_
+behind`), while the caller goes on reading the next bytes: hashing and writes release
+the GIL, so the upload's parse, its hashing and its writes overlap instead of taking
+turns (issue 12's profile of a 256 MiB upload: the event loop spent 0.27 s hashing and
+0.55 s creating and writing block files, all of it in line with the parse; with one
+thread for both, that thread was the bound). The caller does not wait on the hashing
+thread; an async caller yields (`room`) while more than `PIPELINE_BYTES` wait for it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,77 +31,11 @@ from typing import Any
 from marketplace.content import dag
 from marketplace.content.importer import FileBuilder, build_directory
 from marketplace.content.nodes import Buffer, ImportOptions, Node
-from marketplace.content.staged import StagedBlocks
+from marketplace.content.staged import Stage, StagedBlocks
 
 HEAD_BYTES = 64  # enough for every header check (`layout.image_type` reads 16)
-PIPELINE_BYTES = 16 * 1024 * 1024  # chunks waiting for the stage thread, at most
+PIPELINE_BYTES = 8 * 1024 * 1024  # chunks waiting to be hashed, past which `room` waits
 _ROOT = PurePosixPath()
-
-
-class _Stage:
-    """One thread running submitted calls in order. The first call that raises stops
-    the rest; its exception is raised to the caller by the next `submit` or `drain`."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._cond = threading.Condition()
-        self._calls: deque[tuple[Callable[..., Any], tuple[Any, ...], int]] = deque()
-        self._pending = 0  # bytes of the submitted calls not yet done, the running one too
-        self._busy = False
-        self._closed = False
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="dcm-stage", daemon=True)
-        self._thread.start()
-
-    def submit(self, fn: Callable[..., Any], *args: Any, nbytes: int = 0) -> None:
-        with self._cond:
-            while self._pending > self._limit and self.error is None:
-                self._cond.wait()
-            if self.error is not None:
-                raise self.error
-            self._calls.append((fn, args, nbytes))
-            self._pending += nbytes
-            self._cond.notify_all()
-
-    def has_room(self) -> bool:
-        return self._pending <= self._limit or self.error is not None
-
-    def drain(self) -> None:
-        """Wait until every submitted call has run; raise the first one's error."""
-        with self._cond:
-            while (self._calls or self._busy) and self.error is None:
-                self._cond.wait()
-            if self.error is not None:
-                raise self.error
-
-    def close(self) -> None:
-        """Drop the calls not started, wait for the running one, end the thread."""
-        with self._cond:
-            self._closed = True
-            self._calls.clear()
-            self._cond.notify_all()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._calls and not self._closed:
-                    self._cond.wait()
-                if self._closed:
-                    return
-                fn, args, nbytes = self._calls.popleft()
-                self._busy = True
-            try:
-                fn(*args)
-            except BaseException as exc:  # raised to the caller by submit or drain
-                with self._cond:
-                    self.error = exc
-                    self._calls.clear()
-            finally:
-                with self._cond:
-                    self._busy = False
-                    self._pending -= nbytes
-                    self._cond.notify_all()
 
 
 class PathCollision(ValueError):
@@ -174,7 +107,7 @@ class StagedDataset:
         self.files: dict[PurePosixPath, StagedFile] = {}
         self._paths: set[PurePosixPath] = set()  # files opened, finished or not
         self.children: dict[PurePosixPath, set[str]] = {_ROOT: set()}
-        self._stage: _Stage | None = None
+        self._stage: Stage | None = None
 
     @contextmanager
     def pipelined(self) -> Iterator[None]:
@@ -184,20 +117,21 @@ class StagedDataset:
         if self._stage is not None:
             yield
             return
-        self._stage = _Stage(PIPELINE_BYTES)
-        try:
-            yield
-            self._stage.drain()
-        finally:
-            self._stage.close()
-            self._stage = None
+        with self.blocks.written_behind():
+            self._stage = Stage(PIPELINE_BYTES)
+            try:
+                yield
+                self._stage.drain()
+            finally:
+                self._stage.close()
+                self._stage = None
 
     def run(self, fn: Callable[..., Any], *args: Any) -> None:
         """`fn(*args)` now, or in the pipeline's thread after what was submitted before."""
         if self._stage is None:
             fn(*args)
-        else:
-            self._stage.submit(fn, *args, nbytes=sum(len(a) for a in args))
+        else:  # never waits: an async caller must not block its event loop (see `room`)
+            self._stage.submit(fn, *args, nbytes=sum(len(a) for a in args), wait=False)
 
     async def room(self) -> None:
         """For an async caller: yield until the pipeline takes more bytes without
@@ -209,6 +143,7 @@ class StagedDataset:
         """Wait until every chunk submitted so far is written (raising what failed)."""
         if self._stage is not None:
             self._stage.drain()
+            self.blocks.drain()
 
     def open_file(self, rel: PurePosixPath) -> StagedWriter:
         """Start the file `rel` (relative, already checked safe); `PathCollision` if that

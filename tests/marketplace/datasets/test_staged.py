@@ -3,6 +3,7 @@ the same tree, whatever sizes its bytes arrive in; its checks read the staged li
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import threading
@@ -117,7 +118,7 @@ def test_a_write_failing_in_the_pipeline_reaches_the_caller_and_stops_it(tmp_pat
     assert not _stage_threads()
 
 
-def test_a_caller_waits_while_the_pipeline_holds_its_limit(tmp_path, monkeypatch):
+def test_an_async_caller_yields_while_the_pipeline_holds_its_limit(tmp_path, monkeypatch):
     monkeypatch.setattr(staged_module, "PIPELINE_BYTES", 1 * MIB)
     release = threading.Event()
     blocks = StagedBlocks(tmp_path / "blocks")
@@ -131,24 +132,51 @@ def test_a_caller_waits_while_the_pipeline_holds_its_limit(tmp_path, monkeypatch
     staged = StagedDataset(blocks)
     submitted = []
 
-    def feed():
+    async def feed():
         writer = staged.open_file(PurePosixPath("a.bin"))
         for _ in range(16):  # 4 MiB in 256 KiB chunks
-            writer.write(os.urandom(256 * 1024))
+            writer.write(os.urandom(256 * 1024))  # never waits itself
             submitted.append(1)
+            await staged.room()
         writer.close()
 
-    with staged.pipelined():
-        feeder = threading.Thread(target=feed)
-        feeder.start()
-        feeder.join(0.5)
-        assert feeder.is_alive()  # held back: at most about 1 MiB waits for the thread
+    async def main():
+        feeder = asyncio.ensure_future(feed())
+        await asyncio.sleep(0.5)
+        assert not feeder.done()  # held back: about 1 MiB waits for the hashing thread
         assert 4 <= len(submitted) <= 6
         release.set()
-        feeder.join(10)
+        await asyncio.wait_for(feeder, 10)
+
+    with staged.pipelined():
+        asyncio.run(main())
     assert len(submitted) == 16
     assert staged.root.list_files() == {PurePosixPath("a.bin"): 4 * MIB}
 
 
+def test_a_block_write_failing_behind_the_hashing_reaches_the_caller(tmp_path, monkeypatch):
+    blocks = StagedBlocks(tmp_path / "blocks")
+    writes = []
+    original = blocks._write
+
+    def failing_write(key, parts):
+        writes.append(key)
+        if len(writes) >= 3:
+            raise OSError(28, "No space left on device")
+        original(key, parts)
+
+    monkeypatch.setattr(blocks, "_write", failing_write)
+    staged = StagedDataset(blocks)
+    data = os.urandom(2 * MIB)
+    with pytest.raises(OSError, match="No space left"), staged.pipelined():
+        for i in range(50):
+            writer = staged.open_file(PurePosixPath(f"f{i}.bin"))
+            writer.write(data)
+            writer.close()
+    assert len(writes) == 3  # the writer stopped at its first failure
+    assert len(list((tmp_path / "blocks").iterdir())) == 2
+    assert not _stage_threads()
+
+
 def _stage_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "dcm-stage"]
+    return [t for t in threading.enumerate() if t.name.startswith("dcm-stage")]
