@@ -98,6 +98,17 @@ class Stage:
                     self._cond.notify_all()
 
 
+@contextmanager
+def running_stage(limit: int, name: str) -> Iterator[Stage]:
+    """A `Stage` for the block: drained at its end (raising what failed), closed always."""
+    stage = Stage(limit, name)
+    try:
+        yield stage
+        stage.drain()
+    finally:
+        stage.close()
+
+
 def block_key(cid: Cid) -> str:
     """The block store's file name for a block: base32 of its multihash."""
     return b32encode(cid.multihash)
@@ -121,12 +132,10 @@ class StagedBlocks:
         if self._writer is not None:
             yield
             return
-        self._writer = Stage(WRITE_BEHIND_BYTES, name="dcm-stage-writes")
         try:
-            yield
-            self._writer.drain()
+            with running_stage(WRITE_BEHIND_BYTES, "dcm-stage-writes") as self._writer:
+                yield
         finally:
-            self._writer.close()
             self._writer = None
 
     def drain(self) -> None:

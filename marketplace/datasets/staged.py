@@ -31,7 +31,7 @@ from typing import Any
 from marketplace.content import dag
 from marketplace.content.importer import FileBuilder, build_directory
 from marketplace.content.nodes import Buffer, ImportOptions, Node
-from marketplace.content.staged import Stage, StagedBlocks
+from marketplace.content.staged import Stage, StagedBlocks, running_stage
 
 HEAD_BYTES = 64  # enough for every header check (`layout.image_type` reads 16)
 PIPELINE_BYTES = 8 * 1024 * 1024  # chunks waiting to be hashed, past which `room` waits
@@ -117,14 +117,14 @@ class StagedDataset:
         if self._stage is not None:
             yield
             return
-        with self.blocks.written_behind():
-            self._stage = Stage(PIPELINE_BYTES)
-            try:
+        try:
+            with (
+                self.blocks.written_behind(),
+                running_stage(PIPELINE_BYTES, "dcm-stage") as self._stage,
+            ):
                 yield
-                self._stage.drain()
-            finally:
-                self._stage.close()
-                self._stage = None
+        finally:
+            self._stage = None
 
     def run(self, fn: Callable[..., Any], *args: Any) -> None:
         """`fn(*args)` now, or in the pipeline's thread after what was submitted before."""
