@@ -409,13 +409,77 @@ def test_malformed_multipart_is_400(client, app):
     )
 
 
-def test_truncated_multipart_is_400(client, app, dataset):
+def _big_dataset_body(dataset, as_zip: bool) -> tuple[bytes, str]:
+    """A multipart body whose dataset is a few MiB, so that the staging threads are
+    still busy wherever it is cut."""
     import httpx
 
-    request = httpx.Request("POST", "http://t" + URL, data=form(), files=files_of(dataset))
-    raw = request.read()
-    headers = {"content-type": request.headers["content-type"]}
-    _refused(client, app, 400, "MALFORMED_MULTIPART", content=raw[: len(raw) // 2], headers=headers)
+    big = b"\x89PNG\r\n\x1a\n" + os.urandom(6 << 20)
+    (dataset / "images" / "train" / "big.png").write_bytes(big)
+    (dataset / "labels" / "train" / "big.txt").write_bytes(b"0 0.5 0.5 0.1 0.1\n")
+    files = (
+        [("files", ("ds.zip", zip_of(dataset), "application/zip"))] if as_zip else files_of(dataset)
+    )
+    request = httpx.Request("POST", "http://t" + URL, data=form(), files=files)
+    return request.read(), request.headers["content-type"]
+
+
+def _staging_threads() -> list:
+    import threading
+
+    return [t for t in threading.enumerate() if t.name.startswith("dcm-stage")]
+
+
+@pytest.mark.parametrize("as_zip", [False, True], ids=["files", "zip"])
+def test_truncated_multipart_is_400(client, app, dataset, as_zip):
+    raw, ctype = _big_dataset_body(dataset, as_zip)
+    cut = raw[: len(raw) // 2]  # in the middle of the big image (of the archive's entry)
+    _refused(client, app, 400, "MALFORMED_MULTIPART", content=cut, headers={"content-type": ctype})
+    assert not _staging_threads()
+
+
+@pytest.mark.parametrize("as_zip", [False, True], ids=["files", "zip"])
+def test_a_client_gone_mid_upload_leaves_no_thread_and_nothing_staged(client, app, dataset, as_zip):
+    raw, ctype = _big_dataset_body(dataset, as_zip)
+    messages = [
+        {"type": "http.request", "body": raw[i : i + 65536], "more_body": True}
+        for i in range(0, len(raw) // 2, 65536)
+    ] + [{"type": "http.disconnect"}]
+    sent: list[dict] = []
+
+    async def call() -> None:
+        async def receive() -> dict:
+            return messages.pop(0)
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": URL,
+            "raw_path": URL.encode(),
+            "root_path": "",
+            "query_string": b"",
+            "headers": [
+                (b"host", b"testserver"),
+                (b"content-type", ctype.encode()),
+                (b"content-length", str(len(raw)).encode()),
+            ],
+            "client": ("127.0.0.1", 50000),
+            "server": ("testserver", 80),
+        }
+        await app(scope, receive, send)
+
+    client.portal.call(call)  # in the app's own event loop, as a server runs it
+    assert not messages  # it read up to the disconnect
+    statuses = [m["status"] for m in sent if m["type"] == "http.response.start"]
+    assert statuses in ([], [400])
+    assert_nothing_stored(app)
+    assert not _staging_threads()
 
 
 def test_json_body_is_415(client, app):
