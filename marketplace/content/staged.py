@@ -13,6 +13,7 @@ Inside `written_behind()` the block files are written by a thread of their own (
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from collections import deque
@@ -39,6 +40,7 @@ class Stage:
         self._pending = 0  # bytes of the submitted calls not yet done, the running one too
         self._busy = False
         self._closed = False
+        self._room_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -57,8 +59,22 @@ class Stage:
             self._pending += nbytes
             self._cond.notify_all()
 
-    def has_room(self) -> bool:
-        return self._pending <= self._limit or self.error is not None
+    async def room(self) -> None:
+        """For an event loop's caller: return once the calls waiting are under the limit
+        (at once if they are), woken by the thread when they fall to half of it (or it
+        failed, or closed): no polling, and not one wake-up per call."""
+        loop = asyncio.get_running_loop()
+        with self._cond:
+            if self._pending <= self._limit or self.error is not None or self._closed:
+                return
+            woken: asyncio.Future[None] = loop.create_future()
+            self._room_waiters.append((loop, woken))
+        await woken
+
+    def _wake_room_waiters(self) -> None:  # under self._cond
+        for loop, woken in self._room_waiters:
+            loop.call_soon_threadsafe(_set_done, woken)
+        self._room_waiters.clear()
 
     def drain(self) -> None:
         """Wait until every submitted call has run; raise the first one's error."""
@@ -73,6 +89,7 @@ class Stage:
         with self._cond:
             self._closed = True
             self._calls.clear()
+            self._wake_room_waiters()
             self._cond.notify_all()
         self._thread.join()
 
@@ -95,7 +112,16 @@ class Stage:
                 with self._cond:
                     self._busy = False
                     self._pending -= nbytes
+                    if self._room_waiters and (
+                        self._pending <= self._limit // 2 or self.error is not None
+                    ):
+                        self._wake_room_waiters()
                     self._cond.notify_all()
+
+
+def _set_done(woken: asyncio.Future[None]) -> None:
+    if not woken.done():  # the waiter may have been cancelled meanwhile
+        woken.set_result(None)
 
 
 @contextmanager

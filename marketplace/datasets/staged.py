@@ -21,7 +21,6 @@ thread; an async caller yields (`room`) while more than `PIPELINE_BYTES` wait fo
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -134,10 +133,10 @@ class StagedDataset:
             self._stage.submit(fn, *args, nbytes=sum(len(a) for a in args), wait=False)
 
     async def room(self) -> None:
-        """For an async caller: yield until the pipeline takes more bytes without
-        waiting, so that `submit` never blocks the event loop for long."""
-        while self._stage is not None and not self._stage.has_room():
-            await asyncio.sleep(0.001)
+        """For an async caller: wait, without blocking its event loop, while more than
+        `PIPELINE_BYTES` wait to be hashed (`Stage.room`)."""
+        if self._stage is not None:
+            await self._stage.room()
 
     def drain(self) -> None:
         """Wait until every chunk submitted so far is written (raising what failed)."""

@@ -180,3 +180,34 @@ def test_a_block_write_failing_behind_the_hashing_reaches_the_caller(tmp_path, m
 
 def _stage_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("dcm-stage")]
+
+
+def test_an_async_caller_waiting_for_room_is_woken_by_a_failure(tmp_path, monkeypatch):
+    monkeypatch.setattr(staged_module, "PIPELINE_BYTES", 1 * MIB)
+    release = threading.Event()
+    staged = StagedDataset(_FailingBlocks(tmp_path / "blocks", fail_at=2))
+    original = staged.blocks.put
+
+    def slow_put(cid, parts):
+        release.wait(10)
+        original(cid, parts)
+
+    staged.blocks.put = slow_put  # type: ignore[method-assign]
+
+    async def feed():
+        writer = staged.open_file(PurePosixPath("a.bin"))
+        for _ in range(16):
+            writer.write(os.urandom(256 * 1024))
+            await staged.room()
+
+    async def main():
+        feeder = asyncio.ensure_future(feed())
+        await asyncio.sleep(0.3)
+        assert not feeder.done()  # waiting for room
+        release.set()  # the second block fails: the waiter is woken and the next write raises
+        with pytest.raises(OSError, match="No space left"):
+            await asyncio.wait_for(feeder, 10)
+
+    with pytest.raises(OSError), staged.pipelined():
+        asyncio.run(main())
+    assert not _stage_threads()
