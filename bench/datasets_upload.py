@@ -6,10 +6,14 @@ second as one stored zip (fresh blocks both times), and the zip download; next t
 disk copy of the same files (`cp -r` + sync, the median of three), the server's peak RSS
 growth during the uploads (VmHWM after minus VmRSS before) and the CPU seconds the server
 spent on each upload (user + system, from /proc: on a shared machine a steadier figure than
-the wall time). Prints the figures, with the load average, and writes
-bench/results/datasets_upload.json.
+the wall time), and how long `GET /healthz` takes while each upload runs (asked every 10 ms
+from another thread: what an upload costs the node's other requests). Prints the figures,
+with the load average, and writes bench/results/datasets_upload.json.
 
-    PYTHONPATH=$PWD python bench/datasets_upload.py --mib 512
+    PYTHONPATH=$PWD python bench/datasets_upload.py --mib 512 [--src DIR]
+
+`--src DIR` serves the node from another checkout (say `git worktree add /tmp/base main`),
+to measure a change against its baseline with this script.
 """
 
 from __future__ import annotations
@@ -24,9 +28,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,6 +62,36 @@ def make_dataset(root: Path, mib: int) -> tuple[int, int]:
         (root / "labels" / "train" / f"img_{i:05d}.txt").write_bytes(label)
         total += len(data) + len(label)
     return count * 2, total
+
+
+def probed(url: str, work: Callable[[], tuple[int, float]]) -> tuple[int, float, dict]:
+    """Run `work` while another thread asks `url` every 10 ms; `work`'s result and the
+    asks' latencies (ms: p50, p99, max, count)."""
+    latencies: list[float] = []
+    done = threading.Event()
+
+    def probe() -> None:
+        while not done.is_set():
+            started = time.perf_counter()
+            urllib.request.urlopen(url, timeout=30).close()
+            latencies.append(1000 * (time.perf_counter() - started))
+            done.wait(0.01)
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    try:
+        result = work()
+    finally:
+        done.set()
+        prober.join()
+    ordered = sorted(latencies) or [0.0]
+    stats = {
+        "p50": round(statistics.median(ordered), 1),
+        "p99": round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 1),
+        "max": round(ordered[-1], 1),
+        "count": len(latencies),
+    }
+    return (*result, stats)
 
 
 def status_kib(pid: int, key: str) -> int:
@@ -100,7 +136,9 @@ def disk_copy(source: Path, target: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mib", type=int, default=512)
+    parser.add_argument("--src", type=Path, default=ROOT, help="serve the node from here")
     args = parser.parse_args()
+    src = args.src.resolve()
     work = Path(tempfile.mkdtemp(prefix="dcm-bench-"))
     proc = None
     try:
@@ -124,13 +162,16 @@ def main() -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "DCM_DATA_DIR": str(work / "node")}
+        env = {**os.environ, "PYTHONPATH": str(src), "DCM_DATA_DIR": str(work / "node")}
         env.pop("DCM_DATABASE_URL", None)
         env["DCM_UPLOAD__MAX_BYTES"] = str(4 * 1024**3)
-        subprocess.run([sys.executable, "-m", "dcm.cli", "db", "upgrade"], env=env, check=True)
+        subprocess.run(
+            [sys.executable, "-m", "dcm.cli", "db", "upgrade"], env=env, cwd=src, check=True
+        )
         proc = subprocess.Popen(
             [sys.executable, "-m", "dcm.cli", "serve", "--port", str(port)],
             env=env,
+            cwd=src,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -153,20 +194,20 @@ def main() -> None:
         argfile.write_text(
             "\n".join(f'{a} "{b}"' for a, b in zip(file_args[::2], file_args[1::2], strict=True))
         )
+        health = url + "/healthz"
         cpu_before = cpu_seconds(proc.pid)
-        code, files_s = curl(
-            "-X", "POST", url + "/jobs/image_processing/upload", *form, "-K", str(argfile)
+        code, files_s, files_health = probed(
+            health,
+            lambda: curl(
+                "-X", "POST", url + "/jobs/image_processing/upload", *form, "-K", str(argfile)
+            ),
         )
         assert code == 200, code
         cpu_files = cpu_seconds(proc.pid) - cpu_before
         cpu_before = cpu_seconds(proc.pid)
-        code, zip_s = curl(
-            "-X",
-            "POST",
-            url + "/jobs/image_processing/upload",
-            *form,
-            "-F",
-            f"files=@{archive}",
+        zip_form = [*form, "-F", f"files=@{archive}"]
+        code, zip_s, zip_health = probed(
+            health, lambda: curl("-X", "POST", url + "/jobs/image_processing/upload", *zip_form)
         )
         assert code == 200, code
         cpu_zip = cpu_seconds(proc.pid) - cpu_before
@@ -190,6 +231,8 @@ def main() -> None:
             "upload_files_vs_copy": round(copy_s / files_s, 3),
             "upload_zip_vs_copy": round(copy_s / zip_s, 3),
             "server_peak_rss_growth_mib": round(peak_growth_kib / 1024, 1),
+            "source": "this checkout" if src == ROOT else str(src),
+            "healthz_ms_during_upload": {"upload_files": files_health, "upload_zip": zip_health},
             "server_cpu_seconds": {
                 "upload_files": round(cpu_files, 2),
                 "upload_zip": round(cpu_zip, 2),
