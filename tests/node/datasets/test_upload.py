@@ -24,6 +24,7 @@ from marketplace.exports import FORMATS
 from node.config import NodeSettings
 from node.db import session_scope
 from node.models.jobs import Job
+from tests.fixtures.asgi import http_scope
 from tests.fixtures.datasets import ADDRESS, assert_nothing_stored, files_of, form, stored, zip_of
 
 URL = "/jobs/image_processing/upload"
@@ -454,24 +455,12 @@ def test_a_client_gone_mid_upload_leaves_no_thread_and_nothing_staged(client, ap
         async def send(message: dict) -> None:
             sent.append(message)
 
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "POST",
-            "scheme": "http",
-            "path": URL,
-            "raw_path": URL.encode(),
-            "root_path": "",
-            "query_string": b"",
-            "headers": [
-                (b"host", b"testserver"),
-                (b"content-type", ctype.encode()),
-                (b"content-length", str(len(raw)).encode()),
-            ],
-            "client": ("127.0.0.1", 50000),
-            "server": ("testserver", 80),
-        }
+        headers = [
+            (b"host", b"testserver"),
+            (b"content-type", ctype.encode()),
+            (b"content-length", str(len(raw)).encode()),
+        ]
+        scope = http_scope("POST", URL, headers)
         await app(scope, receive, send)
 
     client.portal.call(call)  # in the app's own event loop, as a server runs it

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from node.config import NodeSettings
 from tests.fixtures.app import create_app
+from tests.fixtures.asgi import http_scope
 from tests.fixtures.factories import auth_headers, make_user, make_workspace
 
 DEEP = "[" * 100_000 + "]" * 100_000
@@ -205,21 +206,8 @@ async def _asgi(
     async def send(message: dict[str, Any]) -> None:
         messages.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"content-type", content_type.encode()), (b"transfer-encoding", b"chunked")],
-        "client": ("127.0.0.1", 5000),
-        "server": ("testserver", 80),
-        "state": {},
-    }
+    headers = [(b"content-type", content_type.encode()), (b"transfer-encoding", b"chunked")]
+    scope = http_scope("POST", path, headers)
     with anyio.fail_after(10):
         await app(scope, receive, send)
     start = next(m for m in messages if m["type"] == "http.response.start")
