@@ -265,11 +265,13 @@ async def receive_upload(
     request: Request, workdir: Path, limits: UploadLimits, *, stage: bool = False
 ) -> ReceivedUpload:
     """Stream the request's multipart body into `workdir` (which must not exist yet);
-    with `stage`, import the files (not `.zip` parts) into staged blocks as they arrive.
+    with `stage`, import the files, or the entries of the one `.zip` part, into staged
+    blocks as they arrive.
 
     Raises `UnsupportedMediaType` (415), `MalformedMultipart` (400), `UnsafeFilename`
-    (400), `InvalidField` (422) or `PayloadTooLarge` (413) as soon as the stream shows
-    the problem. The caller removes `workdir` whatever happens.
+    (400), `InvalidField` or `InvalidDataset` (422), `PayloadTooLarge` (413), or an
+    archive's refusal (`archive_stream`) as soon as the stream shows the problem. The
+    caller removes `workdir` whatever happens.
     """
     ctype, options = parse_options_header(request.headers.get("content-type", ""))
     if ctype != b"multipart/form-data":
@@ -322,7 +324,6 @@ async def receive_upload(
                         yield_at = loop.time() + YIELD_SECONDS
                 if staged is not None:
                     await staged.room()
-                    yield_at = loop.time() + YIELD_SECONDS
             if not receiver.ended:
                 raise MalformedMultipart("the multipart body ends before its closing boundary")
             if staged is not None:  # the last chunks, off the event loop
