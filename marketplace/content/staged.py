@@ -173,13 +173,14 @@ class StagedBlocks:
         key = block_key(cid)
         if key in self._cids:
             return
-        self._cids[key] = cid
-        self._sizes[key] = sum(len(p) for p in parts)
+        size = sum(len(p) for p in parts)
         if self._writer is None:
-            self._write(key, parts)
+            self._write(key, parts)  # listed below only once written
         else:  # the parts are the caller's only during this call: keep bytes, copy others
             kept = tuple(p if isinstance(p, bytes) else _owned(p) for p in parts)
-            self._writer.submit(self._write, key, kept, nbytes=self._sizes[key])
+            self._writer.submit(self._write, key, kept, nbytes=size)
+        self._cids[key] = cid
+        self._sizes[key] = size
 
     def _write(self, key: str, parts: Sequence[Buffer]) -> None:
         fd = os.open(self.root / key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
