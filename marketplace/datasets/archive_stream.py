@@ -66,42 +66,44 @@ class _Entry:
     compressed: int | None
     size: int | None
 
+    @property
+    def label(self) -> str:
+        """The entry's name as messages quote it."""
+        return _name(self.name, self.flags)[:200]
+
 
 def _name(raw: bytes, flags: int) -> str:
     return raw.decode("utf-8" if flags & FLAG_UTF8 else "cp437", errors="replace")
 
 
+def _zip64_field(extra: bytes) -> bytes | None:
+    """The body of the ZIP64 extra field (tag 1) among `extra`'s fields; None if absent."""
+    pos = 0
+    while pos + 4 <= len(extra):
+        tag, size = struct.unpack_from("<HH", extra, pos)
+        if tag == 1:
+            return extra[pos + 4 : pos + 4 + size]
+        pos += 4 + size
+    return None
+
+
 def _zip64_sizes(extra: bytes, wanted: list[bool]) -> list[int | None]:
-    """The 8-byte values of the ZIP64 extra field (tag 1), in order, for each `wanted`
-    (a 32-bit field set to 0xFFFFFFFF); None for the others."""
-    pos = 0
-    while pos + 4 <= len(extra):
-        tag, size = struct.unpack_from("<HH", extra, pos)
-        if tag == 1:
-            body, values, at = extra[pos + 4 : pos + 4 + size], [], 0
-            for want in wanted:
-                if want:
-                    if at + 8 > len(body):
-                        raise InvalidArchive("a ZIP64 extra field is too short")
-                    values.append(struct.unpack_from("<Q", body, at)[0])
-                    at += 8
-                else:
-                    values.append(None)
-            return values
-        pos += 4 + size
-    if any(wanted):
+    """The 8-byte values of the ZIP64 extra field, in order, for each `wanted` (a 32-bit
+    field set to 0xFFFFFFFF); None for the others."""
+    body = _zip64_field(extra)
+    if body is None:
         raise InvalidArchive("a ZIP64 size has no ZIP64 extra field")
-    return [None] * len(wanted)
-
-
-def _has_zip64(extra: bytes) -> bool:
-    pos = 0
-    while pos + 4 <= len(extra):
-        tag, size = struct.unpack_from("<HH", extra, pos)
-        if tag == 1:
-            return True
-        pos += 4 + size
-    return False
+    values: list[int | None] = []
+    at = 0
+    for want in wanted:
+        if want:
+            if at + 8 > len(body):
+                raise InvalidArchive("a ZIP64 extra field is too short")
+            values.append(struct.unpack_from("<Q", body, at)[0])
+            at += 8
+        else:
+            values.append(None)
+    return values
 
 
 class ZipImport:
@@ -137,7 +139,7 @@ class ZipImport:
                 view = self._state(view)
         except zlib.error as exc:
             entry = self._entry
-            name = _name(entry.name, entry.flags)[:200] if entry else "?"
+            name = entry.label if entry else "?"
             raise InvalidArchive(f"corrupt archive entry {name!r}: {exc}") from exc
 
     def _take(self, view: memoryview, n: int) -> tuple[bool, memoryview]:
@@ -147,9 +149,6 @@ class ZipImport:
             self._buf += view[:need]
             view = view[need:]
         return len(self._buf) >= n, view
-
-    def _consumed(self, n: int) -> None:
-        self._offset += n
 
     def _header(self, view: memoryview) -> memoryview:
         ok, view = self._take(view, 4)
@@ -174,7 +173,7 @@ class ZipImport:
         if not ok:
             return view
         self._open_entry(fields, bytes(self._buf))
-        self._consumed(len(self._buf))
+        self._offset += len(self._buf)
         self._buf.clear()
         return view
 
@@ -188,7 +187,7 @@ class ZipImport:
                 f"(limit {self.rules.max_files} files)",
                 details={"limit": "max_files", "max_files": self.rules.max_files},
             )
-        zip64 = _has_zip64(extra)
+        zip64 = _zip64_field(extra) is not None
         if compressed == U32 or size == U32:
             big_size, big_compressed = _zip64_sizes(extra, [size == U32, compressed == U32])
             size = size if big_size is None else big_size
@@ -238,9 +237,7 @@ class ZipImport:
         self._out += n
         self.written += n
         if entry.size is not None and self._out > entry.size:
-            raise UnsafeArchive(
-                f"archive entry {_name(entry.name, entry.flags)[:200]!r} is larger than declared"
-            )
+            raise UnsafeArchive(f"archive entry {entry.label!r} is larger than declared")
         self.rules.check_total(self.written)
         self._crc = zlib.crc32(data, self._crc)
         if self._writer is not None:
@@ -251,7 +248,7 @@ class ZipImport:
         assert entry is not None and entry.compressed is not None
         piece = view[: entry.compressed - self._in]
         self._in += len(piece)
-        self._consumed(len(piece))
+        self._offset += len(piece)
         self._emit(piece)
         if self._in == entry.compressed:
             self._end_data()
@@ -262,7 +259,7 @@ class ZipImport:
         assert entry is not None and inflate is not None
         piece = view if entry.compressed is None else view[: entry.compressed - self._in]
         rest = view[len(piece) :]
-        name = _name(entry.name, entry.flags)
+        name = entry.label
         data = inflate.decompress(piece, INFLATE_STEP)
         while True:
             self._emit(data)
@@ -273,21 +270,17 @@ class ZipImport:
             data = inflate.decompress(inflate.unconsumed_tail, INFLATE_STEP)
         used = len(piece) - len(inflate.unused_data) - len(inflate.unconsumed_tail)
         self._in += used
-        self._consumed(used)
+        self._offset += used
         self.rules.check_ratio(name, self._out, self._in)
         if inflate.eof:
             after = bytes(inflate.unused_data) + bytes(rest)
             self._inflate = None
             if entry.compressed is not None and self._in != entry.compressed:
-                raise InvalidArchive(
-                    f"archive entry {_name(entry.name, entry.flags)[:200]!r} is truncated"
-                )
+                raise InvalidArchive(f"archive entry {entry.label!r} is truncated")
             self._end_data()
             return memoryview(after)
         if entry.compressed is not None and self._in == entry.compressed:
-            raise InvalidArchive(
-                f"archive entry {_name(entry.name, entry.flags)[:200]!r} is truncated"
-            )
+            raise InvalidArchive(f"archive entry {entry.label!r} is truncated")
         return rest
 
     def _stored_scan(self, view: memoryview) -> memoryview:
@@ -315,7 +308,7 @@ class ZipImport:
             crc, compressed, size = struct.unpack_from("<IQQ" if entry.zip64 else "<III", window, 4)
             if crc == self._crc and compressed == self._in and size == self._in:
                 entry.crc, entry.compressed, entry.size = crc, compressed, size
-                self._consumed(room)
+                self._offset += room
                 self._close_entry()
                 return memoryview(window[room:])
             at = 1  # those four bytes are data
@@ -323,7 +316,7 @@ class ZipImport:
     def _stored_bytes(self, data: bytes) -> None:
         if data:
             self._in += len(data)
-            self._consumed(len(data))
+            self._offset += len(data)
             self._emit(data)
 
     def _end_data(self) -> None:
@@ -350,11 +343,10 @@ class ZipImport:
         )
         if compressed != self._in or inflated != self._out:
             raise InvalidArchive(
-                f"archive entry {_name(entry.name, entry.flags)[:200]!r}: its data "
-                "descriptor does not match its data"
+                f"archive entry {entry.label!r}: its data descriptor does not match its data"
             )
         entry.crc, entry.compressed, entry.size = crc, compressed, inflated
-        self._consumed(size)
+        self._offset += size
         self._buf.clear()
         self._close_entry()
         return view
@@ -362,7 +354,7 @@ class ZipImport:
     def _close_entry(self) -> None:
         entry = self._entry
         assert entry is not None
-        label = _name(entry.name, entry.flags)[:200]
+        label = entry.label
         if entry.size is not None and self._out != entry.size:
             raise InvalidArchive(f"archive entry {label!r} is truncated")
         if entry.crc != self._crc:
