@@ -4,10 +4,11 @@ query (`claimable_jobs`) and its Python twin (`is_claimable`) agree."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from marketplace.jobs.states import OPEN_TO_PROVIDERS, JobStatus
 from node.db import session_scope, utcnow
@@ -96,3 +97,40 @@ def test_a_claim_skips_the_job_another_replica_is_claiming(app: FastAPI) -> None
         other.rollback()
         holder.close()
         other.close()
+
+
+def test_the_claim_query_reads_pending_jobs_in_its_index_order(app: FastAPI) -> None:
+    """The claim's statement, as it runs, is planned as a walk of `ix_jobs_claim_order`
+    with no sort: it stops at the first jobs it may take, whatever the queue's length. An
+    index in one direction (priority ascending) made PostgreSQL sort every pending job for
+    each claim, since the claim's order mixes descending priority with ascending age."""
+    engine = app.state.runtime.sessionmaker.kw["bind"]
+    seen: list[tuple[str, Any]] = []
+
+    def grab(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "ORDER BY jobs.priority_rank DESC" in statement:
+            seen.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", grab)
+    try:
+        with session_scope(app.state.runtime.sessionmaker) as session:
+            claimable_jobs(session, now=utcnow(), limit=1, job_types=["t"], lock=True)
+    finally:
+        event.remove(engine, "before_cursor_execute", grab)
+    [(statement, parameters)] = seen
+
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
+            plan = "\n".join(str(row[-1]) for row in rows)
+            assert "USING INDEX ix_jobs_claim_order" in plan, plan
+            assert "TEMP B-TREE" not in plan, plan
+        else:
+            # on a near-empty table a scan would win; the question is whether an index
+            # can give the order at all
+            conn.exec_driver_sql("SET enable_seqscan = off")
+            conn.exec_driver_sql("SET enable_bitmapscan = off")
+            plan = "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + statement, parameters))
+            assert "ix_jobs_claim_order" in plan, plan
+            assert "Sort" not in plan, plan
+        conn.rollback()
