@@ -6,8 +6,8 @@ import datetime as dt
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, delete, func, select, update
-from sqlalchemy.orm import Session, raiseload
+from sqlalchemy import ColumnElement, Integer, bindparam, delete, func, select, update
+from sqlalchemy.orm import Session, aliased, raiseload
 
 from marketplace.jobs.states import ACTIVE, JobStatus
 from node.jobs.repository import batch_has_room, claimable_jobs
@@ -50,13 +50,29 @@ def active_job_counts(session: Session) -> dict[str, int]:
     return {holder: count for holder, count in rows if holder}
 
 
+_ACTIVE_STATUSES = [s.value for s in ACTIVE]
 _ACTIVE_JOBS_OF = select(func.count()).where(
-    Job.lease_holder == bindparam("holder"), Job.status.in_([s.value for s in ACTIVE])
+    Job.lease_holder == bindparam("holder"), Job.status.in_(_ACTIVE_STATUSES)
 )
 
 
 def active_jobs_of(session: Session, address: str) -> int:
     return session.scalar(_ACTIVE_JOBS_OF, {"holder": address}) or 0
+
+
+def has_capacity() -> ColumnElement[bool]:
+    """True while the provider at `:holder` holds fewer claimed or running jobs than
+    `:max_active`: part of what a provider may be offered, so a claim learns it in its
+    candidate query instead of a statement of its own (PostgreSQL runs it once per query,
+    not per row: it does not depend on the job)."""
+    held = aliased(Job)  # not the candidate row: every job the provider holds
+    active = (
+        select(func.count())
+        .select_from(held)
+        .where(held.lease_holder == bindparam("holder"), held.status.in_(_ACTIVE_STATUSES))
+        .scalar_subquery()
+    )
+    return active < bindparam("max_active", type_=Integer)
 
 
 def claim_candidates(

@@ -256,9 +256,8 @@ def claim(
 ) -> Claim | None:
     """Lease the best matching claimable job to `provider`, or return None. Jobs in
     `exclude` (the provider asks not to be given them) are skipped, and so is a job this
-    provider just failed while another provider could run it."""
-    if repository.active_jobs_of(session, provider.address) >= provider.max_concurrent:
-        return None
+    provider just failed while another provider could run it. A provider holding
+    `max_concurrent` jobs is offered none (`_offered`)."""
     types = [t for t in provider.job_types if job_types is None or t in job_types]
     if not types:
         return None
@@ -289,15 +288,26 @@ def claim(
 
 def _offered_to(provider: Provider) -> tuple[ColumnElement[bool], dict[str, Any]]:
     """The jobs `provider` may be offered: the open market and its private pools
-    (`claimable_by`), of the networks it serves, whose batch has room; as a clause built
-    once (`_offered`) and its parameters' values."""
+    (`claimable_by`), of the networks it serves, whose batch has room, and none while it
+    holds `max_concurrent` jobs; as a clause built once (`_offered`) and its parameters'
+    values."""
     networks = sorted(provider.networks or [DEFAULT_NETWORK])
-    return _offered(), {"provider_id": provider.id, "networks": networks}
+    return _offered(), {
+        "provider_id": provider.id,
+        "networks": networks,
+        "holder": provider.address,
+        "max_active": provider.max_concurrent,
+    }
 
 
 @functools.cache
 def _offered() -> ColumnElement[bool]:
-    return and_(claimable_by(bindparam("provider_id")), in_networks(), batch_has_room())
+    return and_(
+        claimable_by(bindparam("provider_id")),
+        in_networks(),
+        batch_has_room(),
+        repository.has_capacity(),
+    )
 
 
 def _grant(
