@@ -116,8 +116,13 @@ async def in_thread(
             raise
         return result
 
+    return await db_thread(run)
+
+
+async def db_thread(work: Callable[[], T]) -> T:
+    """`work()` in a worker thread, one of at most `limit_db_threads` at once."""
     limiter = _db_limiters.get(asyncio.get_running_loop())  # None: anyio's default
-    return await anyio.to_thread.run_sync(run, limiter=limiter)
+    return await anyio.to_thread.run_sync(work, limiter=limiter)
 
 
 SettingsDep = Annotated[NodeSettings, Depends(get_settings)]

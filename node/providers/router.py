@@ -16,7 +16,6 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from starlette.concurrency import run_in_threadpool
 
 from marketplace.errors import JobNotFound, LeaseExpired, NotLeaseHolder, StaleAttempt
 from marketplace.jobs.ids import format_job_id, parse_job_id
@@ -33,7 +32,7 @@ from node.auth.deps import PrincipalDep, authenticate_request
 from node.auth.principal import Principal
 from node.chain.deps import chain_of
 from node.db import session_scope, utcnow
-from node.deps import SessionDep, SettingsDep, sessions_of
+from node.deps import SessionDep, SettingsDep, db_thread, sessions_of
 from node.escrow.tick import wake_chain
 from node.jobs.events import LogLine
 from node.metrics import CLAIM_WAIT
@@ -165,7 +164,7 @@ async def claim(body: ClaimRequest, request: Request, settings: SettingsDep) -> 
         if not first and await request.is_disconnected():
             return Response(status_code=204)
         first = False
-        result = await run_in_threadpool(attempt_claim)
+        result = await db_thread(attempt_claim)
         if result is ENDED:
             return Response(status_code=204)
         if result is not None:
