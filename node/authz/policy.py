@@ -259,6 +259,18 @@ def readable_scope(session: Session, principal: Principal) -> ReadScope:
     return ReadScope(branches, params)
 
 
+def readable_in_workspace(
+    session: Session, principal: Principal, workspace_id: int
+) -> ColumnElement[bool]:
+    """SQL scope of the jobs the caller may read in one workspace, once it may read jobs
+    there (404 or 403 as `authorize` answers): every job of the workspace, whoever made
+    it. One condition on the workspace's index, so a page's count reads the index alone
+    (the whole readable scope, ANDed with the workspace, made it read each row: issue
+    12's profile of the seed 001 list, 5.1 against 2.7 ms for 100,000 jobs on SQLite)."""
+    authorize(session, principal, workspace_id, A.READ_JOB)
+    return Job.workspace_id == workspace_id
+
+
 def readable_jobs(session: Session, principal: Principal) -> ColumnElement[bool]:
     """SQL scope of every job the caller may read (the page-numbered lists)."""
     return readable_scope(session, principal).clause()

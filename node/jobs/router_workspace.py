@@ -42,6 +42,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from marketplace.errors import (
+    Forbidden,
     InvalidTransition,
     RetryLimitReached,
     WorkspaceMismatch,
@@ -148,13 +149,16 @@ ListQueryDep = Annotated[ListQuery, Depends(_list_query)]
 
 
 @router.get("/workspace/{workspace_id}/jobs", response_model=JobPage001)
+@raises(Forbidden, WorkspaceNotFound)
 async def list_jobs(
-    workspace_id: ReadableWorkspace,
+    workspace_id: WorkspaceIdPath,
     q: ListQueryDep,
     principal: PrincipalDep,
     session: SessionDep,
 ) -> JobPage001:
     """List jobs in the workspace with filters, sorting and page pagination."""
+    # the caller's role there is checked with the page's statements, in the same worker
+    # thread hop (`readable_in_workspace`), not by a dependency of its own
     return await in_thread(session, _job_page, session, principal, workspace_id, q, read_only=True)
 
 

@@ -23,7 +23,13 @@ from marketplace.jobs.ids import parse_job_id
 from marketplace.jobs.states import TERMINAL, JobStatus, check_transition
 from marketplace.logcontext import set_job
 from node.auth.principal import Principal
-from node.authz.policy import Action, authorize_job, readable_jobs, readable_scope
+from node.authz.policy import (
+    Action,
+    authorize_job,
+    readable_in_workspace,
+    readable_jobs,
+    readable_scope,
+)
 from node.config import EventSettings
 from node.db import utcnow
 from node.jobs import repository
@@ -264,12 +270,13 @@ def list_workspace_jobs(
     page: int,
     limit: int,
 ) -> tuple[list[Row[Any]], int]:
-    """Jobs of one workspace (or, with `workspace_id=None`, of every workspace the caller
-    may read), page-numbered: `(rows, total)`. The caller's role in a named workspace is
-    checked upstream; the rows are the ones it may read in any case."""
-    scope = and_(
-        readable_jobs(session, principal),
-        Job.workspace_id.is_not(None) if workspace_id is None else Job.workspace_id == workspace_id,
+    """Jobs of one workspace where the caller may read jobs (404 or 403 otherwise), or,
+    with `workspace_id=None`, of every workspace it may read, page-numbered:
+    `(rows, total)`."""
+    scope = (
+        and_(readable_jobs(session, principal), Job.workspace_id.is_not(None))
+        if workspace_id is None
+        else readable_in_workspace(session, principal, workspace_id)
     )
     rows, total = repository.page_of_jobs(
         session, scope, filters, sort=sort, order=order, page=page, limit=limit
