@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from node.db import Base, UTCDateTime, Wei, utcnow
@@ -92,8 +92,15 @@ class Job(Base):
     # one, by creator or by wallet) as a seek in (created_at, id) order. The claim's order
     # has its own index (`ix_jobs_claim_order`, below the class).
     __table_args__ = (
-        # a claim first counts the claimant's active jobs (its `max_concurrent`)
-        Index("ix_jobs_lease_holder_status", "lease_holder", "status"),
+        # a claim counts the claimant's active jobs (its `max_concurrent`); jobs nobody
+        # ever held (every new job) stay out of it, so creating a job does not write it
+        Index(
+            "ix_jobs_lease_holder_status",
+            "lease_holder",
+            "status",
+            sqlite_where=text("lease_holder IS NOT NULL"),
+            postgresql_where=text("lease_holder IS NOT NULL"),
+        ),
         Index("ix_jobs_created_at_id", "created_at", "id"),
         Index("ix_jobs_workspace_created_id", "workspace_id", "created_at", "id"),
         Index(

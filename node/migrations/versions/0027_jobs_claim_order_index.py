@@ -6,8 +6,9 @@ PostgreSQL index is read in one direction, so each claim sorted every pending jo
 taking the first (issue 12's profile: most of PostgreSQL's CPU per claim, growing with
 the queue). `ix_jobs_claim_order` is (status, priority_rank DESC, created_at, id).
 
-`ix_jobs_lease_holder_status`: a claim first counts the claimant's active jobs, which read
-every claimed and running job of every provider without it.
+`ix_jobs_lease_holder_status`: a claim counts the claimant's active jobs, which read every
+claimed and running job of every provider without it. Partial (jobs with a lease holder):
+a new job is not written to it.
 
 Revision ID: 0027_claim_order
 Revises: 0026_job_metrics
@@ -30,7 +31,11 @@ def upgrade() -> None:
             unique=False,
         )
         batch_op.create_index(
-            'ix_jobs_lease_holder_status', ['lease_holder', 'status'], unique=False
+            'ix_jobs_lease_holder_status',
+            ['lease_holder', 'status'],
+            unique=False,
+            sqlite_where=sa.text('lease_holder IS NOT NULL'),
+            postgresql_where=sa.text('lease_holder IS NOT NULL'),
         )
 
 
