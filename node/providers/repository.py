@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, bindparam, delete, func, select, update
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session, aliased, raiseload
 
 from marketplace.jobs.states import ACTIVE, JobStatus
@@ -50,10 +50,17 @@ def active_job_counts(session: Session) -> dict[str, int]:
     return {holder: count for holder, count in rows if holder}
 
 
-_ACTIVE_STATUSES = [s.value for s in ACTIVE]
-_ACTIVE_JOBS_OF = select(func.count()).where(
-    Job.lease_holder == bindparam("holder"), Job.status.in_(_ACTIVE_STATUSES)
-)
+def _held_count(jobs: Any) -> Select[Any]:
+    """The number of claimed or running jobs (among `jobs`: the table or an alias of it)
+    that the provider at `:holder` holds."""
+    return (
+        select(func.count())
+        .select_from(jobs)
+        .where(jobs.lease_holder == bindparam("holder"), jobs.status.in_([s.value for s in ACTIVE]))
+    )
+
+
+_ACTIVE_JOBS_OF = _held_count(Job)
 
 
 def active_jobs_of(session: Session, address: str) -> int:
@@ -65,13 +72,8 @@ def has_capacity() -> ColumnElement[bool]:
     `:max_active`: part of what a provider may be offered, so a claim learns it in its
     candidate query instead of a statement of its own (PostgreSQL runs it once per query,
     not per row: it does not depend on the job)."""
-    held = aliased(Job)  # not the candidate row: every job the provider holds
-    active = (
-        select(func.count())
-        .select_from(held)
-        .where(held.lease_holder == bindparam("holder"), held.status.in_(_ACTIVE_STATUSES))
-        .scalar_subquery()
-    )
+    # an alias: counted over every job the provider holds, not the candidate row
+    active = _held_count(aliased(Job)).scalar_subquery()
     return active < bindparam("max_active", type_=Integer)
 
 
