@@ -77,12 +77,21 @@ class ProviderChain:
         result_cid: str,
         *,
         wait_seconds: float = PREDECESSOR_WAIT_SECONDS,
-    ) -> str:
+    ) -> str | None:
         """Submit the result digest for this lease: as the bound provider when the node's
         assignment landed, else binding with the voucher in the same transaction. While
         the escrow is still bound to an earlier lease (the node's `unassign` is on its way)
         it waits up to `wait_seconds`. Raises StaleAttempt (a conflict: the lease is lost)
-        when the escrow holds a later lease, another deposit, or no job at all."""
+        when the escrow holds a later lease, another deposit, or no job at all, and
+        UpstreamUnavailable when the chain RPC does not answer (the caller retries).
+        Returns the transaction's hash; None when this lease's result is already on chain
+        (a retry after an answer that was lost)."""
+        try:
+            return self._submit(voucher, result_cid, wait_seconds)
+        except OSError as exc:  # requests' connection errors and timeouts are OSErrors
+            raise UpstreamUnavailable(f"the chain RPC did not answer: {exc}") from exc
+
+    def _submit(self, voucher: dict[str, Any], result_cid: str, wait_seconds: float) -> str | None:
         digest = self.escrow.cid_digest(result_cid)
         key, attempt = voucher["job_key"], int(voucher["attempt"])
         funding = int(voucher["funding"])
@@ -90,6 +99,8 @@ class ProviderChain:
         while True:
             record = self.escrow.get_job(key)
             mine = record.provider == self.account.address and record.attempt == attempt
+            if record.status == Status.SUBMITTED and mine:
+                return None
             if record.status == Status.BOUND and mine:
                 return self.escrow.submit(self.account, key, digest).tx_hash
             ours = record.funding == funding and record.attempt < attempt

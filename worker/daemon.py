@@ -816,8 +816,16 @@ class ProviderDaemon:
                 # The lease must still be ours before anything reaches the chain: a lost
                 # lease answers 409 here and nothing is sent (the node fenced the escrow).
                 await self._still_ours(lease, reporter)
-                tx = await asyncio.to_thread(self.chain.submit, voucher.model_dump(), result_cid)
-                reporter.log(f"result digest submitted on chain: {tx}")
+                # a node outage here (the chain RPC is the node's) is waited out as the
+                # upload's is; a retry finds an earlier submit of this lease already done
+                chain, claim = self.chain, voucher.model_dump()
+                tx = await self._within_lease(
+                    "chain submit",
+                    lease,
+                    reporter,
+                    lambda: asyncio.to_thread(chain.submit, claim, result_cid),
+                )
+                reporter.log(f"result digest submitted on chain: {tx or 'earlier, this lease'}")
                 await self._drain_within_lease(reporter, lease)
             body = {
                 "result_cid": result_cid,

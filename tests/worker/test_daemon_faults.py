@@ -113,10 +113,14 @@ class _Node:
 
 
 class _Chain:
-    def __init__(self) -> None:
+    def __init__(self, unanswered: int = 0) -> None:
         self.sent: list[str] = []
+        self.unanswered = unanswered  # calls refused before the RPC answers
 
     def submit(self, voucher: dict, cid: str) -> str:
+        if self.unanswered:
+            self.unanswered -= 1
+            raise UpstreamUnavailable("the chain RPC did not answer: connection refused")
         self.sent.append("submit")
         return "0xtx"
 
@@ -193,6 +197,18 @@ def test_a_lease_lost_after_the_upload_submits_nothing_on_chain(tmp_path):
     node.add_directory = upload_then_lose  # type: ignore[method-assign]
     _run(daemon)
     assert daemon.chain.sent == [] and "result" not in node.calls
+
+
+def test_a_chain_rpc_outage_at_the_submit_is_waited_out(tmp_path):
+    """The node's chain RPC refusing connections while the result goes on chain (a node
+    outage) is retried within the lease, as the upload is: the result is submitted and
+    reported, not failed."""
+    node = _Node(voucher=True)
+    daemon = _daemon(tmp_path, node, _Executor(), run_once=True)
+    daemon.chain = _Chain(unanswered=2)
+    _run(daemon)
+    assert daemon.chain.sent == ["submit"] and daemon.chain.unanswered == 0
+    assert [c["result_cid"] for c in daemon.completed] == ["Qm" + "r" * 44]
 
 
 def test_an_outage_at_the_end_of_training_loses_no_line_and_no_result(tmp_path):
