@@ -18,6 +18,7 @@ import logging
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,7 @@ log = logging.getLogger("dcm.chain")
 CHAIN_ID = 131277322940537
 GENESIS_OPERATOR_BALANCE_WEI = 10**9 * 10**18  # 1e9 ETH: the dev chain's whole money supply
 ZERO_ADDRESS = b"\x00" * 20
+RECENT_RECEIPTS = 1024  # receipts `get_receipt` answers from memory (the newest mined)
 ERROR_STRING_SELECTOR = bytes.fromhex("08c379a0")
 _CALL_STIPEND = 2300  # gas a value transfer hands its callee, as geth's estimator adds
 _ESTIMATE_ERROR_RATIO = 0.015  # geth's: an estimate within 1.5% of the least gas will do
@@ -143,6 +145,10 @@ class EmbeddedEVM:
         )
         self.tester = EthereumTester(self.backend, auto_mine_transactions=True)
         self._logs: dict[int, list[dict[str, Any]]] = {}
+        # The receipts of the newest transactions, as `_index_block` read them: a wallet
+        # asks for its receipt right after the send, and eth-tester builds one afresh on
+        # every ask (a third of the receipt read's time over HTTP, bench/chain_rpc.py)
+        self._receipts: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._snapshots: dict[int, int] = {}  # evm_snapshot id -> journal size then
         self.snapshots: Snapshots | None = None  # chain snapshots (`node.chain.snapshot`)
 
@@ -438,7 +444,11 @@ class EmbeddedEVM:
                 return None
 
     def get_receipt(self, tx_hash: str) -> dict[str, Any] | None:
+        """The receipt of `tx_hash` (0x hex, lower case), None if no block holds it."""
         with self.lock:
+            recent = self._receipts.get(tx_hash)
+            if recent is not None:
+                return dict(recent)
             try:
                 return self.tester.get_transaction_receipt(tx_hash)
             except TransactionNotFound:
@@ -735,15 +745,21 @@ class EmbeddedEVM:
             head = self.block_number()
             for number in [n for n in self._logs if n > head]:
                 del self._logs[number]
+            self._receipts.clear()
             return True
 
     # -- logs ---------------------------------------------------------------------------
 
     def _index_block(self, number: int) -> None:
+        """Keep the logs of the block just mined (`get_logs`) and its receipts."""
         block = self.tester.get_block_by_number(number, full_transactions=False)
         logs: list[dict[str, Any]] = []
         for tx_hash in block["transactions"]:
-            logs.extend(self.tester.get_transaction_receipt(tx_hash)["logs"])
+            receipt = self.tester.get_transaction_receipt(tx_hash)
+            logs.extend(receipt["logs"])
+            self._receipts[tx_hash.lower()] = receipt
+            if len(self._receipts) > RECENT_RECEIPTS:
+                self._receipts.popitem(last=False)
         if logs:
             self._logs[number] = logs
         else:

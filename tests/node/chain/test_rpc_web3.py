@@ -219,10 +219,12 @@ def test_snapshots_rewind_the_chain_and_its_journal(node, w3, funded_account, se
     lines = journal.read_text().splitlines()
     head = w3.eth.block_number
     snap = rpc(w3, "evm_snapshot")["result"]
-    send(w3, funded_account, value_tx(w3, funded_account, 0, to=Account.create().address))
+    gone = send(w3, funded_account, value_tx(w3, funded_account, 0, to=Account.create().address))
     assert w3.eth.get_transaction_count(funded_account.address) == 1
     assert rpc(w3, "evm_revert", snap)["result"] is True
     assert w3.eth.block_number == head
+    # its receipt went with its block (the node keeps the newest receipts in memory)
+    assert rpc(w3, "eth_getTransactionReceipt", gone["transactionHash"].to_0x_hex())["result"] is None
     assert w3.eth.get_transaction_count(funded_account.address) == 0
     assert journal.read_text().splitlines() == lines  # a restart replays the rewound chain
     assert rpc(w3, "evm_revert", snap)["result"] is False  # used up, as on Hardhat
