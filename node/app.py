@@ -9,12 +9,13 @@ structured request logs. It is the composition root: it may import every package
 from __future__ import annotations
 
 import hmac
+import inspect
 import itertools
 import logging
 import os
 import shutil
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -91,10 +92,10 @@ def create_app(settings: NodeSettings | None = None) -> FastAPI:
     async def healthz() -> Response:  # async: answers even when every worker thread is busy
         return Response(_HEALTHY, media_type="application/json")
 
-    # Middleware added first is innermost: the liveness probe is answered inside the
-    # request context (so it has a request id, a log line and its metrics) and ahead of
-    # the exception layers, routing and dependency solving.
-    app.add_middleware(DirectRoute, route=app.router.routes[-1])
+    # Middleware added first is innermost: the direct routes (`DIRECT_ROUTES`) are
+    # answered inside the request context (so they have a request id, a log line and
+    # their metrics) and ahead of the exception layers, routing and dependency solving.
+    app.add_middleware(DirectRoutes, router=app.router, handlers=app.exception_handlers)
     app.add_middleware(RequestContextMiddleware)
     # Added last, so outermost: it must see the raw body stream (node.limits.body).
     app.add_middleware(BodyLimitMiddleware, settings=settings)
@@ -171,32 +172,86 @@ def _new_request_id() -> str:
     return f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
-class DirectRoute:
-    """Calls one route's endpoint straight from the middleware stack for its method and
-    exact path, skipping what a request goes through after the request context: the
-    exception layers, route lookup and FastAPI's dependency solving and response
-    serialization. For the liveness probe, whose endpoint takes nothing, cannot fail and
-    returns its `Response`: FastAPI's request handler alone was 205 of 453 ms of 2,000
-    `/healthz` calls under cProfile (issue 12). The route stays the one definition: its
-    endpoint answers, and `scope["route"]` is set as routing sets it (metrics label the
-    request by it)."""
+# Routes answered by their endpoint straight from the middleware stack (`DirectRoutes`):
+# the liveness probe, which load balancers ask many times a second, and the embedded
+# chain's JSON-RPC, a wallet's every call. Their endpoints take nothing or the request,
+# read no dependency and return their `Response`.
+DIRECT_ROUTES = frozenset({("GET", "/healthz"), ("POST", "/chain/rpc")})
 
-    def __init__(self, app: ASGIApp, route: APIRoute) -> None:
+
+class DirectRoutes:
+    """Calls the endpoints of `DIRECT_ROUTES` straight from the middleware stack for
+    their method and exact path, skipping what a request goes through after the request
+    context: the exception layers, route lookup and FastAPI's dependency solving and
+    response serialization. FastAPI's request handler alone was 205 of 453 ms of 2,000
+    `/healthz` calls under cProfile, and a quarter of the node's event loop time on
+    `/chain/rpc` (issue 12). Each route stays the one definition (its endpoint answers,
+    its OpenAPI entry stays), `scope["route"]` is set as routing sets it (metrics label
+    the request by it), and an error the endpoint raises is rendered by the app's own
+    exception handlers (`handlers`), as the exception layers would."""
+
+    def __init__(self, app: ASGIApp, router: Any, handlers: dict[Any, Callable[..., Any]]) -> None:
         self.app = app
-        self.route = route
-        self.methods = route.methods
+        self.router = router
+        self.handlers = handlers
+        self._routes: dict[tuple[str, str], tuple[APIRoute, bool]] | None = None
+
+    def _direct(self) -> dict[tuple[str, str], tuple[APIRoute, bool]]:
+        """(method, path) -> (route, whether its endpoint takes the request); read from
+        the router on the first request, when every router is included."""
+        if self._routes is None:
+            found = {}
+            for path, route in _api_routes(self.router):
+                for method in route.methods:
+                    if (method, path) in DIRECT_ROUTES:
+                        if not inspect.iscoroutinefunction(route.endpoint):
+                            raise TypeError(f"direct route {path}: not async")
+                        takes = bool(inspect.signature(route.endpoint).parameters)
+                        found[(method, path)] = (route, takes)
+            self._routes = found
+        return self._routes
+
+    async def _rendered(self, request: Request, exc: Exception) -> Response:
+        """`exc` as the exception layers render it: the handler of its nearest class;
+        an unexpected error (a handler for `Exception` only) goes on up to the server
+        error layer, which logs it and answers 500."""
+        for cls in type(exc).__mro__:
+            if cls is Exception:
+                break
+            handler = self.handlers.get(cls)
+            if handler is not None:
+                response = handler(request, exc)
+                return await response if inspect.isawaitable(response) else response
+        raise exc
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["path"] == self.route.path
-            and scope["method"] in self.methods
-        ):
-            scope["route"] = self.route
-            response = await self.route.endpoint()
-            await response(scope, receive, send)
-            return
+        if scope["type"] == "http":
+            direct = self._direct().get((scope["method"], scope["path"]))
+            if direct is not None:
+                route, takes_request = direct
+                scope["route"] = route
+                request = Request(scope, receive)
+                try:
+                    response = await (
+                        route.endpoint(request) if takes_request else route.endpoint()
+                    )
+                except Exception as exc:
+                    response = await self._rendered(request, exc)
+                await response(scope, receive, send)
+                return
         await self.app(scope, receive, send)
+
+
+def _api_routes(router: Any) -> Iterator[tuple[str, APIRoute]]:
+    """The app's FastAPI routes with the path each answers: its own routes, and those of
+    the routers it includes (as routing selects them: the route is the included one)."""
+    for entry in router.routes:
+        if isinstance(entry, APIRoute):
+            yield entry.path_format, entry
+        contexts = getattr(entry, "effective_route_contexts", None)
+        for context in contexts() if contexts is not None else ():
+            if isinstance(context.original_route, APIRoute):
+                yield context.path_format, context.original_route
 
 
 class RequestContextMiddleware:

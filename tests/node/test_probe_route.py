@@ -1,11 +1,14 @@
-"""The liveness probe is answered straight from the middleware stack (`node.app.DirectRoute`),
-ahead of routing, and still as its route: the same bytes, a request id, a log line and
-its own metrics label. Every other method and path goes through routing as before."""
+"""The liveness probe and the embedded chain's JSON-RPC are answered straight from the
+middleware stack (`node.app.DirectRoutes`), ahead of routing, and still as their routes:
+the same bytes, a request id, a log line, their own metrics labels, and errors rendered
+by the app's handlers. Every other method and path goes through routing as before."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+from collections.abc import Iterator
 
 import pytest
 from fastapi import FastAPI
@@ -14,19 +17,32 @@ from fastapi.testclient import TestClient
 from tests.fixtures.metrics import metric_value
 
 
-def _healthz_count(client: TestClient, status: str) -> float:
+def _requests_count(client: TestClient, route: str, status: str) -> float:
     text = client.get("/metrics").text
-    return metric_value(text, "dcm_http_requests_total", route="/healthz", status=status) or 0.0
+    return metric_value(text, "dcm_http_requests_total", route=route, status=status) or 0.0
+
+
+def _healthz_count(client: TestClient, status: str) -> float:
+    return _requests_count(client, "/healthz", status)
+
+
+@contextlib.contextmanager
+def no_routing(app: FastAPI) -> Iterator[None]:
+    """Routing raises while the block runs: what answers did not go through it."""
+    routed = app.router.middleware_stack
+
+    async def refuse(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        raise AssertionError(f"routed: {scope['method']} {scope['path']}")
+
+    app.router.middleware_stack = refuse
+    try:
+        yield
+    finally:
+        app.router.middleware_stack = routed
 
 
 def test_the_probe_answers_without_routing(app: FastAPI, client: TestClient) -> None:
-    routed = app.router.middleware_stack
-
-    async def no_routing(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
-        raise AssertionError(f"routed: {scope['method']} {scope['path']}")
-
-    app.router.middleware_stack = no_routing
-    try:
+    with no_routing(app):
         resp = client.get("/healthz")
         assert resp.status_code == 200
         assert resp.content == b'{"status":"ok"}'
@@ -34,8 +50,43 @@ def test_the_probe_answers_without_routing(app: FastAPI, client: TestClient) -> 
         assert resp.headers["content-length"] == "15"
         with pytest.raises(AssertionError, match="routed: GET /readyz"):
             client.get("/readyz")
+
+
+def test_json_rpc_answers_without_routing(app: FastAPI, client: TestClient) -> None:
+    call = {"jsonrpc": "2.0", "id": 7, "method": "eth_chainId", "params": []}
+    before = _requests_count(client, "/chain/rpc", "200")
+    with no_routing(app):
+        resp = client.post("/chain/rpc", json=call, headers={"X-Request-ID": "rpc-1"})
+        assert resp.status_code == 200 and resp.headers["x-request-id"] == "rpc-1"
+        assert resp.json() == {
+            "jsonrpc": "2.0",
+            "id": 7,
+            "result": hex(app.state.runtime.chain.chain_id),
+        }
+        broken = client.post("/chain/rpc", content=b"{not json")
+        assert broken.json()["error"]["code"] == -32700
+        with pytest.raises(AssertionError, match="routed: OPTIONS /chain/rpc"):
+            client.options("/chain/rpc")  # the CORS preflight is routed as before
+    assert _requests_count(client, "/chain/rpc", "200") == before + 2
+
+
+def test_an_error_of_a_direct_route_is_rendered_by_the_app(
+    app: FastAPI, client: TestClient
+) -> None:
+    runtime = app.state.runtime
+    chain, runtime.chain = runtime.chain, None  # what a node whose chain is not up sees
+    try:
+        with no_routing(app):
+            resp = client.post(
+                "/chain/rpc", json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"}
+            )
     finally:
-        app.router.middleware_stack = routed
+        runtime.chain = chain
+    assert resp.status_code == 503
+    body = resp.json()
+    assert body["jsonrpc"] == "2.0" and body["id"] is None
+    assert body["error"]["data"]["code"] == "UPSTREAM_UNAVAILABLE"
+    assert resp.headers["x-request-id"]
 
 
 def test_the_probe_keeps_its_request_id_log_line_and_metrics(
