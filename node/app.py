@@ -230,13 +230,14 @@ class DirectRoutes:
             if direct is not None:
                 route, takes_request = direct
                 scope["route"] = route
-                request = Request(scope, receive)
                 try:
                     response = await (
-                        route.endpoint(request) if takes_request else route.endpoint()
+                        route.endpoint(Request(scope, receive))
+                        if takes_request
+                        else route.endpoint()
                     )
                 except Exception as exc:
-                    response = await self._rendered(request, exc)
+                    response = await self._rendered(Request(scope, receive), exc)
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
