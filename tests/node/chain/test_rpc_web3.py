@@ -224,7 +224,8 @@ def test_snapshots_rewind_the_chain_and_its_journal(node, w3, funded_account, se
     assert rpc(w3, "evm_revert", snap)["result"] is True
     assert w3.eth.block_number == head
     # its receipt went with its block (the node keeps the newest receipts in memory)
-    assert rpc(w3, "eth_getTransactionReceipt", gone["transactionHash"].to_0x_hex())["result"] is None
+    receipt_now = rpc(w3, "eth_getTransactionReceipt", gone["transactionHash"].to_0x_hex())
+    assert receipt_now["result"] is None
     assert w3.eth.get_transaction_count(funded_account.address) == 0
     assert journal.read_text().splitlines() == lines  # a restart replays the rewound chain
     assert rpc(w3, "evm_revert", snap)["result"] is False  # used up, as on Hardhat
