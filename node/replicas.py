@@ -60,7 +60,7 @@ def libpq_url(sqlalchemy_url: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def pg_connect(sqlalchemy_url: str) -> Any:
+def pg_connect(sqlalchemy_url: str, application_name: str = "dcm-node") -> Any:
     """A dedicated autocommit connection with TCP keepalives short enough that a broken
     network is noticed within seconds."""
     import psycopg
@@ -74,7 +74,7 @@ def pg_connect(sqlalchemy_url: str) -> Any:
         keepalives_interval=2,
         keepalives_count=2,
         tcp_user_timeout=8000,
-        application_name="dcm-node",
+        application_name=application_name,
     )
 
 

@@ -136,6 +136,53 @@ def test_wake_ups_cross_replicas(database_url: str) -> None:
     asyncio.run(main())
 
 
+@pytest.mark.postgres
+def test_a_lone_replica_sends_no_wake_ups_until_another_listens() -> None:
+    """Nobody else listens: the bridge sends no NOTIFY (its own waiters were woken
+    in-process). A second replica's listener says hello as it connects, and from then on
+    each replica's wake-ups reach the other. A database of its own: other tests' bridges
+    listen on the shared one."""
+    url = empty_database()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        here, there = Notifier(), Notifier()
+        here.bind(loop)
+        there.bind(loop)
+        alone = PgWakeBridge(url, here)
+        alone.start()
+        other = PgWakeBridge(url, there)
+        try:
+            assert await _until(alone.connected.is_set)
+            for _ in range(5):
+                here.notify(CLAIMABLE)
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)
+            assert alone.sent == 0
+            assert here.generation == 5  # woken in-process all the same
+
+            other.start()
+            assert await _until(other.connected.is_set)
+            seen = there.generation
+            waiting = asyncio.create_task(there.wait(seen, 10.0))
+            here.notify(CLAIMABLE)  # at once: the hello made the sender count again
+            await asyncio.wait_for(waiting, 10.0)
+            assert alone.sent >= 1
+
+            seen = here.generation
+            waiting = asyncio.create_task(here.wait(seen, 10.0))
+            there.notify(CLAIMABLE)
+            await asyncio.wait_for(waiting, 10.0)
+        finally:
+            alone.stop()
+            other.stop()
+
+    try:
+        asyncio.run(main())
+    finally:
+        drop_database(url)
+
+
 def test_notify_payloads_stay_under_the_postgres_limit() -> None:
     topics = [["job", n] for n in range(3000)]
     chunks = payloads("origin", topics)
