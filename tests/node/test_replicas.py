@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from node.config import NodeSettings
 from node.db import make_engine
 from node.notifier import CLAIMABLE, Notifier, job_topic
-from node.pgnotify import PgWakeBridge, payloads
+from node.pgnotify import PEER_CHECK_SECONDS, PgWakeBridge, payloads
 from node.replicas import (
     LEADER_KEY,
     LeaderElection,
@@ -163,10 +163,16 @@ def test_a_lone_replica_sends_no_wake_ups_until_another_listens() -> None:
 
             other.start()
             assert await _until(other.connected.is_set)
+            # its hello makes the first replica count again; a wake-up sent before that
+            # count reaches nobody, and the next count is at most PEER_CHECK_SECONDS away
             seen = there.generation
-            waiting = asyncio.create_task(there.wait(seen, 10.0))
-            here.notify(CLAIMABLE)  # at once: the hello made the sender count again
-            await asyncio.wait_for(waiting, 10.0)
+
+            def heard() -> bool:
+                if there.generation == seen:
+                    here.notify(CLAIMABLE)
+                return there.generation > seen
+
+            assert await _until(heard, 1.0 + 4 * PEER_CHECK_SECONDS)
             assert alone.sent >= 1
 
             seen = here.generation
