@@ -8,17 +8,19 @@ chain tick). PostgreSQL delivers a NOTIFY only after the sending transaction com
 to every listening session, in order.
 
 Two threads, each with a dedicated autocommit connection: one sends what the notifier
-queued (coalescing a burst into few NOTIFYs), one waits for what others sent. The sender
-sends only while another replica listens: the listeners' connections are named
+queued (coalescing a burst into few NOTIFYs), one waits for what others sent.
+
+The sender sends only while another replica listens: the listeners' connections are named
 (`LISTENER_APP`) and counted in `pg_stat_activity` at most once a `PEER_CHECK_SECONDS`,
 and again as soon as a listener's hello arrives (it says hello on the channel as it
 connects; a wake-up sent before that reaches nobody, and the new replica's long-polls
-fall back to their re-check, as after a reconnect). A lone
-node (the usual deployment) sent every wake to itself, and threw it away on arrival: 6 %
-of the node's GIL time under 32 claiming providers (py-spy on bench/dispatch.py). If the
-listening connection breaks, the bridge reconnects and
-wakes every local waiter once (they re-read the database), so a notification lost while
-disconnected costs at most a spurious wake, never a missed job; the long-polls' short
+fall back to their re-check, as after a reconnect). A lone node (the usual deployment)
+sent every wake to itself and threw it away on arrival: 6 % of the node's GIL time under
+32 claiming providers (py-spy on bench/dispatch.py).
+
+If the listening connection breaks, the bridge reconnects and wakes every local waiter
+once (they re-read the database), so a notification lost while disconnected costs at
+most a spurious wake, never a missed job; the long-polls' short
 fallback re-check (`leases.claim_poll_seconds`) covers the seconds in between.
 """
 

@@ -162,27 +162,21 @@ def take(
 
 
 _JOBS = Job.__table__
+# What a claim writes; the UPDATE returns the same columns, to set on the job
+_TAKE_WRITES = {
+    "status": JobStatus.CLAIMED.value,
+    "attempt": _JOBS.c.attempt + 1,
+    "lease_id": bindparam("new_lease_id"),
+    "lease_holder": bindparam("holder"),
+    "lease_expires_at": bindparam("expires_at"),
+    "updated_at": bindparam("now"),
+    "event_seq": _JOBS.c.event_seq + 1,
+}
 _TAKE = (
     update(_JOBS)
     .where(_JOBS.c.id == bindparam("job_id"), _JOBS.c.status == JobStatus.PENDING.value)
-    .values(
-        status=JobStatus.CLAIMED.value,
-        attempt=_JOBS.c.attempt + 1,
-        lease_id=bindparam("new_lease_id"),
-        lease_holder=bindparam("holder"),
-        lease_expires_at=bindparam("expires_at"),
-        updated_at=bindparam("now"),
-        event_seq=_JOBS.c.event_seq + 1,
-    )
-    .returning(
-        _JOBS.c.status,
-        _JOBS.c.attempt,
-        _JOBS.c.lease_id,
-        _JOBS.c.lease_holder,
-        _JOBS.c.lease_expires_at,
-        _JOBS.c.updated_at,
-        _JOBS.c.event_seq,
-    )
+    .values(_TAKE_WRITES)
+    .returning(*(_JOBS.c[name] for name in _TAKE_WRITES))
 )
 _TAKE_IN_BATCH = _TAKE.where(batch_has_room())
 

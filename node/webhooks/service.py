@@ -310,10 +310,11 @@ def enqueue(session: Session, settings: EventSettings, ev: JobEvent) -> int:
         shape, values = "nobody", {}
     found = session.connection().execute(_subscriptions(shape), {**values, "event_job": job.id})
     wanted = [hook_id for hook_id, patterns in found if matches(patterns, name)]
+    if not wanted:
+        return 0
     count = 0
     now = utcnow()
-    for hook_id in wanted:
-        hook = session.get_one(Webhook, hook_id)
+    for hook in session.scalars(select(Webhook).where(Webhook.id.in_(wanted))):
         delivery_id = "whd_" + secrets.token_hex(16)
         body = (
             delivery_body(delivery_id, name, ev, job)
