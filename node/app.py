@@ -29,12 +29,14 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from marketplace.logcontext import REQUEST_ID, Fields
+from node.auth.deps import known_principal
 from node.chain.router import faucet_router
 from node.config import NodeSettings
 from node.errors import install_error_handlers
 from node.limits.body import BodyLimitMiddleware
 from node.metrics import RuntimeCollector, observe_request, render, route_of
 from node.openapi import install_openapi
+from node.readcache import CachedReads
 from node.routers import ROUTERS
 from node.routing import index_routes
 from node.runtime import build_runtime
@@ -95,6 +97,8 @@ def create_app(settings: NodeSettings | None = None) -> FastAPI:
     # Middleware added first is innermost: the direct routes (`DIRECT_ROUTES`) are
     # answered inside the request context (so they have a request id, a log line and
     # their metrics) and ahead of the exception layers, routing and dependency solving.
+    # Then the polled reads' answers while the database is unchanged (`node.readcache`).
+    app.add_middleware(CachedReads, cache=runtime.reads, principal_of=known_principal)
     app.add_middleware(DirectRoutes, router=app.router, handlers=app.exception_handlers)
     app.add_middleware(RequestContextMiddleware)
     # Added last, so outermost: it must see the raw body stream (node.limits.body).

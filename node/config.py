@@ -208,6 +208,13 @@ class NodeSettings(BaseSettings):
         description="Worker threads that run the read routes' database work at once "
         "(by-id, lists); unset: the CPU count, at least 2. More only contend for the GIL.",
     )
+    read_cache_entries: int = Field(
+        4096,
+        ge=0,
+        description="Answers of polled reads (a job by id, job lists) kept and served again "
+        "while nothing was committed to the database since (node.readcache); SQLite only, "
+        "0 turns it off.",
+    )
     secret_key: SecretStr = Field(
         SecretStr(DEV_SECRET), description="Signs access and refresh tokens."
     )

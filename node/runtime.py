@@ -49,6 +49,7 @@ from node.pgnotify import PgWakeBridge
 from node.providers import notifier as job_notifier
 from node.providers.notifier import JobNotifier
 from node.providers.reaper import LeaseReaper
+from node.readcache import ReadCache
 from node.replicas import (
     EMBEDDED_CHAIN_KEY,
     DataDirClaim,
@@ -81,6 +82,8 @@ class Runtime:
     funding: Funding
     # Access tokens' user lookups, reused for a few seconds (`node.auth.cache`).
     users: UserCache = field(default_factory=lambda: UserCache(0))
+    # Rendered answers of repeated reads while the database is unchanged (`node.readcache`).
+    reads: ReadCache = field(default_factory=lambda: ReadCache(""))
     # Loop services started with the app (the chain tick joins them once the chain runs).
     services: list[LoopService] = field(default_factory=list)
     # Run once against the chain host as it starts (the escrow's deployment).
@@ -162,6 +165,7 @@ class Runtime:
         if self.staging is not None:
             self.staging.close()
             self.staging = None
+        self.reads.close()
         for claim in reversed(self._claims):
             claim.close()
         self._claims.clear()
@@ -246,6 +250,7 @@ def build_runtime(settings: NodeSettings) -> Runtime:
         notifier=notifier,
         rate_limiter=RateLimiter(settings.rate_limits),
         users=UserCache(settings.auth_user_cache_seconds),
+        reads=ReadCache(settings.sqlalchemy_url, settings.read_cache_entries),
         password_gate=HashingGate(
             settings.rate_limits.password_hash_slots,
             settings.rate_limits.password_hash_wait_seconds,

@@ -23,7 +23,7 @@ from node.auth.passwords import HashingGate
 from node.auth.principal import Principal
 from node.auth.service import access_claims, authenticate_bearer, cached_principal
 from node.config import NodeSettings
-from node.deps import BearerDoc, SessionDep, SettingsDep, bearer_token
+from node.deps import BearerDoc, SessionDep, SettingsDep, bearer_token, settings_of
 from node.limits.rates import client_address, limiter
 from node.openapi import raises
 
@@ -82,6 +82,21 @@ async def get_optional_principal(
     if bearer_token(request) is None:
         return None
     return await authenticate_request_async(request, session, settings)
+
+
+def known_principal(request: Request) -> Principal | None:
+    """The caller an access token names, when that is known without the database: a
+    valid token whose user is in the cache. None for anything else (no credential, an API
+    key, a refused token, a user not looked up lately), which `get_principal` decides in
+    full, counting refusals. For the cached reads (`node.readcache`)."""
+    token = bearer_token(request)
+    if token is None or token.startswith(API_KEY_PREFIX):
+        return None
+    try:
+        claims = access_claims(settings_of(request), token)
+    except (InvalidToken, TokenExpired):
+        return None
+    return cached_principal(claims, users_of(request))
 
 
 def users_of(request: Request) -> UserCache:

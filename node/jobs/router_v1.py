@@ -35,7 +35,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Request, status
 from sqlalchemy.orm import Session
 
 from marketplace.errors import (
@@ -61,6 +61,7 @@ from node.jobs.schemas import (
     JobV1,
 )
 from node.openapi import raises
+from node.readcache import keep_answer
 from node.workspaces.service import personal_workspace
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs (seed 002: canonical /v1)"])
@@ -106,6 +107,8 @@ async def list_jobs(
     ] = None,
     sort: SortParam = "createdAt",
     order: Literal["asc", "desc"] = "desc",
+    *,
+    request: Request,
 ) -> JobListV1:
     """All jobs of the authenticated user, filtered, sorted, cursor-paginated."""
     if from_ is not None and to is not None and from_ > to:
@@ -118,7 +121,9 @@ async def list_jobs(
         created_to=_from_ms(to),
     )
     page_args = (principal, filters, SORT_FIELDS[sort], order, cursor, limit)
-    return await in_thread(session, _job_page, session, *page_args, read_only=True)
+    page = await in_thread(session, _job_page, session, *page_args, read_only=True)
+    keep_answer(request)  # polled: answered again until the next commit
+    return page
 
 
 def _job_page(
@@ -179,12 +184,16 @@ async def get_job(
     principal: PrincipalDep,
     session: SessionDep,
     funding: FundingDep,
+    request: Request,
 ) -> JobEnvelopeV1:
     """One of the caller's jobs, with its event log, its `funding` call while it awaits
     its escrow deposit and its `escrow` as seen on chain; 404 for anyone else's."""
-    return await in_thread(
+    envelope = await in_thread(
         session, _job_detail, session, principal, job_id, funding, read_only=True
     )
+    if envelope.data.status is not JobStatus.AWAITING_FUNDING:  # its funding call: chain
+        keep_answer(request)  # polled: answered again until the next commit
+    return envelope
 
 
 def _job_detail(

@@ -37,7 +37,7 @@ import math
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -66,6 +66,7 @@ from node.jobs.schemas import (
     Priority,
 )
 from node.openapi import raises
+from node.readcache import keep_answer
 
 router = APIRouter(tags=["jobs (seed 001: workspace-scoped)"])
 
@@ -155,11 +156,14 @@ async def list_jobs(
     q: ListQueryDep,
     principal: PrincipalDep,
     session: SessionDep,
+    request: Request,
 ) -> JobPage001:
     """List jobs in the workspace with filters, sorting and page pagination."""
     # the caller's role there is checked with the page's statements, in the same worker
     # thread hop (`readable_in_workspace`), not by a dependency of its own
-    return await in_thread(session, _job_page, session, principal, workspace_id, q, read_only=True)
+    page = await in_thread(session, _job_page, session, principal, workspace_id, q, read_only=True)
+    keep_answer(request)  # polled: answered again until the next commit
+    return page
 
 
 def _job_page(

@@ -5,7 +5,7 @@ nothing back."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -14,6 +14,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 
 from node.auth.cache import UserCache
+from tests.fixtures.factories import auth_headers, make_user
+from tests.fixtures.metrics import metric_value
 from tests.node.jobs.conftest import Seed
 
 
@@ -71,8 +73,9 @@ def test_list_queries_do_not_grow_with_rows(
     large = [_statements_for(app, client, seed, u) for u in urls]
     assert small == large
     # Page-numbered lists: one COUNT and one SELECT of jobs; keyset: one SELECT of jobs.
+    # (A page not asked for since the last commit: an answer again is no statement.)
     with count_statements(app) as statements:
-        client.get("/v1/jobs?limit=100", headers=seed.headers)
+        client.get("/v1/jobs?limit=99", headers=seed.headers)
     assert sum("FROM jobs" in s for s in statements) == 1
     assert not any("job_events" in s for s in statements)
 
@@ -109,3 +112,46 @@ def test_create_writes_job_and_event_without_reading_back(
     writes = [m.group(0) for s in statements if (m := re.match(r"(INSERT INTO|UPDATE) \w+", s))]
     assert writes == ["INSERT INTO jobs", "INSERT INTO job_events"]
     assert not any(s.startswith("SELECT") and "FROM job_events" in s for s in statements)
+
+
+def test_a_polled_job_is_read_again_only_after_a_commit(
+    app: FastAPI,
+    client: TestClient,
+    users_kept: None,
+    seed: Seed,
+    quiet: None,
+    set_job: Callable[..., None],
+) -> None:
+    """`GET /v1/jobs/{id}` again with nothing committed since: on SQLite the answer of the
+    last read, byte for byte, without a statement (`node.readcache`); any commit, even
+    one made around the node, is seen by the next read; each caller has answers of its own;
+    a job awaiting its deposit (its funding call comes from the chain) is read every time.
+    PostgreSQL reads every time."""
+    cached = app.state.runtime.reads.enabled
+    assert cached == app.state.runtime.settings.sqlalchemy_url.startswith("sqlite")
+    job_id = client.post("/v1/jobs", json={"type": "t", "payload": {}}, headers=seed.headers)
+    url = f"/v1/jobs/{job_id.json()['data']['id']}"
+    first = client.get(url, headers=seed.headers)
+    route = "/v1/jobs/{jobId}"
+    seen = metric_value(client.get("/metrics").text, "dcm_http_requests_total", route=route)
+    with count_statements(app) as statements:
+        again = client.get(url, headers=seed.headers)
+    assert again.status_code == 200 and again.content == first.content
+    assert again.headers["content-type"] == first.headers["content-type"] == "application/json"
+    assert len(statements) == (0 if cached else 4), statements
+    # still its own request: its own id, counted under its route
+    assert again.headers["x-request-id"] != first.headers["x-request-id"]
+    counted = metric_value(client.get("/metrics").text, "dcm_http_requests_total", route=route)
+    assert counted == (seen or 0) + 1
+
+    set_job(url.rsplit("/", 1)[1], progress_percent=42)  # a session of its own, not a request
+    assert client.get(url, headers=seed.headers).json()["data"]["progress"] == 42
+    other = auth_headers(client, make_user(app).username)
+    assert client.get(url, headers=other).status_code == 404
+    assert client.get(url, headers=seed.headers).json()["data"]["progress"] == 42
+
+    set_job(url.rsplit("/", 1)[1], status="awaiting_funding")
+    client.get(url, headers=seed.headers)
+    with count_statements(app) as statements:
+        assert client.get(url, headers=seed.headers).json()["data"]["status"] == "awaiting_funding"
+    assert len(statements) == 4, statements
