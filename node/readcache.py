@@ -5,20 +5,21 @@ each poll cost a worker thread hop, four statements, the rendering of the job an
 event log, and FastAPI's dependency solving around them (issue 12's profile: with the
 statements gone, routing and dependency solving were still three quarters of the event
 loop's time). `CachedReads` keeps the answer a route marked as made of database rows only
-(`keep_answer`) under its path, query and caller, and answers the same request from it,
-in front of routing, for as long as nothing was committed to the database since the
-route's statements ran.
+(`answer_version` before its statements, `keep_answer` after) under its path, query and
+caller, and answers the same request from it, in front of routing, for as long as
+nothing was committed to the database since the route's statements ran.
 
-"Nothing was committed" is SQLite's `PRAGMA data_version`, read on a connection of the
-cache's own that never writes: it changes whenever any other connection commits (this
-node's pool, a `dcm` command, another process), and reading it is a look at the WAL
-index in shared memory, no file I/O. The version is read before the route runs and kept
-with its answer; a commit between the two makes the answer stale at once, never a stale
-answer valid. So an answer from the cache is the one the route would give now.
-
-PostgreSQL has no counter of commits that costs less than the read it would spare (the
-round trip is the cost), and other replicas commit too: there the cache is off and every
-request reaches its route.
+The database's version is read on a connection of the cache's own, before the route's
+statements run, and kept with its answer; the answer is served while the version read
+at the request is the same. A commit between the two reads makes the answer stale, never
+a stale answer valid, so an answer from the cache is the one the route would give now.
+- SQLite: `PRAGMA data_version`, which changes whenever any other connection commits
+  (this node's pool, a `dcm` command, another process); a look at the WAL index in
+  shared memory, no file I/O.
+- PostgreSQL: `pg_current_snapshot()`, the same twice only if no transaction began to
+  write or ended in between, on any replica or client of the server (so a busy server
+  serves few answers twice). A round trip, but one shared by every request that asks
+  while another is under way, and made only for a request that has an answer kept.
 
 The caller is the principal its bearer credential names, found without the database
 (`principal_of`; None sends the request to its route, which authenticates it in full and
@@ -28,6 +29,9 @@ with its deadline) must not be kept.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import sqlite3
 import threading
 from collections import OrderedDict
@@ -38,46 +42,132 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from node.replicas import libpq_url
+
+log = logging.getLogger(__name__)
+
 MAX_ENTRIES = 4096  # answers kept, least recently used first out; a job detail is a few KiB
-KEEP = "keep_answer"  # the `request.state` flag of `keep_answer`
+KEEP = "kept_answer_version"  # `request.state`: set by `keep_answer`
+CACHE = "dcm.read_cache"  # the scope's `ReadCache`, for `answer_version`
 
 
-def keep_answer(request: Request) -> None:
-    """From a route: this request's answer (if it succeeds) is made of database rows
-    only, the same for the same path, query and caller until the next commit."""
-    setattr(request.state, KEEP, True)
+async def answer_version(request: Request) -> Hashable | None:
+    """From a route whose answer may be kept, before its statements run: the database's
+    version now, for `keep_answer` (None: the cache is off or the version unknown)."""
+    cache = request.scope.get(CACHE)
+    return None if cache is None else await cache.version()
 
 
-class ReadCache:
-    def __init__(self, database_url: str, max_entries: int = MAX_ENTRIES) -> None:
-        self.max_entries = max_entries
-        prefix = "sqlite:///"
-        path = database_url[len(prefix) :] if database_url.startswith(prefix) else None
-        self._path = Path(path) if path and path != ":memory:" else None
+def keep_answer(request: Request, version: Hashable | None) -> None:
+    """From a route: this request's answer (if it is a 200) is made of database rows
+    only, as they were at `version` (`answer_version`, read before its statements): the
+    same for the same path, query and caller until the next commit."""
+    if version is not None:
+        setattr(request.state, KEEP, version)
+
+
+class _SqliteVersion:
+    """`PRAGMA data_version` on a connection of its own (it never writes)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
         self._db: sqlite3.Connection | None = None
-        self._entries: OrderedDict[Hashable, tuple[int, Any]] = OrderedDict()
         self._lock = threading.Lock()
 
-    @property
-    def enabled(self) -> bool:
-        return self._path is not None and self.max_entries > 0
-
-    def version(self) -> int | None:
-        """The database's version now (None: the cache is off). Read it before the
-        statements of an answer to `put` run."""
-        if not self.enabled:
-            return None
+    async def read(self) -> int:
         with self._lock:
             if self._db is None:
                 self._db = sqlite3.connect(self._path, check_same_thread=False)
             return self._db.execute("PRAGMA data_version").fetchone()[0]
 
-    def get(self, key: Hashable) -> Any:
+    async def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+
+class _PgSnapshot:
+    """`pg_current_snapshot()` on an autocommit connection of its own, as text: equal
+    twice only if no transaction got a transaction id (a write began) or ended in between,
+    so no commit. Every caller gets the answer of a query sent after it asked; callers
+    that ask while one is under way share the next one (one round trip for all of them)."""
+
+    def __init__(self, database_url: str) -> None:
+        self._url = database_url
+        self._conn: Any = None
+        self._next: asyncio.Future[str | None] | None = None
+        self._pump: asyncio.Task[None] | None = None
+
+    async def read(self) -> str | None:
+        """The snapshot now; None when the server could not be asked (a miss)."""
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+        waiting = self._next
+        if self._pump is None or self._pump.done():
+            self._pump = asyncio.create_task(self._ask())
+        return await asyncio.shield(waiting)
+
+    async def _ask(self) -> None:
+        while self._next is not None:
+            waiting, self._next = self._next, None
+            snapshot = None
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = await _pg_connect(self._url)
+                cursor = await self._conn.execute("SELECT pg_current_snapshot()::text")
+                snapshot = (await cursor.fetchone())[0]
+            except Exception:  # asked again on the next read, on a new connection
+                log.warning("read cache: no snapshot from the database", exc_info=True)
+                await self.close()
+            if not waiting.done():
+                waiting.set_result(snapshot)
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+
+async def _pg_connect(sqlalchemy_url: str) -> Any:
+    import psycopg
+
+    return await psycopg.AsyncConnection.connect(
+        libpq_url(sqlalchemy_url),
+        autocommit=True,
+        connect_timeout=5,
+        application_name="dcm-read-cache",
+    )
+
+
+class ReadCache:
+    def __init__(self, database_url: str, max_entries: int = MAX_ENTRIES) -> None:
+        self.max_entries = max_entries
+        self._source: _SqliteVersion | _PgSnapshot | None = None
+        if max_entries > 0:
+            if database_url.startswith("sqlite:///") and database_url != "sqlite:///:memory:":
+                self._source = _SqliteVersion(Path(database_url[len("sqlite:///") :]))
+            elif database_url.startswith("postgresql"):
+                self._source = _PgSnapshot(database_url)
+        self._entries: OrderedDict[Hashable, tuple[Hashable, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return self._source is not None
+
+    async def version(self) -> Hashable | None:
+        """The database's version now (None: unknown, or the cache is off). Read it
+        before the statements of an answer to `put` run."""
+        return None if self._source is None else await self._source.read()
+
+    async def get(self, key: Hashable) -> Any:
         """The answer put under `key` if nothing was committed since its version."""
         entry = self._entries.get(key)
         if entry is None:
             return None
-        fresh = entry[0] == self.version()
+        fresh = entry[0] == await self.version()
         with self._lock:
             if self._entries.get(key) is entry:
                 if fresh:
@@ -86,7 +176,7 @@ class ReadCache:
                     del self._entries[key]
         return entry[1] if fresh else None
 
-    def put(self, key: Hashable, version: int | None, answer: Any) -> None:
+    def put(self, key: Hashable, version: Hashable | None, answer: Any) -> None:
         """Keep `answer`, made from statements that ran after `version` was read."""
         if version is None:
             return
@@ -96,12 +186,11 @@ class ReadCache:
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         with self._lock:
             self._entries.clear()
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+        if self._source is not None:
+            await self._source.close()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -133,7 +222,7 @@ class CachedReads:
         principal = self.principal_of(request)
         resource = (scope["path"], scope["query_string"])
         if principal is not None:
-            answer = cache.get((resource, principal))
+            answer = await cache.get((resource, principal))
             if answer is not None:
                 route, path_params, start, body = answer
                 scope["route"], scope["path_params"] = route, path_params
@@ -141,7 +230,7 @@ class CachedReads:
                 await send({**start, "headers": list(start["headers"])})  # sent as is
                 await send({"type": "http.response.body", "body": body})
                 return
-        version = cache.version()
+        scope[CACHE] = cache
         start: Message | None = None
         chunks: list[bytes] = []
 
@@ -154,7 +243,8 @@ class CachedReads:
             await send(message)
 
         await self.app(scope, receive, keep)
-        if start is None or start["status"] != 200 or not scope["state"].get(KEEP):
+        version = scope["state"].get(KEEP)
+        if start is None or start["status"] != 200 or version is None:
             return
         principal = self.principal_of(request)  # now also for a user the route looked up
         if principal is not None:

@@ -165,7 +165,7 @@ class Runtime:
         if self.staging is not None:
             self.staging.close()
             self.staging = None
-        self.reads.close()
+        await self.reads.close()
         for claim in reversed(self._claims):
             claim.close()
         self._claims.clear()

@@ -61,7 +61,7 @@ from node.jobs.schemas import (
     JobV1,
 )
 from node.openapi import raises
-from node.readcache import keep_answer
+from node.readcache import answer_version, keep_answer
 from node.workspaces.service import personal_workspace
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs (seed 002: canonical /v1)"])
@@ -121,8 +121,9 @@ async def list_jobs(
         created_to=_from_ms(to),
     )
     page_args = (principal, filters, SORT_FIELDS[sort], order, cursor, limit)
+    version = await answer_version(request)  # polled: answered again until the next commit
     page = await in_thread(session, _job_page, session, *page_args, read_only=True)
-    keep_answer(request)  # polled: answered again until the next commit
+    keep_answer(request, version)
     return page
 
 
@@ -188,11 +189,12 @@ async def get_job(
 ) -> JobEnvelopeV1:
     """One of the caller's jobs, with its event log, its `funding` call while it awaits
     its escrow deposit and its `escrow` as seen on chain; 404 for anyone else's."""
+    version = await answer_version(request)  # polled: answered again until the next commit
     envelope = await in_thread(
         session, _job_detail, session, principal, job_id, funding, read_only=True
     )
     if envelope.data.status is not JobStatus.AWAITING_FUNDING:  # its funding call: chain
-        keep_answer(request)  # polled: answered again until the next commit
+        keep_answer(request, version)
     return envelope
 
 

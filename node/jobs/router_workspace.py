@@ -66,7 +66,7 @@ from node.jobs.schemas import (
     Priority,
 )
 from node.openapi import raises
-from node.readcache import keep_answer
+from node.readcache import answer_version, keep_answer
 
 router = APIRouter(tags=["jobs (seed 001: workspace-scoped)"])
 
@@ -161,8 +161,9 @@ async def list_jobs(
     """List jobs in the workspace with filters, sorting and page pagination."""
     # the caller's role there is checked with the page's statements, in the same worker
     # thread hop (`readable_in_workspace`), not by a dependency of its own
+    version = await answer_version(request)  # polled: answered again until the next commit
     page = await in_thread(session, _job_page, session, principal, workspace_id, q, read_only=True)
-    keep_answer(request)  # polled: answered again until the next commit
+    keep_answer(request, version)
     return page
 
 

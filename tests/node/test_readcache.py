@@ -1,88 +1,152 @@
 """`node.readcache`: an answer is served again only while nothing was committed to the
-SQLite database since the version read before its statements ran; on PostgreSQL the
-cache is off."""
+database since the version read before its statements ran (SQLite's data version,
+PostgreSQL's snapshot), whoever committed."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import text
+import pytest
+from sqlalchemy import Engine, text
 
+from node.config import NodeSettings
 from node.db import make_engine
 from node.readcache import ReadCache
 
+# PostgreSQL's snapshot moves with every write on the server, other tests' included: an
+# answer is served again once no write landed between its put and its get.
+TRIES = 200
 
-def _database(tmp_path: Path) -> tuple[str, object]:
-    url = f"sqlite:///{tmp_path / 'node.sqlite3'}"
+
+@pytest.fixture
+def db(database_url: str, tmp_path: Path) -> Iterator[tuple[str, Engine]]:
+    url = NodeSettings(data_dir=tmp_path, database_url=database_url).sqlalchemy_url
     engine = make_engine(url)
     with engine.begin() as conn:
         conn.execute(text("CREATE TABLE t (n INTEGER)"))
-    return url, engine
+    yield url, engine
+    engine.dispose()
 
 
-def test_an_answer_is_served_until_any_connection_commits(tmp_path: Path) -> None:
-    url, engine = _database(tmp_path)
+def served_again(cache: ReadCache, answer: bytes) -> bool:
+    async def attempt() -> bool:
+        for _ in range(TRIES):
+            cache.put("k", await cache.version(), answer)
+            if await cache.get("k") == answer:
+                return True
+        return False
+
+    return asyncio.run(attempt())
+
+
+def commit(engine: Engine, statement: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(text(statement))
+
+
+def test_an_answer_is_served_until_any_connection_commits(db: tuple[str, Engine]) -> None:
+    url, engine = db
     cache = ReadCache(url)
     assert cache.enabled
-    version = cache.version()
-    cache.put("k", version, b"answer")
-    assert cache.get("k") == b"answer"
-    assert cache.get("k") == b"answer"  # reading the version is no change
-    with engine.begin() as conn:  # the node's own pool
-        conn.execute(text("INSERT INTO t VALUES (1)"))
-    assert cache.get("k") is None and len(cache) == 0
-    # another process (a `dcm` command on the same file)
-    cache.put("k", cache.version(), b"again")
-    db = url.removeprefix("sqlite:///")
+    assert served_again(cache, b"answer")
+    commit(engine, "INSERT INTO t VALUES (1)")  # the node's own pool
+    assert asyncio.run(cache.get("k")) is None and len(cache) == 0
+
+    # another process (a `dcm` command, another replica)
+    assert served_again(cache, b"again")
     script = (
-        f"import sqlite3; c = sqlite3.connect({db!r}); c.execute('UPDATE t SET n = 2'); c.commit()"
+        "import sqlalchemy as sa, sys; e = sa.create_engine(sys.argv[1])\n"
+        "with e.begin() as c: c.execute(sa.text('UPDATE t SET n = 2'))"
     )
-    subprocess.run([sys.executable, "-c", script], check=True)
-    assert cache.get("k") is None
-    # a transaction that wrote nothing, and one rolled back, change nothing
-    cache.put("k", cache.version(), b"kept")
+    subprocess.run([sys.executable, "-c", script, url], check=True)
+    assert asyncio.run(cache.get("k")) is None
+    asyncio.run(cache.close())
+
+
+def test_a_commit_after_the_version_was_read_makes_the_answer_stale(
+    db: tuple[str, Engine],
+) -> None:
+    """The version is read before the statements: a commit landing between the two could
+    be missing from the answer, so the answer must not outlive it."""
+    url, engine = db
+    cache = ReadCache(url)
+
+    async def put_around_a_commit() -> bytes | None:
+        version = await cache.version()
+        commit(engine, "INSERT INTO t VALUES (1)")
+        cache.put("k", version, b"maybe without the insert")
+        return await cache.get("k")
+
+    assert asyncio.run(put_around_a_commit()) is None
+    asyncio.run(cache.close())
+
+
+def test_sqlite_reads_and_rollbacks_change_nothing(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'node.sqlite3'}"
+    engine = make_engine(url)
+    commit(engine, "CREATE TABLE t (n INTEGER)")
+    cache = ReadCache(url)
+    cache.put("k", asyncio.run(cache.version()), b"kept")
     with engine.begin() as conn:
         conn.execute(text("SELECT n FROM t")).all()
     with engine.connect() as conn:
         conn.execute(text("INSERT INTO t VALUES (3)"))
         conn.rollback()
-    assert cache.get("k") == b"kept"
-    cache.close()
+    assert asyncio.run(cache.get("k")) == b"kept"
+    asyncio.run(cache.close())
     engine.dispose()
 
 
-def test_a_commit_after_the_version_was_read_makes_the_answer_stale(tmp_path: Path) -> None:
-    """The version is read before the statements: a commit landing between the two could
-    be missing from the answer, so the answer must not outlive it."""
-    url, engine = _database(tmp_path)
+@pytest.mark.postgres
+def test_postgres_readers_asking_at_once_share_round_trips(db: tuple[str, Engine]) -> None:
+    """Readers that ask while a snapshot query is under way wait for the next one: each
+    gets a snapshot taken after it asked, and a commit made before it asked is seen."""
+    url, engine = db
     cache = ReadCache(url)
-    version = cache.version()
-    with engine.begin() as conn:
-        conn.execute(text("INSERT INTO t VALUES (1)"))
-    cache.put("k", version, b"maybe without the insert")
-    assert cache.get("k") is None
-    cache.close()
-    engine.dispose()
+    queries = 0
+    source = cache._source
+    ask = source._ask  # type: ignore[union-attr]
+
+    async def counted() -> None:
+        nonlocal queries
+        queries += 1
+        await ask()
+
+    source._ask = counted  # type: ignore[union-attr]
+
+    async def many() -> None:
+        before = await cache.version()
+        commit(engine, "INSERT INTO t VALUES (1)")
+        snapshots = await asyncio.gather(*(cache.version() for _ in range(50)))
+        assert None not in snapshots and before not in snapshots
+
+    asyncio.run(many())
+    assert queries <= 3  # the first reader's query, then one for all who asked meanwhile
+    asyncio.run(cache.close())
 
 
 def test_the_newest_used_answers_are_kept(tmp_path: Path) -> None:
-    url, engine = _database(tmp_path)
+    url = f"sqlite:///{tmp_path / 'node.sqlite3'}"
     cache = ReadCache(url, max_entries=2)
-    version = cache.version()
-    cache.put("a", version, b"a")
-    cache.put("b", version, b"b")
-    assert cache.get("a") == b"a"  # used: "b" is now the oldest
-    cache.put("c", version, b"c")
-    assert (cache.get("a"), cache.get("b"), cache.get("c")) == (b"a", None, b"c")
-    cache.close()
-    engine.dispose()
+
+    async def check() -> None:
+        version = await cache.version()
+        cache.put("a", version, b"a")
+        cache.put("b", version, b"b")
+        assert await cache.get("a") == b"a"  # used: "b" is now the oldest
+        cache.put("c", version, b"c")
+        assert [await cache.get(k) for k in "abc"] == [b"a", None, b"c"]
+        await cache.close()
+
+    asyncio.run(check())
 
 
-def test_off_where_no_commit_counter_is_cheaper_than_the_read() -> None:
-    for url in ("postgresql://postgres@127.0.0.1/postgres", "sqlite:///:memory:"):
-        cache = ReadCache(url)
-        assert not cache.enabled and cache.version() is None
-        cache.put("k", cache.version(), b"x")
-        assert cache.get("k") is None
+def test_off_without_a_database_file_or_room() -> None:
+    for cache in (ReadCache("sqlite:///:memory:"), ReadCache("sqlite:////tmp/x.db", 0)):
+        assert not cache.enabled and asyncio.run(cache.version()) is None
+        cache.put("k", None, b"x")
+        assert asyncio.run(cache.get("k")) is None
