@@ -38,7 +38,7 @@ from node.metrics import RuntimeCollector, observe_request, render, route_of
 from node.openapi import install_openapi
 from node.readcache import CachedReads
 from node.routers import ROUTERS
-from node.routing import index_routes
+from node.routing import index_routes, routes_of
 from node.runtime import build_runtime
 from node.schema import require_current_schema
 
@@ -251,12 +251,9 @@ def _api_routes(router: Any) -> Iterator[tuple[str, APIRoute]]:
     """The app's FastAPI routes with the path each answers: its own routes, and those of
     the routers it includes (as routing selects them: the route is the included one)."""
     for entry in router.routes:
-        if isinstance(entry, APIRoute):
-            yield entry.path_format, entry
-        contexts = getattr(entry, "effective_route_contexts", None)
-        for context in contexts() if contexts is not None else ():
-            if isinstance(context.original_route, APIRoute):
-                yield context.path_format, context.original_route
+        for path, route in routes_of(entry) or ():
+            if isinstance(route, APIRoute):
+                yield path, route
 
 
 class RequestContextMiddleware:

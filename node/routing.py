@@ -18,7 +18,6 @@ cannot match the request's path at all, so the first full match, the first parti
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
 from typing import Any
 
 from fastapi import FastAPI
@@ -39,26 +38,39 @@ def first_segment(path_format: str) -> str:
     return rest if literal == path_format else ANY  # a parameter inside the first segment
 
 
-def _formats(entry: BaseRoute) -> Iterable[str] | None:
-    """The path formats of a top-level entry (an included router: all of its routes), or
-    None when they cannot be told (it is then tried for every request)."""
+def routes_of(entry: BaseRoute, prefix: str = "") -> list[tuple[str, BaseRoute]] | None:
+    """The routes a top-level entry of the app's route list answers, each with its path
+    format (an included router: all of its routes, with the prefixes they were included
+    under); None when they cannot be told (the entry is then tried for every request).
+
+    Read from the included routers' own routes, as FastAPI files them (its
+    `_IncludedRouter`: `original_router`, `include_context.prefix`), without building
+    FastAPI's effective route contexts: those build every route's dependency tree, a
+    quarter of a second for the node's routes, which `create_app` paid for each app (a
+    test's, a node's start) and routing otherwise builds only for the routers it walks."""
     if isinstance(entry, Host):
         return None
-    contexts = getattr(entry, "effective_route_contexts", None)
-    if contexts is not None:
-        low_priority = getattr(entry, "effective_low_priority_routes", None)
-        if low_priority is None or low_priority():
+    router = getattr(entry, "original_router", None)
+    if router is None:
+        path_format = getattr(entry, "path_format", None)
+        return [(prefix + path_format, entry)] if isinstance(path_format, str) else None
+    if getattr(router, "_low_priority_routes", None):
+        return None  # answered after every other route: anywhere in the walk
+    prefix += entry.include_context.prefix  # type: ignore[attr-defined]
+    found: list[tuple[str, BaseRoute]] = []
+    for route in router.routes:
+        inner = routes_of(route, prefix)
+        if inner is None:
             return None
-        return [getattr(c, "path_format", "") or "{any}" for c in contexts()]
-    path_format = getattr(entry, "path_format", None)
-    return [path_format] if isinstance(path_format, str) else None
+        found += inner
+    return found
 
 
 def segments_of(entry: BaseRoute) -> set[str]:
-    formats = _formats(entry)
-    if formats is None:
+    routes = routes_of(entry)
+    if routes is None:
         return {ANY}
-    return {first_segment(f) for f in formats} or {ANY}
+    return {first_segment(path) for path, _ in routes} or {ANY}
 
 
 class IndexedRoutes:
