@@ -11,7 +11,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 from starlette.routing import Match
 
-from node.routing import ANY, IndexedRoutes, first_segment
+from node.routing import ANY, IndexedRoutes, first_segment, routes_of
 
 
 def _scope(method: str, path: str) -> dict[str, Any]:
@@ -99,3 +99,26 @@ def test_routes_added_later_are_served_and_misses_answer_as_before(
     assert client.get("/later/x").json() == {"thing": "x"}
     assert client.get("/nowhere").status_code == 404
     assert client.delete("/healthz").status_code == 405
+
+
+def test_routes_are_read_as_fastapi_files_them(app: FastAPI) -> None:
+    """`routes_of` reads FastAPI's included routers without building their effective
+    route contexts: it must give the very (path, route) pairs those contexts give, nested
+    routers and prefixes included, or the index would file a route wrongly."""
+    nested = APIRouter(prefix="/outer")
+    inner = APIRouter(prefix="/inner")
+    inner.add_api_route("/{x}", lambda x: x)
+    nested.include_router(inner, prefix="/mid")
+    app.include_router(nested, prefix="/top")
+    mine, fastapi = [], []
+    for entry in app.router.routes:
+        routes = routes_of(entry)
+        assert routes is not None, entry
+        mine += routes
+        contexts = getattr(entry, "effective_route_contexts", None)
+        if contexts is None:
+            fastapi.append((entry.path_format, entry))
+        else:
+            fastapi += [(c.path_format, c.original_route) for c in contexts()]
+    assert len(mine) > 100 and mine == fastapi
+    assert mine[-1][0] == "/top/outer/mid/inner/{x}"
