@@ -42,7 +42,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from node.replicas import libpq_url
+from node.replicas import PG_CONNECT_OPTIONS, libpq_url
 
 log = logging.getLogger(__name__)
 
@@ -134,10 +134,7 @@ async def _pg_connect(sqlalchemy_url: str) -> Any:
     import psycopg
 
     return await psycopg.AsyncConnection.connect(
-        libpq_url(sqlalchemy_url),
-        autocommit=True,
-        connect_timeout=5,
-        application_name="dcm-read-cache",
+        libpq_url(sqlalchemy_url), application_name="dcm-read-cache", **PG_CONNECT_OPTIONS
     )
 
 

@@ -60,21 +60,25 @@ def libpq_url(sqlalchemy_url: str) -> str:
     return url.render_as_string(hide_password=False)
 
 
+# A dedicated autocommit connection with TCP keepalives short enough that a broken
+# network is noticed within seconds (`pg_connect`, and psycopg's `AsyncConnection.connect`).
+PG_CONNECT_OPTIONS = {
+    "autocommit": True,
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 2,
+    "tcp_user_timeout": 8000,
+}
+
+
 def pg_connect(sqlalchemy_url: str, application_name: str = "dcm-node") -> Any:
-    """A dedicated autocommit connection with TCP keepalives short enough that a broken
-    network is noticed within seconds."""
+    """A dedicated connection (`PG_CONNECT_OPTIONS`)."""
     import psycopg
 
     return psycopg.connect(
-        libpq_url(sqlalchemy_url),
-        autocommit=True,
-        connect_timeout=5,
-        keepalives=1,
-        keepalives_idle=5,
-        keepalives_interval=2,
-        keepalives_count=2,
-        tcp_user_timeout=8000,
-        application_name=application_name,
+        libpq_url(sqlalchemy_url), application_name=application_name, **PG_CONNECT_OPTIONS
     )
 
 
