@@ -13,8 +13,19 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from marketplace.errors import RateLimited
 
 _hasher = PasswordHasher()
-# Verified against when the user does not exist, so that timing does not reveal usernames.
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
+# Verified against when the user does not exist, so that timing does not reveal usernames;
+# one per set of hashing parameters, made on first use. Made at import, it cost every
+# process that imports the node (each `dcm serve`, each test worker) a production-cost
+# hash, about half a second of CPU.
+_dummy_hashes: dict[tuple[int, int, int], str] = {}
+
+
+def _dummy_hash() -> str:
+    key = (_hasher.time_cost, _hasher.memory_cost, _hasher.parallelism)
+    found = _dummy_hashes.get(key)
+    if found is None:
+        found = _dummy_hashes[key] = _hasher.hash("not-a-real-password")
+    return found
 
 
 def hash_password(password: str) -> str:
@@ -23,7 +34,8 @@ def hash_password(password: str) -> str:
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        matched = _hasher.verify(password_hash or _dummy_hash(), password)
+        return matched and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 

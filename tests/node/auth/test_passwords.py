@@ -23,3 +23,20 @@ def test_hash_is_argon2id_with_the_production_cost(production_hasher: None) -> N
 
 def test_no_hash_never_verifies() -> None:
     assert not passwords.verify_password(None, "not-a-real-password")
+
+
+def test_a_missing_user_costs_a_hash_at_the_hashers_own_cost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No hash (no such user) is still verified against a hash of the hasher's own
+    parameters, so that timing does not tell which usernames exist."""
+    verified: list[str] = []
+
+    class Recording(PasswordHasher):
+        def verify(self, hash: str | bytes, password: str | bytes) -> bool:  # noqa: A002
+            verified.append(str(hash))
+            return super().verify(hash, password)
+
+    monkeypatch.setattr(passwords, "_hasher", Recording())  # the production parameters
+    assert not passwords.verify_password(None, "guess")
+    assert len(verified) == 1 and verified[0].startswith("$argon2id$v=19$m=65536,t=3,p=4$")
