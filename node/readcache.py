@@ -23,8 +23,10 @@ a stale answer valid, so an answer from the cache is the one the route would giv
 
 The caller is the principal its bearer credential names, found without the database
 (`principal_of`; None sends the request to its route, which authenticates it in full and
-counts a refusal). An answer that also depends on the chain or the clock (a funding call,
-with its deadline) must not be kept.
+counts a refusal). A caller found here is `request.state.principal` for the route, whose
+authentication takes it as it is: the token is verified once per request. An answer
+that also depends on the chain or the clock (a funding call, with its deadline) must not
+be kept.
 """
 
 from __future__ import annotations
@@ -33,8 +35,6 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from node.replicas import PG_CONNECT_OPTIONS, libpq_url
+from marketplace.lru import Lru
+from node.replicas import PG_CONNECT_OPTIONS, is_postgres, libpq_url
 
 log = logging.getLogger(__name__)
 
@@ -67,24 +68,22 @@ def keep_answer(request: Request, version: Hashable | None) -> None:
 
 
 class _SqliteVersion:
-    """`PRAGMA data_version` on a connection of its own (it never writes)."""
+    """`PRAGMA data_version` on a connection of its own (it never writes), used from the
+    event loop only."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
         self._db: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
 
     async def read(self) -> int:
-        with self._lock:
-            if self._db is None:
-                self._db = sqlite3.connect(self._path, check_same_thread=False)
-            return self._db.execute("PRAGMA data_version").fetchone()[0]
+        if self._db is None:
+            self._db = sqlite3.connect(self._path)
+        return self._db.execute("PRAGMA data_version").fetchone()[0]
 
     async def close(self) -> None:
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+        db, self._db = self._db, None
+        if db is not None:
+            db.close()
 
 
 class _PgSnapshot:
@@ -139,16 +138,16 @@ async def _pg_connect(sqlalchemy_url: str) -> Any:
 
 
 class ReadCache:
+    """Used from the event loop only (`CachedReads` and the routes' `answer_version`)."""
+
     def __init__(self, database_url: str, max_entries: int = MAX_ENTRIES) -> None:
-        self.max_entries = max_entries
         self._source: _SqliteVersion | _PgSnapshot | None = None
         if max_entries > 0:
             if database_url.startswith("sqlite:///") and database_url != "sqlite:///:memory:":
                 self._source = _SqliteVersion(Path(database_url[len("sqlite:///") :]))
-            elif database_url.startswith("postgresql"):
+            elif is_postgres(database_url):
                 self._source = _PgSnapshot(database_url)
-        self._entries: OrderedDict[Hashable, tuple[Hashable, Any]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._entries: Lru[Hashable, tuple[Hashable, Any]] = Lru(max_entries)
 
     @property
     def enabled(self) -> bool:
@@ -164,28 +163,18 @@ class ReadCache:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        fresh = entry[0] == await self.version()
-        with self._lock:
-            if self._entries.get(key) is entry:
-                if fresh:
-                    self._entries.move_to_end(key)
-                else:
-                    del self._entries[key]
-        return entry[1] if fresh else None
+        if entry[0] != await self.version():
+            self._entries.discard(key, entry)  # unless put again while the version was read
+            return None
+        return entry[1]
 
     def put(self, key: Hashable, version: Hashable | None, answer: Any) -> None:
         """Keep `answer`, made from statements that ran after `version` was read."""
-        if version is None:
-            return
-        with self._lock:
-            self._entries[key] = (version, answer)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+        if version is not None:
+            self._entries.put(key, (version, answer))
 
     async def close(self) -> None:
-        with self._lock:
-            self._entries.clear()
+        self._entries.clear()
         if self._source is not None:
             await self._source.close()
 
@@ -223,10 +212,11 @@ class CachedReads:
             if answer is not None:
                 route, path_params, start, body = answer
                 scope["route"], scope["path_params"] = route, path_params
-                scope["state"]["principal"] = principal
+                request.state.principal = principal
                 await send({**start, "headers": list(start["headers"])})  # sent as is
                 await send({"type": "http.response.body", "body": body})
                 return
+            request.state.principal = principal  # verified: the route takes it as it is
         scope[CACHE] = cache
         start: Message | None = None
         chunks: list[bytes] = []
@@ -243,7 +233,8 @@ class CachedReads:
         version = scope["state"].get(KEEP)
         if start is None or start["status"] != 200 or version is None:
             return
-        principal = self.principal_of(request)  # now also for a user the route looked up
+        if principal is None:  # a user the route looked up may be known now
+            principal = self.principal_of(request)
         if principal is not None:
             answer = (scope.get("route"), scope.get("path_params"), start, b"".join(chunks))
             cache.put((resource, principal), version, answer)

@@ -5,7 +5,7 @@ every request, never cached) and by its user: the row must exist and be active, 
 wallet address is the principal's. That row lookup was one SQL statement and one worker
 thread hop on every authenticated request. `UserCache` keeps the answer per user id for
 `ttl_seconds` (settings: `auth_user_cache_seconds`; 0 turns it off) and at most
-`max_entries` users (the oldest entry goes first).
+`max_entries` users (the least recently used goes first).
 
 What may be stale, and for how long: a user deactivated or removed by hand in the
 database is refused at most `ttl_seconds` later (the node itself never deactivates a
@@ -15,11 +15,11 @@ API keys are never cached: their revocation must be seen by every replica at onc
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from marketplace.lru import Lru
 
 
 @dataclass(frozen=True)
@@ -36,37 +36,28 @@ class UserCache:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ttl_seconds = ttl_seconds
-        self.max_entries = max_entries
         self._clock = clock
-        self._entries: OrderedDict[int, tuple[float, CachedUser]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._entries: Lru[int, tuple[float, CachedUser]] = Lru(max_entries)
 
     def get(self, user_id: int) -> CachedUser | None:
         """The active user `user_id` as looked up less than `ttl_seconds` ago, else None."""
         if self.ttl_seconds <= 0:
             return None
-        with self._lock:
-            entry = self._entries.get(user_id)
-            if entry is None:
-                return None
-            if self._clock() >= entry[0]:
-                del self._entries[user_id]
-                return None
-            return entry[1]
+        entry = self._entries.get(user_id)
+        if entry is None:
+            return None
+        if self._clock() >= entry[0]:
+            self._entries.discard(user_id, entry)
+            return None
+        return entry[1]
 
     def put(self, user: CachedUser) -> None:
         """Remember an active user (only active users are ever put)."""
-        if self.ttl_seconds <= 0:
-            return
-        with self._lock:
-            self._entries[user.user_id] = (self._clock() + self.ttl_seconds, user)
-            self._entries.move_to_end(user.user_id)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+        if self.ttl_seconds > 0:
+            self._entries.put(user.user_id, (self._clock() + self.ttl_seconds, user))
 
     def forget(self, user_id: int) -> None:
-        with self._lock:
-            self._entries.pop(user_id, None)
+        self._entries.discard(user_id)
 
     def __len__(self) -> int:
         return len(self._entries)

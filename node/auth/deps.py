@@ -48,6 +48,9 @@ async def authenticate_request_async(
     """`authenticate_request` from the event loop: an access token whose user is in the
     cache (`node.auth.cache`) is verified here, without a worker thread or a statement;
     any other credential is looked up in one worker thread hop."""
+    known: Principal | None = getattr(request.state, "principal", None)
+    if known is not None:  # verified in front of routing (`known_principal`, node.readcache)
+        return known
     token = bearer_token(request)
     if token is None:
         raise Unauthorized("Missing bearer token")

@@ -34,12 +34,14 @@ def test_an_entry_lives_ttl_seconds() -> None:
     assert len(cache) == 0
 
 
-def test_the_oldest_entry_goes_past_max_entries() -> None:
+def test_the_least_recently_used_entry_goes_past_max_entries() -> None:
     cache = UserCache(60.0, max_entries=2, clock=Clock())
-    for uid in (1, 2, 3):
+    for uid in (1, 2):
         cache.put(CachedUser(user_id=uid, address=None))
-    assert cache.get(1) is None
-    assert cache.get(2) is not None and cache.get(3) is not None
+    assert cache.get(1) is not None  # used: 2 is now the least recently used
+    cache.put(CachedUser(user_id=3, address=None))
+    assert cache.get(2) is None
+    assert cache.get(1) is not None and cache.get(3) is not None
 
 
 def test_forget_and_a_zero_ttl() -> None:

@@ -158,3 +158,34 @@ def test_a_polled_job_is_read_again_only_after_a_commit(
     with count_statements(app) as statements:
         assert client.get(url, headers=seed.headers).json()["data"]["status"] == "awaiting_funding"
     assert len(statements) == 4, statements
+
+
+def test_a_polled_read_verifies_its_token_once(
+    app: FastAPI,
+    client: TestClient,
+    users_kept: None,
+    seed: Seed,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A caller the read cache recognised in front of routing (`known_principal`) is the
+    route's principal as it is: the token's signature is checked once per request, hit
+    or miss. A refused token is still the route's to refuse."""
+    import node.auth.deps as deps
+
+    job = client.post("/v1/jobs", json={"type": "t", "payload": {}}, headers=seed.headers)
+    url = f"/v1/jobs/{job.json()['data']['id']}"
+    assert client.get(url, headers=seed.headers).status_code == 200  # its user is now kept
+    checks: list[str] = []
+    real = deps.access_claims
+
+    def counted(settings, token):  # noqa: ANN001, ANN202
+        checks.append(token)
+        return real(settings, token)
+
+    monkeypatch.setattr(deps, "access_claims", counted)
+    client.post("/v1/jobs", json={"type": "t", "payload": {}}, headers=seed.headers)  # a commit
+    checks.clear()
+    assert client.get(url, headers=seed.headers).status_code == 200  # a miss: the route ran
+    assert len(checks) == 1
+    forged = {"Authorization": seed.headers["Authorization"][:-4] + "AAAA"}
+    assert client.get(url, headers=forged).json()["error"]["code"] == "INVALID_TOKEN"
