@@ -273,8 +273,9 @@ def read_outside_transaction(session: Session) -> None:
     session.connection(execution_options=_AUTOCOMMIT)
 
 
-def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False, autoflush=True)
+def make_sessionmaker(engine: Engine, info: dict[str, Any] | None = None) -> sessionmaker[Session]:
+    """`info`: each session's `Session.info` starts as a copy of it (its values shared)."""
+    return sessionmaker(engine, expire_on_commit=False, autoflush=True, info=info)
 
 
 @contextmanager

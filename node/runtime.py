@@ -28,6 +28,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from marketplace.content.store import ContentStore
+from marketplace.lru import Lru
 from node.auth.cache import UserCache
 from node.auth.passwords import HashingGate
 from node.chain.host import ChainHost
@@ -63,11 +64,14 @@ from node.services import LoopService
 from node.staging import StagingClaim, claim_staging
 from node.webhooks import service as webhooks
 from node.webhooks.sender import WebhookSender
+from node.workspaces.service import KNOWN_PERSONAL
 
 DeployHook = Callable[[ChainHost], None]
 
 # Notifier topic: an outbox row was committed (any replica): the leader's chain tick runs.
 CHAIN_TOPIC = "chain"
+# Users whose personal workspace id a node remembers (`node.workspaces.service`).
+KNOWN_USERS = 100_000
 
 
 @dataclass(eq=False)
@@ -237,7 +241,7 @@ class Runtime:
 def build_runtime(settings: NodeSettings) -> Runtime:
     """Everything but what needs the running event loop or the chain (`Runtime.start`)."""
     engine = make_engine(settings.sqlalchemy_url)
-    sessions = make_sessionmaker(engine)
+    sessions = make_sessionmaker(engine, info={KNOWN_PERSONAL: Lru(KNOWN_USERS)})
     notifier = JobNotifier()
     job_notifier.install(sessions, notifier)
     job_events.install(sessions, notifier)

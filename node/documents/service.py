@@ -54,7 +54,7 @@ from node.jobs import service as jobs
 from node.models.documents import TransformerTemplate
 from node.models.jobs import Job
 from node.webhooks.service import check_target, create_job_webhook
-from node.workspaces.service import personal_workspace
+from node.workspaces.service import personal_workspace_id
 
 DIALECT = "seed004"
 MAX_INPUT_BYTES = 512 * 1024 * 1024
@@ -70,7 +70,7 @@ def workspace_of(session: Session, principal: Principal) -> int:
     """The workspace a seed 004 call acts in: the API key's, else the user's personal one."""
     if principal.workspace_id is not None:
         return principal.workspace_id
-    return personal_workspace(session, principal).id
+    return personal_workspace_id(session, principal)
 
 
 # --------------------------------------------------------------------------- inputs

@@ -52,7 +52,7 @@ from node.jobs.events import LOGS_KIND, read_events
 from node.jobs.repository import JobFilters
 from node.models.jobs import Job, JobBatch, JobEvent, JobTemplate
 from node.models.providers import Provider
-from node.workspaces.service import personal_workspace
+from node.workspaces.service import personal_workspace_id
 
 # seed word -> canonical statuses (list filter)
 STATUS_FILTER: dict[str, tuple[str, ...]] = {
@@ -154,7 +154,7 @@ def _workspace_for(session: Session, principal: Principal) -> int:
     create jobs there."""
     workspace_id = principal.workspace_id
     if workspace_id is None:
-        workspace_id = personal_workspace(session, principal).id
+        workspace_id = personal_workspace_id(session, principal)
     authorize(session, principal, workspace_id, Action.CREATE_JOB)
     return workspace_id
 

@@ -62,7 +62,7 @@ from node.jobs.schemas import (
 )
 from node.openapi import raises
 from node.readcache import answer_version, keep_answer
-from node.workspaces.service import personal_workspace
+from node.workspaces.service import personal_workspace_id
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs (seed 002: canonical /v1)"])
 
@@ -164,8 +164,9 @@ def _create_job(session: Session, principal: Principal, body: JobCreateV1) -> Jo
     if workspace_id is None:
         if principal.workspace_id is not None:
             raise Forbidden("This API key may only create jobs in its workspace")
-        workspace_id = personal_workspace(session, principal).id
-    authorize(session, principal, workspace_id, Action.CREATE_JOB)
+        workspace_id = personal_workspace_id(session, principal)  # the caller owns it
+    else:
+        authorize(session, principal, workspace_id, Action.CREATE_JOB)
     job = service.create_job(
         session,
         job_type=body.type,

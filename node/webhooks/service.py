@@ -39,7 +39,7 @@ from node.jobs.schemas import JobV1
 from node.models.jobs import Job, JobEvent
 from node.models.webhooks import Webhook, WebhookDelivery
 from node.notifier import Notifier
-from node.workspaces.service import personal_workspace
+from node.workspaces.service import personal_workspace_id
 
 EVENT_TYPES = (
     "created",
@@ -106,7 +106,7 @@ def create_webhook(
     workspace_id: int | None,
 ) -> Webhook:
     if workspace_id is None:
-        workspace_id = principal.workspace_id or personal_workspace(session, principal).id
+        workspace_id = principal.workspace_id or personal_workspace_id(session, principal)
     authorize(session, principal, workspace_id, Action.CREATE_JOB)
     check_target(url, settings.webhook_private_targets_allowed)
     hook = Webhook(

@@ -44,15 +44,30 @@ def create_workspace(session: Session, principal: Principal, name: str) -> Works
     return ws
 
 
-def personal_workspace(session: Session, principal: Principal) -> Workspace:
-    """The caller's personal workspace, made (with the caller as owner) on first use.
+# `Session.info` key: a `marketplace.lru.Lru` of user id -> personal workspace id, shared by
+# the sessions of one sessionmaker (`node.runtime` puts one there). The pair never changes:
+# a personal workspace is never deleted and keeps its owner (`_keep_an_owner`).
+KNOWN_PERSONAL = "dcm.personal_workspaces"
+MADE_HERE = "dcm.personal_workspaces_made"  # users whose workspace this session made
+
+
+def personal_workspace_id(session: Session, principal: Principal) -> int:
+    """The id of the caller's personal workspace, made (with the caller as owner) on first
+    use. Once read from a committed row it is remembered (`KNOWN_PERSONAL`): a create
+    without a workspace read it, then the caller's role in it, on every request.
 
     Two first uses at once (PostgreSQL) both try to insert; the one-per-user key of
     `personal_workspaces` lets one win and the other read the winner's row."""
     require_user_credential(principal, "use a personal workspace")
+    known = session.info.get(KNOWN_PERSONAL)
+    if known is not None and (ws_id := known.get(principal.user_id)) is not None:
+        return ws_id
     ws = repository.personal_workspace_of(session, principal.user_id)
     if ws is not None:
-        return ws
+        if known is not None and principal.user_id not in session.info.get(MADE_HERE, ()):
+            known.put(principal.user_id, ws.id)  # committed: not one this session may undo
+        return ws.id
+    session.info.setdefault(MADE_HERE, set()).add(principal.user_id)
     try:
         with session.begin_nested():
             ws = Workspace(name=PERSONAL_WORKSPACE_NAME, created_by=principal.user_id)
@@ -67,7 +82,7 @@ def personal_workspace(session: Session, principal: Principal) -> Workspace:
         if ws is None:
             raise
     session.flush()
-    return ws
+    return ws.id
 
 
 def list_workspaces(session: Session, principal: Principal) -> list[tuple[Workspace, Role]]:

@@ -114,6 +114,24 @@ def test_create_writes_job_and_event_without_reading_back(
     assert not any(s.startswith("SELECT") and "FROM job_events" in s for s in statements)
 
 
+def test_a_create_in_the_personal_workspace_reads_only_the_webhooks(
+    app: FastAPI, client: TestClient, seed: Seed, quiet: None
+) -> None:
+    """Without `workspaceId` a job lands in the caller's personal workspace: once its id
+    is known (`node.workspaces.service.KNOWN_PERSONAL`), neither the workspace nor the
+    caller's role in it (owner, for good) is read again. The one read left is which
+    webhooks want the `created` event."""
+    body = {"type": "t", "payload": {}}
+    assert client.post("/v1/jobs", json=body, headers=seed.headers).status_code == 201
+    assert client.post("/v1/jobs", json=body, headers=seed.headers).status_code == 201
+    with count_statements(app) as statements:
+        resp = client.post("/v1/jobs", json=body, headers=seed.headers)
+    assert resp.status_code == 201, resp.text
+    kinds = [m.group(0) for s in statements if (m := re.match(r"(INSERT INTO|SELECT) \w+", s))]
+    assert [k.split()[0] for k in kinds] == ["INSERT", "INSERT", "SELECT"], statements
+    assert "FROM webhooks" in statements[-1]
+
+
 def test_a_polled_job_is_read_again_only_after_a_commit(
     app: FastAPI,
     client: TestClient,

@@ -10,14 +10,14 @@ import pytest
 from alembic import command
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
 from node.auth.principal import Principal
 from node.db import make_engine, make_sessionmaker, session_scope
 from node.models.jobs import Job
 from node.models.workspaces import PersonalWorkspace, Workspace, WorkspaceMember
 from node.schema import alembic_config, upgrade_schema
-from node.workspaces.service import personal_workspace
+from node.workspaces.service import KNOWN_PERSONAL, MADE_HERE, personal_workspace_id
 from tests.fixtures.db import PG_ADMIN_URL, drop_database, empty_database
 from tests.fixtures.factories import auth_headers, make_user
 
@@ -104,7 +104,7 @@ def test_concurrent_first_uses_make_one_personal_workspace(app: FastAPI) -> None
         try:
             start.wait()
             with session_scope(app.state.runtime.sessionmaker) as session:
-                got.append(personal_workspace(session, principal).id)
+                got.append(personal_workspace_id(session, principal))
         except BaseException as exc:  # reported below
             errors.append(exc)
 
@@ -119,6 +119,42 @@ def test_concurrent_first_uses_make_one_personal_workspace(app: FastAPI) -> None
         assert session.scalars(select(PersonalWorkspace.workspace_id)).all() == got[:1]
         members = select(WorkspaceMember).where(WorkspaceMember.workspace_id == got[0])
         assert [(m.user_id, m.role) for m in session.scalars(members)] == [(user.id, "owner")]
+
+
+def test_the_personal_workspace_is_remembered_once_committed(app: FastAPI) -> None:
+    """Its id is remembered once read from a committed row (it never changes), so a
+    create without a workspace reads neither it nor the caller's role; one a session
+    made and rolled back is not, and the next use makes it again."""
+    user = make_user(app)
+    principal = Principal(user_id=user.id, subject=user.username or "")
+    factory = app.state.runtime.sessionmaker
+    known = factory.kw["info"][KNOWN_PERSONAL]
+    session = factory()
+    made = personal_workspace_id(session, principal)
+    assert personal_workspace_id(session, principal) == made  # found, but made here
+    session.rollback()
+    session.close()
+    assert known.get(user.id) is None
+    with session_scope(factory) as session:
+        made = personal_workspace_id(session, principal)
+        # SQLite kept the first session's: its savepoint, outside a transaction, committed
+        made_here = user.id in session.info.get(MADE_HERE, ())
+    assert known.get(user.id) == (None if made_here else made)  # made: the next remembers
+    with session_scope(factory) as session:
+        assert personal_workspace_id(session, principal) == made
+    assert known.get(user.id) == made
+    statements: list[str] = []
+    event.listen(app.state.runtime.engine, "before_cursor_execute", _record(statements))
+    with session_scope(factory) as session:
+        assert personal_workspace_id(session, principal) == made
+    assert statements == []
+
+
+def _record(statements: list[str]):  # noqa: ANN202
+    def before(conn, cursor, statement, *_):  # noqa: ANN001, ANN202
+        statements.append(statement)
+
+    return before
 
 
 @pytest.fixture
