@@ -35,7 +35,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +148,7 @@ class ReadCache:
             elif is_postgres(database_url):
                 self._source = _PgSnapshot(database_url)
         self._entries: Lru[Hashable, tuple[Hashable, Any]] = Lru(max_entries)
+        self._flights: dict[Hashable, asyncio.Event] = {}  # keys a route is answering now
 
     @property
     def enabled(self) -> bool:
@@ -159,14 +160,40 @@ class ReadCache:
         return None if self._source is None else await self._source.read()
 
     async def get(self, key: Hashable) -> Any:
-        """The answer put under `key` if nothing was committed since its version."""
+        """The answer put under `key` if nothing was committed since its version. While a
+        route is answering `key` for another request (`answering`), wait for it: its
+        answer serves this request too if no commit came between the two requests'
+        version reads (after a commit, the callers polling one resource ask at once, and
+        the route answers them once instead of once each)."""
         entry = self._entries.get(key)
-        if entry is None:
+        if entry is None and key not in self._flights:
             return None
-        if entry[0] != await self.version():
+        version = await self.version()
+        if entry is not None:
+            if entry[0] == version:
+                return entry[1]
             self._entries.discard(key, entry)  # unless put again while the version was read
+        flight = self._flights.get(key)
+        if flight is None or version is None:
             return None
-        return entry[1]
+        await flight.wait()
+        entry = self._entries.get(key)
+        return entry[1] if entry is not None and entry[0] == version else None
+
+    @contextlib.contextmanager
+    def answering(self, key: Hashable) -> Iterator[None]:
+        """Around a route answering `key` (what it keeps, it `put`s before the end): the
+        requests for `key` meanwhile wait for it in `get`. Inside another request's
+        `answering(key)`, nothing more."""
+        if key in self._flights:
+            yield
+            return
+        done = self._flights[key] = asyncio.Event()
+        try:
+            yield
+        finally:
+            del self._flights[key]
+            done.set()
 
     def put(self, key: Hashable, version: Hashable | None, answer: Any) -> None:
         """Keep `answer`, made from statements that ran after `version` was read."""
@@ -207,17 +234,32 @@ class CachedReads:
         request = Request(scope, receive)
         principal = self.principal_of(request)
         resource = (scope["path"], scope["query_string"])
-        if principal is not None:
-            answer = await cache.get((resource, principal))
-            if answer is not None:
-                route, path_params, start, body = answer
-                scope["route"], scope["path_params"] = route, path_params
-                request.state.principal = principal
-                await send({**start, "headers": list(start["headers"])})  # sent as is
-                await send({"type": "http.response.body", "body": body})
-                return
-            request.state.principal = principal  # verified: the route takes it as it is
-        scope[CACHE] = cache
+        if principal is None:  # the route authenticates it: its answer is kept if it can be
+            await self._answer(scope, receive, send, request, resource, None)
+            return
+        answer = await cache.get((resource, principal))
+        if answer is not None:
+            route, path_params, start, body = answer
+            scope["route"], scope["path_params"] = route, path_params
+            request.state.principal = principal
+            await send({**start, "headers": list(start["headers"])})  # sent as is
+            await send({"type": "http.response.body", "body": body})
+            return
+        request.state.principal = principal  # verified: the route takes it as it is
+        with cache.answering((resource, principal)):
+            await self._answer(scope, receive, send, request, resource, principal)
+
+    async def _answer(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        request: Request,
+        resource: Hashable,
+        principal: Hashable | None,
+    ) -> None:
+        """The route's answer, sent on and kept if the route said so (`keep_answer`)."""
+        scope[CACHE] = self.cache
         start: Message | None = None
         chunks: list[bytes] = []
 
@@ -237,4 +279,4 @@ class CachedReads:
             principal = self.principal_of(request)
         if principal is not None:
             answer = (scope.get("route"), scope.get("path_params"), start, b"".join(chunks))
-            cache.put((resource, principal), version, answer)
+            self.cache.put((resource, principal), version, answer)

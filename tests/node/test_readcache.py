@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
+from starlette.requests import Request
+from starlette.types import Message, Receive, Scope, Send
 
 from node.config import NodeSettings
 from node.db import make_engine
-from node.readcache import ReadCache
+from node.readcache import CachedReads, ReadCache, answer_version, keep_answer
 
 # PostgreSQL's snapshot moves with every write on the server, other tests' included: an
 # answer is served again once no write landed between its put and its get.
@@ -83,6 +85,86 @@ def test_a_commit_after_the_version_was_read_makes_the_answer_stale(
 
     assert asyncio.run(put_around_a_commit()) is None
     asyncio.run(cache.close())
+
+
+def test_requests_for_a_resource_being_answered_wait_for_its_answer(
+    db: tuple[str, Engine],
+) -> None:
+    """While a route answers a key, a request for it waits and takes that answer when no
+    commit came between the two version reads; one that arrived after a commit does not
+    (its answer must show the commit), and the route answers it."""
+    url, engine = db
+    cache = ReadCache(url)
+
+    async def attempt(commit_between: bool) -> list[bytes | None]:
+        with cache.answering("k"):
+            version = await cache.version()  # the leader's, before its statements
+            if commit_between:
+                commit(engine, "INSERT INTO t VALUES (1)")
+            waiting = [asyncio.create_task(cache.get("k")) for _ in range(5)]
+            await asyncio.sleep(0.05)  # they read the version and wait
+            assert not any(w.done() for w in waiting)
+            cache.put("k", version, b"the leader's")
+        answers = await asyncio.gather(*waiting)
+        await cache.close()
+        return answers
+
+    for _ in range(TRIES):  # PostgreSQL: until no other test wrote in between
+        if asyncio.run(attempt(False)) == [b"the leader's"] * 5:
+            break
+    else:
+        pytest.fail("the waiting requests never took the leader's answer")
+    assert asyncio.run(attempt(True)) == [None] * 5
+
+
+def test_concurrent_requests_for_one_resource_are_answered_by_the_route_once(
+    tmp_path: Path,
+) -> None:
+    """`CachedReads`: ten requests of one caller for one resource at once (the pollers of
+    a job right after it changed) run the route once; each gets the whole answer."""
+    url = f"sqlite:///{tmp_path / 'node.sqlite3'}"
+    commit(make_engine(url), "CREATE TABLE t (n INTEGER)")
+    cache = ReadCache(url)
+    calls = 0
+
+    async def route(scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal calls
+        calls += 1
+        request = Request(scope, receive)
+        version = await answer_version(request)
+        await asyncio.sleep(0.05)  # its statements
+        keep_answer(request, version)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"job"})
+
+    layer = CachedReads(route, cache, principal_of=lambda request: "caller")
+
+    async def get() -> list[Message]:
+        scope = {"type": "http", "method": "GET", "path": "/v1/jobs/job_1"}
+        scope |= {"query_string": b"", "headers": [], "state": {}}
+        sent: list[Message] = []
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        await layer(scope, _no_body, send)
+        return sent
+
+    async def many() -> list[list[Message]]:
+        return await asyncio.gather(*(get() for _ in range(10)))
+
+    answers = asyncio.run(many())
+    assert calls == 1
+    assert all([m["type"] for m in sent] == [START, BODY] for sent in answers)
+    assert {sent[1]["body"] for sent in answers} == {b"job"}
+    asyncio.run(cache.close())
+
+
+START, BODY = "http.response.start", "http.response.body"
+
+
+async def _no_body() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
 
 
 def test_sqlite_reads_and_rollbacks_change_nothing(tmp_path: Path) -> None:
