@@ -35,7 +35,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +50,22 @@ log = logging.getLogger(__name__)
 MAX_ENTRIES = 4096  # answers kept, least recently used first out; a job detail is a few KiB
 KEEP = "kept_answer_version"  # `request.state`: set by `keep_answer`
 CACHE = "dcm.read_cache"  # the scope's `ReadCache`, for `answer_version`
+KEY = "dcm.read_key"  # the scope's key in the cache: (path and query, caller)
+FLIGHT = "dcm.read_flight"  # set by `answer_version`: this request leads its key's flight
 
 
 async def answer_version(request: Request) -> Hashable | None:
     """From a route whose answer may be kept, before its statements run: the database's
-    version now, for `keep_answer` (None: the cache is off or the version unknown)."""
+    version now, for `keep_answer` (None: the cache is off or the version unknown). From
+    here until its answer is kept, requests of the same caller for the same resource wait
+    for it (`ReadCache.get`)."""
     cache = request.scope.get(CACHE)
-    return None if cache is None else await cache.version()
+    if cache is None:
+        return None
+    key = request.scope.get(KEY)
+    if key is not None and FLIGHT not in request.scope:
+        request.scope[FLIGHT] = cache.lead(key)
+    return await cache.version()
 
 
 def keep_answer(request: Request, version: Hashable | None) -> None:
@@ -69,15 +78,15 @@ def keep_answer(request: Request, version: Hashable | None) -> None:
 
 class _SqliteVersion:
     """`PRAGMA data_version` on a connection of its own (it never writes), used from the
-    event loop only."""
+    event loop only (a test client may run its loops on one thread after another)."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
         self._db: sqlite3.Connection | None = None
 
     async def read(self) -> int:
-        if self._db is None:
-            self._db = sqlite3.connect(self._path)
+        if self._db is None:  # one loop at a time, on whichever thread runs it
+            self._db = sqlite3.connect(self._path, check_same_thread=False)
         return self._db.execute("PRAGMA data_version").fetchone()[0]
 
     async def close(self) -> None:
@@ -161,7 +170,7 @@ class ReadCache:
 
     async def get(self, key: Hashable) -> Any:
         """The answer put under `key` if nothing was committed since its version. While a
-        route is answering `key` for another request (`answering`), wait for it: its
+        route is answering `key` for another request (`lead`), wait for it: its
         answer serves this request too if no commit came between the two requests'
         version reads (after a commit, the callers polling one resource ask at once, and
         the route answers them once instead of once each)."""
@@ -180,20 +189,20 @@ class ReadCache:
         entry = self._entries.get(key)
         return entry[1] if entry is not None and entry[0] == version else None
 
-    @contextlib.contextmanager
-    def answering(self, key: Hashable) -> Iterator[None]:
-        """Around a route answering `key` (what it keeps, it `put`s before the end): the
-        requests for `key` meanwhile wait for it in `get`. Inside another request's
-        `answering(key)`, nothing more."""
+    def lead(self, key: Hashable) -> asyncio.Event | None:
+        """A route is answering `key` and will `put` what it keeps: until `land`, the
+        requests for `key` wait for it in `get`. None if another request leads already."""
         if key in self._flights:
-            yield
-            return
-        done = self._flights[key] = asyncio.Event()
-        try:
-            yield
-        finally:
-            del self._flights[key]
-            done.set()
+            return None
+        flight = self._flights[key] = asyncio.Event()
+        return flight
+
+    def land(self, key: Hashable, flight: asyncio.Event | None) -> None:
+        """The end of `lead`'s flight (its answer put or not): its waiters go on."""
+        if flight is not None:
+            if self._flights.get(key) is flight:
+                del self._flights[key]
+            flight.set()
 
     def put(self, key: Hashable, version: Hashable | None, answer: Any) -> None:
         """Keep `answer`, made from statements that ran after `version` was read."""
@@ -246,8 +255,11 @@ class CachedReads:
             await send({"type": "http.response.body", "body": body})
             return
         request.state.principal = principal  # verified: the route takes it as it is
-        with cache.answering((resource, principal)):
+        key = scope[KEY] = (resource, principal)
+        try:
             await self._answer(scope, receive, send, request, resource, principal)
+        finally:
+            cache.land(key, scope.pop(FLIGHT, None))
 
     async def _answer(
         self,

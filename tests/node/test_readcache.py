@@ -97,14 +97,16 @@ def test_requests_for_a_resource_being_answered_wait_for_its_answer(
     cache = ReadCache(url)
 
     async def attempt(commit_between: bool) -> list[bytes | None]:
-        with cache.answering("k"):
-            version = await cache.version()  # the leader's, before its statements
-            if commit_between:
-                commit(engine, "INSERT INTO t VALUES (1)")
-            waiting = [asyncio.create_task(cache.get("k")) for _ in range(5)]
-            await asyncio.sleep(0.05)  # they read the version and wait
-            assert not any(w.done() for w in waiting)
-            cache.put("k", version, b"the leader's")
+        flight = cache.lead("k")
+        assert flight is not None and cache.lead("k") is None  # one leader a key
+        version = await cache.version()  # the leader's, before its statements
+        if commit_between:
+            commit(engine, "INSERT INTO t VALUES (1)")
+        waiting = [asyncio.create_task(cache.get("k")) for _ in range(5)]
+        await asyncio.sleep(0.05)  # they read the version and wait
+        assert not any(w.done() for w in waiting)
+        cache.put("k", version, b"the leader's")
+        cache.land("k", flight)
         answers = await asyncio.gather(*waiting)
         await cache.close()
         return answers
@@ -157,6 +159,45 @@ def test_concurrent_requests_for_one_resource_are_answered_by_the_route_once(
     assert calls == 1
     assert all([m["type"] for m in sent] == [START, BODY] for sent in answers)
     assert {sent[1]["body"] for sent in answers} == {b"job"}
+    asyncio.run(cache.close())
+
+
+def test_requests_wait_only_for_a_route_whose_answer_may_be_kept(tmp_path: Path) -> None:
+    """A GET whose route keeps nothing (a stream of a job's events, open for minutes)
+    holds up no other request of its caller for the same resource."""
+    url = f"sqlite:///{tmp_path / 'node.sqlite3'}"
+    commit(make_engine(url), "CREATE TABLE t (n INTEGER)")
+    cache = ReadCache(url)
+    inside = 0
+
+    async def stream(scope: Scope, receive: Receive, send: Send) -> None:
+        nonlocal inside
+        inside += 1
+        await send({"type": START, "status": 200, "headers": []})
+        await release.wait()
+        await send({"type": BODY, "body": b"events"})
+
+    layer = CachedReads(stream, cache, principal_of=lambda request: "caller")
+
+    async def follow() -> None:
+        scope = {"type": "http", "method": "GET", "path": "/v1/jobs/job_1/events"}
+        scope |= {"query_string": b"follow=true", "headers": [], "state": {}}
+
+        async def send(message: Message) -> None:
+            pass
+
+        await layer(scope, _no_body, send)
+
+    async def many() -> int:
+        followers = [asyncio.create_task(follow()) for _ in range(3)]
+        await asyncio.sleep(0.05)
+        entered = inside
+        release.set()
+        await asyncio.gather(*followers)
+        return entered
+
+    release = asyncio.Event()
+    assert asyncio.run(many()) == 3
     asyncio.run(cache.close())
 
 
