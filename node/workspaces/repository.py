@@ -48,15 +48,13 @@ def lock_workspace(session: Session, workspace_id: int) -> Workspace | None:
     ).first()
 
 
-_PERSONAL_WORKSPACE = (  # built once: every create without a workspace reads it
-    select(Workspace)
-    .join(PersonalWorkspace, PersonalWorkspace.workspace_id == Workspace.id)
-    .where(PersonalWorkspace.user_id == bindparam("user_id"))
+_PERSONAL_WORKSPACE_ID = select(PersonalWorkspace.workspace_id).where(
+    PersonalWorkspace.user_id == bindparam("user_id")
 )
 
 
-def personal_workspace_of(session: Session, user_id: int) -> Workspace | None:
-    return session.scalars(_PERSONAL_WORKSPACE, {"user_id": user_id}).first()
+def personal_workspace_id_of(session: Session, user_id: int) -> int | None:
+    return session.scalar(_PERSONAL_WORKSPACE_ID, {"user_id": user_id})
 
 
 def personal_owner_of(session: Session, workspace_id: int) -> int | None:

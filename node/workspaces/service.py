@@ -62,11 +62,11 @@ def personal_workspace_id(session: Session, principal: Principal) -> int:
     known = session.info.get(KNOWN_PERSONAL)
     if known is not None and (ws_id := known.get(principal.user_id)) is not None:
         return ws_id
-    ws = repository.personal_workspace_of(session, principal.user_id)
-    if ws is not None:
+    found = repository.personal_workspace_id_of(session, principal.user_id)
+    if found is not None:
         if known is not None and principal.user_id not in session.info.get(MADE_HERE, ()):
-            known.put(principal.user_id, ws.id)  # committed: not one this session may undo
-        return ws.id
+            known.put(principal.user_id, found)  # committed: not one this session may undo
+        return found
     session.info.setdefault(MADE_HERE, set()).add(principal.user_id)
     try:
         with session.begin_nested():
@@ -77,12 +77,14 @@ def personal_workspace_id(session: Session, principal: Principal) -> int:
             session.add(
                 WorkspaceMember(workspace_id=ws.id, user_id=principal.user_id, role=Role.OWNER)
             )
+        made = ws.id
     except IntegrityError:
-        ws = repository.personal_workspace_of(session, principal.user_id)
-        if ws is None:
+        winner = repository.personal_workspace_id_of(session, principal.user_id)
+        if winner is None:
             raise
+        made = winner
     session.flush()
-    return ws.id
+    return made
 
 
 def list_workspaces(session: Session, principal: Principal) -> list[tuple[Workspace, Role]]:
