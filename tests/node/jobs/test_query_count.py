@@ -5,33 +5,17 @@ nothing back."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import event
 
 from node.auth.cache import UserCache
 from tests.fixtures.factories import auth_headers, make_user
 from tests.fixtures.metrics import metric_value
+from tests.fixtures.statements import count_statements
 from tests.node.jobs.conftest import Seed
-
-
-@contextmanager
-def count_statements(app: FastAPI) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def _before(conn, cursor, statement, params, context, executemany) -> None:  # noqa: ANN001
-        statements.append(statement)
-
-    engine = app.state.runtime.engine
-    event.listen(engine, "before_cursor_execute", _before)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", _before)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from alembic import command
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import event, select, text
+from sqlalchemy import select, text
 
 from node.auth.principal import Principal
 from node.db import make_engine, make_sessionmaker, session_scope
@@ -20,6 +20,7 @@ from node.schema import alembic_config, upgrade_schema
 from node.workspaces.service import KNOWN_PERSONAL, MADE_HERE, personal_workspace_id
 from tests.fixtures.db import PG_ADMIN_URL, drop_database, empty_database
 from tests.fixtures.factories import auth_headers, make_user
+from tests.fixtures.statements import count_statements
 
 
 def _create(client: TestClient, headers: dict[str, str]) -> dict:
@@ -143,18 +144,9 @@ def test_the_personal_workspace_is_remembered_once_committed(app: FastAPI) -> No
     with session_scope(factory) as session:
         assert personal_workspace_id(session, principal) == made
     assert known.get(user.id) == made
-    statements: list[str] = []
-    event.listen(app.state.runtime.engine, "before_cursor_execute", _record(statements))
-    with session_scope(factory) as session:
+    with count_statements(app) as statements, session_scope(factory) as session:
         assert personal_workspace_id(session, principal) == made
     assert statements == []
-
-
-def _record(statements: list[str]):  # noqa: ANN202
-    def before(conn, cursor, statement, *_):  # noqa: ANN001, ANN202
-        statements.append(statement)
-
-    return before
 
 
 @pytest.fixture
