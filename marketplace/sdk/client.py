@@ -49,7 +49,7 @@ from marketplace.errors import (
     ValidationFailed,
 )
 from marketplace.sdk.events import JobStreams
-from marketplace.sdk.http import TRANSFER_TIMEOUT, raise_for_error, siwe_payload
+from marketplace.sdk.http import TRANSFER_TIMEOUT, raise_for_error, siwe_payload, tls_context
 from marketplace.sdk.models import (
     ChainCall,
     Escrow,
@@ -74,7 +74,10 @@ class NodeClient(JobStreams):
         `login` and `sign_in` replace it. It goes with every request, the content reads
         and writes of `/api/v0` included."""
         self.base_url = base_url.rstrip("/")
-        self.http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        self.http = httpx.Client(base_url=self.base_url, timeout=timeout, verify=tls_context())
+        # one pooled client per outside JSON-RPC URL (`rpc_url=`): a transaction costs
+        # five calls or more, each of which would otherwise open a new connection
+        self._rpc_http: dict[str, httpx.Client] = {}
         if not self.base_url.startswith(("http://", "https://")):
             raise ValidationFailed(
                 f"node URL {base_url!r} needs its scheme, e.g. http://127.0.0.1:8000"
@@ -88,6 +91,9 @@ class NodeClient(JobStreams):
 
     def close(self) -> None:
         self.http.close()
+        for http in self._rpc_http.values():
+            http.close()
+        self._rpc_http.clear()
 
     def __enter__(self) -> NodeClient:
         return self
@@ -393,7 +399,7 @@ class NodeClient(JobStreams):
             if rpc_url is None:
                 resp = self.http.post("/chain/rpc", json=body)
             else:
-                resp = httpx.post(rpc_url, json=body, timeout=self.http.timeout)
+                resp = self._rpc_client(rpc_url).post(rpc_url, json=body)
         except httpx.TransportError as exc:
             if rpc_url is None:
                 raise self._unreachable(exc) from exc
@@ -404,6 +410,13 @@ class NodeClient(JobStreams):
             err = reply["error"]
             raise ChainError(f"{method}: {err.get('message')}", details=err.get("data"))
         return reply["result"]
+
+    def _rpc_client(self, rpc_url: str) -> httpx.Client:
+        http = self._rpc_http.get(rpc_url)
+        if http is None:
+            http = httpx.Client(timeout=self.http.timeout, verify=tls_context())
+            self._rpc_http[rpc_url] = http
+        return http
 
     def send_call(
         self,

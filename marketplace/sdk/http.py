@@ -4,6 +4,8 @@ the domain error it describes, and signing in with a wallet key (SIWE)."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import ssl
 from typing import Any
 
 import httpx
@@ -16,6 +18,15 @@ from marketplace.errors import MarketplaceError
 # provider that stops moving bytes for this long is gone, and the transfer fails instead
 # of waiting forever (a frozen peer sends no FIN, so only a timeout notices).
 TRANSFER_TIMEOUT = httpx.Timeout(connect=30, read=300, write=300, pool=60)
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The TLS settings every client of this process shares (httpx's defaults: the CA
+    bundle, or SSL_CERT_FILE / SSL_CERT_DIR). Building them loads the whole CA bundle,
+    about 30 ms a time, which httpx would otherwise spend on every new client, http://
+    ones included; one context serves any number of connections."""
+    return httpx.create_ssl_context()
 
 
 def error_from_response(resp: httpx.Response) -> MarketplaceError:
