@@ -7,13 +7,13 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from click.testing import CliRunner, Result
 from fastapi import FastAPI
 
 from dcm.cli import main
 from marketplace.wallet import new_keystore
+from tests.fixtures import web
 from tests.fixtures.live import served_in_thread
 
 PASSWORD = "wallet-pass-1"
@@ -32,7 +32,7 @@ def _wallet(tmp_path: Path, name: str) -> tuple[Path, str]:
 
 def _funded(node: str, tmp_path: Path) -> Path:
     path, address = _wallet(tmp_path, "funded")
-    resp = httpx.post(f"{node}/chain/faucet", json={"address": address, "amount": "1"}, timeout=60)
+    resp = web.post(f"{node}/chain/faucet", json={"address": address, "amount": "1"}, timeout=60)
     assert resp.status_code == 200, resp.text
     return path
 
@@ -70,7 +70,7 @@ def _submit(node: str, keyfile: Path, dataset: Path, **over: str) -> Result:
 
 
 def _job_count(node: str) -> int:
-    return len(httpx.get(f"{node}/jobs/get-jobs", timeout=30).json())
+    return len(web.get(f"{node}/jobs/get-jobs", timeout=30).json())
 
 
 def test_node_down(tmp_path: Path) -> None:

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from eth_account import Account
 from web3 import Web3
@@ -21,6 +20,7 @@ from marketplace.datasets.synthetic import write_detection_dataset
 from marketplace.escrow.client import JobEscrow
 from marketplace.sdk.client import NodeClient
 from marketplace.sdk.models import Event
+from tests.fixtures import web
 from tests.fixtures.engines import require_engine
 from tests.fixtures.keystores import keystore_json
 from tests.fixtures.served import REPO, Served, dcm_env
@@ -80,7 +80,7 @@ def faucet(node: Served, address: str, eth: str) -> None:
     if not rpc.startswith(node.url):
         _set_balance(rpc, address, int(float(eth) * 10**18))
         return
-    resp = httpx.post(node.url + "/chain/faucet", json={"address": address, "amount": eth})
+    resp = web.post(node.url + "/chain/faucet", json={"address": address, "amount": eth})
     assert resp.status_code == 200, resp.text
 
 
@@ -98,13 +98,13 @@ def new_provider(node: Served) -> Any:
 
 
 def escrow_of(node: Served) -> JobEscrow:
-    info = httpx.get(node.url + "/chain/info").json()
+    info = web.get(node.url + "/chain/info").json()
     return JobEscrow(Web3(Web3.HTTPProvider(info["rpc_url"])), info["escrow_address"])
 
 
 def key_of(node: Served, job_id: int) -> str:
     """The escrow key of the job's deposit, as the node shows it (public, no credentials)."""
-    return httpx.get(f"{node.url}/v1/jobs/job_{job_id}/escrow").json()["data"]["job_key"]
+    return web.get(f"{node.url}/v1/jobs/job_{job_id}/escrow").json()["data"]["job_key"]
 
 
 @pytest.fixture
@@ -115,7 +115,7 @@ def dataset(tmp_path: Path) -> Path:
 def fund(node: Served, job_id: int, requester: Any) -> None:
     """Fund the job's escrow from the requester's own wallet: the call the node prepared,
     signed locally, sent through /chain/rpc."""
-    resp = httpx.get(f"{node.url}/jobs/{job_id}/funding")
+    resp = web.get(f"{node.url}/jobs/{job_id}/funding")
     if resp.status_code != 200:  # the node's prepared call (funding gate)
         raise AssertionError(f"job {job_id} has no funding call: {resp.text}")
     call = resp.json()["data"] if "data" in resp.json() else resp.json()
@@ -145,7 +145,7 @@ def send_call(escrow: Any, account: Any, call: dict[str, Any], gas: int = 300_00
 def wait_status(node: Served, job_id: int, statuses: set[str], timeout: float = 120) -> dict:
     deadline = time.monotonic() + timeout
     while True:
-        detail = httpx.get(f"{node.url}/jobs/image_processing/get-job/{job_id}").json()
+        detail = web.get(f"{node.url}/jobs/image_processing/get-job/{job_id}").json()
         if detail["dcm_status"] in statuses:
             return detail
         if time.monotonic() > deadline:

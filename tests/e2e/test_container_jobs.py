@@ -16,6 +16,7 @@ import pytest
 from eth_account import Account
 
 from marketplace.sdk.http import siwe_payload
+from tests.fixtures import web
 from tests.fixtures.docker import IMAGE, busybox_image, docker_client  # noqa: F401 - fixtures
 from tests.fixtures.keystores import keystore_json
 from tests.fixtures.served import REPO, Served, dcm_env
@@ -24,8 +25,8 @@ pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
 
 def _signed_in(url: str) -> dict[str, str]:
-    nonce = httpx.get(f"{url}/auth/nonce").json()
-    tokens = httpx.post(f"{url}/auth/siwe", json=siwe_payload(nonce, Account.create(), "t"))
+    nonce = web.get(f"{url}/auth/nonce").json()
+    tokens = web.post(f"{url}/auth/siwe", json=siwe_payload(nonce, Account.create(), "t"))
     return {"Authorization": f"Bearer {tokens.json()['access_token']}"}
 
 

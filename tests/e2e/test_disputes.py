@@ -7,10 +7,9 @@ from __future__ import annotations
 import json
 import time
 
-import httpx
-
 from marketplace.sdk.client import NodeClient
 from tests.e2e.conftest import REWARD_WEI, escrow_of, new_provider, wait_status
+from tests.fixtures import web
 from tests.fixtures.keystores import keystore_json
 from tests.fixtures.served import run_dcm
 from worker.chain import ProviderChain
@@ -19,7 +18,7 @@ RESULT_CID = "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"
 
 
 def _escrow_view(node, job_id: int) -> dict:
-    return httpx.get(f"{node.url}/v1/jobs/job_{job_id}/escrow").json()["data"]
+    return web.get(f"{node.url}/v1/jobs/job_{job_id}/escrow").json()["data"]
 
 
 def _wait(predicate, what: str, timeout: float = 30) -> None:
@@ -54,7 +53,7 @@ def test_the_requester_disputes_and_the_arbiter_rules_with_the_cli(
     api.sign_in(provider)
     api.request("POST", "/v1/providers", json={"name": "p", "job_types": ["image_processing"]})
     claim = api.request("POST", "/v1/providers/claim", json={}).json()["data"]
-    info = httpx.get(node.url + "/chain/info").json()
+    info = web.get(node.url + "/chain/info").json()
     chain = ProviderChain(info["rpc_url"], info["escrow_address"], provider)
     chain.submit(claim["voucher"], RESULT_CID)
     body = {"attempt": claim["lease"]["attempt"], "result_cid": RESULT_CID}
@@ -92,5 +91,5 @@ def test_the_requester_disputes_and_the_arbiter_rules_with_the_cli(
     assert ruling["arbiter"] == info["arbiter"] != info["assigner"]
     wait_status(node, job_id, {"completed"}, timeout=30)
     assert escrow_of(node).w3.eth.get_balance(provider.address) - before == REWARD_WEI
-    settled = httpx.get(f"{node.url}/v1/jobs/job_{job_id}/settlement").json()["data"]
+    settled = web.get(f"{node.url}/v1/jobs/job_{job_id}/settlement").json()["data"]
     assert settled["outcome"] == "resolved" and settled["recipient"] == provider.address

@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from eth_account import Account
 
+from tests.fixtures import web
 from tests.fixtures.documents import SCANNED_TEXT, TEXT_PAGE_LINES, mixed_pdf, words
 from tests.fixtures.engines import require_engine
 from tests.fixtures.jobflow import signed_in
@@ -76,7 +76,7 @@ class DaemonThread:
 
 def _add(url: str, headers: dict[str, str], name: str, data: bytes) -> str:
     """Add a file wrapped in a directory through the Kubo RPC dialect: `/ipfs/<dir>/<name>`."""
-    resp = httpx.post(
+    resp = web.post(
         f"{url}/api/v0/add",
         params={"wrap-with-directory": "true"},
         files={"file": (name, data)},
@@ -90,7 +90,7 @@ def _add(url: str, headers: dict[str, str], name: str, data: bytes) -> str:
 
 
 def _submit(url: str, headers: dict[str, str], job_type: str, params: dict[str, Any]) -> str:
-    resp = httpx.post(
+    resp = web.post(
         f"{url}/api/jobs/", json={"job_type": job_type, "parameters": params}, headers=headers
     )
     assert resp.status_code == 200, resp.text
@@ -98,7 +98,7 @@ def _submit(url: str, headers: dict[str, str], job_type: str, params: dict[str, 
 
 
 def _view(url: str, headers: dict[str, str], job_id: str) -> dict[str, Any]:
-    resp = httpx.get(f"{url}/api/jobs/{job_id}", headers=headers)
+    resp = web.get(f"{url}/api/jobs/{job_id}", headers=headers)
     assert resp.status_code == 200, resp.text
     return resp.json()["data"]
 
@@ -128,16 +128,16 @@ def world(tmp_path: Path, database_url: str) -> Iterator[dict[str, Any]]:
     )
     try:
         user, _account = signed_in(node.url)
-        spaces = httpx.get(f"{node.url}/workspaces", headers=user).json()
+        spaces = web.get(f"{node.url}/workspaces", headers=user).json()
         rows = spaces["data"] if isinstance(spaces, dict) else spaces
         if not rows:  # the personal workspace is made on first use (any seed 004 call)
-            assert httpx.get(f"{node.url}/api/jobs/templates", headers=user).status_code == 200
-            spaces = httpx.get(f"{node.url}/workspaces", headers=user).json()
+            assert web.get(f"{node.url}/api/jobs/templates", headers=user).status_code == 200
+            spaces = web.get(f"{node.url}/workspaces", headers=user).json()
             rows = spaces["data"] if isinstance(spaces, dict) else spaces
         ws = rows[0]["id"]
         keys = {}
         for role in ("member", "provider"):
-            resp = httpx.post(
+            resp = web.post(
                 f"{node.url}/workspaces/{ws}/api-keys",
                 json={"name": role, "role": role},
                 headers=user,
@@ -228,11 +228,11 @@ def test_documents_through_a_real_provider(world: dict[str, Any]) -> None:
         assert words(SCANNED_TEXT[1]) <= words(done["data"]["extracted_text"])
 
         # The archive: a zip of the results, the same bytes twice.
-        arch = httpx.get(f"{url}/api/jobs/{ids['combined']}/download-archive", headers=key)
+        arch = web.get(f"{url}/api/jobs/{ids['combined']}/download-archive", headers=key)
         assert arch.status_code == 200 and arch.headers["content-type"] == "application/zip"
         assert (
             arch.content
-            == httpx.get(f"{url}/api/jobs/{ids['combined']}/download-archive", headers=key).content
+            == web.get(f"{url}/api/jobs/{ids['combined']}/download-archive", headers=key).content
         )
         archive = zipfile.ZipFile(io.BytesIO(arch.content))
         assert {"result.json", "text.md", "pages/page-001.png", "pages/page-002.png"} <= set(
@@ -241,7 +241,7 @@ def test_documents_through_a_real_provider(world: dict[str, Any]) -> None:
         assert json.loads(archive.read("result.json")) == combined["results"]["structured_data"]
 
         # transformer with a stored template over the pdf job's result.
-        saved = httpx.post(
+        saved = web.post(
             f"{url}/api/jobs/templates",
             json={
                 "name": "MeetingMinutes",
@@ -264,17 +264,17 @@ def test_documents_through_a_real_provider(world: dict[str, Any]) -> None:
         assert out.startswith("# Board minutes\n2 pages\n") and TEXT_PAGE_LINES[1] in out
 
         # The same jobs in /v1 and seed 001, with their words; logs through the stream.
-        v1 = httpx.get(f"{url}/v1/jobs/{ids['ocr']}", headers=world["user"]).json()["data"]
+        v1 = web.get(f"{url}/v1/jobs/{ids['ocr']}", headers=world["user"]).json()["data"]
         assert v1["status"] == "completed" and v1["type"] == "pdf"
-        s001 = httpx.get(
+        s001 = web.get(
             f"{url}/workspace/{world['workspace']}/jobs/{ids['ocr']}", headers=world["user"]
         ).json()
         assert s001["status"] == "success"
-        logs = httpx.get(f"{url}/v1/jobs/{ids['ocr']}/logs", headers=world["user"]).json()
+        logs = web.get(f"{url}/v1/jobs/{ids['ocr']}/logs", headers=world["user"]).json()
         assert any("[ocr]" in (e.get("message") or "") for e in logs["data"])
 
         # A batch of five, with counts.
-        batch = httpx.post(
+        batch = web.post(
             f"{url}/api/jobs/batch",
             json={
                 "batch_name": "Five",
@@ -290,7 +290,7 @@ def test_documents_through_a_real_provider(world: dict[str, Any]) -> None:
         assert batch.json()["data"]["batch"]["job_count"] == 5
         deadline = time.monotonic() + 180
         while True:
-            b = httpx.get(f"{url}/api/jobs/batch/{batch_id}", headers=key).json()["data"]
+            b = web.get(f"{url}/api/jobs/batch/{batch_id}", headers=key).json()["data"]
             if b["completed_count"] + b["failed_count"] == 5:
                 break
             assert time.monotonic() < deadline, b
@@ -373,7 +373,7 @@ def test_the_seed_curl_examples_as_written(world: dict[str, Any]) -> None:
     assert view["status"] == "failed" and "file not found" in view["progress"]["message"]
 
     headers = {**key, "Content-Type": "application/json"}
-    resp = httpx.post(f"{url}/api/jobs/batch", content=BATCH, headers=headers)  # the seed's body
+    resp = web.post(f"{url}/api/jobs/batch", content=BATCH, headers=headers)  # the seed's body
     assert resp.status_code == 200, resp.text
     code, body = curl("batch", batch_id_123=resp.json()["data"]["batch_id"])
     assert code == 200 and json.loads(body)["data"]["failed_count"] == 2

@@ -6,7 +6,6 @@ import signal
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from marketplace.errors import StaleAttempt
@@ -23,6 +22,7 @@ from tests.e2e.conftest import (
     wait_for_epoch,
     wait_status,
 )
+from tests.fixtures import web
 from worker.api import NodeAPI
 
 
@@ -88,7 +88,7 @@ def test_altered_dataset_is_refused_before_training(
     assert not any(e.type == "progress" and (e.message or "").startswith("Epoch") for e in events)
     failure = [e for e in events if e.type == "failed"][-1]
     assert "does not match its CID" in failure.message
-    assert httpx.get(f"{node.url}/jobs/get-jobs").json() == []
+    assert web.get(f"{node.url}/jobs/get-jobs").json() == []
 
 
 def test_cancel_mid_training_stops_at_an_epoch_boundary_and_refunds(

@@ -30,6 +30,7 @@ from tests.e2e.conftest import (
     upload_funded_job,
     wait_status,
 )
+from tests.fixtures import web
 from tests.fixtures.served import Served
 from worker.api import NodeAPI
 
@@ -55,7 +56,7 @@ def _wait_for(what: str, check: Any, timeout: float = 180, proc: Any = None) -> 
 
 
 def _transactions_of(node: Served, address: str) -> int:
-    info = httpx.get(node.url + "/chain/info").json()
+    info = web.get(node.url + "/chain/info").json()
     return Web3(Web3.HTTPProvider(info["rpc_url"])).eth.get_transaction_count(address)
 
 
@@ -164,7 +165,7 @@ def test_full_disk_answers_507_and_nothing_is_half_written(tmp_path, database_ur
         assert resp.status_code == 507, resp.text
         assert resp.json()["ErrorCode"] == "INSUFFICIENT_STORAGE"
         assert list(scratch.iterdir()) == []  # the spooled parts are gone
-        pins = httpx.post(f"{node.url}/api/v0/pin/ls").json()
+        pins = web.post(f"{node.url}/api/v0/pin/ls").json()
         assert pins.get("Keys", {}) == {}  # nothing pinned
         assert "malformed" not in resp.text
     finally:

@@ -25,6 +25,7 @@ from marketplace.datasets.synthetic import write_detection_dataset
 from marketplace.sdk.client import NodeClient
 from node.replicas import libpq_url
 from tests.e2e.conftest import _set_balance
+from tests.fixtures import web
 from tests.fixtures.engines import require_engine
 from tests.fixtures.keystores import keystore_json
 from tests.fixtures.served import REPO, Served
@@ -35,7 +36,7 @@ PROVIDERS_PER_REPLICA = 2
 
 def _leader(node: Served) -> bool:
     try:
-        return bool(httpx.get(node.url + "/readyz", timeout=2).json().get("leader"))
+        return bool(web.get(node.url + "/readyz", timeout=2).json().get("leader"))
     except httpx.HTTPError:
         return False
 
@@ -86,7 +87,7 @@ def test_two_replicas_share_the_work_and_survive_the_leaders_death(
     try:
         first = Served(tmp_path / "a", database_url, **env)  # deploys the escrow, leads
         replicas.append(first)
-        escrow = httpx.get(first.url + "/chain/info").json()["escrow_address"]
+        escrow = web.get(first.url + "/chain/info").json()["escrow_address"]
         second = Served(tmp_path / "b", database_url, DCM_CHAIN_ESCROW_ADDRESS=escrow, **env)
         replicas.append(second)
         assert _leader(first) and not _leader(second)

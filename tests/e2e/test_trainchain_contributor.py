@@ -25,6 +25,7 @@ from tests.e2e.conftest import (
     upload_funded_job,
     wait_status,
 )
+from tests.fixtures import web
 
 MODEL_FILES = {
     "weights/best.pt": b"trained weights",
@@ -40,7 +41,7 @@ def contributor(node: Any, name: str) -> tuple[Any, dict[str, str]]:
     client = NodeClient(node.url)
     client.sign_in(account)
     headers = {"Authorization": f"Bearer {client.token}"}
-    resp = httpx.post(
+    resp = web.post(
         node.url + "/v1/providers",
         json={"name": name, "job_types": ["image_processing"]},
         headers=headers,
@@ -50,16 +51,16 @@ def contributor(node: Any, name: str) -> tuple[Any, dict[str, str]]:
 
 
 def post(node: Any, path: str, headers: dict[str, str], **body: Any) -> httpx.Response:
-    return httpx.post(node.url + path, json=body, headers=headers, timeout=30)
+    return web.post(node.url + path, json=body, headers=headers, timeout=30)
 
 
 def get(node: Any, path: str, **params: Any) -> httpx.Response:
-    return httpx.get(node.url + path, params=params, timeout=30)
+    return web.get(node.url + path, params=params, timeout=30)
 
 
 def upload_model(node: Any, headers: dict[str, str], job_id: int) -> httpx.Response:
     parts = [("files", (n, data, "application/octet-stream")) for n, data in MODEL_FILES.items()]
-    return httpx.post(
+    return web.post(
         node.url + "/jobs/model/upload",
         data={"jobId": str(job_id)},
         files=parts,

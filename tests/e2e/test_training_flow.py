@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 
-import httpx
 import pytest
 
 from marketplace.sdk.client import NodeClient
@@ -18,13 +17,14 @@ from tests.e2e.conftest import (
     run_provider,
     wait_status,
 )
+from tests.fixtures import web
 
 
 @pytest.mark.parametrize("node", ["embedded", "hardhat"], indirect=True)
 def test_job_goes_from_upload_to_payout(
     request, node, requester, dataset, tmp_path, training_available
 ):
-    chain_id = httpx.get(node.url + "/chain/info").json()["chain_id"]
+    chain_id = web.get(node.url + "/chain/info").json()["chain_id"]
     assert (chain_id == 31337) == (request.node.callspec.params["node"] == "hardhat")
     client = NodeClient(node.url)
     job = client.upload_dataset_job(
@@ -88,7 +88,7 @@ def test_job_goes_from_upload_to_payout(
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["epochs_completed"] == 2 if "epochs_completed" in metrics else metrics
 
-    settlement = httpx.get(
+    settlement = web.get(
         f"{node.url}/v1/jobs/job_{job_id}/settlement",
         headers={"Authorization": f"Bearer {client.token}"},
     )

@@ -28,6 +28,7 @@ from node.replicas import (
     libpq_url,
 )
 from node.schema import missing_revisions
+from tests.fixtures import web
 from tests.fixtures.app import create_app
 from tests.fixtures.db import drop_database, empty_database
 from tests.fixtures.keystores import keystore_json
@@ -265,7 +266,6 @@ def test_work_through_one_replica_wakes_claims_and_streams_on_another(
     import queue
     import threading
 
-    import httpx
     from eth_account import Account
     from pydantic import SecretStr
     from web3 import Web3
@@ -299,7 +299,7 @@ def test_work_through_one_replica_wakes_claims_and_streams_on_another(
             }
         )
         with served_in_thread(create_app(base)) as a:
-            escrow = httpx.get(a + "/chain/info", timeout=60).json()["escrow_address"]
+            escrow = web.get(a + "/chain/info", timeout=60).json()["escrow_address"]
             other = base.model_copy(
                 update={"data_dir": tmp_path / "b", "chain_escrow_address": escrow}
             )

@@ -6,6 +6,7 @@ import time
 
 import httpx
 
+from tests.fixtures import web
 from tests.fixtures.ports import free_port
 from worker.metrics import EXECUTOR_SECONDS, RUNNING_JOBS, serve_metrics
 
@@ -18,7 +19,7 @@ def test_provider_metrics_are_served() -> None:
     try:
         for _ in range(50):
             try:
-                text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+                text = web.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
                 break
             except httpx.HTTPError:
                 time.sleep(0.1)

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from eth_account import Account
 from web3 import HTTPProvider, Web3
@@ -21,6 +20,7 @@ from web3._utils.contract_sources.contract_data.emitter_contract import EMITTER_
 from web3._utils.contract_sources.contract_data.revert_contract import REVERT_CONTRACT_DATA
 from web3._utils.contract_sources.contract_data.storage_contract import STORAGE_CONTRACT_DATA
 
+from tests.fixtures import web
 from tests.fixtures.engines import require_engine
 from tests.fixtures.served import Served
 from tests.marketplace.escrow.harness import ROOT, HardhatNode, hardhat_available
@@ -97,7 +97,7 @@ def test_ethers_reads_and_errors_match_hardhat(hardhat, served):
 
     def node_fund(address: str) -> None:
         body = {"address": address, "amount": "10"}
-        resp = httpx.post(served.url + "/chain/faucet", json=body, timeout=30)
+        resp = web.post(served.url + "/chain/faucet", json=body, timeout=30)
         assert resp.status_code == 200, resp.text
 
     ours = run_ethers(served.url + "/chain/rpc", node_fund)
@@ -138,7 +138,7 @@ def test_fee_history_answers_as_hardhat_does(hardhat, served):
             hh.provider.make_request("hardhat_setBalance", [acct.address, hex(10**20)])
         else:
             body = {"address": acct.address, "amount": "1"}
-            assert httpx.post(served.url + "/chain/faucet", json=body).status_code == 200
+            assert web.post(served.url + "/chain/faucet", json=body).status_code == 200
         for nonce in range(3):
             base = w3.eth.get_block("latest")["baseFeePerGas"]
             tx = {

@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from eth_account import Account
 from web3 import AsyncHTTPProvider, AsyncWeb3, HTTPProvider, Web3
@@ -14,6 +13,7 @@ from web3._utils.contract_sources.contract_data.emitter_contract import EMITTER_
 from web3.exceptions import ContractLogicError
 
 from node.chain.evm import CHAIN_ID
+from tests.fixtures import web
 from tests.fixtures.served import Served
 from tests.node.chain.test_rpc import LOG_DOUBLE_WITH_INDEX, deploy, transact
 
@@ -32,10 +32,10 @@ def served(data_dir: Path, database_url: str) -> Iterator[Served]:
 
 def test_web3_http_client_deploys_transacts_and_reads_logs(served, data_dir, database_url):
     acct = Account.create()
-    resp = httpx.post(served.url + "/chain/faucet", json={"address": acct.address, "amount": "5"})
+    resp = web.post(served.url + "/chain/faucet", json={"address": acct.address, "amount": "5"})
     assert resp.status_code == 200, resp.text
     w3 = Web3(HTTPProvider(served.url + "/chain/rpc"))
-    node_chain_id = httpx.get(served.url + "/chain/info").json()["chain_id"]
+    node_chain_id = web.get(served.url + "/chain/info").json()["chain_id"]
     assert w3.is_connected() and w3.eth.chain_id == node_chain_id != CHAIN_ID
     emitter = deploy(w3, acct, EMITTER_CONTRACT_DATA)
     receipt = transact(w3, acct, emitter.functions.logDouble(LOG_DOUBLE_WITH_INDEX, 11, 12))
@@ -53,7 +53,7 @@ def test_web3_http_client_deploys_transacts_and_reads_logs(served, data_dir, dat
     assert chain_id == node_chain_id and balance == w3.eth.get_balance(acct.address)
     assert alogs[0]["transactionHash"] == receipt["transactionHash"]
 
-    batch = httpx.post(
+    batch = web.post(
         served.url + "/chain/rpc",
         json=[
             {"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": []},

@@ -28,6 +28,7 @@ from web3 import Web3
 
 from marketplace.datasets.synthetic import write_detection_dataset
 from marketplace.escrow.client import JobEscrow
+from tests.fixtures import web
 from tests.fixtures.datasets import files_of, form
 from tests.fixtures.ports import free_port
 
@@ -64,7 +65,7 @@ def serve(data_dir: Path, database_url: str, log_path: Path) -> Iterator[str]:
         deadline = time.monotonic() + 60
         while True:
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url + "/chain/info", timeout=1).status_code == 200:
+                if web.get(url + "/chain/info", timeout=1).status_code == 200:
                     break
             if proc.poll() is not None or time.monotonic() > deadline:
                 log.flush()
@@ -84,7 +85,7 @@ def serve(data_dir: Path, database_url: str, log_path: Path) -> Iterator[str]:
 def _wait_listed(url: str, job_id: int, timeout: float = 30) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout
     while True:
-        listed = httpx.get(url + "/jobs/get-jobs").json()
+        listed = web.get(url + "/jobs/get-jobs").json()
         if job_id in [j["id"] for j in listed]:
             return listed
         assert time.monotonic() < deadline, f"job {job_id} never listed: {listed}"
@@ -92,7 +93,7 @@ def _wait_listed(url: str, job_id: int, timeout: float = 30) -> list[dict[str, A
 
 
 def _upload(url: str, root: Path, requester: str) -> dict[str, Any]:
-    resp = httpx.post(
+    resp = web.post(
         url + "/jobs/image_processing/upload",
         data=form(requesterAddress=requester),
         files=files_of(root),
@@ -114,9 +115,7 @@ def test_wallet_funds_a_seed_000_job_through_chain_rpc_and_it_survives_restart(s
 
     with serve(data_dir, settings.database_url, log) as url:
         for acct in (requester, second):
-            faucet = httpx.post(
-                url + "/chain/faucet", json={"address": acct.address, "amount": "2"}
-            )
+            faucet = web.post(url + "/chain/faucet", json={"address": acct.address, "amount": "2"})
             assert faucet.status_code == 200, faucet.text
         job = _upload(url, dataset, requester.address)
         assert job["dcm_status"] == "awaiting_funding"
@@ -124,7 +123,7 @@ def test_wallet_funds_a_seed_000_job_through_chain_rpc_and_it_survives_restart(s
         assert set(funding) == {"chain_id", "to", "data", "value"} and funding["value"] == str(
             REWARD
         )
-        assert httpx.get(url + "/jobs/get-jobs").json() == []
+        assert web.get(url + "/jobs/get-jobs").json() == []
 
         # the wallet: web3.py's plain HTTP provider on /chain/rpc, a locally signed tx
         w3 = Web3(Web3.HTTPProvider(url + "/chain/rpc"))
@@ -152,7 +151,7 @@ def test_wallet_funds_a_seed_000_job_through_chain_rpc_and_it_survives_restart(s
             "method": "eth_getLogs",
             "params": [{"fromBlock": "0x0", "address": funding["to"], "topics": [FUNDED_TOPIC]}],
         }
-        [entry] = httpx.post(url + "/chain/rpc", json=body).json()["result"]
+        [entry] = web.post(url + "/chain/rpc", json=body).json()["result"]
         escrow = JobEscrow(w3, funding["to"])
         assert entry["transactionHash"] == "0x" + bytes(tx_hash).hex()
         assert entry["topics"][1] == "0x" + escrow.job_key(job["id"], requester.address).hex()
@@ -202,7 +201,7 @@ def test_wallet_funds_a_seed_000_job_through_chain_rpc_and_it_survives_restart(s
         assert {a: w3.eth.get_balance(a) for a in addresses} == balances
         assert w3.eth.get_code(funding["to"]) == code
         time.sleep(0.5)  # a few watcher ticks: nothing may be applied twice
-        listed = httpx.get(url + "/jobs/get-jobs").json()
+        listed = web.get(url + "/jobs/get-jobs").json()
         assert {j["id"]: j["dcm_status"] for j in listed} == states
-        detail = httpx.get(f"{url}/jobs/image_processing/get-job/{job['id']}").json()
+        detail = web.get(f"{url}/jobs/image_processing/get-job/{job['id']}").json()
         assert detail["dcm_status"] == "pending" and detail["funding"] is None

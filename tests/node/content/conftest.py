@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from tests.fixtures import web
 from tests.fixtures.factories import make_user, signed_in
 from tests.fixtures.live import served_in_thread
 
@@ -34,6 +34,6 @@ def writer_token(app: FastAPI, live_node: str) -> str:
     """An access token of a new user of `live_node` (for clients outside TestClient)."""
     user = make_user(app, password="s3cret-pass")
     body = {"username": user.username, "password": "s3cret-pass"}
-    resp = httpx.post(f"{live_node}/auth/login", json=body, timeout=30)
+    resp = web.post(f"{live_node}/auth/login", json=body, timeout=30)
     assert resp.status_code == 200, resp.text
     return resp.json()["access_token"]

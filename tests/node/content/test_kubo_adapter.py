@@ -17,6 +17,7 @@ from marketplace.content.errors import CidMismatch, ContentNotFound, CorruptBloc
 from marketplace.content.importer import ImportOptions, import_bytes, import_path
 from node.config import NodeSettings
 from node.content.kubo import KuboStore
+from tests.fixtures import web
 from tests.fixtures.app import create_app
 from tests.fixtures.content import content, make_vector_tree, vectors, write_content
 from tests.fixtures.engines import require_engine
@@ -149,7 +150,7 @@ def test_node_uses_the_daemon_when_configured(
         assert client.get(f"/ipfs/{cid}").content == b"via the daemon\n"
     # it really is in the daemon, not in the node's data dir
     assert not (settings.data_dir / "blocks").exists()
-    direct = httpx.post(f"{ipfs_url}/api/v0/cat", params={"arg": cid}, timeout=5)
+    direct = web.post(f"{ipfs_url}/api/v0/cat", params={"arg": cid}, timeout=5)
     assert direct.content == b"via the daemon\n"
     assert parse_cid(cid).version == 0
 

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from marketplace.sdk.events import parse_frames
+from tests.fixtures import web
 from tests.fixtures.jobflow import leased_job
 from tests.fixtures.served import Served
 
@@ -44,7 +45,7 @@ def test_reconnecting_with_last_event_id_resumes_exactly_once_across_a_restart(
     leased.progress(20, "b")
     url = f"{node.url}/v1/jobs/{job}/events"
     seen: list[int] = []
-    with httpx.stream(
+    with web.stream(
         "GET", url, params={"follow": "true"}, headers=headers, timeout=httpx.Timeout(20)
     ) as resp:
         assert resp.status_code == 200
@@ -69,7 +70,7 @@ def test_reconnecting_with_last_event_id_resumes_exactly_once_across_a_restart(
         leased.http.base_url = httpx.URL(restarted.url)
         leased.progress(50, "e")
         resumed: list[int] = []
-        with httpx.stream(
+        with web.stream(
             "GET",
             url,
             params={"follow": "true"},
@@ -158,7 +159,7 @@ def test_an_idle_stream_carries_heartbeat_comments_and_logs_follow_too(
         leased = leased_job(served.url)
         leased.log("before", stream="stdout")
         lines: list[str] = []
-        with httpx.stream(
+        with web.stream(
             "GET",
             f"{served.url}/v1/jobs/{leased.job_id}/logs",
             params={"follow": "true"},

@@ -9,9 +9,9 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
+from tests.fixtures import web
 from tests.fixtures.served import Served
 
 
@@ -88,7 +88,7 @@ def test_a_50_mib_chunked_body_is_cut_at_the_limit(served: Served) -> None:
     status, raw = _send_chunked(served.port, "/auth/login", chunks)
     assert status == 413
     assert "PAYLOAD_TOO_LARGE" in raw
-    assert httpx.get(served.url + "/healthz").status_code == 200
+    assert web.get(served.url + "/healthz").status_code == 200
 
 
 def test_a_body_that_stops_is_answered_408(served: Served) -> None:
@@ -97,18 +97,18 @@ def test_a_body_that_stops_is_answered_408(served: Served) -> None:
     )
     assert status == 408
     assert "REQUEST_TIMEOUT" in raw
-    assert httpx.get(served.url + "/healthz").status_code == 200
+    assert web.get(served.url + "/healthz").status_code == 200
 
 
 def test_json_100000_deep_does_not_kill_the_process(served: Served) -> None:
     deep = b"[" * 100_000 + b"]" * 100_000
     for path in ("/auth/login", "/chain/rpc", "/v1/jobs"):
-        resp = httpx.post(
+        resp = web.post(
             served.url + path, content=deep, headers={"content-type": "application/json"}
         )
         assert resp.status_code == 400, (path, resp.text)
     assert served.proc.poll() is None
-    assert httpx.get(served.url + "/healthz").status_code == 200
+    assert web.get(served.url + "/healthz").status_code == 200
 
 
 def _rss_kib(pid: int) -> int:
@@ -152,7 +152,7 @@ def test_an_endless_request_head_is_cut_and_the_process_does_not_grow(
     assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
     assert sent_mib < 32, "the node read 32 MiB of one request's head"
     assert _rss_kib(served.proc.pid) - before < 16 * 1024
-    assert httpx.get(served.url + "/healthz").status_code == 200
+    assert web.get(served.url + "/healthz").status_code == 200
 
 
 def test_heads_under_the_limit_are_served_one_after_another_on_one_connection(

@@ -10,11 +10,11 @@ import datetime as dt
 from pathlib import Path
 from typing import Any, ClassVar
 
-import httpx
 import pytest
 from eth_account import Account
 from fastapi import FastAPI
 
+from tests.fixtures import web
 from tests.fixtures.live import served_in_thread
 from tests.node.providers.test_pool_daemon import _wallet
 from worker.daemon import DaemonConfig, ProviderDaemon
@@ -62,10 +62,10 @@ def _daemon_run(app: FastAPI, tmp_path: Path, executor: Any) -> dict[str, Any]:
     reads them."""
     with served_in_thread(app) as url:
         _requester, headers = _wallet(url)
-        created = httpx.post(
+        created = web.post(
             f"{url}/v1/jobs", json={"type": "epochs", "payload": {}}, headers=headers, timeout=30
         ).json()["data"]
-        key = httpx.post(
+        key = web.post(
             f"{url}/workspaces/{created['workspaceId']}/api-keys",
             json={"name": "box", "role": "provider"},
             headers=headers,
@@ -87,7 +87,7 @@ def _daemon_run(app: FastAPI, tmp_path: Path, executor: Any) -> dict[str, Any]:
                 return d.completed
 
         assert [d["job_id"] for d in asyncio.run(main())] == [created["id"]]
-        resp = httpx.get(
+        resp = web.get(
             f"{url}/v1/jobs/{created['id']}/metrics",
             params={"period": "1h", "resolution": "1m"},
             headers=headers,

@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import click
-import httpx
 import pytest
 from eth_account import Account
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from dcm.cli import _networks
+from tests.fixtures import web
 from tests.fixtures.live import served_in_thread
 from tests.node.plugin_core.conftest import BASE, CREATE, Team
 from worker.daemon import DaemonConfig, ProviderDaemon
@@ -65,14 +65,14 @@ def test_daemon_of_the_akash_network_runs_an_akash_job(
     app: FastAPI, client: TestClient, team: Team, tmp_path: Path
 ) -> None:
     with served_in_thread(app) as url:
-        job = httpx.post(f"{url}{BASE}/jobs", json=CREATE, headers=team.headers, timeout=30)
+        job = web.post(f"{url}{BASE}/jobs", json=CREATE, headers=team.headers, timeout=30)
         assert job.status_code == 201, job.text
         job_id = job.json()["data"]["id"]
         done = _run(url, tmp_path / "provider", [team.provider_key], ["akash"])
         assert [d["job_id"] for d in done] == [job_id]
-        providers = httpx.get(f"{url}/v1/providers", headers=team.owner, timeout=30).json()["data"]
+        providers = web.get(f"{url}/v1/providers", headers=team.owner, timeout=30).json()["data"]
         assert providers[0]["networks"] == ["akash"]
-        view = httpx.get(f"{url}{BASE}/jobs/{job_id}", headers=team.headers, timeout=30).json()[
+        view = web.get(f"{url}{BASE}/jobs/{job_id}", headers=team.headers, timeout=30).json()[
             "data"
         ]
     assert view["status"] == "completed" and view["results"]["exitCode"] == 0

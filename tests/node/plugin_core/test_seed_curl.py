@@ -12,13 +12,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from eth_account import Account
 
 from node.config import NodeSettings
 from node.db import make_engine, make_sessionmaker, session_scope
 from node.schema import upgrade_schema
+from tests.fixtures import web
 from tests.fixtures.engines import require_engine
 from tests.fixtures.served import Served
 
@@ -71,7 +71,7 @@ class Node:
 
 
 def _login(url: str, username: str) -> dict[str, str]:
-    resp = httpx.post(f"{url}/auth/login", json={"username": username, "password": "pw-123456"})
+    resp = web.post(f"{url}/auth/login", json={"username": username, "password": "pw-123456"})
     resp.raise_for_status()
     return {"Authorization": f"Bearer {resp.json()['access_token']}"}
 
@@ -97,7 +97,7 @@ def node(tmp_path: Path, database_url: str) -> Iterator[Node]:
         owner_headers = _login(served.url, "owner")
         keys = {}
         for role in ("member", "provider"):
-            resp = httpx.post(
+            resp = web.post(
                 f"{served.url}/workspaces/1/api-keys",
                 json={"name": role, "role": role},
                 headers=owner_headers,
@@ -106,7 +106,7 @@ def node(tmp_path: Path, database_url: str) -> Iterator[Node]:
             keys[role] = resp.json()["key"]
         provider_headers = _login(served.url, "provider")
         body = {"job_types": ["container"], "networks": ["akash"], "api_keys": [keys["provider"]]}
-        httpx.post(
+        web.post(
             f"{served.url}/v1/providers", json=body, headers=provider_headers
         ).raise_for_status()
         yield Node(served.url, keys["member"], provider_headers)
@@ -140,15 +140,15 @@ def test_every_seed_curl_example_runs_as_written(node: Node) -> None:
     job_id = job["id"]
 
     # a provider of the akash network claims and starts it
-    claim = httpx.post(f"{node.url}/v1/providers/claim", json={}, headers=node.provider_headers)
+    claim = web.post(f"{node.url}/v1/providers/claim", json={}, headers=node.provider_headers)
     assert claim.status_code == 200 and claim.json()["data"]["job"]["id"] == job_id
     attempt = claim.json()["data"]["lease"]["attempt"]
-    httpx.post(
+    web.post(
         f"{node.url}/v1/jobs/{job_id}/start",
         json={"attempt": attempt},
         headers=node.provider_headers,
     ).raise_for_status()
-    httpx.post(
+    web.post(
         f"{node.url}/v1/jobs/{job_id}/logs",
         json={"attempt": attempt, "lines": [{"line": "Starting nginx..."}]},
         headers=node.provider_headers,

@@ -8,7 +8,6 @@ import asyncio
 from pathlib import Path
 from typing import Any, ClassVar
 
-import httpx
 import pytest
 from click.testing import CliRunner
 from eth_account import Account
@@ -18,6 +17,7 @@ from dcm.cli import _pool_keys, main
 from marketplace.content.importer import import_path
 from marketplace.errors import NotAdmitted
 from marketplace.sdk.http import siwe_payload
+from tests.fixtures import web
 from tests.fixtures.keystores import keystore_json
 from tests.fixtures.live import served_in_thread
 from worker.daemon import DaemonConfig, ProviderDaemon
@@ -39,8 +39,8 @@ class EchoExecutor:
 
 def _wallet(url: str) -> tuple[Any, dict[str, str]]:
     account = Account.create()
-    nonce = httpx.get(f"{url}/auth/nonce", timeout=30).json()
-    tokens = httpx.post(
+    nonce = web.get(f"{url}/auth/nonce", timeout=30).json()
+    tokens = web.post(
         f"{url}/auth/siwe", json=siwe_payload(nonce, account, "test"), timeout=30
     ).json()
     return account, {"Authorization": f"Bearer {tokens['access_token']}"}
@@ -69,14 +69,14 @@ def test_daemon_with_a_pool_key_runs_the_workspaces_private_job(
 ) -> None:
     with served_in_thread(app) as url:
         _requester, headers = _wallet(url)
-        created = httpx.post(
+        created = web.post(
             f"{url}/v1/jobs",
             json={"type": "echo", "payload": {"n": 7}},
             headers=headers,
             timeout=30,
         ).json()["data"]
         personal = created["workspaceId"]  # no workspace named: the requester's personal one
-        key = httpx.post(
+        key = web.post(
             f"{url}/workspaces/{personal}/api-keys",
             json={"name": "my gpu box", "role": "provider"},
             headers=headers,
@@ -86,9 +86,7 @@ def test_daemon_with_a_pool_key_runs_the_workspaces_private_job(
         done = _run(url, Account.create(), tmp_path / "provider", [key])
 
         assert [d["job_id"] for d in done] == [created["id"]]
-        job = httpx.get(f"{url}/v1/jobs/{created['id']}", headers=headers, timeout=30).json()[
-            "data"
-        ]
+        job = web.get(f"{url}/v1/jobs/{created['id']}", headers=headers, timeout=30).json()["data"]
         assert job["status"] == "completed"
         cid = done[0]["result_cid"]
         out = tmp_path / "expected"

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.fixtures import web
 from tests.fixtures.docker import IMAGE
 from tests.worker.executors.container.conftest import containers_of
 from worker.executors.base import (
@@ -207,7 +208,7 @@ def test_an_exposed_port_is_published_and_reported_as_an_endpoint(
     def fetch(endpoint: dict[str, Any]) -> None:
         for _ in range(100):
             try:
-                served["body"] = httpx.get(f"http://{endpoint['address']}/", timeout=2).text
+                served["body"] = web.get(f"http://{endpoint['address']}/", timeout=2).text
                 break
             except httpx.HTTPError:
                 threading.Event().wait(0.1)
