@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command of the README. Runs the whole suite on the embedded defaults; when
 # DCM_TEST_DATABASE_URL names a PostgreSQL server (CI sets it), runs the tests of tests/node
-# and tests/e2e that reach a database again against PostgreSQL (the rule that picks them is
+# that reach a database again against PostgreSQL, with the end-to-end tests where the
+# database changes what they show (the rule that picks them is
 # `pytest_collection_modifyitems` in tests/conftest.py).
 # Tests run in parallel (pytest-xdist): every test has its own database, data dir and free
 # ports, so they share nothing. DCM_TEST_WORKERS overrides the number of workers (default:

@@ -89,6 +89,7 @@ def _long_poller(url: str, started: threading.Event, answers: list[int]) -> None
             answers.append(0)
 
 
+@pytest.mark.both_databases
 def test_serve_stops_within_2s_while_providers_long_poll(tmp_path, database_url):
     node = Served(tmp_path / "node", database_url)
     try:
@@ -204,6 +205,7 @@ def test_unwritable_workdir_leaves_the_job_to_another_provider(
 # -- item 1: a lease lost mid-training publishes nothing --------------------------------------
 
 
+@pytest.mark.both_databases
 def test_a_provider_frozen_past_its_lease_publishes_nothing_and_a_successor_finishes(
     node, requester, dataset, tmp_path, training_available
 ):
@@ -231,6 +233,7 @@ def test_a_provider_frozen_past_its_lease_publishes_nothing_and_a_successor_fini
     assert "submitted:" not in text and "result digest submitted" not in text
 
 
+@pytest.mark.both_databases
 def test_a_lone_provider_frozen_past_its_lease_finishes_the_job_on_a_new_lease(
     node, requester, dataset, tmp_path, training_available
 ):
@@ -256,6 +259,7 @@ def test_a_lone_provider_frozen_past_its_lease_finishes_the_job_on_a_new_lease(
 # -- item 4: a node outage exactly when training ends -----------------------------------------
 
 
+@pytest.mark.both_databases
 def test_a_node_outage_at_the_end_of_training_loses_no_result_and_no_progress(
     tmp_path, database_url, dataset, training_available
 ):

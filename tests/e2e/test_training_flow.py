@@ -20,7 +20,12 @@ from tests.e2e.conftest import (
 from tests.fixtures import web
 
 
-@pytest.mark.parametrize("node", ["embedded", "hardhat"], indirect=True)
+@pytest.mark.parametrize(
+    "node",
+    # on PostgreSQL too with Hardhat: the compose stack's topology
+    ["embedded", pytest.param("hardhat", marks=pytest.mark.both_databases)],
+    indirect=True,
+)
 def test_job_goes_from_upload_to_payout(
     request, node, requester, dataset, tmp_path, training_available
 ):
