@@ -80,17 +80,13 @@ class _Process:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _wait_ready(url: str, node: _Process, timeout: float = 90) -> None:
-    from marketplace.sdk.http import tls_context
-
+def _wait_ready(http: httpx.Client, node: _Process, timeout: float = 90) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not node.alive():
             raise click.ClickException(f"the node exited:\n{node.tail()}")
         try:
-            # the shared TLS context: a bare httpx.get builds one a call (37 ms of CPU
-            # while the node it waits for imports on the same cores)
-            if httpx.get(url + "/readyz", timeout=2, verify=tls_context()).status_code == 200:
+            if http.get("/readyz", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -109,6 +105,7 @@ def run_demo(workdir: Path, epochs: int, imgsz: int, keep: bool) -> dict[str, An
     from marketplace.datasets.synthetic import SHAPES, write_shapes_dataset
     from marketplace.money import wei_to_eth
     from marketplace.sdk.client import NodeClient
+    from marketplace.sdk.http import tls_context
 
     workdir.mkdir(parents=True, exist_ok=True)
     port = _free_port()
@@ -121,6 +118,9 @@ def run_demo(workdir: Path, epochs: int, imgsz: int, keep: bool) -> dict[str, An
         YOLO_VERBOSE="False",
     )
     processes: list[_Process] = []
+    # one client for the polls and set-up calls: a bare httpx.get builds a TLS context
+    # each time (37 ms of CPU, beside a node importing on the same cores)
+    http = httpx.Client(base_url=url, timeout=60, verify=tls_context())
     try:
         _say("starting the node", f"(embedded SQLite, IPFS store and EVM) at {url}")
         subprocess.run(  # the schema first, as on any node: `dcm serve` never migrates
@@ -133,15 +133,13 @@ def run_demo(workdir: Path, epochs: int, imgsz: int, keep: bool) -> dict[str, An
             "node", ["serve", "--host", "127.0.0.1", "--port", str(port)], env, workdir / "node.log"
         )
         processes.append(node)
-        _wait_ready(url, node)
-        info = httpx.get(url + "/chain/info").json()
+        _wait_ready(http, node)
+        info = http.get("/chain/info").json()
         _say("escrow contract", f"{info['escrow_address']} on chain {info['chain_id']}")
 
         requester, provider = Account.create(), Account.create()
         for who, account, amount in (("requester", requester, "1"), ("provider", provider, "0.1")):
-            resp = httpx.post(
-                url + "/chain/faucet", json={"address": account.address, "amount": amount}
-            )
+            resp = http.post("/chain/faucet", json={"address": account.address, "amount": amount})
             if resp.status_code != 200:
                 raise click.ClickException(f"faucet refused: {resp.text}")
             _say(f"dev wallet for the {who}", f"{account.address} funded with {amount} ETH")
@@ -248,6 +246,7 @@ def run_demo(workdir: Path, epochs: int, imgsz: int, keep: bool) -> dict[str, An
             "provider_balance_change_eth": wei_to_eth(paid) if paid >= 0 else f"-{-paid}",
         }
     finally:
+        http.close()
         for proc in reversed(processes):
             proc.stop()
         if not keep:

@@ -75,9 +75,10 @@ class NodeClient(JobStreams):
         and writes of `/api/v0` included."""
         self.base_url = base_url.rstrip("/")
         self.http = httpx.Client(base_url=self.base_url, timeout=timeout, verify=tls_context())
-        # one pooled client per outside JSON-RPC URL (`rpc_url=`): a transaction costs
-        # five calls or more, each of which would otherwise open a new connection
-        self._rpc_http: dict[str, httpx.Client] = {}
+        # the pooled client of outside JSON-RPC URLs (`rpc_url=`), made at the first such
+        # call: a transaction costs five calls or more, each of which would otherwise open
+        # a new connection
+        self._rpc_http: httpx.Client | None = None
         if not self.base_url.startswith(("http://", "https://")):
             raise ValidationFailed(
                 f"node URL {base_url!r} needs its scheme, e.g. http://127.0.0.1:8000"
@@ -91,9 +92,9 @@ class NodeClient(JobStreams):
 
     def close(self) -> None:
         self.http.close()
-        for http in self._rpc_http.values():
-            http.close()
-        self._rpc_http.clear()
+        if self._rpc_http is not None:
+            self._rpc_http.close()
+            self._rpc_http = None
 
     def __enter__(self) -> NodeClient:
         return self
@@ -399,7 +400,9 @@ class NodeClient(JobStreams):
             if rpc_url is None:
                 resp = self.http.post("/chain/rpc", json=body)
             else:
-                resp = self._rpc_client(rpc_url).post(rpc_url, json=body)
+                if self._rpc_http is None:
+                    self._rpc_http = httpx.Client(timeout=self.http.timeout, verify=tls_context())
+                resp = self._rpc_http.post(rpc_url, json=body)
         except httpx.TransportError as exc:
             if rpc_url is None:
                 raise self._unreachable(exc) from exc
@@ -410,13 +413,6 @@ class NodeClient(JobStreams):
             err = reply["error"]
             raise ChainError(f"{method}: {err.get('message')}", details=err.get("data"))
         return reply["result"]
-
-    def _rpc_client(self, rpc_url: str) -> httpx.Client:
-        http = self._rpc_http.get(rpc_url)
-        if http is None:
-            http = httpx.Client(timeout=self.http.timeout, verify=tls_context())
-            self._rpc_http[rpc_url] = http
-        return http
 
     def send_call(
         self,
