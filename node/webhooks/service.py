@@ -273,13 +273,14 @@ def job_webhook_body(hook: Webhook, ev: JobEvent, job: Job) -> bytes:
 
 
 @functools.cache
-def _subscriptions(owner: str) -> Select[tuple[int, list[str]]]:
-    """The id and event patterns of each active subscription an event of a job may go
-    to: those of the job's owner (its workspace's; for a job without one, its creator's)
-    that name no job, and those that name the job (`:event_job`). Built once per kind of
-    owner, its values bound per event: every job event of every claim and write runs it,
-    on the connection (Core: the ORM's result set-up for whole rows, almost always none,
-    was a third of it; py-spy on bench/dispatch.py)."""
+def _subscriptions(owner: str) -> Select[tuple[int, list[str], int | None]]:
+    """The id, event patterns and job of each active subscription an event of these jobs
+    may go to: those of the jobs' owner (their workspace's; for jobs without one, their
+    creator's) that name no job, and those that name one of the jobs (`:event_jobs`).
+    Built once per kind of owner, its values bound per read: the events of a commit with
+    one owner (a job's claim and start, a batch of creates) take one read, on the
+    connection (Core: the ORM's result set-up for whole rows, almost always none, was a
+    third of it; py-spy on bench/dispatch.py)."""
     hook = Webhook.__table__.c
     if owner == "workspace":
         owns = hook.workspace_id == bindparam("owner_workspace")
@@ -288,56 +289,84 @@ def _subscriptions(owner: str) -> Select[tuple[int, list[str]]]:
         owns = or_(hook.workspace_id.is_(None) & (hook.user_id == user), hook.user_id == user)
     else:
         owns = hook.workspace_id.is_(None) & hook.user_id.is_(None)
-    return select(hook.id, hook.events).where(
-        or_(owns & hook.job_id.is_(None), hook.job_id == bindparam("event_job")),
+    return select(hook.id, hook.events, hook.job_id).where(
+        or_(
+            owns & hook.job_id.is_(None),
+            hook.job_id.in_(bindparam("event_jobs", expanding=True)),
+        ),
         hook.active.is_(True),
     )
 
 
-def enqueue(session: Session, settings: EventSettings, ev: JobEvent) -> int:
-    """Add the outbox rows of one job event (each subscription that wants it)."""
-    name = f"job.{ev.type}"
-    if ev.type not in EVENT_TYPES:
-        return 0
-    job = session.get(Job, ev.job_id)
-    if job is None:
-        return 0
+def _owner(job: Job) -> tuple[str, dict[str, int]]:
     if job.workspace_id is not None:
-        shape, values = "workspace", {"owner_workspace": job.workspace_id}
-    elif job.created_by is not None:
-        shape, values = "user", {"owner_user": job.created_by}
-    else:
-        shape, values = "nobody", {}
-    found = session.connection().execute(_subscriptions(shape), {**values, "event_job": job.id})
-    wanted = [hook_id for hook_id, patterns in found if matches(patterns, name)]
+        return "workspace", {"owner_workspace": job.workspace_id}
+    if job.created_by is not None:
+        return "user", {"owner_user": job.created_by}
+    return "nobody", {}
+
+
+def enqueue(session: Session, settings: EventSettings, events: list[JobEvent]) -> int:
+    """Add the outbox rows of job events (each subscription that wants each of them):
+    one read of the subscriptions per owner among their jobs."""
+    by_owner: dict[tuple[str, tuple[tuple[str, int], ...]], list[tuple[JobEvent, Job]]] = {}
+    for ev in events:
+        if ev.type not in EVENT_TYPES:
+            continue
+        job = session.get(Job, ev.job_id)
+        if job is None:
+            continue
+        shape, values = _owner(job)
+        by_owner.setdefault((shape, tuple(values.items())), []).append((ev, job))
+    wanted: list[tuple[JobEvent, Job, str, list[int]]] = []
+    for (shape, values), group in by_owner.items():
+        jobs = sorted({job.id for _, job in group})
+        found = session.connection().execute(
+            _subscriptions(shape), {**dict(values), "event_jobs": jobs}
+        )
+        hooks = found.all()
+        for ev, job in group:
+            name = f"job.{ev.type}"
+            ids = [
+                hook_id
+                for hook_id, patterns, for_job in hooks
+                if for_job in (None, job.id) and matches(patterns, name)
+            ]
+            if ids:
+                wanted.append((ev, job, name, ids))
     if not wanted:
         return 0
+    all_ids = {hook_id for *_, ids in wanted for hook_id in ids}
+    webhooks = {h.id: h for h in session.scalars(select(Webhook).where(Webhook.id.in_(all_ids)))}
     count = 0
     now = utcnow()
-    for hook in session.scalars(select(Webhook).where(Webhook.id.in_(wanted))):
-        delivery_id = "whd_" + secrets.token_hex(16)
-        body = (
-            delivery_body(delivery_id, name, ev, job)
-            if hook.job_id is None
-            else job_webhook_body(hook, ev, job)
-        )
-        session.add(
-            WebhookDelivery(
-                id=delivery_id,
-                webhook_id=hook.id,
-                job_id=job.id,
-                event_seq=ev.seq,
-                type=name,
-                body=body,
-                status="pending",
-                attempts=0,
-                next_attempt_at=now,
-                history=[],
-                created_at=now,
-                expires_at=now + dt.timedelta(hours=settings.webhook_retry_hours),
+    expires = now + dt.timedelta(hours=settings.webhook_retry_hours)
+    for ev, job, name, ids in wanted:
+        for hook_id in ids:
+            hook = webhooks[hook_id]
+            delivery_id = "whd_" + secrets.token_hex(16)
+            body = (
+                delivery_body(delivery_id, name, ev, job)
+                if hook.job_id is None
+                else job_webhook_body(hook, ev, job)
             )
-        )
-        count += 1
+            session.add(
+                WebhookDelivery(
+                    id=delivery_id,
+                    webhook_id=hook.id,
+                    job_id=job.id,
+                    event_seq=ev.seq,
+                    type=name,
+                    body=body,
+                    status="pending",
+                    attempts=0,
+                    next_attempt_at=now,
+                    history=[],
+                    created_at=now,
+                    expires_at=expires,
+                )
+            )
+            count += 1
     return count
 
 
@@ -355,7 +384,7 @@ def install(factory: sessionmaker[Session], settings: EventSettings, notifier: N
     def _before_commit(session: Session) -> None:
         session.flush()
         pending = session.info.pop(_PENDING_EVENTS, None)
-        if pending and any(enqueue(session, settings, ev) for ev in pending):
+        if pending and enqueue(session, settings, pending):
             session.flush()
             session.info[_QUEUED] = True
 

@@ -225,6 +225,33 @@ def test_the_outbox_row_commits_with_its_event_or_not_at_all(fast_app: FastAPI) 
             assert session.scalar(select(func.count()).select_from(WebhookDelivery)) == 1
 
 
+def test_every_event_of_one_commit_gets_its_outbox_rows(fast_app: FastAPI) -> None:
+    """Creates written together (`node.jobs.creates`) commit many events at once: each
+    gets its delivery, and a subscription of another owner none of them."""
+    from sqlalchemy import select
+
+    from node.db import session_scope
+    from node.jobs.service import create_job
+    from node.models.webhooks import Webhook, WebhookDelivery
+
+    factory = fast_app.state.runtime.sessionmaker
+    with TestClient(fast_app) as client:
+        headers = signed_in(fast_app, client)
+        _subscribe(client, headers, "http://127.0.0.1:9/never", ["job.created"])
+        _subscribe(client, signed_in(fast_app, client), "http://127.0.0.1:9/other", ["job.*"])
+        with session_scope(factory) as session:
+            workspace_id = session.scalars(select(Webhook.workspace_id)).first()
+        with session_scope(factory) as session:
+            jobs = [
+                create_job(session, job_type="image_processing", workspace_id=workspace_id)
+                for _ in range(3)
+            ]
+            ids = sorted(j.id for j in jobs)
+        with session_scope(factory) as session:
+            rows = session.execute(select(WebhookDelivery.job_id, WebhookDelivery.type)).all()
+    assert sorted(rows) == [(i, "job.created") for i in ids]
+
+
 def test_one_subscriptions_deliveries_go_in_order_and_stop_at_its_first_failure(
     fast_app: FastAPI, fast_client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
