@@ -3,11 +3,11 @@ Bearer credential) and `OptionalPrincipalDep` (None without one)."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session, sessionmaker
 
 from marketplace.errors import (
     Forbidden,
@@ -23,7 +23,8 @@ from node.auth.passwords import HashingGate
 from node.auth.principal import Principal
 from node.auth.service import access_claims, authenticate_bearer, cached_principal
 from node.config import NodeSettings
-from node.deps import BearerDoc, SessionDep, SettingsDep, bearer_token, settings_of
+from node.db import session_scope
+from node.deps import BearerDoc, SettingsDep, bearer_token, db_thread, sessions_of, settings_of
 from node.limits.rates import client_address, limiter
 from node.openapi import raises
 
@@ -42,12 +43,13 @@ def authenticate_request(request: Request, session: Session, settings: NodeSetti
     return principal
 
 
-async def authenticate_request_async(
-    request: Request, session: Session, settings: NodeSettings
-) -> Principal:
+async def authenticate_request_async(request: Request, settings: NodeSettings) -> Principal:
     """`authenticate_request` from the event loop: an access token whose user is in the
     cache (`node.auth.cache`) is verified here, without a worker thread or a statement;
-    any other credential is looked up in one worker thread hop."""
+    any other credential is looked up in one worker thread hop, in a transaction of its
+    own (an API key's last use is written and committed there). So the route's session,
+    if it has one, is not the authentication's: a route that writes in a transaction of
+    its own (`node.jobs.creates`) takes no session, and FastAPI makes none for it."""
     known: Principal | None = getattr(request.state, "principal", None)
     if known is not None:  # verified in front of routing (`known_principal`, node.readcache)
         return known
@@ -61,11 +63,18 @@ async def authenticate_request_async(
             # signature, expiry and type: checked on every request, cache or not
             principal = cached_principal(access_claims(settings, token), users)
         if principal is None:
-            principal = await run_in_threadpool(
-                authenticate_bearer, session, settings, token, users
+            principal = await db_thread(
+                partial(_authenticate, sessions_of(request), settings, token, users)
             )
     request.state.principal = principal
     return principal
+
+
+def _authenticate(
+    sessions: sessionmaker[Session], settings: NodeSettings, token: str, users: UserCache
+) -> Principal:
+    with session_scope(sessions) as session:
+        return authenticate_bearer(session, settings, token, users)
 
 
 # Any authenticated route may refuse a valid credential that is not allowed to act there.
@@ -73,18 +82,18 @@ async def authenticate_request_async(
 # dependency in a thread of its own).
 @raises(Unauthorized, InvalidToken, TokenExpired, InvalidApiKey, Forbidden, RateLimited)
 async def get_principal(
-    request: Request, session: SessionDep, settings: SettingsDep, _doc: BearerDoc = None
+    request: Request, settings: SettingsDep, _doc: BearerDoc = None
 ) -> Principal:
-    return await authenticate_request_async(request, session, settings)
+    return await authenticate_request_async(request, settings)
 
 
 @raises(Unauthorized, InvalidToken, TokenExpired, InvalidApiKey, RateLimited)
 async def get_optional_principal(
-    request: Request, session: SessionDep, settings: SettingsDep, _doc: BearerDoc = None
+    request: Request, settings: SettingsDep, _doc: BearerDoc = None
 ) -> Principal | None:
     if bearer_token(request) is None:
         return None
-    return await authenticate_request_async(request, session, settings)
+    return await authenticate_request_async(request, settings)
 
 
 def known_principal(request: Request) -> Principal | None:
