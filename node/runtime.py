@@ -43,6 +43,7 @@ from node.escrow.deploy import escrow_deploy_hook
 from node.escrow.service import EscrowFunding, FundingTerms
 from node.escrow.tick import ChainTick
 from node.jobs import events as job_events
+from node.jobs.creates import CreateQueue
 from node.jobs.funding import Funding
 from node.jobs.janitor import LogJanitor
 from node.limits.rates import RateLimiter
@@ -84,6 +85,8 @@ class Runtime:
     rate_limiter: RateLimiter
     password_gate: HashingGate
     funding: Funding
+    # `POST /v1/jobs`, written in batches of the creates that arrive together.
+    creates: CreateQueue
     # Access tokens' user lookups, reused for a few seconds (`node.auth.cache`).
     users: UserCache = field(default_factory=lambda: UserCache(0))
     # Rendered answers of repeated reads while the database is unchanged (`node.readcache`).
@@ -260,6 +263,7 @@ def build_runtime(settings: NodeSettings) -> Runtime:
             settings.rate_limits.password_hash_wait_seconds,
         ),
         funding=EscrowFunding(lambda: runtime.chain),
+        creates=CreateQueue(sessions),
     )
     notifier.listen(CHAIN_TOPIC, runtime._wake_chain_here)
     runtime.services.append(LeaseReaper(sessions, settings, runtime.wake_chain))

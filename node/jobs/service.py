@@ -145,8 +145,15 @@ def append_log_lines(
     return len(kept)
 
 
-def create_job(
-    session: Session,
+def create_job(session: Session, *, job_type: str, **fields: Any) -> Job:
+    """Insert a job in its first state and log the `created` event (`new_job`)."""
+    job = new_job(job_type=job_type, **fields)
+    session.add(job)
+    session.flush()
+    return job
+
+
+def new_job(
     *,
     job_type: str,
     spec: dict[str, Any] | None = None,
@@ -164,7 +171,8 @@ def create_job(
     metadata_cid: str | None = None,
     batch_id: str | None = None,
 ) -> Job:
-    """Insert a job in its first state and log the `created` event."""
+    """A job in its first state with its `created` event, for the caller to add to a
+    session (`create_job`; creates written together, `node.jobs.creates`)."""
     now = utcnow()
     job = Job(
         job_type=job_type,
@@ -189,6 +197,11 @@ def create_job(
         # lock of `next_seq`: the job and its `created` event go in one flush, and its
         # event log is known (no read of it back).
         event_seq=1,
+        # The columns with a server default, set: the ORM reads back a default it does not
+        # know, which on SQLite costs each new row a statement of its own.
+        retry_base_attempt=0,
+        log_lines=0,
+        log_dropped=0,
         events=[
             JobEvent(
                 seq=1,
@@ -200,8 +213,6 @@ def create_job(
             )
         ],
     )
-    session.add(job)
-    session.flush()
     return job
 
 

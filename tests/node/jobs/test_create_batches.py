@@ -1,0 +1,218 @@
+"""`POST /v1/jobs` writes the creates that arrive together in one transaction
+(`node.jobs.creates`), and answers the plain ones in front of routing
+(`node.app.FAST_PATHS`): each request is still told its own outcome, a refusal is never
+another's, a batch that fails is written again one by one (nothing lost, nothing twice),
+and the fast path answers exactly as the route does."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
+
+from node.auth import deps as auth_deps
+from node.db import session_scope
+from node.jobs.creates import CreateQueue
+from node.models.jobs import Job, JobEvent
+from tests.fixtures.factories import make_user, make_workspace
+from tests.node.jobs.conftest import Seed
+
+BODY = {"type": "yolo_training", "payload": {"epochs": 1}}
+
+
+class Held:
+    """The first batch's worker thread held until `release`, so that the requests sent
+    meanwhile wait together; `sizes` are the batches' sizes as written."""
+
+    def __init__(self, queue: CreateQueue) -> None:
+        self.queue = queue
+        self.entered = threading.Event()
+        self.go = threading.Event()
+        self.sizes: list[int] = []
+
+    def waiting(self) -> int:
+        return len(self.queue._waiting)
+
+
+@pytest.fixture
+def held(app: FastAPI, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> Iterator[Held]:
+    queue: CreateQueue = app.state.runtime.creates
+    hold = Held(queue)
+    write = CreateQueue._write
+
+    def held_write(self: CreateQueue, batch: list[Any]) -> None:
+        hold.sizes.append(len(batch))
+        if len(hold.sizes) == 1:
+            hold.entered.set()
+            assert hold.go.wait(30)
+        write(self, batch)
+
+    monkeypatch.setattr(CreateQueue, "_write", held_write)
+    yield hold
+    hold.go.set()
+
+
+def _together(
+    client: TestClient, held: Held, bodies: list[dict[str, Any]], headers: dict[str, str]
+) -> list[httpx.Response]:
+    """The first body alone (its batch held), then the rest sent while it is held: they
+    make one batch."""
+    answers: list[httpx.Response | None] = [None] * len(bodies)
+
+    def send(i: int) -> None:
+        answers[i] = client.post("/v1/jobs", json=bodies[i], headers=headers)
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(bodies))]
+    threads[0].start()
+    assert held.entered.wait(30)
+    for t in threads[1:]:
+        t.start()
+    for _ in range(3000):
+        if held.waiting() == len(bodies) - 1:
+            break
+        threading.Event().wait(0.01)
+    assert held.waiting() == len(bodies) - 1
+    held.go.set()
+    for t in threads:
+        t.join(30)
+    assert all(a is not None for a in answers)
+    return [a for a in answers if a is not None]
+
+
+def _count(app: FastAPI, model: type, **where: Any) -> int:
+    with session_scope(app.state.runtime.sessionmaker) as session:
+        query = select(func.count()).select_from(model).filter_by(**where)
+        return int(session.scalar(query) or 0)
+
+
+def test_creates_that_arrive_together_go_in_one_transaction(
+    app: FastAPI, client: TestClient, seed: Seed, held: Held
+) -> None:
+    answers = _together(client, held, [BODY] * 12, seed.headers)
+    assert [a.status_code for a in answers] == [201] * 12
+    assert held.sizes == [1, 11]
+    ids = {a.json()["data"]["id"] for a in answers}
+    assert len(ids) == 12
+    for job_id in ids:
+        got = client.get(f"/v1/jobs/{job_id}", headers=seed.headers).json()["data"]
+        assert got["status"] == "pending"
+        assert [e["type"] for e in got["events"]] == ["created"]
+    assert _count(app, Job) == 12
+    assert _count(app, JobEvent, type="created") == 12
+
+
+def test_a_refused_create_is_told_so_and_the_rest_of_its_batch_goes_in(
+    app: FastAPI, client: TestClient, seed: Seed, held: Held
+) -> None:
+    stranger = make_user(app, username="stranger")
+    theirs = make_workspace(app, stranger, name="Not yours")
+    bodies = [BODY] * 4 + [{**BODY, "workspaceId": theirs}] + [BODY] * 3
+    answers = _together(client, held, bodies, seed.headers)
+    assert held.sizes == [1, 7]
+    assert [a.status_code for a in answers] == [201] * 4 + [403] + [201] * 3
+    assert answers[4].json()["error"]["code"] == "FORBIDDEN"
+    assert _count(app, Job) == 7
+    assert _count(app, Job, workspace_id=theirs) == 0
+
+
+def test_a_batch_whose_transaction_fails_is_written_again_one_by_one(
+    app: FastAPI, client: TestClient, seed: Seed, held: Held
+) -> None:
+    failed: list[int] = []
+
+    def fail_once(session: Session) -> None:  # after the batch's rows were sent
+        jobs = [o for o in session.identity_map.values() if isinstance(o, Job)]
+        if len(jobs) > 1 and not failed:
+            failed.append(len(jobs))
+            raise RuntimeError("the batch's commit fails")
+
+    sessions = app.state.runtime.sessionmaker
+    event.listen(sessions, "before_commit", fail_once)
+    try:
+        answers = _together(client, held, [BODY] * 6, seed.headers)
+    finally:
+        event.remove(sessions, "before_commit", fail_once)
+    assert failed == [5]
+    assert [a.status_code for a in answers] == [201] * 6
+    assert len({a.json()["data"]["id"] for a in answers}) == 6
+    assert _count(app, Job) == 6  # none lost, none twice
+    assert _count(app, JobEvent, type="created") == 6
+
+
+def _without_times(job: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in job.items() if k not in ("id", "createdAt", "updatedAt")}
+    out["events"] = [
+        {k: v for k, v in e.items() if k not in ("id", "createdAt")} for e in job["events"]
+    ]
+    return out
+
+
+@pytest.fixture
+def routed(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """One entry per `POST /v1/jobs` the route answered (its principal dependency ran);
+    the fast path answers without it."""
+    seen: list[bool] = []
+    authenticate = auth_deps.authenticate_request_async
+
+    async def watched(request: Any, settings: Any) -> Any:
+        if (request.method, request.url.path) == ("POST", "/v1/jobs"):
+            seen.append(True)
+        return await authenticate(request, settings)
+
+    monkeypatch.setattr(auth_deps, "authenticate_request_async", watched)
+    return seen
+
+
+def test_the_fast_path_and_the_route_answer_alike(
+    client: TestClient, routed: list[bool], seed: Seed
+) -> None:
+    client.get("/v1/jobs?limit=1", headers=seed.headers)  # the caller is known now
+    fast = client.post("/v1/jobs", json=BODY, headers=seed.headers)
+    assert routed == []
+    by_route = client.post(  # a JSON type FastAPI reads and the fast path leaves to it
+        "/v1/jobs",
+        content=b'{"type": "yolo_training", "payload": {"epochs": 1}}',
+        headers={**seed.headers, "Content-Type": "application/merge-patch+json"},
+    )
+    assert routed == [True]
+    assert fast.status_code == by_route.status_code == 201
+    assert fast.headers["content-type"] == by_route.headers["content-type"]
+    assert fast.json()["data"]["id"] != by_route.json()["data"]["id"]
+    assert _without_times(fast.json()["data"]) == _without_times(by_route.json()["data"])
+    assert {k: v for k, v in fast.json().items() if k != "data"} == {
+        k: v for k, v in by_route.json().items() if k != "data"
+    }
+
+
+def test_what_the_fast_path_declines_the_route_decides_with_its_body(
+    app: FastAPI, client: TestClient, routed: list[bool], seed: Seed
+) -> None:
+    client.get("/v1/jobs?limit=1", headers=seed.headers)  # the caller is known now
+    bad = [
+        ({"type": 5, "payload": {}}, seed.headers, 400, "INVALID_BODY"),
+        ({"type": "x", "payload": {}, "extra": 1}, seed.headers, 400, "INVALID_BODY"),
+        ([BODY], seed.headers, 400, "INVALID_BODY"),
+        (BODY, {}, 401, "UNAUTHORIZED"),
+        (BODY, {"Authorization": "Bearer nope"}, 401, "INVALID_TOKEN"),
+    ]
+    for body, headers, code, error in bad:
+        resp = client.post("/v1/jobs", json=body, headers=headers)
+        assert resp.status_code == code, resp.text
+        assert resp.json()["error"]["code"] == error
+    # declined for its content type (the route reads it): the body it reads is the one sent
+    ok = client.post(
+        "/v1/jobs",
+        content=b'{"type": "yolo_training", "payload": {"epochs": 1}}',
+        headers={**seed.headers, "Content-Type": "application/vnd.dcm+json"},
+    )
+    assert ok.status_code == 201, ok.text
+    assert ok.json()["data"]["payload"] == {"epochs": 1}
+    assert len(routed) == len(bad) + 1  # each declined, and decided by the route
+    assert _count(app, Job) == 1
