@@ -101,9 +101,9 @@ class CreateQueue:
         self._waiting.append(item)
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_all())
-        # A request that goes away does not take its create out of a batch being written
-        # (nor did one in its own thread hop): the job may still be made.
-        return await asyncio.shield(item.answer)
+        # A request that goes away cancels its answer, not its create: in a batch being
+        # written (as in its own thread hop before) the job may still be made.
+        return await item.answer
 
     async def _write_all(self) -> None:
         try:
