@@ -210,6 +210,12 @@ def _job_detail(
 ) -> JobEnvelopeV1:
     job, events = service.get_owned_job_detail(session, principal, job_id)
     detail = JobDetailV1.from_job(job, events)
+    if detail.status is JobStatus.AWAITING_FUNDING:
+        # Its funding call may write (the escrow row of the job's next deposit, made on
+        # first ask, in a savepoint): in a transaction, not in the reads' autocommit
+        # (`read_only`), where PostgreSQL refuses a savepoint. Ending the reads' turn
+        # lets the next statement begin one.
+        session.commit()
     detail.funding = funding.funding_call(session, job)
     detail.escrow = funding.escrow_view(session, job)
     return JobEnvelopeV1(data=detail, message="Job retrieved successfully")

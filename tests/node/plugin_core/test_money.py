@@ -39,6 +39,20 @@ def test_a_rewarded_job_awaits_funding_then_goes_to_the_open_market(app, client,
     assert got is not None and got["job"]["reward_wei"] == str(10**17)
 
 
+def test_a_job_awaiting_funding_reads_alike_with_a_key_and_a_known_token(app, client, team):
+    """Its funding call writes the deposit's escrow row on first ask: the by-id read, which
+    runs outside a transaction on PostgreSQL, begins one for it (500 before, for a caller
+    whose token was verified from the cache, so the read's session held no transaction)."""
+    job = create(client, team.headers, reward="0.1")
+    client.get("/v1/jobs?limit=1", headers=team.owner)  # the owner is known to the cache now
+    by_owner = client.get(f"/v1/jobs/{job['id']}", headers=team.owner)
+    assert by_owner.status_code == 200, by_owner.text
+    by_key = client.get(f"/v1/jobs/{job['id']}", headers=team.headers)
+    assert by_key.status_code == 200, by_key.text
+    funding = by_owner.json()["data"]["funding"]
+    assert funding is not None and funding == by_key.json()["data"]["funding"]
+
+
 def test_a_job_without_reward_stays_in_the_private_pool(app, client, team):
     job = create(client, team.headers)
     assert job_row(app, job["id"]).status == "pending"
