@@ -177,8 +177,10 @@ def _new_request_id() -> str:
     return f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
-# What answers a request in front of routing: a `Response`, or None (go on to the route).
+# A fast path: a `Response` for the request, or None (go on to the route).
 Answer = Callable[[Request], Awaitable[Response | None]]
+# How `DirectRoutes` calls what answers a route.
+BARE, REQUEST, FAST = "bare", "request", "fast"
 # Routes answered by their endpoint straight from the middleware stack (`DirectRoutes`):
 # the liveness probe, which load balancers ask many times a second, and the embedded
 # chain's JSON-RPC, a wallet's every call. Their endpoints take nothing or the request,
@@ -209,26 +211,27 @@ class DirectRoutes:
         self.app = app
         self.router = router
         self.handlers = handlers
-        self._routes: dict[tuple[str, str], tuple[APIRoute, Answer, bool]] | None = None
+        self._routes: dict[tuple[str, str], tuple[APIRoute, Callable[..., Any], str]] | None = None
 
-    def _direct(self) -> dict[tuple[str, str], tuple[APIRoute, Answer, bool]]:
-        """(method, path) -> (route, what answers it, whether that is a fast path that
-        reads the body); read from the router on the first request, when every router is
-        included."""
+    def _direct(self) -> dict[tuple[str, str], tuple[APIRoute, Callable[..., Any], str]]:
+        """(method, path) -> (route, what answers it, how it is called: `FAST` a fast
+        path, given the request with its body read; `REQUEST` an endpoint given the
+        request; `BARE` an endpoint given nothing, the liveness probe, for which even
+        building a `Request` counts); read from the router on the first request, when
+        every router is included."""
         if self._routes is None:
-            found: dict[tuple[str, str], tuple[APIRoute, Answer, bool]] = {}
+            found: dict[tuple[str, str], tuple[APIRoute, Callable[..., Any], str]] = {}
             for path, route in _api_routes(self.router):
                 for method in route.methods:
                     key = (method, path)
                     if key in FAST_PATHS:
-                        found[key] = (route, FAST_PATHS[key], True)
+                        found[key] = (route, FAST_PATHS[key], FAST)
                     elif key in DIRECT_ROUTES:
                         endpoint = route.endpoint
                         if not inspect.iscoroutinefunction(endpoint):
                             raise TypeError(f"direct route {path}: not async")
-                        if not inspect.signature(endpoint).parameters:
-                            endpoint = _without_request(endpoint)
-                        found[key] = (route, endpoint, False)
+                        takes = bool(inspect.signature(endpoint).parameters)
+                        found[key] = (route, endpoint, REQUEST if takes else BARE)
             self._routes = found
         return self._routes
 
@@ -249,27 +252,25 @@ class DirectRoutes:
         if scope["type"] == "http":
             direct = self._direct().get((scope["method"], scope["path"]))
             if direct is not None:
-                route, answer, reads_body = direct
+                route, answer, how = direct
                 scope["route"] = route
-                request = Request(scope, receive)
-                body = await request.body() if reads_body else None
+                body = None
                 try:
-                    response = await answer(request)
+                    if how == BARE:
+                        response = await answer()
+                    else:
+                        request = Request(scope, receive)
+                        if how == FAST:
+                            body = await request.body()
+                        response = await answer(request)
                 except Exception as exc:
-                    response = await self._rendered(request, exc)
+                    response = await self._rendered(Request(scope, receive), exc)
                 if response is not None:
                     await response(scope, receive, send)
                     return
                 if body is not None:  # declined: the route reads the body once more
                     receive = _replaying(body, receive)
         await self.app(scope, receive, send)
-
-
-def _without_request(endpoint: Callable[[], Awaitable[Response]]) -> Answer:
-    async def answer(_request: Request) -> Response:
-        return await endpoint()
-
-    return answer
 
 
 def _replaying(body: bytes, receive: Receive) -> Receive:
@@ -293,6 +294,10 @@ def _api_routes(router: Any) -> Iterator[tuple[str, APIRoute]]:
         for path, route in routes_of(entry) or ():
             if isinstance(route, APIRoute):
                 yield path, route
+
+
+# The liveness and readiness probes (`RequestContextMiddleware` logs them quietly).
+PROBES = frozenset({"/healthz", "/readyz"})
 
 
 class RequestContextMiddleware:
@@ -330,8 +335,13 @@ class RequestContextMiddleware:
             principal = state.get("principal")  # set by node.deps
             params = scope.get("path_params") or {}
             job_ref = params.get("jobId") or params.get("job_id")
-            if log.isEnabledFor(logging.INFO):
-                log.info(
+            # A probe that answered 200 is logged at DEBUG: load balancers ask many times
+            # a second, and its line was a sixth of a `/healthz`'s event loop time (py-spy,
+            # issue 12); the request metrics count every one, and a failing probe is INFO.
+            level = logging.DEBUG if status == 200 and scope["path"] in PROBES else logging.INFO
+            if log.isEnabledFor(level):
+                log.log(
+                    level,
                     Fields(
                         request_id=request_id,
                         **({"job_id": str(job_ref)} if job_ref is not None else {}),
@@ -341,6 +351,6 @@ class RequestContextMiddleware:
                         duration_ms=round(elapsed * 1000, 2),
                         user_id=getattr(principal, "user_id", None),
                         api_key_id=getattr(principal, "api_key_id", None),
-                    )
+                    ),
                 )
             REQUEST_ID.reset(token)
