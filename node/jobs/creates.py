@@ -6,8 +6,8 @@ Each create costs two rows. Alone, it cost a thread hop, a flush of its own (the
 unit of work, two INSERTs) and a commit, and on SQLite it held the one write turn
 (`node.db`) all that time, so 32 concurrent creates queued at the turn, each taking it
 after a GIL wait: 283 creates/s, about 1 ms of worker time each in-process (issue 12's
-profile). Together, their rows go in one INSERT per table (SQLAlchemy's insertmanyvalues)
-and a batch of 16 costs about 0.35 ms a create.
+profile). Together, their rows go in one INSERT per table (`_insert`), and a batch of 16
+costs about 0.4 ms a create in-process.
 
 What each request is told does not change: a refusal (a workspace it may not use) is
 its own, decided before anything is written; the others still go in. If the batch's
@@ -69,14 +69,6 @@ def envelope(job: Job) -> JobEnvelopeV1:
     return JobEnvelopeV1(data=JobDetailV1.from_job(job), message="Job created successfully")
 
 
-def create_alone(session: Session, principal: Principal, body: JobCreateV1) -> JobEnvelopeV1:
-    """One create in the caller's transaction (flushed, not committed)."""
-    job = new_job(principal, body, workspace_for(session, principal, body.workspace_id))
-    session.add(job)
-    session.flush()
-    return envelope(job)
-
-
 @dataclass(eq=False)
 class _Create:
     principal: Principal
@@ -129,12 +121,25 @@ class CreateQueue:
             self._waiting.clear()
 
     def _write(self, batch: list[_Create]) -> None:
-        """In a worker thread: the batch in one transaction, or each alone if that fails."""
-        if len(batch) == 1 or not self._write_together(batch):
+        """In a worker thread: the batch in one transaction, or each alone if that fails
+        (what fails it then fails that create only)."""
+        try:
+            answers = self._transaction(batch)
+        except Exception:
+            answers = []
             for item in batch:
-                item.outcome = self._write_alone(item)
+                try:
+                    (answer,) = self._transaction([item])
+                except Exception as exc:
+                    answer = exc
+                answers.append(answer)
+        for item, outcome in zip(batch, answers, strict=True):
+            item.outcome = outcome
 
-    def _write_together(self, batch: list[_Create]) -> bool:
+    def _transaction(self, batch: list[_Create]) -> list[JobEnvelopeV1 | MarketplaceError]:
+        """Write the batch's creates in one transaction and commit it: each create's
+        answer, or the refusal of a create decided before any write of its; raise (all
+        rolled back) if a statement or the commit fails."""
         with self._sessions() as session:
             try:
                 # Every workspace first: its reads would flush the jobs added so far.
@@ -144,34 +149,21 @@ class CreateQueue:
                         targets.append(
                             workspace_for(session, item.principal, item.body.workspace_id)
                         )
-                    except MarketplaceError as refused:  # decided before any write of its
+                    except MarketplaceError as refused:
                         targets.append(refused)
-                jobs: list[Job | MarketplaceError] = []
-                for item, target in zip(batch, targets, strict=True):
-                    jobs.append(
-                        target
-                        if isinstance(target, MarketplaceError)
-                        else new_job(item.principal, item.body, target)
-                    )
+                jobs = [
+                    target
+                    if isinstance(target, MarketplaceError)
+                    else new_job(item.principal, item.body, target)
+                    for item, target in zip(batch, targets, strict=True)
+                ]
                 _insert(session, [j for j in jobs if isinstance(j, Job)])
                 answers = [j if isinstance(j, MarketplaceError) else envelope(j) for j in jobs]
                 session.commit()
             except Exception:
                 session.rollback()
-                return False
-        for item, answer in zip(batch, answers, strict=True):
-            item.outcome = answer
-        return True
-
-    def _write_alone(self, item: _Create) -> JobEnvelopeV1 | BaseException:
-        with self._sessions() as session:
-            try:
-                answer = create_alone(session, item.principal, item.body)
-                session.commit()
-            except Exception as exc:
-                session.rollback()
-                return exc
-        return answer
+                raise
+        return answers
 
 
 def _insert(session: Session, jobs: list[Job]) -> None:
