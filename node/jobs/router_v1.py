@@ -33,7 +33,6 @@ Decisions where the seed is silent:
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
@@ -48,7 +47,7 @@ from marketplace.jobs.states import JobStatus
 from node.auth.deps import PrincipalDep, known_principal
 from node.auth.principal import Principal
 from node.authz.policy import Action
-from node.deps import SessionDep, in_thread
+from node.deps import SessionDep, in_thread, plain_json_body
 from node.jobs import service
 from node.jobs.creates import CreatesDep, creates_of
 from node.jobs.funding import Funding, FundingDep
@@ -161,20 +160,13 @@ async def create_job_at_once(request: Request) -> Response | None:
     other request: the route decides it, and its refusals are the errors (400 for the
     body, 401 or 429 for the credential). Both answer alike (`_created`)."""
     principal = known_principal(request)
-    if principal is None or not _is_json(request.headers.get("content-type")):
+    if principal is None:
         return None
-    try:  # parsed and validated as FastAPI does a JSON body: json.loads, then the model
-        body = JobCreateV1.model_validate(json.loads(await request.body()))
-    except (ValueError, RecursionError):  # bad JSON, or not a valid create: the route's
+    body = await plain_json_body(request, JobCreateV1)
+    if body is None:
         return None
     request.state.principal = principal  # the request's log line names the caller
     return _created(await creates_of(request).create(principal, body))
-
-
-def _is_json(content_type: str | None) -> bool:
-    return content_type is not None and (
-        content_type.partition(";")[0].strip().lower() == "application/json"
-    )
 
 
 def _created(envelope: JobEnvelopeV1) -> Response:
