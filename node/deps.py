@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
-from typing import Annotated, Any, TypeVar
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Generic, TypeVar
 from weakref import WeakKeyDictionary
 
 import anyio
@@ -23,6 +24,8 @@ from node.notifier import Notifier
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
+I = TypeVar("I")  # noqa: E741 - a group commit's item
+O = TypeVar("O")  # noqa: E741 - and its outcome
 
 
 def settings_of(request: Request) -> NodeSettings:
@@ -142,6 +145,101 @@ async def db_thread(work: Callable[[], T]) -> T:
     """`work()` in a worker thread, one of at most `limit_db_threads` at once."""
     limiter = _db_limiters.get(asyncio.get_running_loop())  # None: anyio's default
     return await anyio.to_thread.run_sync(work, limiter=limiter)
+
+
+_UNANSWERED: Any = object()
+
+
+@dataclass(eq=False)
+class _Submitted(Generic[I, O]):
+    item: I
+    answer: asyncio.Future[O]
+    outcome: Any = field(default=_UNANSWERED)  # O, or the exception to raise
+
+
+class GroupCommit(Generic[I, O]):
+    """Request writes that commit together: the items submitted while one batch is being
+    written wait for it to end, then go in together, in one `db_thread` hop and one
+    transaction (`_transaction`, of the subclass). At most one batch is written at a time.
+
+    What each request is told does not change: `_transaction` gives each item its own
+    outcome, or its own refusal (an exception, decided before any write of that item's);
+    if the batch's transaction fails anyway (a statement or the commit), nothing of it is
+    kept and each of its items is written again alone, as it would have been without the
+    batch, so one item's failure is never another's. A request is answered after the
+    commit that holds its write."""
+
+    def __init__(self, max_batch: int) -> None:
+        self._max_batch = max_batch
+        self._waiting: list[_Submitted[I, O]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    def _transaction(self, batch: list[I]) -> list[O | Exception]:
+        """In a worker thread: write `batch` in one transaction and commit it; each
+        item's outcome, in order. Raise (all rolled back) if a statement or the commit
+        fails."""
+        raise NotImplementedError
+
+    async def submit(self, item: I) -> O:
+        """`item`'s outcome once its batch commits; raise what refused it."""
+        submitted: _Submitted[I, O] = _Submitted(item, asyncio.get_running_loop().create_future())
+        self._waiting.append(submitted)
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_all())
+        # A request that goes away cancels its answer, not its write: in a batch being
+        # written (as in its own thread hop before) the write may still be made.
+        return await submitted.answer
+
+    async def _write_all(self) -> None:
+        try:
+            while self._waiting:
+                batch = self._waiting[: self._max_batch]
+                del self._waiting[: self._max_batch]
+                try:
+                    await db_thread(lambda batch=batch: self._write(batch))
+                except BaseException as exc:  # the hop itself failed: no one waits forever
+                    for submitted in batch:
+                        if submitted.outcome is _UNANSWERED:
+                            submitted.outcome = exc
+                    if not isinstance(exc, Exception):
+                        raise
+                finally:
+                    for submitted in batch:
+                        _answer(submitted)
+        finally:
+            self._writer = None
+            for submitted in self._waiting:  # cancelled while some were waiting
+                submitted.outcome = RuntimeError("the write queue stopped")
+                _answer(submitted)
+            self._waiting.clear()
+
+    def _write(self, batch: list[_Submitted[I, O]]) -> None:
+        """In a worker thread: the batch in one transaction, or each alone if that fails
+        (what fails it then fails that item only)."""
+        try:
+            outcomes = self._transaction([s.item for s in batch])
+        except Exception:
+            outcomes = []
+            for submitted in batch:
+                try:
+                    (outcome,) = self._transaction([submitted.item])
+                except Exception as exc:
+                    outcome = exc
+                outcomes.append(outcome)
+        for submitted, outcome in zip(batch, outcomes, strict=True):
+            submitted.outcome = outcome
+
+
+def _answer(submitted: _Submitted[Any, Any]) -> None:
+    if submitted.answer.done():
+        return
+    outcome = submitted.outcome
+    if isinstance(outcome, BaseException):
+        submitted.answer.set_exception(outcome)
+    elif outcome is _UNANSWERED:
+        submitted.answer.set_exception(RuntimeError("the write queue did not answer"))
+    else:
+        submitted.answer.set_result(outcome)
 
 
 SettingsDep = Annotated[NodeSettings, Depends(get_settings)]

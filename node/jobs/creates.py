@@ -9,19 +9,15 @@ after a GIL wait: 283 creates/s, about 1 ms of worker time each in-process (issu
 profile). Together, their rows go in one INSERT per table (`_insert`), and a batch of 16
 costs about 0.4 ms a create in-process.
 
-What each request is told does not change: a refusal (a workspace it may not use) is
-its own, decided before anything is written; the others still go in. If the batch's
-transaction fails anyway (a statement or the commit), nothing of it is kept and each of
-its creates is written again alone, as it would have been without the batch, so one
-create's failure is never another's. A request is answered after the commit that holds
-its job, as before.
+What each request is told does not change (`node.deps.GroupCommit`): a refusal (a
+workspace it may not use) is its own, decided before anything is written; the others
+still go in; a batch whose transaction fails is written again one create at a time.
 """
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass, field
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from marketplace.errors import Forbidden, MarketplaceError
 from node.auth.principal import Principal
 from node.authz.policy import Action, authorize
-from node.deps import db_thread
+from node.deps import GroupCommit
 from node.jobs import service
 from node.jobs.schemas import JobCreateV1, JobDetailV1, JobEnvelopeV1
 from node.models.jobs import Job
@@ -69,74 +65,24 @@ def envelope(job: Job) -> JobEnvelopeV1:
     return JobEnvelopeV1(data=JobDetailV1.from_job(job), message="Job created successfully")
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True)
 class _Create:
     principal: Principal
     body: JobCreateV1
-    answer: asyncio.Future[JobEnvelopeV1]
-    outcome: JobEnvelopeV1 | BaseException | None = field(default=None)
 
 
-class CreateQueue:
-    """The node's creates, written in batches: at most one batch in a worker thread at a
-    time; those that arrive meanwhile make the next one."""
+class CreateQueue(GroupCommit[_Create, JobEnvelopeV1]):
+    """The node's creates, written in batches (`GroupCommit`)."""
 
     def __init__(self, sessions: sessionmaker[Session], max_batch: int = MAX_BATCH) -> None:
+        super().__init__(max_batch)
         self._sessions = sessions
-        self._max_batch = max_batch
-        self._waiting: list[_Create] = []
-        self._writer: asyncio.Task[None] | None = None
 
     async def create(self, principal: Principal, body: JobCreateV1) -> JobEnvelopeV1:
         """Create the job once its batch commits; raise what refused it."""
-        item = _Create(principal, body, asyncio.get_running_loop().create_future())
-        self._waiting.append(item)
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write_all())
-        # A request that goes away cancels its answer, not its create: in a batch being
-        # written (as in its own thread hop before) the job may still be made.
-        return await item.answer
+        return await self.submit(_Create(principal, body))
 
-    async def _write_all(self) -> None:
-        try:
-            while self._waiting:
-                batch = self._waiting[: self._max_batch]
-                del self._waiting[: self._max_batch]
-                try:
-                    await db_thread(lambda batch=batch: self._write(batch))
-                except BaseException as exc:  # the hop itself failed: no one waits forever
-                    for item in batch:
-                        if item.outcome is None:
-                            item.outcome = exc
-                    if not isinstance(exc, Exception):
-                        raise
-                finally:
-                    for item in batch:
-                        _answer(item)
-        finally:
-            self._writer = None
-            for item in self._waiting:  # cancelled while some were waiting
-                item.outcome = RuntimeError("job creation stopped")
-                _answer(item)
-            self._waiting.clear()
-
-    def _write(self, batch: list[_Create]) -> None:
-        """In a worker thread: the batch in one transaction, or each alone if that fails
-        (what fails it then fails that create only)."""
-        try:
-            answers = self._transaction(batch)
-        except Exception:
-            answers = []
-            for item in batch:
-                try:
-                    (answer,) = self._transaction([item])
-                except Exception as exc:
-                    answer = exc
-                answers.append(answer)
-        for item, outcome in zip(batch, answers, strict=True):
-            item.outcome = outcome
-
-    def _transaction(self, batch: list[_Create]) -> list[JobEnvelopeV1 | MarketplaceError]:
+    def _transaction(self, batch: list[_Create]) -> list[JobEnvelopeV1 | Exception]:
         """Write the batch's creates in one transaction and commit it: each create's
         answer, or the refusal of a create decided before any write of its; raise (all
         rolled back) if a statement or the commit fails."""
@@ -158,7 +104,9 @@ class CreateQueue:
                     for item, target in zip(batch, targets, strict=True)
                 ]
                 _insert(session, [j for j in jobs if isinstance(j, Job)])
-                answers = [j if isinstance(j, MarketplaceError) else envelope(j) for j in jobs]
+                answers: list[JobEnvelopeV1 | Exception] = [
+                    j if isinstance(j, MarketplaceError) else envelope(j) for j in jobs
+                ]
                 session.commit()
             except Exception:
                 session.rollback()
@@ -194,18 +142,6 @@ def _insert(session: Session, jobs: list[Job]) -> None:
         event.id = first_event.id + n
     session.add_all(rest)
     session.flush()
-
-
-def _answer(item: _Create) -> None:
-    if item.answer.done():
-        return
-    outcome: Any = item.outcome
-    if isinstance(outcome, BaseException):
-        item.answer.set_exception(outcome)
-    elif outcome is None:
-        item.answer.set_exception(RuntimeError("job creation did not answer"))
-    else:
-        item.answer.set_result(outcome)
 
 
 def creates_of(request: Request) -> CreateQueue:
