@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Generic, TypeVar
@@ -22,6 +23,7 @@ from node.config import NodeSettings
 from node.db import read_outside_transaction
 from node.notifier import Notifier
 
+_log = logging.getLogger("dcm.db")
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 I = TypeVar("I")  # noqa: E741 - a group commit's item
@@ -169,6 +171,11 @@ class GroupCommit(Generic[I, O]):
     batch, so one item's failure is never another's. A request is answered after the
     commit that holds its write."""
 
+    # Whether an item whose request went away before its batch was formed is still
+    # written (its answer cancelled): a create may still be made, as before the batches,
+    # but a claim is not (a provider that stopped listening is handed no job).
+    write_abandoned = True
+
     def __init__(self, max_batch: int) -> None:
         self._max_batch = max_batch
         self._waiting: list[_Submitted[I, O]] = []
@@ -195,6 +202,10 @@ class GroupCommit(Generic[I, O]):
             while self._waiting:
                 batch = self._waiting[: self._max_batch]
                 del self._waiting[: self._max_batch]
+                if not self.write_abandoned:
+                    batch = [s for s in batch if not s.answer.done()]
+                    if not batch:
+                        continue
                 try:
                     await db_thread(lambda batch=batch: self._write(batch))
                 except BaseException as exc:  # the hop itself failed: no one waits forever
@@ -219,6 +230,7 @@ class GroupCommit(Generic[I, O]):
         try:
             outcomes = self._transaction([s.item for s in batch])
         except Exception:
+            _log.info("a batch of %d failed: each written alone", len(batch), exc_info=True)
             outcomes = []
             for submitted in batch:
                 try:

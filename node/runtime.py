@@ -49,6 +49,7 @@ from node.jobs.janitor import LogJanitor
 from node.limits.rates import RateLimiter
 from node.pgnotify import PgWakeBridge
 from node.providers import notifier as job_notifier
+from node.providers.claims import ClaimQueue
 from node.providers.notifier import JobNotifier
 from node.providers.reaper import LeaseReaper
 from node.readcache import ReadCache
@@ -87,6 +88,7 @@ class Runtime:
     funding: Funding
     # `POST /v1/jobs`, written in batches of the creates that arrive together.
     creates: CreateQueue
+    claims: ClaimQueue
     # Access tokens' user lookups, reused for a few seconds (`node.auth.cache`).
     users: UserCache = field(default_factory=lambda: UserCache(0))
     # Rendered answers of repeated reads while the database is unchanged (`node.readcache`).
@@ -264,6 +266,7 @@ def build_runtime(settings: NodeSettings) -> Runtime:
         ),
         funding=EscrowFunding(lambda: runtime.chain),
         creates=CreateQueue(sessions),
+        claims=ClaimQueue(sessions, notifier, lambda: runtime.chain, lambda: runtime.wake_chain()),
     )
     notifier.listen(CHAIN_TOPIC, runtime._wake_chain_here)
     runtime.services.append(LeaseReaper(sessions, settings, runtime.wake_chain))

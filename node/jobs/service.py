@@ -56,10 +56,13 @@ def record_event(
     attempt: int | None = None,
     stream: str | None = None,
     seq: int | None = None,
+    flush: bool = True,
 ) -> JobEvent:
     """Append one entry to the job's event log (state change, progress or log line), with
     the job's next sequence number (`node.jobs.events`), or `seq` when the caller already
-    took it (a claim takes it in the same UPDATE that leases the job)."""
+    took it (a claim takes it in the same UPDATE that leases the job). `flush=False`
+    leaves the INSERT to the session's next flush (the claims of one transaction send
+    their events in one statement)."""
     event = _add_event(
         session,
         job,
@@ -73,7 +76,8 @@ def record_event(
         attempt=attempt,
         stream=stream,
     )
-    session.flush()
+    if flush:
+        session.flush()
     return event
 
 

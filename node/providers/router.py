@@ -25,27 +25,20 @@ from marketplace.leases import (
     Lease,
     LogsAccepted,
     MetricsAccepted,
-    ProviderJob,
     V1Ok,
 )
-from node.auth.deps import PrincipalDep, authenticate_request
-from node.auth.principal import Principal
-from node.chain.deps import chain_of
-from node.db import session_scope, utcnow
+from node.auth.deps import PrincipalDep
 from node.deps import (
     SessionDep,
     SettingsDep,
-    db_thread,
     plain_json_body,
-    sessions_of,
     settings_of,
 )
-from node.escrow.tick import wake_chain
 from node.jobs.events import LogLine
 from node.metrics import CLAIM_WAIT
-from node.models.jobs import Job
 from node.openapi import raises
 from node.providers import service
+from node.providers.claims import ENDED, Attempt, claims_of, lease_of
 from node.providers.deps import claim_bearer, notifier_of
 from node.providers.notifier import JobNotifier
 from node.providers.schemas import (
@@ -62,42 +55,10 @@ from node.providers.schemas import (
     ReleaseBody,
     ResultBody,
 )
-from node.providers.vouchers import assignment_voucher, enqueue_assignment
 
 router = APIRouter(prefix="/v1", tags=["providers"])
 # What a write under a lease answers when the lease is not the caller's current one.
 LEASE_ERRORS = (StaleAttempt, NotLeaseHolder, LeaseExpired)
-# What a claim attempt answers for a poll its provider ended (draining).
-ENDED: dict[str, Any] = {}
-
-
-def job_for_provider(job: Job) -> ProviderJob:
-    """What a provider needs to run a job."""
-    return ProviderJob(
-        id=format_job_id(job.id),
-        type=job.job_type,
-        status=job.status,
-        spec=job.spec or {},
-        folder_cid=job.folder_cid,
-        metadata_cid=job.metadata_cid,
-        requester_address=job.requester_address,
-        reward_wei=str(job.reward_wei),
-        attempt=job.attempt,
-        max_retries=job.max_retries,
-        deadline_at=job.deadline_at,
-    )
-
-
-def _lease_out(job: Job) -> Lease:
-    expires = job.lease_expires_at
-    return Lease(
-        lease_id=job.lease_id,
-        job_id=format_job_id(job.id),
-        attempt=job.attempt,
-        expires_at=expires,
-        ttl_seconds=None if expires is None else (expires - utcnow()).total_seconds(),
-        status=job.status,
-    )
 
 
 def ok(data: Any) -> dict[str, Any]:
@@ -134,36 +95,14 @@ def list_providers(
 async def claim(body: ClaimRequest, request: Request, settings: SettingsDep) -> Response:
     """The caller's credential is checked in the first attempt's transaction, not by a
     dependency whose session (and pooled connection) would stay open for the whole wait:
-    one connection per claim attempt, none held while the poll waits."""
+    each attempt goes in one transaction with the attempts of the moment
+    (`node.providers.claims`), and no connection is held while the poll waits."""
     notifier: JobNotifier = notifier_of(request)
-    factory = sessions_of(request)
-    chain = chain_of(request)
+    claims = claims_of(request)
     wait = min(body.wait_seconds, settings.leases.claim_wait_max_seconds)
-    exclude = _job_ids(body.exclude_job_ids)
     started = time.monotonic()
     deadline = started + wait
-    principal: Principal | None = None
-
-    def attempt_claim() -> Response | None:
-        nonlocal principal
-        with session_scope(factory) as session:
-            if principal is None:
-                principal = authenticate_request(request, session, settings)
-            if notifier.poll_ended(principal.subject, started):
-                return ENDED  # its provider ended it (draining): no lease
-            provider = service.require_provider(session, principal)
-            got = service.claim(session, settings, provider, body.job_types, exclude)
-            if got is None:
-                return None
-            queued = enqueue_assignment(session, chain, got.job, provider.address, got.attempt)
-            voucher = assignment_voucher(session, chain, got.job, provider.address, got.attempt)
-            result = _claimed(
-                Claim(lease=_lease_out(got.job), job=job_for_provider(got.job), voucher=voucher)
-            )
-        if queued:
-            wake_chain(request.app)  # committed: the outbox sends the assignment now
-        return result
-
+    attempt = Attempt(request, settings, body.job_types, _job_ids(body.exclude_job_ids), started)
     first = True
     while True:
         seen = notifier.generation
@@ -171,12 +110,12 @@ async def claim(body: ClaimRequest, request: Request, settings: SettingsDep) -> 
         if not first and await request.is_disconnected():
             return Response(status_code=204)
         first = False
-        result = await db_thread(attempt_claim)
-        if result is ENDED:
+        outcome = await claims.attempt(attempt)  # with the attempts of the moment
+        if outcome == ENDED:
             return Response(status_code=204)
-        if result is not None:
+        if isinstance(outcome, Claim):
             CLAIM_WAIT.labels("claimed").observe(time.monotonic() - started)
-            return result
+            return _claimed(outcome)
         remaining = deadline - time.monotonic()
         if remaining <= 0 or notifier.closed or await request.is_disconnected():
             CLAIM_WAIT.labels("empty").observe(time.monotonic() - started)
@@ -241,7 +180,7 @@ def heartbeat(
 ) -> dict[str, Any]:
     provider = service.require_provider(session, principal)
     job = service.heartbeat(session, settings, provider, _job_id(job_id), body.attempt)
-    return ok(_lease_out(job))
+    return ok(lease_of(job))
 
 
 @router.post("/jobs/{job_id}/start", response_model=V1Ok[Lease])
@@ -254,7 +193,7 @@ def start(
     settings: SettingsDep,
 ) -> dict[str, Any]:
     provider = service.require_provider(session, principal)
-    return ok(_lease_out(service.start(session, settings, provider, _job_id(job_id), body.attempt)))
+    return ok(lease_of(service.start(session, settings, provider, _job_id(job_id), body.attempt)))
 
 
 @router.post("/jobs/{job_id}/progress", response_model=V1Ok[Lease])
@@ -277,7 +216,7 @@ def progress(
         body.message,
         body.metrics,
     )
-    return ok(_lease_out(job))
+    return ok(lease_of(job))
 
 
 @router.post("/jobs/{job_id}/logs", response_model=V1Ok[LogsAccepted])

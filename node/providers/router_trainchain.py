@@ -53,7 +53,7 @@ from node.deps import SessionDep, SettingsDep, sessions_of
 from node.escrow.tick import wake_chain
 from node.openapi import raises
 from node.providers import service, trainchain
-from node.providers.router import _lease_out
+from node.providers.claims import lease_of
 
 router = APIRouter(tags=["seed-000 contributors"])
 LEASE_ERRORS = (StaleAttempt, NotLeaseHolder, LeaseExpired)
@@ -115,7 +115,7 @@ def _apply(
         provider = trainchain.contributor(session, principal, body.contributor_address)
         got = trainchain.apply(session, settings, chain_of(request), provider, body.job_id)
         out = AppliedOut(
-            message=message, job=_detail(got.job), lease=_lease_out(got.job), voucher=got.voucher
+            message=message, job=_detail(got.job), lease=lease_of(got.job), voucher=got.voucher
         )
     if got.queued:
         wake_chain(request.app)

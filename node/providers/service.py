@@ -340,6 +340,7 @@ def _grant(
         attempt=job.attempt,
         data={"provider": provider.address, "lease_id": lease_id},
         seq=job.event_seq,  # taken by `take`
+        flush=False,  # sent with the transaction's next flush (`node.providers.claims`)
     )
     return Claim(job=job, lease_id=lease_id, attempt=job.attempt, expires_at=expires_at)
 
