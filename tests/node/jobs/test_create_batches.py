@@ -6,7 +6,6 @@ and the fast path answers exactly as the route does."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,47 +13,21 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import event, func, select
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from node.auth import deps as auth_deps
-from node.db import session_scope
-from node.jobs.creates import CreateQueue
 from node.models.jobs import Job, JobEvent
 from tests.fixtures.factories import make_user, make_workspace
+from tests.fixtures.group_commit import Held, count_rows, hold_first_batch, together
 from tests.node.jobs.conftest import Seed
 
 BODY = {"type": "yolo_training", "payload": {"epochs": 1}}
 
 
-class Held:
-    """The first batch's worker thread held until `release`, so that the requests sent
-    meanwhile wait together; `sizes` are the batches' sizes as written."""
-
-    def __init__(self, queue: CreateQueue) -> None:
-        self.queue = queue
-        self.entered = threading.Event()
-        self.go = threading.Event()
-        self.sizes: list[int] = []
-
-    def waiting(self) -> int:
-        return len(self.queue._waiting)
-
-
 @pytest.fixture
 def held(app: FastAPI, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> Iterator[Held]:
-    queue: CreateQueue = app.state.runtime.creates
-    hold = Held(queue)
-    write = CreateQueue._write
-
-    def held_write(self: CreateQueue, batch: list[Any]) -> None:
-        hold.sizes.append(len(batch))
-        if len(hold.sizes) == 1:
-            hold.entered.set()
-            assert hold.go.wait(30)
-        write(self, batch)
-
-    monkeypatch.setattr(CreateQueue, "_write", held_write)
+    hold = hold_first_batch(monkeypatch, app.state.runtime.creates)
     yield hold
     hold.go.set()
 
@@ -62,34 +35,9 @@ def held(app: FastAPI, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> I
 def _together(
     client: TestClient, held: Held, bodies: list[dict[str, Any]], headers: dict[str, str]
 ) -> list[httpx.Response]:
-    """The first body alone (its batch held), then the rest sent while it is held: they
-    make one batch."""
-    answers: list[httpx.Response | None] = [None] * len(bodies)
-
-    def send(i: int) -> None:
-        answers[i] = client.post("/v1/jobs", json=bodies[i], headers=headers)
-
-    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(bodies))]
-    threads[0].start()
-    assert held.entered.wait(30)
-    for t in threads[1:]:
-        t.start()
-    for _ in range(3000):
-        if held.waiting() == len(bodies) - 1:
-            break
-        threading.Event().wait(0.01)
-    assert held.waiting() == len(bodies) - 1
-    held.go.set()
-    for t in threads:
-        t.join(30)
-    assert all(a is not None for a in answers)
-    return [a for a in answers if a is not None]
-
-
-def _count(app: FastAPI, model: type, **where: Any) -> int:
-    with session_scope(app.state.runtime.sessionmaker) as session:
-        query = select(func.count()).select_from(model).filter_by(**where)
-        return int(session.scalar(query) or 0)
+    return together(
+        held, [lambda b=b: client.post("/v1/jobs", json=b, headers=headers) for b in bodies]
+    )
 
 
 def test_creates_that_arrive_together_go_in_one_transaction(
@@ -104,8 +52,8 @@ def test_creates_that_arrive_together_go_in_one_transaction(
         got = client.get(f"/v1/jobs/{job_id}", headers=seed.headers).json()["data"]
         assert got["status"] == "pending"
         assert [e["type"] for e in got["events"]] == ["created"]
-    assert _count(app, Job) == 12
-    assert _count(app, JobEvent, type="created") == 12
+    assert count_rows(app, Job) == 12
+    assert count_rows(app, JobEvent, type="created") == 12
 
 
 def test_a_refused_create_is_told_so_and_the_rest_of_its_batch_goes_in(
@@ -118,8 +66,8 @@ def test_a_refused_create_is_told_so_and_the_rest_of_its_batch_goes_in(
     assert held.sizes == [1, 7]
     assert [a.status_code for a in answers] == [201] * 4 + [403] + [201] * 3
     assert answers[4].json()["error"]["code"] == "FORBIDDEN"
-    assert _count(app, Job) == 7
-    assert _count(app, Job, workspace_id=theirs) == 0
+    assert count_rows(app, Job) == 7
+    assert count_rows(app, Job, workspace_id=theirs) == 0
 
 
 def test_a_batch_whose_transaction_fails_is_written_again_one_by_one(
@@ -142,8 +90,8 @@ def test_a_batch_whose_transaction_fails_is_written_again_one_by_one(
     assert failed == [5]
     assert [a.status_code for a in answers] == [201] * 6
     assert len({a.json()["data"]["id"] for a in answers}) == 6
-    assert _count(app, Job) == 6  # none lost, none twice
-    assert _count(app, JobEvent, type="created") == 6
+    assert count_rows(app, Job) == 6  # none lost, none twice
+    assert count_rows(app, JobEvent, type="created") == 6
 
 
 def _without_times(job: dict[str, Any]) -> dict[str, Any]:
@@ -215,4 +163,4 @@ def test_what_the_fast_path_declines_the_route_decides_with_its_body(
     assert ok.status_code == 201, ok.text
     assert ok.json()["data"]["payload"] == {"epochs": 1}
     assert len(routed) == len(bad) + 1  # each declined, and decided by the route
-    assert _count(app, Job) == 1
+    assert count_rows(app, Job) == 1

@@ -5,51 +5,24 @@ one attempt at a time (nothing lost, nothing twice)."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import event, func, select
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from node.db import session_scope
 from node.models.jobs import Job, JobEvent
-from node.providers.claims import ClaimQueue
+from tests.fixtures.group_commit import Held, count_rows, hold_first_batch, together
 from tests.node.providers.test_leases import _job, _provider, _wallet_headers
-
-
-class Held:
-    """The first batch's worker thread held until `go`, so that the claims sent
-    meanwhile wait together; `sizes` are the batches' sizes as written."""
-
-    def __init__(self, queue: ClaimQueue) -> None:
-        self.queue = queue
-        self.entered = threading.Event()
-        self.go = threading.Event()
-        self.sizes: list[int] = []
-
-    def waiting(self) -> int:
-        return len(self.queue._waiting)
 
 
 @pytest.fixture
 def held(app: FastAPI, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> Iterator[Held]:
-    queue: ClaimQueue = app.state.runtime.claims
-    hold = Held(queue)
-    write = ClaimQueue._write
-
-    def held_write(self: ClaimQueue, batch: list[Any]) -> None:
-        hold.sizes.append(len(batch))
-        if len(hold.sizes) == 1:
-            hold.entered.set()
-            assert hold.go.wait(30)
-        write(self, batch)
-
-    monkeypatch.setattr(ClaimQueue, "_write", held_write)
+    hold = hold_first_batch(monkeypatch, app.state.runtime.claims)
     yield hold
     hold.go.set()
 
@@ -57,34 +30,9 @@ def held(app: FastAPI, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> I
 def _together(
     client: TestClient, held: Held, headers: list[dict[str, str]]
 ) -> list[httpx.Response]:
-    """The first claim alone (its batch held), then the rest sent while it is held: they
-    make one batch."""
-    answers: list[httpx.Response | None] = [None] * len(headers)
-
-    def send(i: int) -> None:
-        answers[i] = client.post("/v1/providers/claim", json={}, headers=headers[i])
-
-    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(headers))]
-    threads[0].start()
-    assert held.entered.wait(30)
-    for t in threads[1:]:
-        t.start()
-    for _ in range(3000):
-        if held.waiting() == len(headers) - 1:
-            break
-        threading.Event().wait(0.01)
-    assert held.waiting() == len(headers) - 1
-    held.go.set()
-    for t in threads:
-        t.join(30)
-    assert all(a is not None for a in answers)
-    return [a for a in answers if a is not None]
-
-
-def _count(app: FastAPI, model: type, **where: Any) -> int:
-    with session_scope(app.state.runtime.sessionmaker) as session:
-        query = select(func.count()).select_from(model).filter_by(**where)
-        return int(session.scalar(query) or 0)
+    return together(
+        held, [lambda h=h: client.post("/v1/providers/claim", json={}, headers=h) for h in headers]
+    )
 
 
 def _leased(answers: list[httpx.Response]) -> list[str]:
@@ -109,7 +57,7 @@ def test_claims_that_arrive_together_go_in_one_transaction(
             assert job.status == "claimed"
             holders.add(job.lease_holder)
     assert len(holders) == 6  # six providers, one job each
-    assert _count(app, JobEvent, type="claimed") == 6
+    assert count_rows(app, JobEvent, type="claimed") == 6
 
 
 def test_one_provider_twice_in_a_batch_gets_no_more_than_its_max_concurrent(
@@ -120,8 +68,8 @@ def test_one_provider_twice_in_a_batch_gets_no_more_than_its_max_concurrent(
     answers = _together(client, held, [headers] * 3)
     assert held.sizes == [1, 2]
     assert sorted(a.status_code for a in answers) == [200, 204, 204]
-    assert _count(app, Job, status="claimed") == 1
-    assert _count(app, Job, status="pending") == len(jobs) - 1
+    assert count_rows(app, Job, status="claimed") == 1
+    assert count_rows(app, Job, status="pending") == len(jobs) - 1
 
 
 def test_a_refused_attempt_is_told_so_and_the_rest_of_its_batch_claims(
@@ -138,8 +86,8 @@ def test_a_refused_attempt_is_told_so_and_the_rest_of_its_batch_claims(
     assert answers[1].json()["error"]["code"] == "PROVIDER_NOT_REGISTERED"
     assert answers[3].json()["error"]["code"] == "INVALID_TOKEN"
     assert len(set(_leased(answers))) == 3
-    assert _count(app, Job, status="claimed") == 3
-    assert _count(app, JobEvent, type="claimed") == 3
+    assert count_rows(app, Job, status="claimed") == 3
+    assert count_rows(app, JobEvent, type="claimed") == 3
 
 
 def test_a_batch_whose_transaction_fails_is_claimed_again_one_by_one(
@@ -167,6 +115,6 @@ def test_a_batch_whose_transaction_fails_is_claimed_again_one_by_one(
     assert failed == [4]
     assert [a.status_code for a in answers] == [200] * 5
     assert len(set(_leased(answers))) == 5  # none lost, none twice
-    assert _count(app, Job, status="claimed") == 5
-    assert _count(app, JobEvent, type="claimed") == 5
-    assert _count(app, Job, attempt=1) == 5  # the rolled-back leases left no attempt behind
+    assert count_rows(app, Job, status="claimed") == 5
+    assert count_rows(app, JobEvent, type="claimed") == 5
+    assert count_rows(app, Job, attempt=1) == 5  # the rolled-back leases left no attempt behind

@@ -48,11 +48,7 @@ def _shape(value: Any) -> Any:
     """`value` with what differs between two leases (ids, lease ids, times) left out."""
     varies = {"id", "job_id", "lease_id", "expires_at", "ttl_seconds", "deadline_at"}
     if isinstance(value, dict):
-        return {
-            k: _shape(v)
-            for k, v in value.items()
-            if k not in varies
-        }
+        return {k: _shape(v) for k, v in value.items() if k not in varies}
     if isinstance(value, list):
         return [_shape(v) for v in value]
     return value
