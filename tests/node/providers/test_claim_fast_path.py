@@ -21,7 +21,8 @@ ROUTE_JSON = "application/merge-patch+json"
 @pytest.fixture
 def answered(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     """One entry per claim request the fast path saw: True if it answered (a response or
-    an error), False if it declined (the route answered). Set before the app routes its first request."""
+    an error), False if it declined (the route answered). Set before the app routes its
+    first request."""
     seen: list[bool] = []
     fast = node_app.FAST_PATHS[CLAIM]
 
