@@ -18,7 +18,7 @@ in a transaction of its own (`GroupCommit`), as it did before the batches.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import Request
@@ -89,6 +89,17 @@ class Attempt:
     principal: Principal | None = None
 
 
+@dataclass
+class _Written:
+    """What a batch's attempts wrote. `leased`: the leased jobs, held to the commit (the
+    session keeps its objects by weak reference only, and the commit's webhook outbox
+    reads each event's job: a job no longer held was read back from the database, events
+    and all). `queued`: whether an assignment went to the chain outbox."""
+
+    leased: list[Job] = field(default_factory=list)
+    queued: bool = False
+
+
 class ClaimQueue(GroupCommit[Attempt, Claim | str]):
     """The node's claim attempts, written in batches. An attempt's outcome is its
     `Claim`, `NO_JOB` or `ENDED`; a refusal is raised."""
@@ -109,16 +120,8 @@ class ClaimQueue(GroupCommit[Attempt, Claim | str]):
         self._chain = chain
         self._wake_chain = wake_chain
 
-    async def attempt(self, attempt: Attempt) -> Claim | str:
-        return await self.submit(attempt)
-
     def _transaction(self, batch: list[Attempt]) -> list[Claim | str | Exception]:
-        outcomes: list[Claim | str | Exception] = []
-        # The leased jobs, held to the commit: the session keeps its objects by weak
-        # reference only, and the commit's webhook outbox reads each event's job (a
-        # job no longer held was read back from the database, events and all).
-        leased: list[Job] = []
-        queued = False
+        written = _Written()
         chain = self._chain()
         with self._sessions() as session:
             try:
@@ -126,35 +129,34 @@ class ClaimQueue(GroupCommit[Attempt, Claim | str]):
                 # (their leases) their own statements wrote, and their `claimed` events
                 # wait for the commit's flush, one INSERT where the database allows it.
                 with session.no_autoflush:
-                    for attempt in batch:
-                        try:
-                            provider = self._provider(session, attempt)
-                        except MarketplaceError as refused:  # nothing of its own written
-                            outcomes.append(refused)
-                            continue
-                        if provider is None:
-                            outcomes.append(ENDED)
-                            continue
-                        got = service.claim(
-                            session, attempt.settings, provider, attempt.job_types, attempt.exclude
-                        )
-                        if got is None:
-                            outcomes.append(NO_JOB)
-                            continue
-                        job, address = got.job, provider.address
-                        leased.append(job)
-                        queued |= enqueue_assignment(session, chain, job, address, got.attempt)
-                        voucher = assignment_voucher(session, chain, job, address, got.attempt)
-                        outcomes.append(
-                            Claim(lease=lease_of(job), job=job_for_provider(job), voucher=voucher)
-                        )
+                    outcomes = [self._attempt(session, chain, a, written) for a in batch]
                 session.commit()
             except Exception:
                 session.rollback()
                 raise
-        if queued:
+        if written.queued:
             self._wake_chain()  # committed: the outbox sends the assignments now
         return outcomes
+
+    def _attempt(
+        self, session: Session, chain: Any, attempt: Attempt, written: _Written
+    ) -> Claim | str | Exception:
+        """One attempt in the batch's transaction: its lease (noted in `written`),
+        `NO_JOB`, `ENDED`, or its refusal, decided before it wrote anything."""
+        try:
+            provider = self._provider(session, attempt)
+        except MarketplaceError as refused:
+            return refused
+        if provider is None:
+            return ENDED
+        got = service.claim(session, attempt.settings, provider, attempt.job_types, attempt.exclude)
+        if got is None:
+            return NO_JOB
+        job, address = got.job, provider.address
+        written.leased.append(job)
+        written.queued |= enqueue_assignment(session, chain, job, address, got.attempt)
+        voucher = assignment_voucher(session, chain, job, address, got.attempt)
+        return Claim(lease=lease_of(job), job=job_for_provider(job), voucher=voucher)
 
     def _provider(self, session: Session, attempt: Attempt) -> Provider | None:
         """The attempt's provider (its `last_seen_at` now), once its credential is

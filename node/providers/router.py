@@ -110,7 +110,7 @@ async def claim(body: ClaimRequest, request: Request, settings: SettingsDep) -> 
         if not first and await request.is_disconnected():
             return Response(status_code=204)
         first = False
-        outcome = await claims.attempt(attempt)  # with the attempts of the moment
+        outcome = await claims.submit(attempt)  # with the attempts of the moment
         if outcome == ENDED:
             return Response(status_code=204)
         if isinstance(outcome, Claim):
