@@ -129,7 +129,11 @@ class ClaimQueue(GroupCommit[Attempt, Claim | str]):
                 # (their leases) their own statements wrote, and their `claimed` events
                 # wait for the commit's flush, one INSERT where the database allows it.
                 with session.no_autoflush:
-                    outcomes = [self._attempt(session, chain, a, written) for a in batch]
+                    providers = self._providers(session, batch)
+                    outcomes = [
+                        self._attempt(session, chain, attempt, provider, written)
+                        for attempt, provider in zip(batch, providers, strict=True)
+                    ]
                 session.commit()
             except Exception:
                 session.rollback()
@@ -138,17 +142,43 @@ class ClaimQueue(GroupCommit[Attempt, Claim | str]):
             self._wake_chain()  # committed: the outbox sends the assignments now
         return outcomes
 
+    def _providers(
+        self, session: Session, batch: list[Attempt]
+    ) -> list[Provider | str | MarketplaceError]:
+        """Each attempt's provider, once its credential is checked, all their
+        `last_seen_at` now in one statement; `ENDED` for one whose provider ended its
+        polls since the request began; or the attempt's refusal."""
+        out: list[Provider | str | MarketplaceError] = [ENDED] * len(batch)
+        asking: list[tuple[int, Principal]] = []
+        for i, attempt in enumerate(batch):
+            if attempt.principal is None:
+                try:
+                    attempt.principal = authenticate_request(
+                        attempt.request, session, attempt.settings
+                    )
+                except MarketplaceError as refused:
+                    out[i] = refused
+                    continue
+            if not self._notifier.poll_ended(attempt.principal.subject, attempt.started):
+                asking.append((i, attempt.principal))
+        found = service.require_providers(session, [principal for _, principal in asking])
+        for (i, _), provider in zip(asking, found, strict=True):
+            out[i] = provider
+        return out
+
     def _attempt(
-        self, session: Session, chain: Any, attempt: Attempt, written: _Written
+        self,
+        session: Session,
+        chain: Any,
+        attempt: Attempt,
+        provider: Provider | str | MarketplaceError,
+        written: _Written,
     ) -> Claim | str | Exception:
-        """One attempt in the batch's transaction: its lease (noted in `written`),
-        `NO_JOB`, `ENDED`, or its refusal, decided before it wrote anything."""
-        try:
-            provider = self._provider(session, attempt)
-        except MarketplaceError as refused:
-            return refused
-        if provider is None:
-            return ENDED
+        """One attempt in the batch's transaction, for `provider` (`_providers`): its
+        lease (noted in `written`), `NO_JOB`, `ENDED`, or its refusal, decided before it
+        wrote anything."""
+        if not isinstance(provider, Provider):
+            return provider
         got = service.claim(session, attempt.settings, provider, attempt.job_types, attempt.exclude)
         if got is None:
             return NO_JOB
@@ -157,15 +187,6 @@ class ClaimQueue(GroupCommit[Attempt, Claim | str]):
         written.queued |= enqueue_assignment(session, chain, job, address, got.attempt)
         voucher = assignment_voucher(session, chain, job, address, got.attempt)
         return Claim(lease=lease_of(job), job=job_for_provider(job), voucher=voucher)
-
-    def _provider(self, session: Session, attempt: Attempt) -> Provider | None:
-        """The attempt's provider (its `last_seen_at` now), once its credential is
-        checked; None if its provider ended its polls since the request began."""
-        if attempt.principal is None:
-            attempt.principal = authenticate_request(attempt.request, session, attempt.settings)
-        if self._notifier.poll_ended(attempt.principal.subject, attempt.started):
-            return None
-        return service.require_provider(session, attempt.principal)
 
 
 def claims_of(request: Request) -> ClaimQueue:

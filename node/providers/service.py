@@ -38,6 +38,7 @@ from marketplace.errors import (
     JobNotClaimable,
     JobNotFound,
     LeaseExpired,
+    MarketplaceError,
     NotAdmitted,
     NotLeaseHolder,
     ProviderNotRegistered,
@@ -129,8 +130,37 @@ def _pool_keys(session: Session, secrets_: list[str]) -> list[ApiKey]:
 
 
 def require_provider(session: Session, principal: Principal) -> Provider:
-    """The caller's provider record (403 PROVIDER_NOT_REGISTERED without one)."""
+    """The caller's provider record, its `last_seen_at` now (403 PROVIDER_NOT_REGISTERED
+    without one)."""
     provider = repository.seen_provider(session, _require_wallet(principal), utcnow())
+    return _registered(provider)
+
+
+def require_providers(
+    session: Session, principals: Sequence[Principal]
+) -> list[Provider | MarketplaceError]:
+    """`require_provider` for several callers in one statement: each one's provider
+    record, or in its place what refuses it."""
+    wallets: list[str | MarketplaceError] = []
+    for principal in principals:
+        try:
+            wallets.append(_require_wallet(principal))
+        except MarketplaceError as refused:
+            wallets.append(refused)
+    found = repository.seen_providers(session, {w for w in wallets if isinstance(w, str)}, utcnow())
+    out: list[Provider | MarketplaceError] = []
+    for wallet in wallets:
+        if isinstance(wallet, MarketplaceError):
+            out.append(wallet)
+            continue
+        try:
+            out.append(_registered(found.get(wallet)))
+        except MarketplaceError as refused:
+            out.append(refused)
+    return out
+
+
+def _registered(provider: Provider | None) -> Provider:
     if provider is None:
         raise ProviderNotRegistered("Register with POST /v1/providers first")
     return provider

@@ -11,11 +11,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from node.db import session_scope
 from node.models.jobs import Job, JobEvent
+from node.models.providers import Provider
 from tests.fixtures.group_commit import Held, count_rows, hold_first_batch, together
 from tests.node.providers.test_leases import _job, _provider, _wallet_headers
 
@@ -118,3 +119,41 @@ def test_a_batch_whose_transaction_fails_is_claimed_again_one_by_one(
     assert count_rows(app, Job, status="claimed") == 5
     assert count_rows(app, JobEvent, type="claimed") == 5
     assert count_rows(app, Job, attempt=1) == 5  # the rolled-back leases left no attempt behind
+
+
+def test_a_batchs_providers_are_seen_in_one_statement(
+    app: FastAPI, client: TestClient, held: Held
+) -> None:
+    providers = [_provider(app, client, f"p{i}") for i in range(4)]
+    stranger = _wallet_headers(app, client, "stranger")
+    for _ in range(5):
+        _job(app)
+    with session_scope(app.state.runtime.sessionmaker) as session:
+        before = dict(session.execute(select(Provider.address, Provider.last_seen_at)).all())
+    updates: list[str] = []
+
+    def note(conn, cursor, statement: str, *args) -> None:
+        if statement.lstrip().upper().startswith("UPDATE PROVIDERS"):
+            updates.append(statement)
+
+    engine = app.state.runtime.engine
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        # the second batch: three providers (one of them twice) and a wallet that is none
+        answers = _together(
+            client, held, [providers[0], providers[1], stranger, providers[2], providers[1]]
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    assert held.sizes == [1, 4]
+    # providers[1] runs one job at most (max_concurrent 1): of its two attempts, the one
+    # that came second in the batch got none
+    codes = [a.status_code for a in answers]
+    assert [codes[0], codes[2], codes[3]] == [200, 403, 200]
+    assert sorted([codes[1], codes[4]]) == [200, 204]
+    assert len(set(_leased(answers))) == 3
+    assert len(updates) == 2  # the first batch's one attempt, then the second batch's four
+    with session_scope(app.state.runtime.sessionmaker) as session:
+        after = dict(session.execute(select(Provider.address, Provider.last_seen_at)).all())
+    seen = {address for address in after if after[address] > before[address]}
+    assert len(seen) == 3  # the three that asked; the fourth provider did not
