@@ -187,8 +187,9 @@ def json_loads(text: str | bytes) -> Any:
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; SQLite gets WAL, foreign keys, a busy timeout and in-process
-    turns for its write transactions (`_WriteTurnConnection`). JSON columns are read by
-    `json_loads`."""
+    turns for its write transactions (`_WriteTurnConnection`), PostgreSQL (psycopg) a
+    cursor that describes each result shape once (`node.pgcursor`). JSON columns are read
+    by `json_loads`."""
     kwargs.setdefault("json_deserializer", json_loads)
     if url.startswith("sqlite"):
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
@@ -219,6 +220,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_size", POOL_SIZE)
     kwargs.setdefault("max_overflow", POOL_OVERFLOW)
+    if url.startswith("postgresql+psycopg:"):
+        from node.pgcursor import DescribedOnceCursor  # psycopg only where it is used
+
+        kwargs["connect_args"] = {
+            "cursor_factory": DescribedOnceCursor,
+            **kwargs.get("connect_args", {}),
+        }
     engine = create_engine(url, **kwargs)
     if not kwargs.get("pool_pre_ping"):
         _ping_idle_connections(engine)
