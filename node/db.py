@@ -188,8 +188,8 @@ def json_loads(text: str | bytes) -> Any:
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; SQLite gets WAL, foreign keys, a busy timeout and in-process
     turns for its write transactions (`_WriteTurnConnection`), PostgreSQL (psycopg) a
-    cursor that describes each result shape once (`node.pgcursor`). JSON columns are read
-    by `json_loads`."""
+    cursor that sends statements unparsed and describes each result shape once
+    (`node.pgcursor`). JSON columns are read by `json_loads`."""
     kwargs.setdefault("json_deserializer", json_loads)
     if url.startswith("sqlite"):
         if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
@@ -221,12 +221,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_size", POOL_SIZE)
     kwargs.setdefault("max_overflow", POOL_OVERFLOW)
     if url.startswith("postgresql+psycopg:"):
-        from node.pgcursor import DescribedOnceCursor  # psycopg only where it is used
+        from node.pgcursor import NodeCursor  # psycopg only where it is used
 
-        kwargs["connect_args"] = {
-            "cursor_factory": DescribedOnceCursor,
-            **kwargs.get("connect_args", {}),
-        }
+        # statements in the server's own `$1` form, which NodeCursor sends unparsed
+        kwargs.setdefault("paramstyle", "numeric_dollar")
+        kwargs["connect_args"] = {"cursor_factory": NodeCursor, **kwargs.get("connect_args", {})}
     engine = create_engine(url, **kwargs)
     if not kwargs.get("pool_pre_ping"):
         _ping_idle_connections(engine)
