@@ -20,28 +20,25 @@ def provider_by_address(session: Session, address: str) -> Provider | None:
     return session.scalars(select(Provider).where(Provider.address == address)).first()
 
 
+def _seen(which: ColumnElement[bool]) -> Any:
+    """UPDATE ... RETURNING of the providers `which` selects, their `last_seen_at` set to
+    `:seen_at`."""
+    return (
+        update(Provider)
+        .where(which)
+        .values(last_seen_at=bindparam("seen_at"))
+        .returning(Provider)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+
+
 # The statements every claim runs are built once, their values bound per call: building
 # them (and deriving their cache keys) was a third of a claim's CPU (issue 12's profile of
 # an in-process claim loop).
-_SEEN_PROVIDER = (
-    update(Provider)
-    .where(Provider.address == bindparam("provider_address"))
-    .values(last_seen_at=bindparam("seen_at"))
-    .returning(Provider)
-    .execution_options(synchronize_session=False, populate_existing=True)
-)
-
-
-# The same for the providers of a batch of claims (`node.providers.claims`): one
-# statement where each attempt took its own (a fifth of a batched claim's CPU under
-# py-spy).
-_SEEN_PROVIDERS = (
-    update(Provider)
-    .where(Provider.address.in_(bindparam("provider_addresses", expanding=True)))
-    .values(last_seen_at=bindparam("seen_at"))
-    .returning(Provider)
-    .execution_options(synchronize_session=False, populate_existing=True)
-)
+_SEEN_PROVIDER = _seen(Provider.address == bindparam("provider_address"))
+# The providers of a batch of claims (`node.providers.claims`) in one statement, where each
+# attempt took its own (a fifth of a batched claim's CPU under py-spy).
+_SEEN_PROVIDERS = _seen(Provider.address.in_(bindparam("provider_addresses", expanding=True)))
 
 
 def seen_provider(session: Session, address: str, now: dt.datetime) -> Provider | None:

@@ -133,7 +133,9 @@ def require_provider(session: Session, principal: Principal) -> Provider:
     """The caller's provider record, its `last_seen_at` now (403 PROVIDER_NOT_REGISTERED
     without one)."""
     provider = repository.seen_provider(session, _require_wallet(principal), utcnow())
-    return _registered(provider)
+    if provider is None:
+        raise _not_registered()
+    return provider
 
 
 def require_providers(
@@ -141,29 +143,22 @@ def require_providers(
 ) -> list[Provider | MarketplaceError]:
     """`require_provider` for several callers in one statement: each one's provider
     record, or in its place what refuses it."""
-    wallets: list[str | MarketplaceError] = []
-    for principal in principals:
-        try:
-            wallets.append(_require_wallet(principal))
-        except MarketplaceError as refused:
-            wallets.append(refused)
+    wallets = [_wallet_or_refusal(principal) for principal in principals]
     found = repository.seen_providers(session, {w for w in wallets if isinstance(w, str)}, utcnow())
-    out: list[Provider | MarketplaceError] = []
-    for wallet in wallets:
-        if isinstance(wallet, MarketplaceError):
-            out.append(wallet)
-            continue
-        try:
-            out.append(_registered(found.get(wallet)))
-        except MarketplaceError as refused:
-            out.append(refused)
-    return out
+    return [
+        w if isinstance(w, MarketplaceError) else found.get(w) or _not_registered() for w in wallets
+    ]
 
 
-def _registered(provider: Provider | None) -> Provider:
-    if provider is None:
-        raise ProviderNotRegistered("Register with POST /v1/providers first")
-    return provider
+def _wallet_or_refusal(principal: Principal) -> str | MarketplaceError:
+    try:
+        return _require_wallet(principal)
+    except MarketplaceError as refused:
+        return refused
+
+
+def _not_registered() -> ProviderNotRegistered:
+    return ProviderNotRegistered("Register with POST /v1/providers first")
 
 
 def describe(session: Session, settings: NodeSettings) -> list[dict[str, Any]]:
