@@ -9,11 +9,12 @@ the production engine; both run the same Alembic migrations.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 import pydantic_core
 from sqlalchemy import DateTime, Engine, MetaData, Numeric, String, create_engine, event
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, make_transient_to_detached, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 NAMING = {
@@ -283,6 +284,78 @@ def read_outside_transaction(session: Session) -> None:
 def make_sessionmaker(engine: Engine, info: dict[str, Any] | None = None) -> sessionmaker[Session]:
     """`info`: each session's `Session.info` starts as a copy of it (its values shared)."""
     return sessionmaker(engine, expire_on_commit=False, autoflush=True, info=info)
+
+
+# --------------------------------------------------------------------------- new rows
+
+# What follows a new row (a wake-up after the commit, a webhook's outbox row) follows it
+# whether the ORM's unit of work inserted it or a Core INSERT did (`inserted`): the hooks
+# are `on_new`'s, kept in each session's `info` (its values shared with the factory's).
+NewRowsHook = Callable[[Session, Sequence[Any]], None]
+_NEW_ROWS_HOOKS = "dcm_new_rows_hooks"
+
+
+def on_new(factory: sessionmaker[Session], hook: NewRowsHook) -> None:
+    """Call `hook(session, objects)` with the objects each flush of `factory`'s sessions
+    inserts, and with those `inserted` reports."""
+    info = dict(factory.kw.get("info") or {})
+    info[_NEW_ROWS_HOOKS] = [*info.get(_NEW_ROWS_HOOKS, ()), hook]
+    factory.configure(info=info)
+
+    @event.listens_for(factory, "after_flush")
+    def _after_flush(session: Session, _ctx: Any) -> None:
+        if session.new:
+            hook(session, list(session.new))
+
+
+def column_values(obj: Any) -> dict[str, Any]:
+    """The row a new ORM object makes, for a Core INSERT: each column's value, its
+    Python default where it was not set, which is then set on `obj` too, as a flush
+    would (the object then holds its whole row: `inserted` makes it persistent without a
+    read back). The primary key is left out while it is None (the database numbers it)."""
+    state = obj.__dict__
+    row: dict[str, Any] = {}
+    for key, column_key, default, primary in _columns(type(obj)):
+        value = state.get(key)
+        if key not in state and not primary:
+            if default is None:
+                raise ValueError(f"{type(obj).__name__}.{key}: not set, and no Python default")
+            value = default()
+            setattr(obj, key, value)
+        if value is not None or not primary:
+            row[column_key] = value
+    return row
+
+
+@functools.cache
+def _columns(cls: type) -> tuple[tuple[str, str, Callable[[], Any] | None, bool], ...]:
+    """(attribute, column key, its Python default, is it the primary key) of each column
+    of `cls`'s table. A nullable column defaults to NULL; a column with only a server
+    default has none here, and must be set (its value would need the row read back)."""
+    out = []
+    for attr in cls.__mapper__.column_attrs:  # type: ignore[attr-defined]
+        (column,) = attr.columns
+        default: Callable[[], Any] | None = None
+        if column.default is not None and column.default.is_callable:
+            # SQLAlchemy wraps the function to take an execution context: it needs none
+            default = functools.partial(column.default.arg, None)
+        elif column.default is not None and column.default.is_scalar:
+            default = lambda value=column.default.arg: value  # noqa: E731
+        elif column.nullable and column.server_default is None:
+            default = lambda: None  # noqa: E731
+        out.append((attr.key, column.key, default, column.primary_key))
+    return tuple(out)
+
+
+def inserted(session: Session, objects: Sequence[Any]) -> None:
+    """`objects`, whose rows a Core INSERT in `session`'s transaction wrote (keys set,
+    `column_values`), become the session's own as if its flush had inserted them
+    (persistent, in its identity map: no read back), and `on_new`'s hooks are told."""
+    for obj in objects:
+        make_transient_to_detached(obj)
+    session.add_all(objects)
+    for hook in session.info.get(_NEW_ROWS_HOOKS, ()):
+        hook(session, objects)
 
 
 @contextmanager

@@ -23,7 +23,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from marketplace.jobs.states import TERMINAL
 from node.config import EventSettings
-from node.db import utcnow
+from node.db import on_new, utcnow
 from node.jobs.schemas import JobEventV1
 from node.models.jobs import Job, JobEvent
 from node.notifier import EVENTS, Notifier, job_topic
@@ -134,11 +134,12 @@ def install(factory: sessionmaker[Session], notifier: Notifier) -> None:
     """After a commit that added job events, wake that job's followers and the `EVENTS`
     listeners (the webhook sender)."""
 
-    @event.listens_for(factory, "after_flush")
-    def _after_flush(session: Session, _ctx: Any) -> None:
-        touched = {obj.job_id for obj in session.new if isinstance(obj, JobEvent)}
+    def _new_rows(session: Session, new: Sequence[Any]) -> None:
+        touched = {obj.job_id for obj in new if isinstance(obj, JobEvent)}
         if touched:
             session.info.setdefault(_TOUCHED, set()).update(touched)
+
+    on_new(factory, _new_rows)
 
     @event.listens_for(factory, "after_commit")
     def _after_commit(session: Session) -> None:

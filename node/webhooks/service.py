@@ -24,6 +24,7 @@ import json
 import random
 import secrets
 import socket
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -34,7 +35,7 @@ from marketplace.errors import WebhookNotFound, WebhookTargetRefused
 from node.auth.principal import Principal
 from node.authz.policy import Action, authorize, effective_role
 from node.config import EventSettings, NodeSettings
-from node.db import utcnow
+from node.db import on_new, utcnow
 from node.jobs.schemas import JobV1
 from node.models.jobs import Job, JobEvent
 from node.models.webhooks import Webhook, WebhookDelivery
@@ -374,11 +375,12 @@ def install(factory: sessionmaker[Session], settings: EventSettings, notifier: N
     """Write the outbox rows of each job event in its transaction; wake the sender after
     the commit."""
 
-    @event.listens_for(factory, "after_flush")
-    def _after_flush(session: Session, _ctx: Any) -> None:
-        new = [o for o in session.new if isinstance(o, JobEvent) and o.type in EVENT_TYPES]
-        if new:
-            session.info.setdefault(_PENDING_EVENTS, []).extend(new)
+    def _new_rows(session: Session, new: Sequence[Any]) -> None:
+        events = [o for o in new if isinstance(o, JobEvent) and o.type in EVENT_TYPES]
+        if events:
+            session.info.setdefault(_PENDING_EVENTS, []).extend(events)
+
+    on_new(factory, _new_rows)
 
     @event.listens_for(factory, "before_commit")
     def _before_commit(session: Session) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from node.auth import deps as auth_deps
 from node.models.jobs import Job, JobEvent
+from node.notifier import CLAIMABLE, EVENTS, job_topic
 from tests.fixtures.factories import make_user, make_workspace
 from tests.fixtures.group_commit import Held, count_rows, hold_first_batch, together
 from tests.node.jobs.conftest import Seed
@@ -164,3 +165,42 @@ def test_what_the_fast_path_declines_the_route_decides_with_its_body(
     assert ok.json()["data"]["payload"] == {"epochs": 1}
     assert len(routed) == len(bad) + 1  # each declined, and decided by the route
     assert count_rows(app, Job) == 1
+
+
+def test_each_create_of_a_batch_answers_its_job_as_it_reads_back(
+    app: FastAPI, client: TestClient, seed: Seed, held: Held
+) -> None:
+    """The rows go in by Core INSERTs (`creates._insert`), the first of a batch alone on
+    SQLite and the rest numbered after it: each answer is its own job, whole, as the
+    database then holds it (every column default the answer shows is the stored one)."""
+    bodies = [{**BODY, "payload": {"n": n}, "priority": "high"} for n in range(5)]
+    answers = _together(client, held, bodies, seed.headers)
+    assert held.sizes == [1, 4]
+    for n, answer in enumerate(answers):
+        assert answer.status_code == 201, answer.text
+        created = answer.json()["data"]
+        assert created["payload"] == {"n": n}
+        read = client.get(f"/v1/jobs/{created['id']}", headers=seed.headers).json()["data"]
+        assert created == read
+    assert count_rows(app, JobEvent, type="created") == 5
+
+
+def test_a_batch_of_creates_wakes_claimers_and_each_jobs_followers(
+    app: FastAPI, client: TestClient, seed: Seed, held: Held, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a new job wakes after the commit (waiting claims, the job's event followers,
+    the webhook sender's `EVENTS`) it wakes when a batch of creates wrote it: the Core
+    INSERTs tell the new-row hooks, as a flush would (`node.db.inserted`)."""
+    notified: list[object] = []
+    notifier = app.state.runtime.notifier
+    notify = notifier.notify
+
+    def watched(*topics: object) -> None:
+        notified.extend(topics)
+        notify(*topics)
+
+    monkeypatch.setattr(notifier, "notify", watched)
+    answers = _together(client, held, [BODY] * 3, seed.headers)
+    ids = [int(a.json()["data"]["id"].removeprefix("job_")) for a in answers]
+    assert CLAIMABLE in notified and EVENTS in notified
+    assert {job_topic(i) for i in ids} <= set(notified)
