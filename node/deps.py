@@ -13,7 +13,7 @@ from typing import Annotated, Any, Generic, TypeVar
 from weakref import WeakKeyDictionary
 
 import anyio
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
@@ -63,6 +63,13 @@ async def plain_json_body(request: Request, model: type[M]) -> M | None:
         return model.model_validate(json.loads(await request.body()))
     except (ValueError, RecursionError):  # bad JSON, or not a valid `model`
         return None
+
+
+def model_response(model: BaseModel, status_code: int = 200) -> Response:
+    """An answer of a route that a fast path may give too (`node.app.FAST_PATHS`): `model`
+    as FastAPI renders a route's response model (by alias), so that both answer alike."""
+    body = model.model_dump_json(by_alias=True)
+    return Response(body, status_code, media_type="application/json")
 
 
 async def get_settings(request: Request) -> NodeSettings:

@@ -47,7 +47,7 @@ from marketplace.jobs.states import JobStatus
 from node.auth.deps import PrincipalDep, known_principal
 from node.auth.principal import Principal
 from node.authz.policy import Action
-from node.deps import SessionDep, in_thread, plain_json_body
+from node.deps import SessionDep, in_thread, model_response, plain_json_body
 from node.jobs import service
 from node.jobs.creates import CreatesDep, creates_of
 from node.jobs.funding import Funding, FundingDep
@@ -150,7 +150,8 @@ def _job_page(
 @raises(WorkspaceNotFound)
 async def create_job(body: JobCreateV1, principal: PrincipalDep, creates: CreatesDep) -> Response:
     """Create a job in one of the caller's workspaces, by default its personal one."""
-    return _created(await creates.create(principal, body))  # with the creates of the moment
+    created = await creates.create(principal, body)  # with the creates of the moment
+    return model_response(created, status.HTTP_201_CREATED)
 
 
 async def create_job_at_once(request: Request) -> Response | None:
@@ -158,7 +159,7 @@ async def create_job_at_once(request: Request) -> Response | None:
     no surprise: a JSON body that is a valid create, from a caller known without the
     database (`known_principal`: a valid access token of a cached user). None for any
     other request: the route decides it, and its refusals are the errors (400 for the
-    body, 401 or 429 for the credential). Both answer alike (`_created`)."""
+    body, 401 or 429 for the credential). Both answer alike (`model_response`)."""
     principal = known_principal(request)
     if principal is None:
         return None
@@ -166,16 +167,8 @@ async def create_job_at_once(request: Request) -> Response | None:
     if body is None:
         return None
     request.state.principal = principal  # the request's log line names the caller
-    return _created(await creates_of(request).create(principal, body))
-
-
-def _created(envelope: JobEnvelopeV1) -> Response:
-    """A create's 201, as FastAPI renders the route's response model (by alias)."""
-    return Response(
-        envelope.model_dump_json(by_alias=True),
-        status.HTTP_201_CREATED,
-        media_type="application/json",
-    )
+    created = await creates_of(request).create(principal, body)
+    return model_response(created, status.HTTP_201_CREATED)
 
 
 @router.get("/{jobId}", response_model=JobEnvelopeV1)

@@ -31,6 +31,7 @@ from node.auth.deps import PrincipalDep
 from node.deps import (
     SessionDep,
     SettingsDep,
+    model_response,
     plain_json_body,
     settings_of,
 )
@@ -115,7 +116,7 @@ async def claim(body: ClaimRequest, request: Request, settings: SettingsDep) -> 
             return Response(status_code=204)
         if isinstance(outcome, Claim):
             CLAIM_WAIT.labels("claimed").observe(time.monotonic() - started)
-            return _claimed(outcome)
+            return model_response(V1Ok[Claim](data=outcome))
         remaining = deadline - time.monotonic()
         if remaining <= 0 or notifier.closed or await request.is_disconnected():
             CLAIM_WAIT.labels("empty").observe(time.monotonic() - started)
@@ -133,13 +134,6 @@ async def claim_at_once(request: Request) -> Response | None:
     if body is None:
         return None
     return await claim(body, request, settings_of(request))
-
-
-def _claimed(claim: Claim) -> Response:
-    """A claim's 200, as FastAPI renders the route's response model (by alias)."""
-    return Response(
-        V1Ok[Claim](data=claim).model_dump_json(by_alias=True), media_type="application/json"
-    )
 
 
 @router.post(
