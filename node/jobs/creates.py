@@ -23,11 +23,12 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from marketplace.errors import Forbidden, MarketplaceError
 from node.auth.principal import Principal
 from node.authz.policy import Action, authorize
-from node.db import column_values, inserted
+from node.db import as_loaded, column_values, inserted
 from node.deps import GroupCommit
 from node.jobs import service
 from node.jobs.schemas import JobCreateV1, JobDetailV1, JobEnvelopeV1
@@ -52,8 +53,10 @@ def workspace_for(session: Session, principal: Principal, workspace_id: int | No
 
 
 def new_job(principal: Principal, body: JobCreateV1, workspace_id: int) -> Job:
-    """The job a create writes (not yet added to a session)."""
-    return service.new_job(
+    """The job a create writes, with its `created` event, built for `_insert` (not yet
+    added to a session): as `service.new_job` builds it, without the constructors'
+    attribute events, which were a fifth of a batch's worker thread time (py-spy)."""
+    values, event = service.new_job_values(
         job_type=body.type,
         spec=body.payload,
         created_by=principal.user_id,
@@ -62,6 +65,9 @@ def new_job(principal: Principal, body: JobCreateV1, workspace_id: int) -> Job:
         priority=body.priority,
         max_retries=body.max_retries,
     )
+    job = as_loaded(Job, values)
+    set_committed_value(job, "events", [as_loaded(JobEvent, event)])
+    return job
 
 
 def envelope(job: Job) -> JobEnvelopeV1:

@@ -157,7 +157,14 @@ def create_job(session: Session, *, job_type: str, **fields: Any) -> Job:
     return job
 
 
-def new_job(
+def new_job(**fields: Any) -> Job:
+    """A job in its first state with its `created` event, for the caller to add to a
+    session (`create_job`); `fields` as `new_job_values` takes them."""
+    job, event = new_job_values(**fields)
+    return Job(**job, events=[JobEvent(**event)])
+
+
+def new_job_values(
     *,
     job_type: str,
     spec: dict[str, Any] | None = None,
@@ -174,50 +181,48 @@ def new_job(
     folder_cid: str | None = None,
     metadata_cid: str | None = None,
     batch_id: str | None = None,
-) -> Job:
-    """A job in its first state with its `created` event, for the caller to add to a
-    session (`create_job`; creates written together, `node.jobs.creates`)."""
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The attributes of a new job in its first state, and of its `created` event: what
+    `new_job` builds, and the creates written by Core INSERTs (`node.jobs.creates`)."""
     now = utcnow()
-    job = Job(
-        job_type=job_type,
-        spec=spec or {},
-        created_by=created_by,
-        workspace_id=workspace_id,
-        requester_address=requester_address,
-        priority=priority,
-        priority_rank=PRIORITY_RANK.get(priority, 1),
-        reward_wei=reward_wei,
-        status=status.value,
-        max_retries=max_retries,
-        estimated_duration_seconds=estimated_duration_seconds,
-        scheduled_at=scheduled_at,
-        deadline_at=deadline_at,
-        folder_cid=folder_cid,
-        metadata_cid=metadata_cid,
-        batch_id=batch_id,
-        created_at=now,
-        updated_at=now,
+    job = {
+        "job_type": job_type,
+        "spec": spec or {},
+        "created_by": created_by,
+        "workspace_id": workspace_id,
+        "requester_address": requester_address,
+        "priority": priority,
+        "priority_rank": PRIORITY_RANK.get(priority, 1),
+        "reward_wei": reward_wei,
+        "status": status.value,
+        "max_retries": max_retries,
+        "estimated_duration_seconds": estimated_duration_seconds,
+        "scheduled_at": scheduled_at,
+        "deadline_at": deadline_at,
+        "folder_cid": folder_cid,
+        "metadata_cid": metadata_cid,
+        "batch_id": batch_id,
+        "created_at": now,
+        "updated_at": now,
         # A job no one else can see yet takes its first event number without the row
         # lock of `next_seq`: the job and its `created` event go in one flush, and its
         # event log is known (no read of it back).
-        event_seq=1,
+        "event_seq": 1,
         # The columns with a server default, set: the ORM reads back a default it does not
         # know, which on SQLite costs each new row a statement of its own.
-        retry_base_attempt=0,
-        log_lines=0,
-        log_dropped=0,
-        events=[
-            JobEvent(
-                seq=1,
-                type="created",
-                message="Job created",
-                level="info",
-                to_status=status.value,
-                created_at=now,
-            )
-        ],
-    )
-    return job
+        "retry_base_attempt": 0,
+        "log_lines": 0,
+        "log_dropped": 0,
+    }
+    event = {
+        "seq": 1,
+        "type": "created",
+        "message": "Job created",
+        "level": "info",
+        "to_status": status.value,
+        "created_at": now,
+    }
+    return job, event
 
 
 def transition(
