@@ -53,6 +53,15 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+# What a document must hold for `interchange_problem` to find one: a constant Python's
+# parser takes (`NaN`, `Infinity`), an exponent or a run of 309 digits (the only ways to
+# write a number past the float range), an escape of a surrogate (\uD800-\uDFFF) or a
+# surrogate's own UTF-8 bytes (which `json.loads` decodes from bytes too). Text without
+# any of them is interchange JSON if it is JSON at all: no need to parse it and write it
+# again (a sixth of a small create's event loop time under py-spy, issue 12).
+_SUSPECT = re.compile(rb"NaN|Infinity|[0-9][eE]|[0-9]{309}|\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+
+
 def interchange_problem(data: bytes | bytearray | str) -> str | None:
     """Why a JSON document that Python parses is still not interchange JSON, or None.
 
@@ -62,6 +71,14 @@ def interchange_problem(data: bytes | bytearray | str) -> str | None:
     would end as a 500 (or as a stored value nobody can read back). Text that is not JSON
     at all is not judged here (None): the caller's parser reports that in its own way.
     Call it only on input within the depth bound (`exceeds_depth`)."""
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    if _SUSPECT.search(raw) is None:
+        return None
+    return _problem_read(data)
+
+
+def _problem_read(data: bytes | bytearray | str) -> str | None:
+    """`interchange_problem` found by reading `data` and writing it again."""
     try:
         doc = json.loads(data, parse_constant=_no_constants)
     except ValueError as exc:

@@ -279,14 +279,26 @@ def test_waiting_for_a_disconnect_after_a_streamed_body_is_not_a_stall(
 
 
 @pytest.mark.parametrize(
-    "value", ["NaN", "Infinity", "-Infinity", "1e999", "-1" + "0" * 400 + ".5", '"\\ud800"']
+    "value",
+    [
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        "1e999",
+        "1E400",
+        "-1" + "0" * 400 + ".5",
+        '"\\ud800"',
+        '"\\uDFFF"',
+        b'"\xed\xa0\x80"',  # a surrogate's own UTF-8 bytes
+    ],
 )
 def test_json_that_is_not_interchange_json_is_refused(
-    client: TestClient, owner: dict[str, str], value: str
+    client: TestClient, owner: dict[str, str], value: str | bytes
 ) -> None:
     """Python parses these; PostgreSQL refuses NaN in a JSON column and no response can
     encode a lone surrogate: each was a 500 (and NaN silently became null on SQLite)."""
-    body = '{"type": "t", "payload": {"x": ' + value + "}}"
+    raw = value if isinstance(value, bytes) else value.encode()
+    body = b'{"type": "t", "payload": {"x": ' + raw + b"}}"
     resp = client.post("/v1/jobs", content=body, headers={**JSON, **owner})
     assert resp.status_code == 400, resp.text
     assert error_code(resp) == "INVALID_JSON"
