@@ -338,6 +338,33 @@ def column_values(obj: Any) -> dict[str, Any]:
     return row
 
 
+def insert_rows(objects: Sequence[Any]) -> list[dict[str, Any]]:
+    """The rows of new ORM objects of one class (`column_values`) for one Core INSERT. A
+    column that is None in every row, and that the database fills with NULL when no value
+    is given, is left out, as the ORM's flush leaves out an attribute never set: the
+    statement is shorter (a new job leaves out 19 of its 37 columns, whose parameters
+    psycopg wrote one by one), and a JSON column holds SQL NULL there, not JSON `null`."""
+    rows = [column_values(obj) for obj in objects]
+    if rows:
+        nullable = _left_out_when_none(type(objects[0]))
+        unset = [key for key in nullable if all(row[key] is None for row in rows)]
+        for row in rows:
+            for key in unset:
+                del row[key]
+    return rows
+
+
+@functools.cache
+def _left_out_when_none(cls: type) -> tuple[str, ...]:
+    """The column keys of `cls`'s table that NULL fills when an INSERT gives no value."""
+    table = cls.__table__  # type: ignore[attr-defined]
+    return tuple(
+        c.key
+        for c in table.columns
+        if c.nullable and not c.primary_key and c.server_default is None and c.default is None
+    )
+
+
 @functools.cache
 def _columns(cls: type) -> tuple[tuple[str, str, Callable[[], Any] | None, bool], ...]:
     """(attribute, column key, its Python default, is it the primary key) of each column

@@ -28,7 +28,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from marketplace.errors import Forbidden, MarketplaceError
 from node.auth.principal import Principal
 from node.authz.policy import Action, authorize
-from node.db import as_loaded, column_values, inserted
+from node.db import as_loaded, insert_rows, inserted
 from node.deps import GroupCommit
 from node.jobs import service
 from node.jobs.schemas import JobCreateV1, JobDetailV1, JobEnvelopeV1
@@ -155,9 +155,9 @@ _JOBS, _EVENTS = Job.__table__, JobEvent.__table__
 
 
 def _numbered(session: Session, table: Any, objects: list[Any]) -> Sequence[int]:
-    """Insert the rows of `objects` (`column_values`) into `table`; their new keys, in
-    order (`_insert` says how)."""
-    rows = [column_values(obj) for obj in objects]
+    """Insert the rows of `objects` (`node.db.insert_rows`) into `table`; their new keys,
+    in order (`_insert` says how)."""
+    rows = insert_rows(objects)
     key = table.c.id
     if session.get_bind().dialect.name != "sqlite":
         stmt = insert(table).returning(key, sort_by_parameter_order=True)

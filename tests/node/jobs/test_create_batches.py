@@ -13,10 +13,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import event
+from sqlalchemy import Table, event, func, select
 from sqlalchemy.orm import Session
 
 from node.auth import deps as auth_deps
+from node.db import session_scope
+from node.jobs import service
 from node.models.jobs import Job, JobEvent
 from node.notifier import CLAIMABLE, EVENTS, job_topic
 from tests.fixtures.factories import make_user, make_workspace
@@ -183,6 +185,43 @@ def test_each_create_of_a_batch_answers_its_job_as_it_reads_back(
         read = client.get(f"/v1/jobs/{created['id']}", headers=seed.headers).json()["data"]
         assert created == read
     assert count_rows(app, JobEvent, type="created") == 5
+
+
+def test_a_batch_writes_the_rows_a_flush_writes(
+    app: FastAPI, client: TestClient, seed: Seed, held: Held
+) -> None:
+    """The Core INSERTs leave out the columns a create does not set, as the ORM's flush
+    leaves out attributes never set: each column of a batch's job and event is NULL, or
+    not, as in a job the flush wrote (`service.create_job`); a JSON column set to None
+    would hold JSON `null` instead of SQL NULL."""
+    answers = _together(client, held, [BODY] * 3, seed.headers)
+    assert [a.status_code for a in answers] == [201] * 3
+    first = answers[0].json()["data"]
+    with session_scope(app.state.runtime.sessionmaker) as session:
+        flushed = service.create_job(
+            session,
+            job_type="yolo_training",
+            spec={"epochs": 1},
+            created_by=first["createdBy"],
+            workspace_id=first["workspaceId"],
+            requester_address=first["requesterAddress"],
+        )
+        reference = flushed.id
+
+    def nulls(table: Table, key: str, value: int) -> list[tuple[str, bool]]:
+        cols = [c.name for c in table.columns]
+        query = select(*[table.c[c].is_(None) for c in cols]).where(table.c[key] == value)
+        with app.state.runtime.engine.connect() as conn:
+            return list(zip(cols, conn.execute(query).one(), strict=True))
+
+    jobs, events = Job.__table__, JobEvent.__table__
+    for answer in answers:
+        job_id = int(answer.json()["data"]["id"].removeprefix("job_"))
+        assert nulls(jobs, "id", job_id) == nulls(jobs, "id", reference)
+        assert nulls(events, "job_id", job_id) == nulls(events, "job_id", reference)
+    with app.state.runtime.engine.connect() as conn:  # the JSON columns, in SQL
+        assert conn.scalar(select(func.count()).where(jobs.c.result.is_(None))) == 4
+        assert conn.scalar(select(func.count()).where(events.c.data.is_(None))) == 4
 
 
 def test_a_batch_of_creates_wakes_claimers_and_each_jobs_followers(
