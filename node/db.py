@@ -391,7 +391,9 @@ def inserted(session: Session, objects: Sequence[Any]) -> None:
     (persistent, in its identity map: no read back), and `on_new`'s hooks are told."""
     for obj in objects:
         make_transient_to_detached(obj)
-    session.add_all(objects)
+    for obj in objects:
+        if obj not in session:  # not added already with another (the save cascade)
+            session.add(obj)
     for hook in session.info.get(_NEW_ROWS_HOOKS, ()):
         hook(session, objects)
 
