@@ -9,6 +9,17 @@ and, with `--baseline-src DIR` (a checkout of the code before a change, say
 `git worktree add /tmp/base main`), `http_baseline`: the same against `dcm serve` run
 from DIR, so that a change is measured against its baseline in the same run.
 
+What bounds `http`, measured with it: the same client against two servers that do no
+chain work, answering each method with the result the chain gave once:
+  null_inproc - in-process (the host's provider): the client's own work (signing,
+                web3's formatting), what `host` costs beyond the chain
+  null_http   - over HTTP, a bare Starlette app under `dcm serve`'s server settings
+                (`bench/_null_rpc.py`): the client's work and the HTTP exchange
+Their difference is what HTTP costs a transaction when the server does nothing
+(`http_floor_ms_per_tx`); `ceiling_http_vs_host` is the ratio `http` would reach if the
+node's HTTP handling cost no more than the bare app's, and `node_http_ms_per_tx` what it
+costs beyond that.
+
 The modes take turns, `--rounds` times, and each figure is the median of its rounds: the
 machine is shared, and a burst of load in one mode's only run would otherwise decide the
 ratio. Every receipt is there when the first poll asks (each transaction is mined as it
@@ -39,18 +50,27 @@ from pathlib import Path
 import httpx
 from eth_account import Account
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
+from web3.types import RPCResponse
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from node.chain.host import EmbeddedChainHost  # noqa: E402
+from bench import _null_rpc  # noqa: E402
+from node.chain.host import EmbeddedChainHost, InProcessProvider  # noqa: E402
 from node.chain.keys import load_or_create_operator_key  # noqa: E402
 from tests.fixtures.ports import free_port  # noqa: E402
 from tests.fixtures.served import dcm_env  # noqa: E402
 
 
-def run(w3: Web3, sender, n: int, cpu_of_server: Callable[[], float] | None = None) -> dict:
-    """N transfers from `sender`, each followed by its receipt: tx/s and CPU ms per tx."""
+def run(
+    w3: Web3,
+    sender,
+    n: int,
+    cpu_of_server: Callable[[], float] | None = None,
+    chain: bool = True,
+) -> dict:
+    """N transfers from `sender`, each followed by its receipt: tx/s and CPU ms per tx.
+    `chain`: a real chain, whose balances the run checks (the null servers have none)."""
     nonce = w3.eth.get_transaction_count(sender.address, "pending")
     base = w3.eth.get_block("latest")["baseFeePerGas"]
     fees = {"maxFeePerGas": 4 * base + 10**9, "maxPriorityFeePerGas": 10**9}
@@ -69,12 +89,55 @@ def run(w3: Web3, sender, n: int, cpu_of_server: Callable[[], float] | None = No
     elapsed = time.perf_counter() - started
     cpu = time.process_time() - cpu_started
     server_cpu = (cpu_of_server() - server_started) if cpu_of_server else 0.0
-    assert w3.eth.get_balance(to) == n
+    if chain:
+        assert w3.eth.get_balance(to) == n
     return {
         "tx_per_s": n / elapsed,
         "cpu_ms_per_tx": 1000 * (cpu + server_cpu) / n,
         "node_cpu_ms_per_tx": 1000 * server_cpu / n,
     }
+
+
+def recorded_results(host: EmbeddedChainHost) -> dict[str, object]:
+    """The result of each method `run` calls, as the host's chain answered it for one
+    transfer of the operator's: what the null servers answer."""
+    account = host.operator.account
+
+    def ask(method: str, *params: object) -> object:
+        call = {"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
+        return host.dispatcher.handle_one(call)["result"]
+
+    results = {
+        "eth_chainId": ask("eth_chainId"),
+        "eth_getTransactionCount": ask("eth_getTransactionCount", account.address, "pending"),
+        "eth_getBlockByNumber": ask("eth_getBlockByNumber", "latest", False),
+    }
+    base = int(results["eth_getBlockByNumber"]["baseFeePerGas"], 16)
+    tx = {
+        "to": Account.create().address,
+        "value": 1,
+        "gas": 21000,
+        "nonce": int(results["eth_getTransactionCount"], 16),
+        "chainId": int(results["eth_chainId"], 16),
+        "maxFeePerGas": 4 * base + 10**9,
+        "maxPriorityFeePerGas": 10**9,
+    }
+    raw = account.sign_transaction(tx).raw_transaction.to_0x_hex()
+    results["eth_sendRawTransaction"] = ask("eth_sendRawTransaction", raw)
+    results["eth_getTransactionReceipt"] = ask(
+        "eth_getTransactionReceipt", results["eth_sendRawTransaction"]
+    )
+    return results
+
+
+class _Recorded:
+    """A dispatcher that answers each method with its recorded result (`null_inproc`)."""
+
+    def __init__(self, results: dict[str, object]) -> None:
+        self.results = results
+
+    def handle_one(self, req: dict) -> RPCResponse:
+        return {"jsonrpc": "2.0", "id": req["id"], "result": self.results[req["method"]]}
 
 
 class _Node:
@@ -150,13 +213,22 @@ def main() -> None:
         host = EmbeddedChainHost(
             chain_dir, load_or_create_operator_key(chain_dir / "operator.key"), "in-process"
         )
+        results = recorded_results(host)
+        null_server, null_url = _null_rpc.start(results, tmp)
         nodes = {"http": _Node(ROOT, tmp / "node")}
         if args.baseline_src:
             nodes["http_baseline"] = _Node(args.baseline_src.resolve(), tmp / "node-baseline")
         try:
+            null_sender = host.operator.account  # signs as in `host`; nothing is sent
             modes: dict[str, Callable[[int], dict]] = {
                 "direct": lambda k: run(direct, direct_sender, k),
                 "host": lambda k: run(host.w3, host.operator.account, k),
+                "null_inproc": lambda k: run(
+                    Web3(InProcessProvider(_Recorded(results))), null_sender, k, chain=False
+                ),
+                "null_http": lambda k: run(
+                    Web3(HTTPProvider(null_url)), null_sender, k, chain=False
+                ),
             }
             for name, node in nodes.items():
                 w3, sender = node.funded_w3()
@@ -173,6 +245,8 @@ def main() -> None:
         finally:
             for node in nodes.values():
                 node.stop()
+            null_server.terminate()
+            null_server.wait(60)
             host.close()
 
     def median(name: str, key: str) -> float:
@@ -201,6 +275,14 @@ def main() -> None:
             round(h["tx_per_s"] / i["tx_per_s"], 3)
             for h, i in zip(rounds[name], rounds["host"], strict=True)
         ]
+    # per transaction, ms: what HTTP costs when the server does nothing, and the ratio
+    # `http` would reach if the node's HTTP handling cost no more than the bare app's
+    ms = {name: 1000 / median(name, "tx_per_s") for name in rounds}
+    floor = ms["null_http"] - ms["null_inproc"]
+    out["http_floor_ms_per_tx"] = round(floor, 3)
+    out["ceiling_http_vs_host"] = round(ms["host"] / (ms["host"] + floor), 3)
+    for name in nodes:
+        out[f"{name}_node_http_ms_per_tx"] = round(ms[name] - ms["host"] - floor, 3)
     print(json.dumps(out, indent=2))
     (ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)
     (ROOT / "bench" / "results" / "chain_rpc.json").write_text(json.dumps(out, indent=2) + "\n")
