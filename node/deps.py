@@ -65,10 +65,16 @@ async def plain_json_body(request: Request, model: type[M]) -> M | None:
         return None
 
 
-def model_response(model: BaseModel, status_code: int = 200) -> Response:
+def rendered(model: BaseModel) -> str:
+    """`model` as FastAPI renders a route's response model (by alias)."""
+    return model.model_dump_json(by_alias=True)
+
+
+def model_response(model: BaseModel | str, status_code: int = 200) -> Response:
     """An answer of a route that a fast path may give too (`node.app.FAST_PATHS`): `model`
-    as FastAPI renders a route's response model (by alias), so that both answer alike."""
-    body = model.model_dump_json(by_alias=True)
+    as FastAPI renders a route's response model (`rendered`, or rendered already), so that
+    both answer alike."""
+    body = model if isinstance(model, str) else rendered(model)
     return Response(body, status_code, media_type="application/json")
 
 
