@@ -42,23 +42,29 @@ def make_app(responses: dict[str, dict]) -> Starlette:
     return Starlette(routes=[Route("/{path:path}", answer, methods=["GET", "POST"])])
 
 
+def spawn(module: str, variable: str, data: Any, path: Path) -> tuple[subprocess.Popen, int]:
+    """`python -m module PORT` in a child process, on a free port, given `data` as the JSON
+    file `path` that the environment variable `variable` names: the process and its port."""
+    from tests.fixtures.ports import free_port
+
+    path.write_text(json.dumps(data))
+    port = free_port()
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, str(port)],
+        env={**os.environ, variable: str(path), "PYTHONPATH": str(repo)},
+        cwd=repo,
+    )
+    return proc, port
+
+
 def start(responses: dict[str, Any], workdir: Path, probe: str) -> tuple[subprocess.Popen, str]:
     """Serve `responses` from a bare app in a child process; return it and its URL once
     `probe` (one of the responses' paths) answers. The caller terminates it."""
     import httpx
 
-    from tests.fixtures.ports import free_port
-
-    path = workdir / "responses.json"
-    path.write_text(json.dumps(responses))
-    port = free_port()
+    proc, port = spawn("bench._bare", "DCM_BARE_RESPONSES", responses, workdir / "responses.json")
     url = f"http://127.0.0.1:{port}"
-    repo = Path(__file__).resolve().parents[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench._bare", str(port)],
-        env={**os.environ, "DCM_BARE_RESPONSES": str(path), "PYTHONPATH": str(repo)},
-        cwd=repo,
-    )
     for _ in range(200):
         try:
             httpx.get(url + probe, timeout=1)

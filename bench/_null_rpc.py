@@ -50,18 +50,12 @@ def start(results: dict[str, Any], workdir: Path) -> tuple[subprocess.Popen, str
     answers. The caller terminates it."""
     import httpx
 
-    from tests.fixtures.ports import free_port
+    from bench._bare import spawn
 
-    path = workdir / "null-rpc-results.json"
-    path.write_text(json.dumps(results))
-    port = free_port()
-    url = f"http://127.0.0.1:{port}{PATH}"
-    repo = Path(__file__).resolve().parents[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bench._null_rpc", str(port)],
-        env={**os.environ, "DCM_NULL_RPC_RESULTS": str(path), "PYTHONPATH": str(repo)},
-        cwd=repo,
+    proc, port = spawn(
+        "bench._null_rpc", "DCM_NULL_RPC_RESULTS", results, workdir / "null-rpc-results.json"
     )
+    url = f"http://127.0.0.1:{port}{PATH}"
     probe = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
