@@ -346,7 +346,7 @@ def insert_rows(objects: Sequence[Any]) -> list[dict[str, Any]]:
     psycopg wrote one by one), and a JSON column holds SQL NULL there, not JSON `null`."""
     rows = [column_values(obj) for obj in objects]
     if rows:
-        nullable = _left_out_when_none(type(objects[0]))
+        nullable = [k for _, k, default, _ in _columns(type(objects[0])) if default is _null]
         unset = [key for key in nullable if all(row[key] is None for row in rows)]
         for row in rows:
             for key in unset:
@@ -354,15 +354,9 @@ def insert_rows(objects: Sequence[Any]) -> list[dict[str, Any]]:
     return rows
 
 
-@functools.cache
-def _left_out_when_none(cls: type) -> tuple[str, ...]:
-    """The column keys of `cls`'s table that NULL fills when an INSERT gives no value."""
-    table = cls.__table__  # type: ignore[attr-defined]
-    return tuple(
-        c.key
-        for c in table.columns
-        if c.nullable and not c.primary_key and c.server_default is None and c.default is None
-    )
+def _null() -> None:
+    """The default of a column the database fills with NULL when an INSERT gives none."""
+    return None
 
 
 @functools.cache
@@ -379,8 +373,8 @@ def _columns(cls: type) -> tuple[tuple[str, str, Callable[[], Any] | None, bool]
             default = functools.partial(column.default.arg, None)
         elif column.default is not None and column.default.is_scalar:
             default = lambda value=column.default.arg: value  # noqa: E731
-        elif column.nullable and column.server_default is None:
-            default = lambda: None  # noqa: E731
+        elif column.default is None and column.server_default is None and column.nullable:
+            default = None if column.primary_key else _null
         out.append((attr.key, column.key, default, column.primary_key))
     return tuple(out)
 
