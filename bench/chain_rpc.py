@@ -215,20 +215,20 @@ def main() -> None:
         )
         results = recorded_results(host)
         null_server, null_url = _null_rpc.start(results, tmp)
-        nodes = {"http": _Node(ROOT, tmp / "node")}
-        if args.baseline_src:
-            nodes["http_baseline"] = _Node(args.baseline_src.resolve(), tmp / "node-baseline")
+        nodes: dict[str, _Node] = {}
         try:
+            nodes["http"] = _Node(ROOT, tmp / "node")
+            if args.baseline_src:
+                baseline = _Node(args.baseline_src.resolve(), tmp / "node-baseline")
+                nodes["http_baseline"] = baseline
             null_sender = host.operator.account  # signs as in `host`; nothing is sent
+            null_inproc = Web3(InProcessProvider(_Recorded(results)))
+            null_http = Web3(HTTPProvider(null_url))
             modes: dict[str, Callable[[int], dict]] = {
                 "direct": lambda k: run(direct, direct_sender, k),
                 "host": lambda k: run(host.w3, host.operator.account, k),
-                "null_inproc": lambda k: run(
-                    Web3(InProcessProvider(_Recorded(results))), null_sender, k, chain=False
-                ),
-                "null_http": lambda k: run(
-                    Web3(HTTPProvider(null_url)), null_sender, k, chain=False
-                ),
+                "null_inproc": lambda k: run(null_inproc, null_sender, k, chain=False),
+                "null_http": lambda k: run(null_http, null_sender, k, chain=False),
             }
             for name, node in nodes.items():
                 w3, sender = node.funded_w3()
