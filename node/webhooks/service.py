@@ -28,8 +28,8 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import Select, bindparam, event, or_, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Select, bindparam, event, inspect, or_, select
+from sqlalchemy.orm import NO_VALUE, Session, sessionmaker
 
 from marketplace.errors import WebhookNotFound, WebhookTargetRefused
 from node.auth.principal import Principal
@@ -307,6 +307,13 @@ def _owner(job: Job) -> tuple[str, dict[str, int]]:
     return "nobody", {}
 
 
+def _job_of(session: Session, ev: JobEvent) -> Job | None:
+    """The job of `ev`: the one it was built with, where it was (a batch of creates' new
+    rows, which are not their session's: `node.db.inserted`), else the session's."""
+    job = inspect(ev).attrs.job.loaded_value
+    return session.get(Job, ev.job_id) if job is NO_VALUE else job
+
+
 def enqueue(session: Session, settings: EventSettings, events: list[JobEvent]) -> int:
     """Add the outbox rows of job events (each subscription that wants each of them):
     one read of the subscriptions per owner among their jobs."""
@@ -314,7 +321,7 @@ def enqueue(session: Session, settings: EventSettings, events: list[JobEvent]) -
     for ev in events:
         if ev.type not in EVENT_TYPES:
             continue
-        job = session.get(Job, ev.job_id)
+        job = _job_of(session, ev)
         if job is None:
             continue
         shape, values = _owner(job)
