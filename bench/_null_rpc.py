@@ -8,11 +8,15 @@ Results come from the JSON file named by `DCM_NULL_RPC_RESULTS`: `{"eth_chainId"
 
     DCM_NULL_RPC_RESULTS=results.json python -m bench._null_rpc PORT
 
-A benchmark starts it with `start(results, workdir)`.
+A benchmark starts it with `start(results, workdir)`. With `raw=True` the server is no
+web framework at all but an asyncio protocol that reads each request's head and body and
+writes its answer (`RawRpc`): the least any Python server could cost, so that what is left
+is the client's own HTTP cost and the machine's (`bench/chain_rpc.py`'s `null_raw`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -22,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+import uvloop
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -45,16 +50,57 @@ def make_app(results: dict[str, Any]) -> Starlette:
     return Starlette(routes=[Route(PATH, answer, methods=["POST"])])
 
 
-def start(results: dict[str, Any], workdir: Path) -> tuple[subprocess.Popen, str]:
-    """Serve `results` in a child process; return it and its JSON-RPC URL once it
-    answers. The caller terminates it."""
+class RawRpc(asyncio.Protocol):
+    """HTTP/1.1 keep-alive, one JSON-RPC call a request, answered with its recorded result:
+    the head read for its Content-Length, the body parsed for the method and id."""
+
+    def __init__(self, rendered: dict[str, str]) -> None:
+        self.rendered = rendered
+        self.buffer = b""
+        self.transport: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
+            length = 0
+            for line in self.buffer[:end].split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            if len(self.buffer) < end + 4 + length:
+                return  # the rest of the body is still coming
+            call = json.loads(self.buffer[end + 4 : end + 4 + length])
+            self.buffer = self.buffer[end + 4 + length :]
+            result = self.rendered[call["method"]]
+            body = f'{{"jsonrpc":"2.0","id":{json.dumps(call["id"])},"result":{result}}}'.encode()
+            head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
+            self.transport.write(head + str(len(body)).encode() + b"\r\n\r\n" + body)
+
+
+def serve_raw(results: dict[str, Any], port: int) -> None:
+    rendered = {method: json.dumps(result) for method, result in results.items()}
+    loop = uvloop.new_event_loop()  # as `dcm serve` runs (node.server)
+    server = loop.run_until_complete(
+        loop.create_server(lambda: RawRpc(rendered), "127.0.0.1", port)
+    )
+    loop.run_until_complete(server.serve_forever())
+
+
+def start(
+    results: dict[str, Any], workdir: Path, raw: bool = False
+) -> tuple[subprocess.Popen, str]:
+    """Serve `results` in a child process (`raw`: by `RawRpc`, else the bare app); return
+    it and its JSON-RPC URL once it answers. The caller terminates it."""
     import httpx
 
     from bench._bare import spawn
 
-    proc, port = spawn(
-        "bench._null_rpc", "DCM_NULL_RPC_RESULTS", results, workdir / "null-rpc-results.json"
-    )
+    name = "null-rpc-raw.json" if raw else "null-rpc-results.json"
+    variable = "DCM_NULL_RPC_RAW" if raw else "DCM_NULL_RPC_RESULTS"
+    proc, port = spawn("bench._null_rpc", variable, results, workdir / name)
     url = f"http://127.0.0.1:{port}{PATH}"
     probe = {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}
     deadline = time.monotonic() + 120
@@ -69,6 +115,10 @@ def start(results: dict[str, Any], workdir: Path) -> tuple[subprocess.Popen, str
 
 
 if __name__ == "__main__":
-    with open(os.environ["DCM_NULL_RPC_RESULTS"], encoding="utf-8") as fh:
-        app = make_app(json.load(fh))
-    uvicorn.Server(server_config(app, "127.0.0.1", int(sys.argv[1]))).run()
+    if "DCM_NULL_RPC_RAW" in os.environ:
+        with open(os.environ["DCM_NULL_RPC_RAW"], encoding="utf-8") as fh:
+            serve_raw(json.load(fh), int(sys.argv[1]))
+    else:
+        with open(os.environ["DCM_NULL_RPC_RESULTS"], encoding="utf-8") as fh:
+            app = make_app(json.load(fh))
+        uvicorn.Server(server_config(app, "127.0.0.1", int(sys.argv[1]))).run()

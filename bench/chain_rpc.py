@@ -15,10 +15,14 @@ chain work, answering each method with the result the chain gave once:
                 web3's formatting), what `host` costs beyond the chain
   null_http   - over HTTP, a bare Starlette app under `dcm serve`'s server settings
                 (`bench/_null_rpc.py`): the client's work and the HTTP exchange
+  null_raw    - over HTTP, no web framework: an asyncio protocol on uvloop that reads
+                each request and writes its answer (`bench/_null_rpc.RawRpc`)
 Their difference is what HTTP costs a transaction when the server does nothing
 (`http_floor_ms_per_tx`); `ceiling_http_vs_host` is the ratio `http` would reach if the
 node's HTTP handling cost no more than the bare app's, and `node_http_ms_per_tx` what it
-costs beyond that.
+costs beyond that. `raw_floor_ms_per_tx` and `ceiling_any_server` are the same against
+`null_raw`: what the client and the machine cost a transaction over HTTP, whatever the
+server, and the most any server could reach with this client.
 
 The modes take turns, `--rounds` times, and each figure is the median of its rounds: the
 machine is shared, and a burst of load in one mode's only run would otherwise decide the
@@ -215,6 +219,7 @@ def main() -> None:
         )
         results = recorded_results(host)
         null_server, null_url = _null_rpc.start(results, tmp)
+        raw_server, raw_url = _null_rpc.start(results, tmp, raw=True)
         nodes: dict[str, _Node] = {}
         try:
             nodes["http"] = _Node(ROOT, tmp / "node")
@@ -224,11 +229,13 @@ def main() -> None:
             null_sender = host.operator.account  # signs as in `host`; nothing is sent
             null_inproc = Web3(InProcessProvider(_Recorded(results)))
             null_http = Web3(HTTPProvider(null_url))
+            null_raw = Web3(HTTPProvider(raw_url))
             modes: dict[str, Callable[[int], dict]] = {
                 "direct": lambda k: run(direct, direct_sender, k),
                 "host": lambda k: run(host.w3, host.operator.account, k),
                 "null_inproc": lambda k: run(null_inproc, null_sender, k, chain=False),
                 "null_http": lambda k: run(null_http, null_sender, k, chain=False),
+                "null_raw": lambda k: run(null_raw, null_sender, k, chain=False),
             }
             for name, node in nodes.items():
                 w3, sender = node.funded_w3()
@@ -245,8 +252,9 @@ def main() -> None:
         finally:
             for node in nodes.values():
                 node.stop()
-            null_server.terminate()
-            null_server.wait(60)
+            for server in (null_server, raw_server):
+                server.terminate()
+                server.wait(60)
             host.close()
 
     def median(name: str, key: str) -> float:
@@ -283,6 +291,9 @@ def main() -> None:
     out["ceiling_http_vs_host"] = round(ms["host"] / (ms["host"] + floor), 3)
     for name in nodes:
         out[f"{name}_node_http_ms_per_tx"] = round(ms[name] - ms["host"] - floor, 3)
+    raw_floor = ms["null_raw"] - ms["null_inproc"]
+    out["raw_floor_ms_per_tx"] = round(raw_floor, 3)
+    out["ceiling_any_server"] = round(ms["host"] / (ms["host"] + raw_floor), 3)
     print(json.dumps(out, indent=2))
     (ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)
     (ROOT / "bench" / "results" / "chain_rpc.json").write_text(json.dumps(out, indent=2) + "\n")
