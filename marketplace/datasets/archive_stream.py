@@ -243,6 +243,14 @@ class ZipImport:
         if self._writer is not None:
             self._writer.write(data)
 
+    def data_ahead(self) -> int:
+        """How many of the next bytes are known to be the current entry's data (no header
+        among them): its declared size less what came of it; 0 where that is unknown."""
+        entry = self._entry
+        if self._state in (self._stored, self._deflated) and entry and entry.compressed:
+            return entry.compressed - self._in
+        return 0
+
     def _stored(self, view: memoryview) -> memoryview:
         entry = self._entry
         assert entry is not None and entry.compressed is not None

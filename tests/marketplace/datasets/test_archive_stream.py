@@ -4,6 +4,7 @@ and central directory disagree, or that cannot be read front to back, is refused
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import random
@@ -254,3 +255,29 @@ def test_damaged_archives_are_refused_with_an_archive_error_or_read_as_written(t
                 outcomes["read"] = outcomes.get("read", 0) + 1
                 assert len(dest.files) <= 4
     assert outcomes.get("read", 0) >= 3 and outcomes.get("INVALID_ARCHIVE", 0) > 100, outcomes
+
+
+@pytest.mark.parametrize("pipelined", [False, True], ids=["inline", "pipelined"])
+@pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_an_entry_whose_bytes_fail_its_crc_is_refused(tmp_path, method, pipelined):
+    """An entry of declared size has its CRC taken where its bytes are hashed, in the
+    pipeline's thread when there is one (`StagedWriter`): a byte changed in its data is
+    still refused, and the file is never listed."""
+    data_of_a = random.Random(5).randbytes(200_000)  # deflate stores it: the byte survives
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", method) as zf:
+        zf.writestr("images/a.png", data_of_a)
+        zf.writestr("labels/a.txt", b"0 0.5 0.5 0.1 0.1\n")
+    data = bytearray(buf.getvalue())
+    info = zipfile.ZipFile(io.BytesIO(bytes(data))).getinfo("images/a.png")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    data[start + info.compress_size // 2] ^= 0xFF
+    dest = StagedDataset(StagedBlocks(tmp_path / "out"))
+    staging = dest.pipelined() if pipelined else contextlib.nullcontext()
+    with pytest.raises(InvalidArchive, match="fails its CRC check"), staging:
+        importer = ZipImport(dest, **LIMITS)
+        for at in range(0, len(data), 4096):
+            importer.feed(bytes(data[at : at + 4096]))
+        importer.finish()
+        dest.drain()
+    assert PurePosixPath("images/a.png") not in dest.files
