@@ -3,7 +3,9 @@
 Builds two detection datasets of `--mib` MiB each (incompressible 256 KiB "PNG"s plus
 labels), then measures with curl: the upload of the first as many files, the upload of the
 second as one stored zip (fresh blocks both times), and the zip download; next to a plain
-disk copy of the same files (`cp -r` + sync, the median of three), the server's peak RSS
+disk copy of the same files (`cp -r` + sync, the median of three) and, after the node
+has stopped, the same zip upload to a bare app that only reads the body (the least any
+server under the same uvicorn settings could cost), the server's peak RSS
 growth during the uploads (VmHWM after minus VmRSS before) and the CPU seconds the server
 spent on each upload (user + system, from /proc: on a shared machine a steadier figure than
 the wall time), and how long `GET /healthz` takes while each upload runs (asked every 10 ms
@@ -133,6 +135,27 @@ def disk_copy(source: Path, target: Path) -> float:
     return seconds
 
 
+def bare_receive(zip_form: list[str], work: Path) -> float:
+    """Seconds to send the zip upload to a bare Starlette app (`bench/_bare.py`, the same
+    server settings as `dcm serve`) that reads the whole body and answers: the median of
+    three."""
+    from bench import _bare  # PYTHONPATH is the checkout (see above)
+
+    path = "/jobs/image_processing/upload"
+    answer = {"status": 200, "content_type": "application/json", "body": "{}"}
+    bare, url = _bare.start({f"POST {path}": answer, "GET /healthz": answer}, work, "/healthz")
+    try:
+        runs = []
+        for _ in range(COPIES):
+            code, seconds = curl("-X", "POST", url + path, *zip_form)
+            assert code == 200, code
+            runs.append(seconds)
+        return statistics.median(runs)
+    finally:
+        bare.terminate()
+        bare.wait(timeout=20)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mib", type=int, default=512)
@@ -214,6 +237,10 @@ def main() -> None:
         peak_growth_kib = status_kib(proc.pid, "VmHWM") - rss_before
         code, download_s = curl(url + "/jobs/get-dataset/1")
         assert code == 200, code
+        proc.terminate()
+        proc.wait(timeout=20)
+        proc = None
+        bare_s = bare_receive(zip_form, work)
 
         mib = nbytes / 1024**2
         result = {
@@ -230,6 +257,11 @@ def main() -> None:
             "download_zip_mib_s": round(mib / download_s, 1),
             "upload_files_vs_copy": round(copy_s / files_s, 3),
             "upload_zip_vs_copy": round(copy_s / zip_s, 3),
+            # the same zip upload to a bare app that only reads the body: what any server
+            # under uvicorn costs, hence the most an upload could reach against the copy
+            "bare_receive_zip_mib_s": round(mib / bare_s, 1),
+            "bare_receive_vs_copy": round(copy_s / bare_s, 3),
+            "upload_zip_vs_bare_receive": round(bare_s / zip_s, 3),
             "server_peak_rss_growth_mib": round(peak_growth_kib / 1024, 1),
             "source": "this checkout" if src == ROOT else str(src),
             "healthz_ms_during_upload": {"upload_files": files_health, "upload_zip": zip_health},
@@ -242,6 +274,7 @@ def main() -> None:
                 "upload_files": round(files_s, 2),
                 "upload_zip": round(zip_s, 2),
                 "download_zip": round(download_s, 2),
+                "bare_receive_zip": round(bare_s, 2),
             },
         }
         print(json.dumps(result, indent=2))
