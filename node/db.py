@@ -323,8 +323,9 @@ def as_loaded(cls: type[M], values: dict[str, Any]) -> M:
 def column_values(obj: Any) -> dict[str, Any]:
     """The row a new ORM object makes, for a Core INSERT: each column's value, its
     Python default where it was not set, which is then set on `obj` too, as a flush
-    would (the object then holds its whole row: `inserted` makes it persistent without a
-    read back). The primary key is left out while it is None (the database numbers it)."""
+    would (the object then holds its whole row, what the new-row hooks and the answer
+    read, without a read back). The primary key is left out while it is None (the
+    database numbers it)."""
     state = obj.__dict__
     row: dict[str, Any] = {}
     for key, column_key, default, primary in _columns(type(obj)):
@@ -383,9 +384,9 @@ def inserted(session: Session, objects: Sequence[Any]) -> None:
     """Tell `on_new`'s hooks of `objects`, whose rows a Core INSERT in `session`'s
     transaction wrote (keys set, `column_values`), as its flush would have. They are not
     made the session's: nothing reads them through it (a webhook's outbox row finds an
-    event's job on the event, `as_loaded`), and attaching them as persistent (the save
-    cascade over each relationship, the identity map) cost 31 us a job and its event, a
-    third of what writing them cost in-process on PostgreSQL."""
+    event's job on the event), and attaching them as persistent (the save cascade over
+    each relationship, the identity map) cost 31 us a job and its event, a third of what
+    writing them cost in-process on PostgreSQL."""
     for hook in session.info.get(_NEW_ROWS_HOOKS, ()):
         hook(session, objects)
 
