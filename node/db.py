@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pydantic_core
-from sqlalchemy import DateTime, Engine, MetaData, Numeric, String, create_engine, event
+from sqlalchemy import JSON, DateTime, Engine, MetaData, Numeric, String, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -393,22 +393,40 @@ def inserted(session: Session, objects: Sequence[Any]) -> None:
 
 def recordset(table: Any, rows: Sequence[dict[str, Any]], dialect: Any) -> str:
     """`rows` of `table` (`insert_rows`) as one JSON array, for PostgreSQL's
-    `json_populate_recordset`: one parameter for the whole batch, rendered in one call
-    to pydantic-core's encoder, where a multi-row INSERT's parameters (a job's 18
-    columns each) were dumped one by one. A column of a decorated type holds what its
-    `process_bind_param` gives (`UTCDateTime`, `Wei` as a decimal string); a JSON column
-    holds its value, nested."""
-    decorated = [
-        (c.key, c.type)
+    `json_populate_recordset` (read back by `recordset_columns`): one parameter for the
+    whole batch, rendered by pydantic-core's encoder, where a multi-row INSERT's
+    parameters (a job's 18 columns each) were dumped one by one. A column of a decorated
+    type holds what its `process_bind_param` gives (`UTCDateTime`, `Wei` as a decimal
+    string); a JSON column its document's text, as a string: nested as a value, the
+    function would take its strings apart, and refuse a NUL (`\\u0000`) that a JSON
+    column holds."""
+    keys = rows[0].keys()
+    converted = [
+        (c.key, _recordset_value(c.type, dialect))
         for c in table.columns
-        if isinstance(c.type, TypeDecorator) and c.key in rows[0]
+        if c.key in keys and (isinstance(c.type, TypeDecorator | JSON))
     ]
-    if decorated:
+    if converted:
         rows = [dict(row) for row in rows]
         for row in rows:
-            for key, type_ in decorated:
-                row[key] = type_.process_bind_param(row[key], dialect)
+            for key, convert in converted:
+                row[key] = convert(row[key])
     return pydantic_core.to_json(rows).decode()
+
+
+def _recordset_value(type_: Any, dialect: Any) -> Callable[[Any], Any]:
+    if isinstance(type_, JSON):
+        return lambda value: None if value is None else pydantic_core.to_json(value).decode()
+    return lambda value: type_.process_bind_param(value, dialect)
+
+
+def recordset_columns(table: Any, columns: Sequence[str]) -> str:
+    """The SELECT list reading `columns` of `table` from its `json_populate_recordset`
+    rows (`recordset`): a JSON column from the text it carries."""
+    json_columns = {c.key for c in table.columns if isinstance(c.type, JSON)}
+    return ", ".join(
+        f"({name} #>> '{{}}')::json" if name in json_columns else name for name in columns
+    )
 
 
 @contextmanager

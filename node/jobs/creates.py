@@ -29,7 +29,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from marketplace.errors import Forbidden, MarketplaceError
 from node.auth.principal import Principal
 from node.authz.policy import Action, authorize
-from node.db import as_loaded, insert_rows, inserted, recordset
+from node.db import as_loaded, insert_rows, inserted, recordset, recordset_columns
 from node.deps import GroupCommit, rendered
 from node.jobs import service
 from node.jobs.schemas import JobCreateV1, JobDetailV1, JobEnvelopeV1
@@ -212,9 +212,11 @@ def _both_inserts(job_columns: tuple[str, ...], event_columns: tuple[str, ...]) 
     """The statement of `_insert_recordsets` for rows of these columns."""
     jobs, events = ", ".join(job_columns), ", ".join(event_columns)
     return (
-        f"WITH new_jobs AS (INSERT INTO jobs ({jobs}) SELECT {jobs}"
+        f"WITH new_jobs AS (INSERT INTO jobs ({jobs})"
+        f" SELECT {recordset_columns(_JOBS, job_columns)}"
         " FROM json_populate_recordset(NULL::jobs, $1::json))"
-        f" INSERT INTO job_events ({events}) SELECT {events}"
+        f" INSERT INTO job_events ({events})"
+        f" SELECT {recordset_columns(_EVENTS, event_columns)}"
         " FROM json_populate_recordset(NULL::job_events, $2::json)"
     )
 

@@ -249,3 +249,22 @@ def test_a_batch_of_creates_wakes_claimers_and_each_jobs_followers(
     ids = [int(a.json()["data"]["id"].removeprefix("job_")) for a in answers]
     assert CLAIMABLE in notified and EVENTS in notified
     assert {job_topic(i) for i in ids} <= set(notified)
+
+
+def test_a_batch_keeps_each_payload_as_sent(client: TestClient, seed: Seed, held: Held) -> None:
+    """A batch's rows go to the database in one JSON document per table on PostgreSQL
+    (`creates._insert_recordsets`): what JSON can say in a payload comes back as sent, in
+    the answer and when read again."""
+    payloads: list[dict[str, Any]] = [
+        {"s": 'nul \u0000, quote ", backslash \\, tab \t, é, 𝄞, \u2028'},
+        {"n": [0, -1, 2**63, 2**70, -(2**70), 1.5, -0.0, 5e-324, 1.7976931348623157e308]},
+        {"nested": {"a": [{"b": None}, [], {}], "t": True, "f": False}, "": "empty key"},
+        {},
+    ]
+    answers = _together(client, held, [{**BODY, "payload": p} for p in payloads], seed.headers)
+    for payload, answer in zip(payloads, answers, strict=True):
+        assert answer.status_code == 201, answer.text
+        created = answer.json()["data"]
+        assert created["payload"] == payload
+        read = client.get(f"/v1/jobs/{created['id']}", headers=seed.headers).json()["data"]
+        assert read["payload"] == payload
