@@ -400,30 +400,41 @@ def recordset(table: Any, rows: Sequence[dict[str, Any]], dialect: Any) -> str:
     string); a JSON column its document's text, as a string: nested as a value, the
     function would take its strings apart, and refuse a NUL (`\\u0000`) that a JSON
     column holds."""
-    keys = rows[0].keys()
-    converted = [
-        (c.key, _recordset_value(c.type, dialect))
-        for c in table.columns
-        if c.key in keys and (isinstance(c.type, TypeDecorator | JSON))
-    ]
+    converters = _recordset_converters(table)
+    converted = [(key, converters[key]) for key in rows[0] if key in converters]
     if converted:
         rows = [dict(row) for row in rows]
         for row in rows:
             for key, convert in converted:
-                row[key] = convert(row[key])
+                row[key] = convert(row[key], dialect)
     return pydantic_core.to_json(rows).decode()
 
 
-def _recordset_value(type_: Any, dialect: Any) -> Callable[[Any], Any]:
-    if isinstance(type_, JSON):
-        return lambda value: None if value is None else pydantic_core.to_json(value).decode()
-    return lambda value: type_.process_bind_param(value, dialect)
+@functools.cache
+def _recordset_converters(table: Any) -> dict[str, Callable[[Any, Any], Any]]:
+    """What `recordset` does to a value (and the dialect) of each column it converts."""
+    out: dict[str, Callable[[Any, Any], Any]] = {}
+    for column in table.columns:
+        if column.key in _json_columns(table):
+            out[column.key] = _json_text
+        elif isinstance(column.type, TypeDecorator):
+            out[column.key] = column.type.process_bind_param
+    return out
+
+
+def _json_text(value: Any, _dialect: Any) -> str | None:
+    return None if value is None else pydantic_core.to_json(value).decode()
+
+
+@functools.cache
+def _json_columns(table: Any) -> frozenset[str]:
+    return frozenset(c.key for c in table.columns if isinstance(c.type, JSON))
 
 
 def recordset_columns(table: Any, columns: Sequence[str]) -> str:
     """The SELECT list reading `columns` of `table` from its `json_populate_recordset`
     rows (`recordset`): a JSON column from the text it carries."""
-    json_columns = {c.key for c in table.columns if isinstance(c.type, JSON)}
+    json_columns = _json_columns(table)
     return ", ".join(
         f"({name} #>> '{{}}')::json" if name in json_columns else name for name in columns
     )
