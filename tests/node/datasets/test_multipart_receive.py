@@ -13,7 +13,7 @@ from starlette.requests import Request
 
 from marketplace.datasets import archive_stream
 from node.config import UploadLimits
-from node.datasets.multipart import ReceivedUpload, receive_upload
+from node.datasets.multipart import ReceivedUpload, _Receiver, receive_upload
 
 LABEL = b"0 0.5 0.5 0.1 0.1\n"
 
@@ -92,3 +92,16 @@ def test_a_chunk_of_many_small_zip_entries_lets_the_event_loop_run_between_slice
     assert received.archive_name == "labels.zip"
     assert received.staged is not None and len(received.staged.files) == 3000
     assert at_finish[0] >= 5, at_finish  # other tasks ran while the entries were parsed
+
+
+def test_zip_signatures_are_counted_only_while_an_archive_may_still_come(tmp_path):
+    receiver = _Receiver(tmp_path / "work", UploadLimits(), stage=True)
+    chunk = b"image bytes " + archive_stream.LOCAL + b" more " + archive_stream.LOCAL
+    # before any file part: the chunk may hold the start of the one archive
+    assert receiver.zip_entries_in(chunk) == 2
+    receiver.on_part_begin()
+    receiver.headers = {"content-disposition": b'form-data; name="files"; filename="a.png"'}
+    receiver.on_headers_finished()
+    # a file part came: an archive after it is refused, so none of its bytes are entries
+    assert receiver.zip_entries_in(chunk) == 0
+    receiver.close()
