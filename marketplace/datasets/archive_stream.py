@@ -55,6 +55,25 @@ STORED, DEFLATED = 0, 8
 INFLATE_STEP = 1024 * 1024  # inflated bytes per call, whatever the compressed piece holds
 
 
+def entries_in(chunk: bytes, start: int = 0) -> int:
+    """How many entries begin in `chunk` from `start` (their local headers), to pace the
+    parse of a chunk, not to read the archive: header to header, past the data of each
+    whose header states its size (as `ZipImport` reads it), so those bytes are never
+    searched; from the first place that holds no such header (a header cut by the chunk's
+    end, one behind a data descriptor or with Zip64 sizes, the central directory, bytes
+    of unknown meaning) every byte is searched for the signature."""
+    count = 0
+    at = start
+    while at + _LOCAL.size <= len(chunk) and chunk.startswith(LOCAL, at):
+        fields = _LOCAL.unpack_from(chunk, at)
+        flags, compressed, name_len, extra_len = fields[2], fields[7], fields[9], fields[10]
+        if flags & FLAG_DESCRIPTOR or compressed == U32:
+            break
+        count += 1
+        at += _LOCAL.size + name_len + extra_len + compressed
+    return count + chunk.count(LOCAL, at)
+
+
 @dataclass
 class _Entry:
     name: bytes

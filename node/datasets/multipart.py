@@ -34,7 +34,7 @@ from starlette.requests import ClientDisconnect, Request
 
 from marketplace.content.staged import StagedBlocks
 from marketplace.datasets.archive_stream import LOCAL as ZIP_ENTRY
-from marketplace.datasets.archive_stream import ZipImport
+from marketplace.datasets.archive_stream import ZipImport, entries_in
 from marketplace.datasets.errors import (
     InvalidDataset,
     MalformedMultipart,
@@ -239,17 +239,16 @@ class _Receiver:
         self._close_sink()
 
     def zip_entries_in(self, chunk: bytes) -> int:
-        """How many zip entries `chunk` may begin (their local header's signature): in
-        the archive being imported, counted past the bytes known to be its current
-        entry's data (`ZipImport.data_ahead`; counting the 4-byte signature through every
-        byte of a stored zip was a fifth of the event loop's time on its upload, py-spy);
-        before any file part, everywhere (an archive may start in it); none once the
+        """How many zip entries `chunk` may begin: in the archive being imported, header
+        to header past the bytes known to be data, first the current entry's
+        (`ZipImport.data_ahead`), then each next one's (`entries_in`); before any file
+        part, every local header signature (an archive may start in it); none once the
         upload has shown it is not one archive (a file part came, or the archive ended:
-        more entries would be refused), where the count through every byte of every
-        file was a fifth of the node's GIL samples on a many-files upload (py-spy; 189 us
-        a 256 KiB chunk)."""
+        more entries would be refused). Searching the 4-byte signature through every byte
+        (189 us a 256 KiB chunk) was a fifth of the event loop's time on a stored zip's
+        upload, and of the node's GIL samples on a many-files upload (py-spy)."""
         if self.zip is not None:
-            return chunk.count(ZIP_ENTRY, self.zip.data_ahead())
+            return entries_in(chunk, self.zip.data_ahead())
         if self.staged is None or self.archive_name is not None or self.tree_files:
             return 0
         return chunk.count(ZIP_ENTRY)

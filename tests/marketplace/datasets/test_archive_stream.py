@@ -18,7 +18,7 @@ import pytest
 
 from marketplace.content.importer import import_path
 from marketplace.content.staged import StagedBlocks
-from marketplace.datasets.archive_stream import ZipImport
+from marketplace.datasets.archive_stream import ZipImport, entries_in
 from marketplace.datasets.errors import ArchiveTooLarge, InvalidArchive, UnsafeArchive
 from marketplace.datasets.staged import StagedDataset
 from marketplace.errors import MarketplaceError
@@ -281,3 +281,27 @@ def test_an_entry_whose_bytes_fail_its_crc_is_refused(tmp_path, method, pipeline
         importer.finish()
         dest.drain()
     assert PurePosixPath("images/a.png") not in dest.files
+
+
+def test_entries_in_counts_headers_as_the_import_reads_them():
+    """`entries_in` walks from header to header past each entry's stated data: a
+    signature inside an entry's bytes is not an entry; where the sizes come after the data
+    (a descriptor), it searches every byte."""
+    data_with_signatures = b"PK\x03\x04" * 1000
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("a.txt", data_with_signatures)
+        zf.writestr("b.txt", b"plain")
+        zf.writestr("c.txt", b"plain too")
+        second = zf.getinfo("b.txt").header_offset
+    stored = buf.getvalue()
+    assert stored.count(b"PK\x03\x04") == 1003
+    assert entries_in(stored) == 3
+    assert entries_in(stored, second) == 2  # from the second entry's header on
+    assert entries_in(stored[:40]) == 1  # the first header; its data is cut by the end
+    streamed = _Unseekable()
+    with zipfile.ZipFile(streamed, "w", zipfile.ZIP_STORED) as zf:  # type: ignore[arg-type]
+        zf.writestr("a.txt", data_with_signatures)
+        zf.writestr("b.txt", b"plain")
+    # behind a descriptor the data's length is unknown: every signature counts
+    assert entries_in(bytes(streamed.buf)) == 1002
