@@ -17,7 +17,15 @@ chain work, answering each method with the result the chain gave once:
                 (`bench/_null_rpc.py`): the client's work and the HTTP exchange
   null_raw    - over HTTP, no web framework: an asyncio protocol on uvloop that reads
                 each request and writes its answer (`bench/_null_rpc.RawRpc`)
-Their difference is what HTTP costs a transaction when the server does nothing
+and, with `--wallets K` (default 4), what the chain serves many wallets at once: K
+wallets each sending its share of the N transfers, all at the same time,
+  host_wallets - K threads on the in-process host, each a web3 of its own
+  http_wallets - K processes (each wallet a client of its own) against the node over HTTP
+Sequential transfers add the client's time to the chain's: over HTTP the client's HTTP
+work alone caps one wallet (`ceiling_any_server`); with many wallets the node's chain is
+busy while a client formats its next request. In-process, threads share one interpreter,
+so `host_wallets` is what the chain itself serves in one process.
+The null servers' difference is what HTTP costs a transaction when the server does nothing
 (`http_floor_ms_per_tx`); `ceiling_http_vs_host` is the ratio `http` would reach if the
 node's HTTP handling cost no more than the bare app's, and `node_http_ms_per_tx` what it
 costs beyond that. `raw_floor_ms_per_tx` and `ceiling_any_server` are the same against
@@ -41,14 +49,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import httpx
@@ -100,6 +111,98 @@ def run(
         "cpu_ms_per_tx": 1000 * (cpu + server_cpu) / n,
         "node_cpu_ms_per_tx": 1000 * server_cpu / n,
     }
+
+
+def fund(w3: Web3, funder, addresses: list[str], wei: int = 10**18) -> None:
+    """Send `wei` to each of `addresses` from `funder` (mined on arrival)."""
+    nonce = w3.eth.get_transaction_count(funder.address, "pending")
+    base = w3.eth.get_block("latest")["baseFeePerGas"]
+    for i, address in enumerate(addresses):
+        tx = {
+            "to": address,
+            "value": wei,
+            "gas": 21000,
+            "nonce": nonce + i,
+            "chainId": w3.eth.chain_id,
+            "maxFeePerGas": 4 * base + 10**9,
+            "maxPriorityFeePerGas": 10**9,
+        }
+        w3.eth.send_raw_transaction(funder.sign_transaction(tx).raw_transaction)
+
+
+def at_once(wallets: int, n: int, one: Callable[[int, int], tuple[float, float, float]]) -> dict:
+    """`wallets` wallets sending n // wallets transfers each, at the same time: `one(i, k)`
+    runs wallet i's k transfers and returns when they started and ended (perf_counter: one
+    clock for every process of the machine) and the CPU seconds its client spent. The rate
+    counts from the first start to the last end."""
+    each = n // wallets
+    spans = one_each(wallets, lambda i: one(i, each))
+    elapsed = max(end for _, end, _ in spans) - min(start for start, _, _ in spans)
+    return {
+        "tx_per_s": each * wallets / elapsed,
+        "transactions": each * wallets,
+        "clients_cpu_s": sum(c for *_, c in spans),  # one process each (not threads)
+    }
+
+
+def one_each(count: int, work: Callable[[int], tuple[float, float, float]]) -> list:
+    """`work(i)` for i in range(count), each in a thread of its own, all at once."""
+    results: list = [None] * count
+    gate = threading.Barrier(count)
+
+    def go(i: int) -> None:
+        gate.wait()
+        results[i] = work(i)
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if any(r is None for r in results):
+        raise RuntimeError("a wallet failed (see above)")
+    return results
+
+
+def _timed(w3: Web3, sender, k: int) -> tuple[float, float, float]:
+    """`run` of k transfers: (start, end, CPU seconds of the process meanwhile)."""
+    cpu = time.process_time()
+    started = time.perf_counter()
+    run(w3, sender, k)
+    return started, time.perf_counter(), time.process_time() - cpu
+
+
+def _wallet_process(conn: Connection, url: str, key: bytes) -> None:
+    """One wallet of `http_wallets`, a process of its own: runs the transfers it is sent
+    a count of, answers `_timed`'s figures; None ends it."""
+    w3 = Web3(HTTPProvider(url))
+    sender = Account.from_key(key)
+    while (k := conn.recv()) is not None:
+        conn.send(_timed(w3, sender, k))
+
+
+class _HttpWallets:
+    """K wallet processes against `url`, each with a funded key of its own."""
+
+    def __init__(self, url: str, keys: list[bytes]) -> None:
+        spawn = multiprocessing.get_context("spawn")  # a clean client, as a wallet's is
+        self.pipes: list[Connection] = []
+        self.procs = []
+        for key in keys:
+            parent, child = spawn.Pipe()
+            proc = spawn.Process(target=_wallet_process, args=(child, url, key), daemon=True)
+            proc.start()
+            self.pipes.append(parent)
+            self.procs.append(proc)
+
+    def one(self, i: int, k: int) -> tuple[float, float, float]:
+        self.pipes[i].send(k)
+        return self.pipes[i].recv()
+
+    def close(self) -> None:
+        for pipe, proc in zip(self.pipes, self.procs, strict=True):
+            pipe.send(None)
+            proc.join(30)
 
 
 def recorded_results(host: EmbeddedChainHost) -> dict[str, object]:
@@ -189,6 +292,10 @@ class _Node:
         resp.raise_for_status()
         return Web3(HTTPProvider(self.url + "/chain/rpc")), sender
 
+    def funded_keys(self, count: int) -> list[bytes]:
+        """`count` fresh keys, each funded by the faucet."""
+        return [self.funded_w3()[1].key for _ in range(count)]
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -205,8 +312,10 @@ def main() -> None:
     parser.add_argument("n", nargs="?", type=int, default=200, help="transactions per run")
     parser.add_argument("--rounds", type=int, default=3, help="runs of each mode, in turns")
     parser.add_argument("--baseline-src", type=Path, help="serve `http_baseline` from here")
+    parser.add_argument("--wallets", type=int, default=4, help="wallets sending at once")
     args = parser.parse_args()
     n = args.n
+    wallets = None
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -242,6 +351,36 @@ def main() -> None:
                 modes[name] = lambda k, w3=w3, sender=sender, node=node: run(
                     w3, sender, k, node.cpu_seconds
                 )
+            # many wallets at once: in-process threads, and processes over HTTP
+            host_senders = [Account.create() for _ in range(args.wallets)]
+            fund(host.w3, host.operator.account, [a.address for a in host_senders])
+            host_w3s = [Web3(InProcessProvider(host.dispatcher)) for _ in host_senders]
+
+            def host_wallets(k: int) -> dict:
+                cpu = time.process_time()  # the threads' process: the clients and the chain
+                figures = at_once(
+                    args.wallets, k, lambda i, each: _timed(host_w3s[i], host_senders[i], each)
+                )
+                cpu = time.process_time() - cpu
+                return {**figures, "cpu_ms_per_tx": 1000 * cpu / figures["transactions"]}
+
+            node = nodes["http"]
+            wallets = _HttpWallets(node.url + "/chain/rpc", node.funded_keys(args.wallets))
+
+            def http_wallets(k: int) -> dict:
+                node_cpu = node.cpu_seconds()
+                figures = at_once(args.wallets, k, wallets.one)
+                node_cpu = node.cpu_seconds() - node_cpu
+                count = figures["transactions"]
+                return {
+                    **figures,
+                    "cpu_ms_per_tx": 1000 * (figures["clients_cpu_s"] + node_cpu) / count,
+                    "node_cpu_ms_per_tx": 1000 * node_cpu / count,
+                }
+
+            modes["host_wallets"] = host_wallets
+
+            modes["http_wallets"] = http_wallets
             for mode in modes.values():  # warm up: imports, connections, caches
                 mode(10)
             rounds: dict[str, list[dict]] = {name: [] for name in modes}
@@ -250,6 +389,8 @@ def main() -> None:
                     rounds[name].append(mode(n))
                     print(f"round {r + 1} {name}: {rounds[name][-1]}", file=sys.stderr)
         finally:
+            if wallets is not None:
+                wallets.close()
             for node in nodes.values():
                 node.stop()
             for server in (null_server, raw_server):
@@ -271,7 +412,9 @@ def main() -> None:
     for name in rounds:
         out[f"{name}_tx_per_s"] = round(median(name, "tx_per_s"), 2)
         out[f"{name}_cpu_ms_per_tx"] = round(median(name, "cpu_ms_per_tx"), 2)
-        if name in nodes:  # of which the node's process (the rest: the client's)
+        if (
+            name in nodes or name == "http_wallets"
+        ):  # of which the node's process (the rest: the client's)
             out[f"{name}_node_cpu_ms_per_tx"] = round(median(name, "node_cpu_ms_per_tx"), 2)
         out[f"{name}_tx_per_s_rounds"] = [round(r["tx_per_s"], 2) for r in rounds[name]]
     host_rate = median("host", "tx_per_s")
@@ -283,6 +426,20 @@ def main() -> None:
             round(h["tx_per_s"] / i["tx_per_s"], 3)
             for h, i in zip(rounds[name], rounds["host"], strict=True)
         ]
+    out["wallets"] = args.wallets
+    wallets_rate = median("host_wallets", "tx_per_s")
+    out["ratio_host_wallets_vs_host"] = round(wallets_rate / host_rate, 3)
+    out["ratio_http_wallets_vs_host_wallets"] = round(
+        median("http_wallets", "tx_per_s") / wallets_rate, 3
+    )
+    out["ratio_http_wallets_vs_host_wallets_rounds"] = [
+        round(h["tx_per_s"] / i["tx_per_s"], 3)
+        for h, i in zip(rounds["http_wallets"], rounds["host_wallets"], strict=True)
+    ]
+    # against the best the chain does in-process, one wallet or many: the headline
+    out["ratio_http_wallets_vs_best_in_process"] = round(
+        median("http_wallets", "tx_per_s") / max(host_rate, wallets_rate), 3
+    )
     # per transaction, ms: what HTTP costs when the server does nothing, and the ratio
     # `http` would reach if the node's HTTP handling cost no more than the bare app's
     ms = {name: 1000 / median(name, "tx_per_s") for name in rounds}
