@@ -5,7 +5,10 @@ labels), then measures with curl: the upload of the first as many files, the upl
 second as one stored zip (fresh blocks both times), and the zip download; next to a plain
 disk copy of the same files (`cp -r` + sync, the median of three) and, after the node
 has stopped, the same zip upload to a bare app that only reads the body (the least any
-server under the same uvicorn settings could cost), the server's peak RSS
+server under the same uvicorn settings could cost) and to a store floor that parses nothing
+but CRCs the bytes and writes them as hashed 256 KiB block files with one syncfs
+(`bench/_store_floor.py`: the least an upload stored as the node stores it could cost on
+this machine, where the copy's speed moves with the disk's write-back), the server's peak RSS
 growth during the uploads (VmHWM after minus VmRSS before) and the CPU seconds the server
 spent on each upload (user + system, from /proc: on a shared machine a steadier figure than
 the wall time), and how long `GET /healthz` takes while each upload runs (asked every 10 ms
@@ -145,15 +148,44 @@ def bare_receive(zip_form: list[str], work: Path) -> float:
     answer = {"status": 200, "content_type": "application/json", "body": "{}"}
     bare, url = _bare.start({f"POST {path}": answer, "GET /healthz": answer}, work, "/healthz")
     try:
-        runs = []
-        for _ in range(COPIES):
-            code, seconds = curl("-X", "POST", url + path, *zip_form)
-            assert code == 200, code
-            runs.append(seconds)
-        return statistics.median(runs)
+        return _median_upload(url + path, zip_form)
     finally:
         bare.terminate()
         bare.wait(timeout=20)
+
+
+def store_floor(zip_form: list[str], work: Path) -> float:
+    """Seconds to send the zip upload to `bench/_store_floor.py`, which stores its bytes as
+    hashed block files and syncs them, parsing nothing: the median of three."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    blocks = work / "floor-blocks"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench._store_floor", str(port), str(blocks)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+    )
+    try:
+        for _ in range(200):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        return _median_upload(f"http://127.0.0.1:{port}/upload", zip_form)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        shutil.rmtree(blocks, ignore_errors=True)
+
+
+def _median_upload(url: str, form: list[str]) -> float:
+    runs = []
+    for _ in range(COPIES):
+        code, seconds = curl("-X", "POST", url, *form)
+        assert code == 200, code
+        runs.append(seconds)
+    return statistics.median(runs)
 
 
 def main() -> None:
@@ -241,6 +273,7 @@ def main() -> None:
         proc.wait(timeout=20)
         proc = None
         bare_s = bare_receive(zip_form, work)
+        floor_s = store_floor(zip_form, work)
 
         mib = nbytes / 1024**2
         result = {
@@ -262,6 +295,11 @@ def main() -> None:
             "bare_receive_zip_mib_s": round(mib / bare_s, 1),
             "bare_receive_vs_copy": round(copy_s / bare_s, 3),
             "upload_zip_vs_bare_receive": round(bare_s / zip_s, 3),
+            # the same zip to a server that only CRCs, hashes and writes it as block files
+            # and syncs them: the least an upload stored as the node stores it could cost
+            "store_floor_zip_mib_s": round(mib / floor_s, 1),
+            "store_floor_vs_copy": round(copy_s / floor_s, 3),
+            "upload_zip_vs_store_floor": round(floor_s / zip_s, 3),
             "server_peak_rss_growth_mib": round(peak_growth_kib / 1024, 1),
             "source": "this checkout" if src == ROOT else str(src),
             "healthz_ms_during_upload": {"upload_files": files_health, "upload_zip": zip_health},
@@ -275,6 +313,7 @@ def main() -> None:
                 "upload_zip": round(zip_s, 2),
                 "download_zip": round(download_s, 2),
                 "bare_receive_zip": round(bare_s, 2),
+                "store_floor_zip": round(floor_s, 2),
             },
         }
         print(json.dumps(result, indent=2))
