@@ -54,4 +54,4 @@ def safe_relative_path(raw: str) -> PurePosixPath | None:
         return None
     if any(p.startswith(".") for p in parts):
         return None
-    return PurePosixPath(*parts)
+    return PurePosixPath(value)  # its parts, each checked above (parsed once, not each)

@@ -149,12 +149,17 @@ class StagedDataset:
         path was given before or a file and a folder would share a path."""
         if rel in self._paths or rel in self.children:
             raise PathCollision(f"{rel} repeats or collides with another file")
-        parents = [p for p in rel.parents if p != _ROOT]
-        if any(p in self._paths for p in parents):
-            raise PathCollision(f"{rel} is inside a file")
+        folder = rel.parent
+        if folder in self.children:  # a folder seen before: its way up is checked and linked
+            way_up = [folder]
+        else:
+            way_up = [p for p in rel.parents if p != _ROOT]
+            if any(p in self._paths for p in way_up):
+                raise PathCollision(f"{rel} is inside a file")
+            way_up.append(_ROOT)
         self._paths.add(rel)
         child = rel
-        for parent in [*parents, _ROOT]:
+        for parent in way_up:
             self.children.setdefault(parent, set()).add(child.name)
             child = parent
         return StagedWriter(self, rel)

@@ -57,9 +57,15 @@ def test_checks_read_the_staged_listing(tmp_path):
 def test_a_repeated_or_colliding_path_is_refused(tmp_path):
     staged = StagedDataset(StagedBlocks(tmp_path / "blocks"))
     staged.open_file(PurePosixPath("a/b.txt")).close()
-    for rel in ("a/b.txt", "a", "a/b.txt/c"):
+    for rel in ("a/b.txt", "a", "a/b.txt/c", "a/b.txt/c/d"):
         with pytest.raises(PathCollision):
             staged.open_file(PurePosixPath(rel))
+    staged.open_file(PurePosixPath("a/c.txt")).close()  # beside a file: a folder seen before
+    staged.open_file(PurePosixPath("top.txt")).close()
+    assert staged.children == {
+        PurePosixPath(): {"a", "top.txt"},
+        PurePosixPath("a"): {"b.txt", "c.txt"},
+    }
 
 
 def _stage_reused_buffer(tree: Path, staged: StagedDataset) -> None:
