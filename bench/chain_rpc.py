@@ -364,6 +364,7 @@ def main() -> None:
                 cpu = time.process_time() - cpu
                 return {**figures, "cpu_ms_per_tx": 1000 * cpu / figures["transactions"]}
 
+            modes["host_wallets"] = host_wallets
             node = nodes["http"]
             wallets = _HttpWallets(node.url + "/chain/rpc", node.funded_keys(args.wallets))
 
@@ -377,8 +378,6 @@ def main() -> None:
                     "cpu_ms_per_tx": 1000 * (figures["clients_cpu_s"] + node_cpu) / count,
                     "node_cpu_ms_per_tx": 1000 * node_cpu / count,
                 }
-
-            modes["host_wallets"] = host_wallets
 
             modes["http_wallets"] = http_wallets
             for mode in modes.values():  # warm up: imports, connections, caches
@@ -412,9 +411,8 @@ def main() -> None:
     for name in rounds:
         out[f"{name}_tx_per_s"] = round(median(name, "tx_per_s"), 2)
         out[f"{name}_cpu_ms_per_tx"] = round(median(name, "cpu_ms_per_tx"), 2)
-        if (
-            name in nodes or name == "http_wallets"
-        ):  # of which the node's process (the rest: the client's)
+        # of which the node's process (the rest: the clients')
+        if name in nodes or name == "http_wallets":
             out[f"{name}_node_cpu_ms_per_tx"] = round(median(name, "node_cpu_ms_per_tx"), 2)
         out[f"{name}_tx_per_s_rounds"] = [round(r["tx_per_s"], 2) for r in rounds[name]]
     host_rate = median("host", "tx_per_s")
