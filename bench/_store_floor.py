@@ -70,7 +70,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         message = await receive()
         body = message.get("body", b"")
         crc = zlib.crc32(body, crc)
-        chunks.put(body)
+        chunks.put(body)  # blocks the loop while the thread is behind: one request to serve
         more = message.get("more_body", False)
     chunks.put(None)
     writer.join()
