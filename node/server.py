@@ -63,5 +63,8 @@ def server_config(app: Any, host: str, port: int, **options: Any) -> uvicorn.Con
         http=BoundedHttpToolsProtocol,
         loop="uvloop",
         log_level="warning",
+        # the node logs each request itself (`node.app`); uvicorn's access line would be
+        # dropped at this level, yet its arguments were built for every response
+        access_log=False,
         **options,
     )
