@@ -325,7 +325,7 @@ async def receive_upload(
                 # such a chunk is parsed in slices, and the loop serves other requests
                 # between them once one has run for a while. A chunk of a few files is
                 # parsed whole (slicing costs a copy and a parser call a slice).
-                # (a zip's entries are staged as it streams in too)
+                # (the parts, and the entries of a zip, which is staged as it streams in)
                 files = chunk.count(delimiter) + receiver.zip_entries_in(chunk)
                 step = PARSE_SLICE if files > DENSE_PARTS else len(chunk)
                 for at in range(0, len(chunk), step or 1):
