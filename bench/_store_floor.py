@@ -25,10 +25,9 @@ from typing import Any
 
 import uvicorn
 
+from marketplace.content.nodes import CHUNK_SIZE as BLOCK
 from node.content.blockstore import _syncfs
 from node.server import server_config
-
-BLOCK = 256 * 1024  # the node's chunk size (marketplace.content)
 
 
 def write_blocks(chunks: queue.Queue, root: Path) -> None:

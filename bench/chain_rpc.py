@@ -64,6 +64,7 @@ from pathlib import Path
 
 import httpx
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
 from web3.types import RPCResponse
 
@@ -77,6 +78,18 @@ from tests.fixtures.ports import free_port  # noqa: E402
 from tests.fixtures.served import dcm_env  # noqa: E402
 
 
+def transfer_fields(w3: Web3) -> dict[str, int]:
+    """What every transfer of a run carries, asked of the chain once (OFFLINE.md's tuned
+    style): a fixed gas limit, the chain id and fees well over the current base fee."""
+    base = w3.eth.get_block("latest")["baseFeePerGas"]
+    return {
+        "gas": 21000,
+        "chainId": w3.eth.chain_id,
+        "maxFeePerGas": 4 * base + 10**9,
+        "maxPriorityFeePerGas": 10**9,
+    }
+
+
 def run(
     w3: Web3,
     sender,
@@ -87,15 +100,13 @@ def run(
     """N transfers from `sender`, each followed by its receipt: tx/s and CPU ms per tx.
     `chain`: a real chain, whose balances the run checks (the null servers have none)."""
     nonce = w3.eth.get_transaction_count(sender.address, "pending")
-    base = w3.eth.get_block("latest")["baseFeePerGas"]
-    fees = {"maxFeePerGas": 4 * base + 10**9, "maxPriorityFeePerGas": 10**9}
-    chain_id = w3.eth.chain_id
+    fields = transfer_fields(w3)
     to = Account.create().address
     server_started = cpu_of_server() if cpu_of_server else 0.0
     cpu_started = time.process_time()
     started = time.perf_counter()
     for i in range(n):
-        tx = {"to": to, "value": 1, "gas": 21000, "nonce": nonce + i, "chainId": chain_id, **fees}
+        tx = {"to": to, "value": 1, "nonce": nonce + i, **fields}
         h = w3.eth.send_raw_transaction(sender.sign_transaction(tx).raw_transaction)
         # mined on arrival: the first ask has it (web3's wait_for_transaction_receipt asks
         # the same, then sleeps between asks; here a missing receipt fails the run)
@@ -116,17 +127,9 @@ def run(
 def fund(w3: Web3, funder, addresses: list[str], wei: int = 10**18) -> None:
     """Send `wei` to each of `addresses` from `funder` (mined on arrival)."""
     nonce = w3.eth.get_transaction_count(funder.address, "pending")
-    base = w3.eth.get_block("latest")["baseFeePerGas"]
+    fields = transfer_fields(w3)
     for i, address in enumerate(addresses):
-        tx = {
-            "to": address,
-            "value": wei,
-            "gas": 21000,
-            "nonce": nonce + i,
-            "chainId": w3.eth.chain_id,
-            "maxFeePerGas": 4 * base + 10**9,
-            "maxPriorityFeePerGas": 10**9,
-        }
+        tx = {"to": address, "value": wei, "nonce": nonce + i, **fields}
         w3.eth.send_raw_transaction(funder.sign_transaction(tx).raw_transaction)
 
 
@@ -282,19 +285,19 @@ class _Node:
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    def funded_w3(self) -> tuple[Web3, object]:
-        sender = Account.create()
+    def funded_account(self) -> LocalAccount:
+        """A fresh account, funded by the faucet."""
+        account = Account.create()
         resp = httpx.post(
             self.url + "/chain/faucet",
-            json={"address": sender.address, "amount": "1"},
+            json={"address": account.address, "amount": "1"},
             timeout=120,
         )
         resp.raise_for_status()
-        return Web3(HTTPProvider(self.url + "/chain/rpc")), sender
+        return account
 
-    def funded_keys(self, count: int) -> list[bytes]:
-        """`count` fresh keys, each funded by the faucet."""
-        return [self.funded_w3()[1].key for _ in range(count)]
+    def funded_w3(self) -> tuple[Web3, object]:
+        return Web3(HTTPProvider(self.url + "/chain/rpc")), self.funded_account()
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -366,7 +369,9 @@ def main() -> None:
 
             modes["host_wallets"] = host_wallets
             node = nodes["http"]
-            wallets = _HttpWallets(node.url + "/chain/rpc", node.funded_keys(args.wallets))
+            wallets = _HttpWallets(
+                node.url + "/chain/rpc", [node.funded_account().key for _ in range(args.wallets)]
+            )
 
             def http_wallets(k: int) -> dict:
                 node_cpu = node.cpu_seconds()

@@ -69,6 +69,14 @@ def make_dataset(root: Path, mib: int) -> tuple[int, int]:
     return count * 2, total
 
 
+def zip_dataset(root: Path, archive: Path) -> None:
+    """Write the files under `root` to `archive`, stored (no compression), in name order."""
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zf:
+        for p in sorted(root.rglob("*")):
+            if p.is_file():
+                zf.write(p, p.relative_to(root).as_posix())
+
+
 def probed(url: str, work: Callable[[], tuple[int, float]]) -> tuple[int, float, dict]:
     """Run `work` while another thread asks `url` every 10 ms; `work`'s result and the
     asks' latencies (ms: p50, p99, max, count)."""
@@ -208,10 +216,7 @@ def main() -> None:
         other = work / "other"
         make_dataset(other, args.mib)
         archive = work / "dataset.zip"
-        with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zf:
-            for p in sorted(other.rglob("*")):
-                if p.is_file():
-                    zf.write(p, p.relative_to(other).as_posix())
+        zip_dataset(other, archive)
         shutil.rmtree(other)
 
         with socket.socket() as s:

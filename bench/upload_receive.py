@@ -5,11 +5,11 @@ over. `bench/datasets_upload.py` measures the whole route over loopback with cur
 the machine's noise (the disk, curl beside the node on 2 cores) hides a change of a tenth
 to a quarter; this measures the code alone, in turns with a baseline checkout.
 
-Builds a `--mib` MiB detection dataset (as `bench/datasets_upload.py` does), then times
-`--runs` receipts of it as many files and as one stored zip, each after one unmeasured
-warm-up run; with `--baseline-src DIR` (say `git worktree add /tmp/base main`) the same
-code from DIR, run by turns in child processes. Prints the medians and writes
-bench/results/upload_receive.json.
+Builds a `--mib` MiB detection dataset (as `bench/datasets_upload.py` does) and its two
+upload bodies, as many files and as one stored zip, once; then times `--runs` receipts of
+each body, each run after one unmeasured warm-up; with `--baseline-src DIR` (say
+`git worktree add /tmp/base main`) the same code from DIR, run by turns in child
+processes. Prints the medians and writes bench/results/upload_receive.json.
 
     PYTHONPATH=. python bench/upload_receive.py [--mib 512] [--runs 5] [--baseline-src DIR]
 """
@@ -26,34 +26,40 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+KINDS = ("files", "zip")
 CHUNK = 256 * 1024
 
 
-def _body(dataset: Path, kind: str) -> tuple[bytes, str]:
-    """The multipart body of the upload of `dataset` as files or as one stored zip, and
-    its content type."""
+def write_bodies(dataset: Path, out: Path) -> None:
+    """The multipart bodies of the upload of `dataset` as files and as one stored zip, as
+    `out/<kind>.body`, with their content types in `out/content_types.json`: built once,
+    read by each measuring process."""
     import httpx
 
-    if kind == "zip":
-        archive = dataset.parent / "dataset.zip"
-        with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zf:
-            for p in sorted(dataset.rglob("*")):
-                if p.is_file():
-                    zf.write(p, p.relative_to(dataset).as_posix())
-        files = [("files", ("dataset.zip", archive.read_bytes(), "application/zip"))]
-        archive.unlink()
-    else:
-        files = [
+    from bench.datasets_upload import zip_dataset
+
+    archive = out / "dataset.zip"
+    zip_dataset(dataset, archive)
+    forms = {
+        "files": [
             ("files", (p.relative_to(dataset).as_posix(), p.read_bytes()))
             for p in sorted(dataset.rglob("*"))
             if p.is_file()
-        ]
-    request = httpx.Request("POST", "http://node/upload", data={"model": "yolov8n"}, files=files)
-    return request.read(), request.headers["content-type"]
+        ],
+        "zip": [("files", ("dataset.zip", archive.read_bytes(), "application/zip"))],
+    }
+    archive.unlink()
+    types = {}
+    for kind in KINDS:
+        request = httpx.Request(
+            "POST", "http://node/upload", data={"model": "yolov8n"}, files=forms.pop(kind)
+        )
+        (out / f"{kind}.body").write_bytes(request.read())
+        types[kind] = request.headers["content-type"]
+    (out / "content_types.json").write_text(json.dumps(types))
 
 
 def _receive(body: bytes, content_type: str, work: Path) -> tuple[float, float]:
@@ -86,23 +92,24 @@ def _receive(body: bytes, content_type: str, work: Path) -> tuple[float, float]:
     return wall, cpu
 
 
-def measure(dataset: Path, runs: int) -> dict[str, list[tuple[float, float]]]:
-    """`runs` timed receipts of each kind of upload (after a warm-up), by this process's
-    code (its PYTHONPATH)."""
+def measure(bodies: Path, runs: int) -> dict[str, list[tuple[float, float]]]:
+    """`runs` timed receipts of each body under `bodies` (after a warm-up), by this
+    process's code (its PYTHONPATH)."""
+    types = json.loads((bodies / "content_types.json").read_text())
     out = {}
-    for kind in ("files", "zip"):
-        body, content_type = _body(dataset, kind)
-        _receive(body, content_type, dataset.parent / "work")
-        out[kind] = [_receive(body, content_type, dataset.parent / "work") for _ in range(runs)]
+    for kind in KINDS:
+        body = (bodies / f"{kind}.body").read_bytes()
+        _receive(body, types[kind], bodies / "work")
+        out[kind] = [_receive(body, types[kind], bodies / "work") for _ in range(runs)]
     return out
 
 
-def _child(src: Path, dataset: Path, runs: int) -> dict[str, list[tuple[float, float]]]:
+def _child(src: Path, bodies: Path, runs: int) -> dict[str, list[tuple[float, float]]]:
     """`measure` in a child process running the code of `src`."""
     env = {**os.environ, "PYTHONPATH": str(src)}
     script = Path(__file__).resolve()
     out = subprocess.run(
-        [sys.executable, str(script), "--measure", str(dataset), "--runs", str(runs)],
+        [sys.executable, str(script), "--measure", str(bodies), "--runs", str(runs)],
         env=env,
         cwd=src,
         check=True,
@@ -122,20 +129,22 @@ def main() -> None:
     if args.measure:
         print(json.dumps(measure(args.measure, args.runs)))
         return
-    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT))  # the bench package (a child takes the node from src)
     from bench.datasets_upload import make_dataset
 
     work = Path(tempfile.mkdtemp(prefix="dcm-bench-"))
     try:
-        dataset = work / "sub" / "dataset"
+        dataset = work / "dataset"
         files, nbytes = make_dataset(dataset, args.mib)
+        write_bodies(dataset, work)
+        shutil.rmtree(dataset)
         sources = {"this checkout": ROOT}
         if args.baseline_src:
             sources["baseline"] = args.baseline_src.resolve()
         runs: dict[str, dict[str, list]] = {name: {"files": [], "zip": []} for name in sources}
         for _ in range(args.runs):  # by turns, one run of each source at a time
             for name, src in sources.items():
-                for kind, timed in _child(src, dataset, 1).items():
+                for kind, timed in _child(src, work, 1).items():
                     runs[name][kind] += timed
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -147,20 +156,17 @@ def main() -> None:
         "baseline": str(args.baseline_src) if args.baseline_src else None,
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
+    cpu: dict[str, float] = {}
     for name, kinds in runs.items():
         for kind, timed in kinds.items():
-            wall = statistics.median(w for w, _ in timed)
-            cpu = statistics.median(c for _, c in timed)
             key = kind if name == "this checkout" else f"baseline_{kind}"
-            result[f"{key}_mib_s"] = round(mib / wall, 1)
-            result[f"{key}_cpu_s"] = round(cpu, 2)
+            cpu[key] = statistics.median(c for _, c in timed)
+            result[f"{key}_mib_s"] = round(mib / statistics.median(w for w, _ in timed), 1)
+            result[f"{key}_cpu_s"] = round(cpu[key], 2)
             result[f"{key}_cpu_s_runs"] = [round(c, 2) for _, c in timed]
     if args.baseline_src:
-        for kind in ("files", "zip"):
-            result[f"{kind}_cpu_vs_baseline"] = round(
-                result[f"{kind}_cpu_s"] / result[f"baseline_{kind}_cpu_s"],
-                3,  # type: ignore[operator]
-            )
+        for kind in KINDS:
+            result[f"{kind}_cpu_vs_baseline"] = round(cpu[kind] / cpu[f"baseline_{kind}"], 3)
     print(json.dumps(result, indent=2))
     out = ROOT / "bench" / "results" / "upload_receive.json"
     out.parent.mkdir(parents=True, exist_ok=True)
